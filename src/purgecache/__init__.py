@@ -1,0 +1,1 @@
+"""purgecache: a Taskcluster-compatible purge-cache service, client and worker agent."""

@@ -1,0 +1,1 @@
+"""The HTTP API: application, routing, errors and reference documents."""

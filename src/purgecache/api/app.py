@@ -1,0 +1,513 @@
+"""The ASGI application: routing, the endpoint handlers, headers, errors and access logs.
+
+Routing works on the raw (still percent-encoded) path, so `a%2Fb` and `a/b` both reach the
+pool `a/b` while Hawk sees exactly what the client signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from jsonschema import Draft6Validator, FormatChecker
+
+from purgecache.api import reference
+from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
+from purgecache.api.request import Receive, Request, decode_wildcard, parse_payload, parse_query
+from purgecache.api.request import read_body as read_request_body
+from purgecache.auth import hawk
+from purgecache.auth.clients import ClientStore
+from purgecache.auth.scopes import ScopeSet
+from purgecache.model import (
+    WORKER_POOL_ID_JS_PATTERN,
+    format_time,
+    is_worker_pool_id,
+    parse_since,
+)
+from purgecache.service import InvalidContinuationToken, PurgeService
+from purgecache.storage import StorageError
+
+Send = Callable[[Mapping[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+access_log = logging.getLogger("purgecache.access")
+audit_log = logging.getLogger("purgecache.audit")
+log = logging.getLogger("purgecache")
+
+JSON_TYPE = (b"content-type", b"application/json; charset=utf-8")
+APP_HEADERS: Headers = [
+    (
+        b"content-security-policy",
+        b"report-uri /__cspreport__;default-src 'none';frame-ancestors 'none';",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+]
+API_HEADERS: Headers = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-max-age", b"900"),
+    (b"access-control-allow-methods", b"OPTIONS,GET,HEAD,POST,PUT,DELETE,TRACE,CONNECT"),
+    (b"access-control-request-method", b"*"),
+    (
+        b"access-control-allow-headers",
+        b"X-Requested-With,Content-Type,Authorization,Accept,Origin,Cache-Control",
+    ),
+    (b"cache-control", b"no-store no-cache must-revalidate"),
+]
+GZIP_MIN_BYTES = 1024
+ROBOTS = b"User-Agent: *\nDisallow: /\n"
+
+
+@dataclass(slots=True)
+class Response:
+    """What goes back: status, body and the headers beyond the standard ones."""
+
+    status: int
+    body: bytes = b""
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Call:
+    """One API call in progress: which endpoint, its URL parameters, who is calling."""
+
+    name: str
+    params: dict[str, str]
+    client_id: str | None = None
+    param_error: str | None = None
+
+
+def _json(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> Response:
+    return Response(status, body, [JSON_TYPE, *extra])
+
+
+# Fixed routes under the API base: sub-path -> {method: endpoint name}.
+_FIXED = {
+    "ping": "ping",
+    "__lbheartbeat__": "lbheartbeat",
+    "__version__": "version",
+    "__heartbeat__": "heartbeat",
+}
+_POOL_PREFIX = "purge-cache/"
+
+
+def match_route(sub: str) -> tuple[dict[str, str], str | None] | None:
+    """Endpoints by method for an API sub-path, and the raw `workerPoolId` if it has one."""
+    name = _FIXED.get(sub[:-1] if sub.endswith("/") else sub)
+    if name is not None:
+        return {"GET": name}, None
+    if not sub.startswith(_POOL_PREFIX):
+        return None
+    raw_pool = sub[len(_POOL_PREFIX) :]
+    if raw_pool in ("list", "list/"):
+        return {"GET": "allPurgeRequests", "POST": "purgeCache"}, raw_pool
+    return {"GET": "purgeRequests", "POST": "purgeCache"}, raw_pool
+
+
+def _insufficient_scopes(verdict: hawk.Verdict, required: str) -> ApiError:
+    if verdict.status == "no-auth":
+        text = (
+            "This request requires Taskcluster credentials that satisfy the following scope "
+            "expression:\n\n```\n{{required}}\n```"
+        )
+    else:
+        text = (
+            f"Client ID {verdict.client_id} does not have sufficient scopes and is missing the "
+            "following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client "
+            "to satisfy the following scope expression:\n\n```\n{{required}}\n```"
+        )
+    return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": required})
+
+
+def hawk_host_port(request: Request) -> tuple[str, int]:
+    """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
+    host_header = request.headers.get("host", "")
+    host, port_text = host_header, ""
+    if host_header.startswith("["):
+        end = host_header.find("]")
+        host, port_text = host_header[1:end], host_header[end + 2 :]
+    elif ":" in host_header:
+        host, port_text = host_header.rsplit(":", 1)
+    if not host or (port_text and not port_text.isdigit()):
+        raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
+    forwarded_port = request.headers.get("x-forwarded-port", "").split(",")[0].strip()
+    if forwarded_port.isdigit():
+        return host.lower(), int(forwarded_port)
+    if request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https":
+        return host.lower(), 443
+    if port_text:
+        return host.lower(), int(port_text)
+    return host.lower(), 443 if request.tls else 80
+
+
+class PurgeCacheApp:
+    """The purge-cache HTTP API as an ASGI application."""
+
+    def __init__(
+        self,
+        service: PurgeService,
+        clients: ClientStore,
+        *,
+        root_url: str,
+        version: Mapping[str, str],
+        max_body_bytes: int,
+        expire_interval_ms: int = 3_600_000,
+        access_log_enabled: bool = True,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.service = service
+        self.clients = clients
+        self.base = "/api/purge-cache/v1/"
+        self.max_body_bytes = max_body_bytes
+        self.expire_interval_ms = expire_interval_ms
+        self.access_log_enabled = access_log_enabled
+        self.on_shutdown = on_shutdown
+        self.started = time.monotonic()
+        self.version_body = orjson.dumps(dict(version))
+        self.documents = reference.documents(root_url)
+        schema = reference.load_schema("purge-cache-request.json", root_url)
+        self.input_schema_id = schema["$id"]
+        self.input_validator = Draft6Validator(schema, format_checker=FormatChecker())
+        self._expiry_task: asyncio.Task[None] | None = None
+        self._handlers: dict[str, Callable[[Request, Call], Awaitable[Response]]] = {
+            "ping": self.ping,
+            "lbheartbeat": self.lbheartbeat,
+            "version": self.version,
+            "heartbeat": self.heartbeat,
+            "purgeCache": self.purge_cache,
+            "allPurgeRequests": self.all_purge_requests,
+            "purgeRequests": self.purge_requests,
+        }
+
+    # ---- ASGI entry points -------------------------------------------------------------
+
+    async def __call__(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._expiry_task = asyncio.create_task(self._expire_periodically())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def shutdown(self) -> None:
+        """Stop background work and release storage."""
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry_task
+        if self.on_shutdown is not None:
+            await self.on_shutdown()
+
+    async def _expire_periodically(self) -> None:
+        while True:
+            try:
+                removed = await self.service.expire()
+                log.info('{"event":"expired","rows":%d}', removed)
+            except StorageError as error:
+                log.warning('{"event":"expiry-failed","error":%s}', orjson.dumps(str(error)))
+            await asyncio.sleep(self.expire_interval_ms / 1000)
+
+    async def _http(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request = Request.from_scope(scope)
+        request_id = str(uuid.uuid4())
+        call = Call("-", {})
+        try:
+            response = await self._respond(request, receive, call)
+        except Exception:  # a bug: never show its text to the caller
+            log.exception("unhandled error in %s", call.name)
+            response = _json(500, b'{"error":"Internal Server Error"}')
+        trace_id = request.headers.get("x-taskcluster-trace-id") or str(uuid.uuid4())
+        headers = [
+            *response.headers,
+            *APP_HEADERS,
+            (b"x-for-request-id", request_id.encode()),
+            (b"x-for-trace-id", trace_id.encode("latin-1")),
+        ]
+        body = b"" if request.method == "HEAD" else response.body
+        if response.status != 204:
+            headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        if self.access_log_enabled:
+            self._log_access(request, call, response.status, started, request_id)
+
+    def _log_access(
+        self, request: Request, call: Call, status: int, started: float, request_id: str
+    ) -> None:
+        access_log.info(
+            orjson.dumps(
+                {
+                    "event": "request",
+                    "method": request.method,
+                    "route": call.name,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client_id": call.client_id,
+                    "request_id": request_id,
+                }
+            ).decode()
+        )
+
+    # ---- dispatch ----------------------------------------------------------------------
+
+    async def _respond(self, request: Request, receive: Receive, call: Call) -> Response:
+        path = request.raw_path
+        if path.startswith(self.base):
+            response = await self._api(request, receive, call, path[len(self.base) :])
+            response.headers.extend(API_HEADERS)
+            return response
+        return await self._root(request, path)
+
+    async def _root(self, request: Request, path: str) -> Response:
+        if path == "/robots.txt":
+            return Response(200, ROBOTS, [(b"content-type", b"text/plain; charset=utf-8")])
+        if request.method not in ("GET", "HEAD"):
+            return _json(404, NOT_FOUND_BODY)
+        if path == "/__lbheartbeat__":
+            return _json(200, b"{}")
+        if path == "/__version__":
+            return _json(200, self.version_body)
+        if path == "/__heartbeat__":
+            return await self.heartbeat(request, Call("heartbeat", {}))
+        document = self.documents.get(path)
+        if document is not None:
+            return _json(200, document, (b"access-control-allow-origin", b"*"))
+        return _json(404, NOT_FOUND_BODY)
+
+    async def _api(self, request: Request, receive: Receive, call: Call, sub: str) -> Response:
+        route = match_route(sub)
+        if route is None:
+            return _json(404, NOT_FOUND_BODY)
+        endpoints, raw_pool = route
+        if request.method == "OPTIONS":
+            allow = ", ".join(sorted({*endpoints, *(["HEAD"] if "GET" in endpoints else [])}))
+            return Response(200, allow.encode(), [(b"allow", allow.encode())])
+        name = endpoints.get("GET" if request.method == "HEAD" else request.method)
+        if name is None:
+            return _json(404, NOT_FOUND_BODY)
+        call.name = name
+        if raw_pool is not None and (name != "allPurgeRequests"):
+            try:
+                call.params["workerPoolId"] = decode_wildcard(raw_pool)
+            except ValueError:
+                call.params["workerPoolId"] = raw_pool
+                call.param_error = "is not properly percent-encoded"
+        try:
+            request.body = await read_request_body(request, receive, self.max_body_bytes)
+            parse_payload(request)
+            return await self._handlers[name](request, call)
+        except ApiError as error:
+            return self._error(error, request, call)
+        except StorageError as error:
+            log.warning(
+                '{"event":"storage-error","route":"%s","error":%s}',
+                name,
+                orjson.dumps(str(error)).decode(),
+            )
+            retry = (b"retry-after", b"5")
+            unavailable = ApiError(
+                "ServiceUnavailable", "The database is unavailable; retry.", headers=(retry,)
+            )
+            return self._error(unavailable, request, call)
+        except Exception:
+            incident = str(uuid.uuid4())
+            log.exception("internal error, incident %s", incident)
+            text = f"Internal Server Error, incidentId {incident}."
+            return self._error(ApiError("InternalServerError", text), request, call)
+
+    def _error(self, error: ApiError, request: Request, call: Call) -> Response:
+        now = format_time(self.service.clock())
+        body = error_body(error, call.name, call.params, request.payload, now)
+        return _json(error.status, body, *error.headers)
+
+    # ---- shared steps ------------------------------------------------------------------
+
+    def _check_pool(self, call: Call) -> str:
+        pool = call.params["workerPoolId"]
+        if call.param_error is None and is_worker_pool_id(pool):
+            return pool
+        reason = call.param_error or f"does not match the pattern {WORKER_POOL_ID_JS_PATTERN}"
+        raise ApiError(
+            "InvalidRequestArguments",
+            f"Invalid URL parameter workerPoolId: {pool!r} {reason}",
+        )
+
+    def _authorize(self, request: Request, call: Call, required: str) -> None:
+        """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
+        authorization = request.headers.get("authorization")
+        host, port = hawk_host_port(request)
+        if authorization is not None and "bewit=" in request.query:
+            verdict = hawk.Verdict(
+                "auth-failed",
+                message="Cannot use two authentication schemes at once this request has both "
+                "bewit in querystring and 'authorization' header",
+            )
+        else:
+            verdict = hawk.authenticate(
+                self.clients,
+                request.method,
+                request.resource,
+                host,
+                port,
+                authorization,
+                self.service.clock(),
+            )
+        if not verdict.failed and verdict.hash is not None:
+            verdict = self._check_payload_hash(request, verdict)
+        if verdict.failed:
+            raise ApiError(
+                "AuthenticationFailed", verdict.message, headers=((b"www-authenticate", b"hawk"),)
+            )
+        call.client_id = verdict.client_id
+        scopes = verdict.scopes or ScopeSet([])
+        if not scopes.satisfies_scope(required):
+            raise _insufficient_scopes(verdict, required)
+
+    def _check_payload_hash(self, request: Request, verdict: hawk.Verdict) -> hawk.Verdict:
+        body = request.body if request.is_json else b""
+        computed = hawk.payload_hash(request.headers.get("content-type"), body)
+        if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
+            return verdict
+        return hawk.Verdict(
+            "auth-failed",
+            message=(
+                f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "
+                "happens when your request carries a signed hash of the payload and the hash "
+                "doesn't match the hash we've computed on the server-side."
+            ),
+        )
+
+    # ---- endpoints -----------------------------------------------------------------------
+
+    async def ping(self, request: Request, call: Call) -> Response:
+        """`ping`: alive, with the process uptime."""
+        uptime = time.monotonic() - self.started
+        return _json(200, orjson.dumps({"alive": True, "uptime": uptime}))
+
+    async def lbheartbeat(self, request: Request, call: Call) -> Response:
+        """`lbheartbeat`: the process answers."""
+        return _json(200, b"{}")
+
+    async def version(self, request: Request, call: Call) -> Response:
+        """`version`: the Dockerflow version object."""
+        return _json(200, self.version_body)
+
+    async def heartbeat(self, request: Request, call: Call) -> Response:
+        """`heartbeat`: 200 when the database answers, 503 naming the failed check otherwise."""
+        try:
+            await self.service.storage.check()
+        except StorageError as error:
+            log.warning('{"event":"heartbeat-failed","error":%s}', orjson.dumps(str(error)))
+            return _json(503, b'{"checks":{"database":"unavailable"}}', (b"retry-after", b"5"))
+        return _json(200, b"{}")
+
+    async def purge_cache(self, request: Request, call: Call) -> Response:
+        """`purgeCache`: validate everything, then authorise, then store durably (204)."""
+        pool = self._check_pool(call)
+        parse_query(request.query, ())
+        if not request.is_json:
+            content_type = request.headers.get("content-type")
+            raise ApiError(
+                "MalformedPayload",
+                f"Payload must be JSON with content-type: application/json "
+                f"got content-type: {content_type if content_type is not None else 'null'}",
+            )
+        self._validate_input(request.payload)
+        cache_name: str = request.payload["cacheName"]
+        self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
+        purge = await self.service.purge(pool, cache_name)
+        audit_log.info(
+            orjson.dumps(
+                {
+                    "event": "purge",
+                    "client_id": call.client_id,
+                    "worker_pool_id": pool,
+                    "cache_name": cache_name,
+                    "before": format_time(purge.before),
+                }
+            ).decode()
+        )
+        return Response(204)
+
+    def _validate_input(self, payload: object) -> None:
+        errors = sorted(self.input_validator.iter_errors(payload), key=lambda e: list(e.path))
+        if errors:
+            lines = "\n".join(
+                f" * data{''.join(f'[{p!r}]' for p in e.path)}: {e.message}" for e in errors
+            )
+            raise ApiError(
+                "InputValidationError",
+                f"Request payload must match the schema {self.input_schema_id}:\n{lines}",
+            )
+
+    async def purge_requests(self, request: Request, call: Call) -> Response:
+        """`purgeRequests`: the hot path, served from the per-pool cache."""
+        raw_pool = call.params["workerPoolId"]
+        self._authorize(request, call, f"purge-cache:purge-requests::{raw_pool}")
+        pool = self._check_pool(call)
+        query = parse_query(request.query, ("since",))
+        since = None
+        if "since" in query:
+            try:
+                since = parse_since(query["since"])
+            except ValueError as error:
+                raise ApiError(
+                    "InvalidRequestArguments",
+                    f"Invalid query-string parameter since={query['since']!r}: {error}",
+                ) from error
+        body = await self.service.purge_requests_json(pool, since)
+        return self._maybe_gzip(request, _json(200, body))
+
+    async def all_purge_requests(self, request: Request, call: Call) -> Response:
+        """`allPurgeRequests`: one keyset-paginated page of every open request."""
+        self._authorize(request, call, "purge-cache:all-purge-requests")
+        query = parse_query(request.query, ("continuationToken", "limit"))
+        limit_text = query.get("limit", "1000")
+        if not limit_text.isdigit() or not limit_text.isascii() or int(limit_text) == 0:
+            raise ApiError(
+                "InvalidRequestArguments",
+                f"Invalid query-string parameter limit={limit_text!r}: must be an integer >= 1",
+            )
+        token = query.get("continuationToken")
+        if token is not None and not token.strip("\r\n"):
+            raise ApiError(
+                "InvalidRequestArguments", "Invalid query-string parameter continuationToken"
+            )
+        try:
+            rows, next_token = await self.service.list_page(token, int(limit_text))
+        except InvalidContinuationToken as error:
+            raise ApiError("InputError", "invalid continuation token") from error
+        answer: dict[str, Any] = {"requests": [row.to_wire() for row in rows]}
+        if next_token is not None:
+            answer = {"continuationToken": next_token, **answer}
+        return self._maybe_gzip(request, _json(200, orjson.dumps(answer)))
+
+    def _maybe_gzip(self, request: Request, response: Response) -> Response:
+        accepted = request.headers.get("accept-encoding", "")
+        if len(response.body) < GZIP_MIN_BYTES or "gzip" not in accepted:
+            return response
+        if any(
+            p.strip().replace(" ", "") in ("gzip;q=0", "gzip;q=0.0") for p in accepted.split(",")
+        ):
+            return response
+        response.body = gzip.compress(response.body, compresslevel=5, mtime=0)
+        response.headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+        return response

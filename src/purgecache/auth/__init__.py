@@ -1,0 +1,1 @@
+"""Taskcluster authentication: Hawk, scopes, clients."""

@@ -1,0 +1,161 @@
+"""The `purgecache` command line: serve the API, expire old requests, manage the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from purgecache.model import parse_duration
+from purgecache.settings import DEFAULT_CACHE_TIME_MS, DEFAULT_RETENTION_MS, Settings
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A duration such as 30d, 12h, 90s: converted to milliseconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+DB_HELP = "Database URL: sqlite:///relative.db or sqlite:////abs/path.db."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="purgecache")
+def main() -> None:
+    """purgecache: a Taskcluster-compatible purge-cache service."""
+
+
+@main.command()
+@click.option(
+    "--host",
+    envvar="PURGECACHE_HOST",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option(
+    "--port",
+    envvar="PURGECACHE_PORT",
+    default=8080,
+    show_default=True,
+    type=int,
+    help="Port to listen on.",
+)
+@click.option(
+    "--root-url",
+    envvar="PURGECACHE_ROOT_URL",
+    default="",
+    help="Public root URL clients use (default http://HOST:PORT).",
+)
+@click.option(
+    "--db",
+    "db_url",
+    envvar="PURGECACHE_DB",
+    default="",
+    help=DB_HELP + " Default: purgecache.db in the data directory.",
+)
+@click.option(
+    "--clients",
+    "clients_file",
+    envvar="PURGECACHE_CLIENTS",
+    default="",
+    help="TOML clients file (default: clients.toml in the data directory, created "
+    "with an admin credential on first start).",
+)
+@click.option(
+    "--data-dir",
+    envvar="PURGECACHE_DATA_DIR",
+    default="",
+    help="Data directory (default $XDG_DATA_HOME/purgecache or ~/.local/share/purgecache).",
+)
+@click.option(
+    "--retention",
+    envvar="PURGECACHE_RETENTION",
+    type=Duration(),
+    default=DEFAULT_RETENTION_MS,
+    help="How long a purge request stays open (e.g. 30d, 12h). Default 30d.",
+)
+@click.option(
+    "--cache-time",
+    envvar="PURGECACHE_CACHE_TIME",
+    type=Duration(),
+    default=DEFAULT_CACHE_TIME_MS,
+    help="How long a pool's requests are served from "
+    "memory before the database is read again. Default 10s.",
+)
+@click.option(
+    "--sqlite-synchronous",
+    envvar="PURGECACHE_SQLITE_SYNCHRONOUS",
+    type=click.Choice(["NORMAL", "FULL"], case_sensitive=False),
+    default="NORMAL",
+    show_default=True,
+    help="NORMAL survives a crash of the service; FULL also a power loss (slower writes).",
+)
+@click.option(
+    "--workers",
+    envvar="PURGECACHE_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    envvar="PURGECACHE_ACCESS_LOG",
+    default=True,
+    show_default=True,
+    help="One JSON line per request on stderr.",
+)
+def serve(**options: object) -> None:
+    """Serve the purge-cache API in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      purgecache serve
+      purgecache serve --port 9000 --root-url https://tc.example.com --db sqlite:////var/lib/pc.db
+    """
+    from purgecache.server import StartupError, run
+
+    options["sqlite_synchronous"] = str(options["sqlite_synchronous"]).upper()
+    options["retention_ms"] = options.pop("retention")
+    options["cache_time_ms"] = options.pop("cache_time")
+    try:
+        run(Settings(**options))  # type: ignore[arg-type]
+    except StartupError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.option("--db", "db_url", envvar="PURGECACHE_DB", default="", help=DB_HELP)
+@click.option("--data-dir", envvar="PURGECACHE_DATA_DIR", default="", help="Data directory.")
+def expire(db_url: str, data_dir: str) -> None:
+    """Delete purge requests whose retention has passed (safe to run from cron)."""
+    from purgecache.server import StartupError, _upgrade
+    from purgecache.service import wall_clock_ms
+    from purgecache.storage import open_storage
+
+    settings = Settings(db_url=db_url, data_dir=data_dir).resolved()
+
+    async def work() -> int:
+        await _upgrade(settings)
+        storage = open_storage(settings.db_url)
+        try:
+            return await storage.expire(wall_clock_ms())
+        finally:
+            await storage.close()
+
+    try:
+        removed = asyncio.run(work())
+    except StartupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"expired {removed} purge request(s)")

@@ -1,0 +1,176 @@
+"""Domain values of the purge-cache service: pool ids, purge requests and time formats.
+
+Times are integers of milliseconds since the Unix epoch everywhere inside the service; they are
+turned into text only at the edges (`format_time`, `parse_since`). No I/O in this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
+WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
+# Upstream prints the JavaScript form of the pattern in its error messages.
+WORKER_POOL_ID_JS_PATTERN = r"/^[A-Za-z0-9_-]{1,38}\/[A-Za-z0-9_-]{1,38}$/"
+_WORKER_POOL_ID_RE = re.compile(WORKER_POOL_ID_PATTERN)
+
+# A cache name may hold any character but NUL (PostgreSQL text cannot store it); this cap keeps
+# one purge request small while leaving room for any real cache name.
+MAX_CACHE_NAME_LENGTH = 4096
+
+DAY_MS = 86_400_000
+
+
+def is_worker_pool_id(value: str) -> bool:
+    """Whether `value` is a valid `provisionerId/workerType` pair (full match, no newline)."""
+    return _WORKER_POOL_ID_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeRequest:
+    """One open purge request: caches `cache_name` of a pool older than `before` must go."""
+
+    worker_pool_id: str
+    cache_name: str
+    before: int  # ms since the epoch
+    expires: int  # ms since the epoch
+
+    def to_wire(self) -> dict[str, str]:
+        """The entry as the API sends it (schema `purge-cache-requests.json#`)."""
+        provisioner_id, _, worker_type = self.worker_pool_id.partition("/")
+        return {
+            "provisionerId": provisioner_id,
+            "workerType": worker_type,
+            "cacheName": self.cache_name,
+            "before": format_time(self.before),
+        }
+
+
+def format_time(ms: int) -> str:
+    """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime (sub-millisecond digits dropped)."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return delta.days * DAY_MS + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+_ISO_RE = re.compile(
+    r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
+    r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<frac>\d+))?)?"
+    r"(?P<tz>Z|z|[+-]\d{2}:?\d{2})?)?"
+)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# JavaScript's Date.prototype.toString(): "Mon Oct 07 2019 15:46:01 GMT+0000 (Coordinated ...)".
+_JS_STRING_RE = re.compile(
+    r"(?:[A-Za-z]{3}\s+)?(?P<mon>[A-Za-z]{3})\s+(?P<d>\d{1,2})\s+(?P<y>\d{4})\s+"
+    r"(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?\s+(?:GMT|UTC)(?P<tz>[+-]\d{4})?"
+    r"(?:\s*\([^()]*\))?"
+)
+
+
+def _offset_minutes(tz: str | None) -> int:
+    if tz is None or tz in ("Z", "z"):
+        return 0
+    digits = tz[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:])
+    return -minutes if tz[0] == "-" else minutes
+
+
+def _build(
+    year: int, month: int, day: int, hour: int, minute: int, second: int, ms: int, tz_min: int
+) -> int:
+    if hour == 24 and minute == 0 and second == 0 and ms == 0:
+        base = datetime(year, month, day, tzinfo=UTC) + timedelta(days=1)
+    else:
+        base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    return to_ms(base) + ms - tz_min * 60_000
+
+
+def _parse_iso(text: str) -> int | None:
+    m = _ISO_RE.fullmatch(text)
+    if m is None:
+        return None
+    frac = (m["frac"] or "")[:3].ljust(3, "0")
+    return _build(
+        int(m["y"]),
+        int(m["mo"]),
+        int(m["d"]),
+        int(m["h"] or 0),
+        int(m["mi"] or 0),
+        int(m["s"] or 0),
+        int(frac),
+        _offset_minutes(m["tz"]),
+    )
+
+
+def _parse_js_string(text: str) -> int | None:
+    m = _JS_STRING_RE.fullmatch(text)
+    if m is None or m["mon"].lower() not in _MONTHS:
+        return None
+    month = _MONTHS.index(m["mon"].lower()) + 1
+    return _build(
+        int(m["y"]),
+        month,
+        int(m["d"]),
+        int(m["h"]),
+        int(m["mi"]),
+        int(m["s"] or 0),
+        0,
+        _offset_minutes(m["tz"]),
+    )
+
+
+def _parse_rfc2822(text: str) -> int | None:
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # "-0000" or no zone: JavaScript would use the server's zone, UTC
+        moment = moment.replace(tzinfo=UTC)
+    return to_ms(moment)
+
+
+def parse_since(text: str) -> int:
+    """Parse a `since` query value into ms since the epoch, or raise ValueError.
+
+    Accepts the forms real clients send (spec api.md §3.5.2): ISO 8601 / RFC 3339 with or
+    without offset and fraction, a bare date, JavaScript's `Date.toString()` form and RFC 2822.
+    The epoch itself is rejected, as upstream's truthiness test does.
+    """
+    value = text.strip()
+    for parse in (_parse_iso, _parse_js_string, _parse_rfc2822):
+        try:
+            ms = parse(value)
+        except (ValueError, OverflowError):
+            ms = None
+        if ms is not None:
+            if ms == 0:
+                raise ValueError("Invalid Date")
+            return ms
+    raise ValueError("Invalid Date")
+
+
+_DURATION_RE = re.compile(r"\s*(\d+)\s*(ms|s|m|h|d|w)\s*")
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
+
+
+def parse_duration(text: str) -> int:
+    """Parse `30d`, `12h`, `1h30m`, `90s`, `500ms` (units w d h m s ms) into milliseconds."""
+    pos, total = 0, 0
+    value = text.strip().lower()
+    while pos < len(value):
+        m = _DURATION_RE.match(value, pos)
+        if m is None:
+            break
+        total += int(m[1]) * _DURATION_UNITS_MS[m[2]]
+        pos = m.end()
+    if not value or pos != len(value) or total <= 0:
+        raise ValueError(f"invalid duration {text!r}: use e.g. 30d, 12h, 45m or 90s")
+    return total

@@ -1,0 +1,140 @@
+"""The purge-cache operations, independent of HTTP: purge, a pool's requests, listing, expiry.
+
+`purge_requests` is the hot path (every worker calls it before every task), so its answers
+come from a bounded per-pool cache of ready-made JSON fragments, refreshed from storage at most
+every `cache_time` ms. A purge made through this process updates its cache at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from purgecache.model import PurgeRequest, is_worker_pool_id
+from purgecache.storage import Storage
+
+Clock = Callable[[], int]
+
+MAX_PAGE_SIZE = 1000
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in ms since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+class InvalidContinuationToken(ValueError):
+    """A continuation token this service did not hand out."""
+
+
+def encode_token(last: PurgeRequest) -> str:
+    """An opaque token naming the last row of a page (keyset pagination)."""
+    key = orjson.dumps([last.worker_pool_id, last.cache_name])
+    return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
+
+
+def decode_token(token: str) -> tuple[str, str]:
+    """The key a token names, or InvalidContinuationToken."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = orjson.loads(raw)
+    except (binascii.Error, ValueError) as error:
+        raise InvalidContinuationToken("invalid continuation token") from error
+    if (
+        not isinstance(key, list)
+        or len(key) != 2
+        or not all(isinstance(part, str) for part in key)
+        or not is_worker_pool_id(key[0])
+    ):
+        raise InvalidContinuationToken("invalid continuation token")
+    return key[0], key[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _PoolEntry:
+    fetched: int
+    stale_at: int  # the earliest of fetched + cache_time and the first expiry among the rows
+    rows: tuple[PurgeRequest, ...]
+    fragments: tuple[bytes, ...]  # each row's JSON object, ready to splice
+    body: bytes  # the whole answer without a `since` filter
+
+
+def _entry(rows: list[PurgeRequest], now: int, cache_time: int) -> _PoolEntry:
+    fragments = tuple(orjson.dumps(row.to_wire()) for row in rows)
+    stale_at = min([now + cache_time, *(row.expires for row in rows)])
+    body = b'{"requests":[' + b",".join(fragments) + b"]}"
+    return _PoolEntry(now, stale_at, tuple(rows), fragments, body)
+
+
+class PurgeService:
+    """Purge requests with a retention period, over any Storage."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        retention_ms: int,
+        cache_time_ms: int = 10_000,
+        cache_max_pools: int = 10_000,
+        clock: Clock = wall_clock_ms,
+    ) -> None:
+        self.storage = storage
+        self.retention_ms = retention_ms
+        self.cache_time_ms = cache_time_ms
+        self.cache_max_pools = cache_max_pools
+        self.clock = clock
+        self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
+
+    async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
+        """Record (or refresh) a purge request; durable when this returns."""
+        now = self.clock()
+        request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
+        await self.storage.purge(worker_pool_id, cache_name, request.before, request.expires)
+        self._cache.pop(worker_pool_id, None)  # our own write is visible at once
+        return request
+
+    async def _pool(self, worker_pool_id: str) -> _PoolEntry:
+        now = self.clock()
+        entry = self._cache.get(worker_pool_id)
+        if entry is not None and now < entry.stale_at:
+            self._cache.move_to_end(worker_pool_id)
+            return entry
+        rows = await self.storage.purge_requests(worker_pool_id, now)  # failures are not cached
+        entry = _entry(rows, now, self.cache_time_ms)
+        self._cache[worker_pool_id] = entry
+        self._cache.move_to_end(worker_pool_id)
+        while len(self._cache) > self.cache_max_pools:
+            self._cache.popitem(last=False)
+        return entry
+
+    async def purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes:
+        """The JSON answer of `purgeRequests`: requests with `before >= since`, by cache name."""
+        entry = await self._pool(worker_pool_id)
+        if since is None:
+            return entry.body
+        pairs = zip(entry.rows, entry.fragments, strict=True)
+        chosen = [fragment for row, fragment in pairs if row.before >= since]
+        if len(chosen) == len(entry.rows):
+            return entry.body
+        return b'{"requests":[' + b",".join(chosen) + b"]}"
+
+    async def list_page(
+        self, token: str | None, limit: int
+    ) -> tuple[list[PurgeRequest], str | None]:
+        """One page of all requests in (pool, cache name) order, and the next page's token."""
+        after = decode_token(token) if token is not None else None
+        size = min(limit, MAX_PAGE_SIZE)
+        rows = await self.storage.list_page(after, size + 1, self.clock())
+        if len(rows) > size:
+            return rows[:size], encode_token(rows[size - 1])
+        return rows, None
+
+    async def expire(self) -> int:
+        """Delete every request past its retention; return how many went."""
+        return await self.storage.expire(self.clock())

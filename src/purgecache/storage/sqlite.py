@@ -1,0 +1,164 @@
+"""SQLite storage: the zero-configuration default.
+
+One connection per process, used from one dedicated thread so the event loop never blocks on
+the disk. WAL mode lets several processes share the file; `synchronous=NORMAL` makes every
+committed purge survive a crash of the process (kill -9), `synchronous=FULL` also a power loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import TypeVar
+
+from purgecache.model import PurgeRequest
+from purgecache.storage.base import SchemaTooNewError, StorageError
+
+T = TypeVar("T")
+
+_COLUMNS = "worker_pool_id, cache_name, before, expires"
+_UPSERT = (
+    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (worker_pool_id, cache_name) "
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+)
+_POOL = (
+    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? "
+    "ORDER BY cache_name"
+)
+_FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
+_NEXT_PAGE = (
+    f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
+    "AND expires > ? ORDER BY 1, 2 LIMIT ?"
+)
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///relative.db` -> relative.db, `sqlite:////abs/x.db` -> /abs/x.db."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ValueError(
+            f"not a SQLite URL: {url!r} (use sqlite:///relative.db or sqlite:////abs.db)"
+        )
+    return Path(url[len(prefix) :])
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered SQL migrations shipped with the package, in order."""
+    folder = resources.files("purgecache.storage.migrations") / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
+    return sorted(found)
+
+
+LATEST_VERSION = max(number for number, _ in migrations())
+
+
+def _row(row: tuple[str, str, int, int]) -> PurgeRequest:
+    return PurgeRequest(row[0], row[1], row[2], row[3])
+
+
+def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """Open (creating if needed) the database file with the settings every process uses."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot open SQLite database {path}: {error}") from error
+    return conn
+
+
+def upgrade(conn: sqlite3.Connection) -> int:
+    """Apply the migrations the database lacks; return the schema version it ends at."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"database schema version {current} is newer than this purgecache knows "
+                f"({LATEST_VERSION}); refusing to downgrade: run a newer purgecache"
+            )
+        for number, sql in migrations():
+            if number > current:
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return max(int(current), LATEST_VERSION)
+
+
+class SqliteStorage:
+    """The Storage interface on one SQLite file."""
+
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.path, self._synchronous)
+        return self._conn
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return work(self._connection())
+            except sqlite3.Error as error:
+                raise StorageError(f"SQLite: {error}") from error
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def upgrade(self) -> int:
+        """Bring the schema up to date (see `upgrade`)."""
+        return await self._run(upgrade)
+
+    async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
+        await self._run(lambda c: c.execute(_UPSERT, (worker_pool_id, cache_name, before, expires)))
+
+    async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
+        rows = await self._run(lambda c: c.execute(_POOL, (worker_pool_id, now)).fetchall())
+        return [_row(r) for r in rows]
+
+    async def list_page(
+        self, after: tuple[str, str] | None, limit: int, now: int
+    ) -> list[PurgeRequest]:
+        query, args = (
+            (_FIRST_PAGE, (now, limit))
+            if after is None
+            else (_NEXT_PAGE, (after[0], after[1], now, limit))
+        )
+        rows = await self._run(lambda c: c.execute(query, args).fetchall())
+        return [_row(r) for r in rows]
+
+    async def expire(self, now: int) -> int:
+        cursor = await self._run(
+            lambda c: c.execute("DELETE FROM cache_purges WHERE expires <= ?", (now,))
+        )
+        return cursor.rowcount
+
+    async def check(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1 FROM cache_purges LIMIT 1").fetchone())
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
