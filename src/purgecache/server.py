@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -117,12 +118,24 @@ def worker_app() -> PurgeCacheApp:
     return build_app(settings, load_clients(Path(settings.clients_file)))
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail early, with one line, when the address is taken (granian would print a backtrace)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+
+
 def run(settings: Settings) -> None:
     """Serve in the foreground until SIGTERM/SIGINT; StartupError for configuration mistakes."""
     from granian.constants import Interfaces
     from granian.server import Server
 
     settings, clients, created = prepare(settings)
+    check_port_free(settings.host, settings.port)
     configure_logging()
     if created:
         log.warning(

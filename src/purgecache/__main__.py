@@ -1,0 +1,5 @@
+"""`python -m purgecache` is the `purgecache` command."""
+
+from purgecache.cli import main
+
+main()

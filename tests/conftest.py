@@ -1,0 +1,150 @@
+"""Fixtures that run the real service: `purgecache serve` on a loopback port with a real SQLite
+file in a temporary data directory, driven over real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
+
+ADMIN = ("admin", "admin-token-0123456789")
+READER = ("reader", "reader-token-0123456789")
+LIMITED = ("limited", "limited-token-0123456789")
+
+CLIENTS_TOML = f"""
+anonymous_scopes = ["purge-cache:purge-requests::public/*"]
+
+[[clients]]
+client_id = "{ADMIN[0]}"
+access_token = "{ADMIN[1]}"
+scopes = ["*"]
+
+[[clients]]
+client_id = "{READER[0]}"
+access_token = "{READER[1]}"
+scopes = ["purge-cache:purge-requests::*", "purge-cache:all-purge-requests"]
+
+[[clients]]
+client_id = "{LIMITED[0]}"
+access_token = "{LIMITED[1]}"
+scopes = ["purge-cache:proj-a/linux:cache-1"]
+"""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """A running `purgecache serve` process."""
+
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.root_url}/api/purge-cache/v1"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "purgecache.db"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")
+
+    def kill_all(self) -> None:
+        """SIGKILL the server and its worker processes at once (a crash)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Signal the server and wait for it to exit; return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def wait_until_serving(server: LiveServer, timeout: float = 20) -> None:
+    """Poll `ping` until it answers, failing with the server's log if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log_text()}")
+        try:
+            if httpx.get(f"{server.api}/ping", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not start:\n{server.log_text()}")
+
+
+def start_server(
+    data_dir: Path, *extra: str, port: int | None = None, env: dict[str, str] | None = None
+) -> LiveServer:
+    """Start `purgecache serve` with the test clients file in `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    clients = data_dir / "test-clients.toml"
+    if not clients.exists():
+        clients.write_text(CLIENTS_TOML)
+    port = port or free_port()
+    args = [
+        sys.executable, "-m", "purgecache", "serve", "--port", str(port),
+        "--data-dir", str(data_dir), "--clients", str(clients), *extra,
+    ]
+    log_path = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    server = LiveServer(port, data_dir, process, log_path, args)
+    wait_until_serving(server)
+    return server
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start servers on demand; every one still running is stopped after the test."""
+    started: list[LiveServer] = []
+
+    def factory(*extra: str, data_dir: Path | None = None, **kwargs: object) -> LiveServer:
+        server = start_server(data_dir or tmp_path / "data", *extra, **kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        if server.process.poll() is None:
+            server.kill_all()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server shared by a test module (tests use distinct pool ids)."""
+    live = start_server(tmp_path_factory.mktemp("server"), "--cache-time", "300s")
+    yield live
+    live.stop()

@@ -1,0 +1,221 @@
+"""`purgecache serve` and `purgecache expire` as an operator runs them: start-up, restarts,
+crashes, signals, retention, logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
+from hawk_signing import HawkAuth
+
+ServerFactory = Callable[..., LiveServer]
+
+
+def purge(server: LiveServer, pool: str, cache: str) -> httpx.Response:
+    with httpx.Client(auth=HawkAuth(*ADMIN), timeout=10) as client:
+        return client.post(f"{server.api}/purge-cache/{pool}", json={"cacheName": cache})
+
+
+def listed(server: LiveServer, pool: str) -> list[str]:
+    with httpx.Client(auth=HawkAuth(*ADMIN), timeout=10) as client:
+        body = client.get(f"{server.api}/purge-cache/{pool}").json()
+    return [entry["cacheName"] for entry in body["requests"]]
+
+
+def stored_names(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT cache_name FROM cache_purges")}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "purgecache", *args], capture_output=True, text=True,
+        timeout=60, env={**os.environ, **(env or {})},
+    )
+
+
+def test_purges_survive_a_restart(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """A purge stored before a clean restart is served after it."""
+    first = server_factory(data_dir=tmp_path / "d")
+    assert purge(first, "keep/pool", "c").status_code == 204
+    assert first.stop() == 0
+    second = server_factory(data_dir=tmp_path / "d")
+    assert listed(second, "keep/pool") == ["c"]
+
+
+def test_sigterm_stops_cleanly_within_ten_seconds(server_factory: ServerFactory) -> None:
+    """SIGTERM ends the process tree with exit code 0 in under 10 s."""
+    live = server_factory()
+    started = time.monotonic()
+    assert live.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.slow
+def test_every_acknowledged_purge_survives_kill_9(server_factory: ServerFactory) -> None:
+    """Killing server and workers with SIGKILL under write load loses no 204-acknowledged purge."""
+    live = server_factory()
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(auth=HawkAuth(*ADMIN), timeout=5) as client:
+            for index in range(100_000):
+                if stop.is_set():
+                    return
+                name = f"w{worker}-{index}"
+                try:
+                    response = client.post(
+                        f"{live.api}/purge-cache/crash/pool", json={"cacheName": name}
+                    )
+                except httpx.TransportError:
+                    return
+                if response.status_code == 204:
+                    acknowledged.append(name)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    live.kill_all()
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(acknowledged) > 50
+    missing = set(acknowledged) - stored_names(live.db_path)
+    assert not missing, f"{len(missing)} acknowledged purges lost"
+
+
+def test_port_taken_is_one_clear_line(tmp_path: Path) -> None:
+    """Starting on a busy port exits non-zero with one line naming the address."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--data-dir", str(tmp_path))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_database_is_one_clear_line(tmp_path: Path) -> None:
+    """A database path that cannot be created exits non-zero with one line, no traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
+                     "--db", f"sqlite:///{blocker}/sub/x.db")
+    assert result.returncode != 0
+    assert "Error: cannot use database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["not = [toml", "[[clients]]\nclient_id = 'a'\n", 'anonymous_scopes = ["\\t"]\n'],
+)
+def test_bad_clients_file_is_one_clear_line(tmp_path: Path, content: str) -> None:
+    """Broken clients files stop start-up with one line naming the file."""
+    clients = tmp_path / "clients.toml"
+    clients.write_text(content)
+    result = run_cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
+                     "--clients", str(clients))
+    assert result.returncode != 0
+    assert f"clients file {clients}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_first_start_creates_a_private_admin_credential(tmp_path: Path) -> None:
+    """With no clients file the service makes one admin credential, mode 0600, and says where."""
+    port = free_port()
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "purgecache", "serve", "--port", str(port),
+             "--data-dir", str(tmp_path / "data")], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    live = LiveServer(port, tmp_path / "data", process, log)
+    try:
+        wait_until_serving(live)
+        clients_file = tmp_path / "data" / "clients.toml"
+        assert clients_file.stat().st_mode & 0o777 == 0o600
+        assert str(clients_file) in live.log_text()
+        (admin,) = tomllib.loads(clients_file.read_text())["clients"]
+        assert admin["access_token"] not in live.log_text()
+        auth = HawkAuth(admin["client_id"], admin["access_token"])
+        response = httpx.post(f"{live.api}/purge-cache/a/b", json={"cacheName": "c"}, auth=auth)
+        assert response.status_code == 204
+        assert httpx.get(f"{live.api}/purge-cache/a/b").status_code == 403  # no anonymous reads
+    finally:
+        live.stop()
+
+
+def test_flags_override_environment(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """--port wins over PURGECACHE_PORT; PURGECACHE_RETENTION is read when no flag is given."""
+    port = free_port()
+    live = server_factory(port=port, env={"PURGECACHE_PORT": "1", "PURGECACHE_RETENTION": "1s"})
+    assert live.port == port
+    assert purge(live, "ret/pool", "c").status_code == 204
+    time.sleep(1.2)
+    assert listed(live, "ret/pool") == []
+
+
+def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """`purgecache expire` removes requests past retention and keeps the rest; exit code 0."""
+    data = tmp_path / "d"
+    short = server_factory("--retention", "1s", data_dir=data)
+    assert purge(short, "exp/pool", "old").status_code == 204
+    short.stop()
+    long = server_factory("--retention", "30d", data_dir=data)
+    assert purge(long, "exp/pool", "new").status_code == 204
+    long.stop()
+    time.sleep(1.1)
+    assert stored_names(data / "purgecache.db") == {"old", "new"}
+    result = run_cli("expire", "--data-dir", str(data))
+    assert result.returncode == 0, result.stderr
+    assert "expired 1" in result.stdout
+    assert stored_names(data / "purgecache.db") == {"new"}
+
+
+def test_logs_one_line_per_request_and_an_audit_line_per_purge(
+    server_factory: ServerFactory,
+) -> None:
+    """Access and audit lines are JSON with the documented fields and never a secret."""
+    live = server_factory()
+    assert purge(live, "log/pool", "c").status_code == 204
+    httpx.get(f"{live.api}/ping")
+    live.stop()
+    records = [json.loads(line) for line in live.log_text().splitlines() if line.startswith("{")]
+    requests = [r for r in records if r.get("event") == "request"]
+    audits = [r for r in records if r.get("event") == "purge"]
+    assert {"method", "route", "status", "duration_ms", "client_id", "request_id"} <= set(
+        requests[-1]
+    )
+    assert any(r["route"] == "purgeCache" and r["client_id"] == "admin" for r in requests)
+    assert audits == [
+        {"event": "purge", "client_id": "admin", "worker_pool_id": "log/pool",
+         "cache_name": "c", "before": audits[0]["before"]}
+    ]
+    assert ADMIN[1] not in live.log_text()
+    assert "Hawk " not in live.log_text()
+
+
+def test_test_clients_file_is_valid_toml() -> None:
+    """The fixture's clients file parses (guards the other tests' assumptions)."""
+    assert {c["client_id"] for c in tomllib.loads(CLIENTS_TOML)["clients"]} >= {"admin"}
