@@ -1,0 +1,1 @@
+"""Test-only helpers: the Hawk vectors, a vector-driven app factory and its live server."""

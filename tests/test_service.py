@@ -1,0 +1,113 @@
+"""The purge-request cache of the hot path, with a fake storage that counts its calls."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+from purgecache.model import PurgeRequest
+from purgecache.service import PurgeService
+from purgecache.storage import StorageError
+
+
+class FakeStorage:
+    """In-memory storage that counts pool reads and can be told to fail."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], PurgeRequest] = {}
+        self.pool_reads = 0
+        self.fail_next = 0
+
+    async def purge(self, pool: str, name: str, before: int, expires: int) -> None:
+        self.rows[(pool, name)] = PurgeRequest(pool, name, before, expires)
+
+    async def purge_requests(self, pool: str, now: int) -> list[PurgeRequest]:
+        self.pool_reads += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            raise StorageError("database down")
+        return sorted(
+            (r for r in self.rows.values() if r.worker_pool_id == pool and r.expires > now),
+            key=lambda r: r.cache_name,
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def make(**kwargs: int) -> tuple[PurgeService, FakeStorage, Clock]:
+    storage, clock = FakeStorage(), Clock()
+    options = {"retention_ms": 86_400_000, "cache_time_ms": 10_000, **kwargs}
+    return PurgeService(storage, clock=clock, **options), storage, clock  # type: ignore[arg-type]
+
+
+def requests_of(body: bytes) -> list[str]:
+    return [entry["cacheName"] for entry in orjson.loads(body)["requests"]]
+
+
+def test_repeated_reads_hit_storage_once_within_cache_time() -> None:
+    """Four reads of one pool within cache time cost one storage read."""
+    service, storage, clock = make()
+    for _ in range(4):
+        asyncio.run(service.purge_requests_json("pp/wt", clock.now - 3_600_000))
+    assert storage.pool_reads == 1
+    clock.now += 10_001
+    asyncio.run(service.purge_requests_json("pp/wt", None))
+    assert storage.pool_reads == 2
+
+
+def test_failed_read_is_not_cached() -> None:
+    """A storage failure fails that request only; the next one reads storage again."""
+    service, storage, _ = make()
+    storage.fail_next = 1
+    with pytest.raises(StorageError):
+        asyncio.run(service.purge_requests_json("pp/wt", None))
+    assert asyncio.run(service.purge_requests_json("pp/wt", None)) == b'{"requests":[]}'
+    assert storage.pool_reads == 2
+
+
+def test_own_purge_invalidates_the_pool_entry() -> None:
+    """A purge through the service is visible in its next answer despite the cache."""
+    service, _, _ = make()
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == []
+    asyncio.run(service.purge("p/w", "c"))
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == ["c"]
+
+
+def test_cache_is_bounded_least_recently_used_first() -> None:
+    """Reading more pools than the bound evicts the least recently used one."""
+    service, storage, _ = make(cache_max_pools=2)
+    for pool in ("a/a", "b/b", "a/a", "c/c"):
+        asyncio.run(service.purge_requests_json(pool, None))
+    reads = storage.pool_reads
+    asyncio.run(service.purge_requests_json("a/a", None))  # still cached
+    assert storage.pool_reads == reads
+    asyncio.run(service.purge_requests_json("b/b", None))  # evicted
+    assert storage.pool_reads == reads + 1
+
+
+def test_since_filters_inclusively_from_cache() -> None:
+    """The since filter runs on cached rows: before >= since."""
+    service, _, clock = make()
+    asyncio.run(service.purge("p/w", "old"))
+    first = clock.now
+    clock.now += 50
+    asyncio.run(service.purge("p/w", "new"))
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", first))) == ["new", "old"]
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", first + 1))) == ["new"]
+
+
+def test_cached_rows_disappear_when_they_expire() -> None:
+    """An entry cached before a row's expiry is refreshed once that row expires."""
+    service, _, clock = make(retention_ms=1_000, cache_time_ms=60_000)
+    asyncio.run(service.purge("p/w", "c"))
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == ["c"]
+    clock.now += 1_000
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == []
