@@ -24,7 +24,7 @@ from purgecache.api import reference
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.request import Receive, Request, decode_wildcard, parse_payload, parse_query
 from purgecache.api.request import read_body as read_request_body
-from purgecache.auth import hawk
+from purgecache.auth import credentials, hawk
 from purgecache.auth.clients import ClientStore
 from purgecache.auth.scopes import ScopeSet
 from purgecache.model import (
@@ -112,7 +112,7 @@ def match_route(sub: str) -> tuple[dict[str, str], str | None] | None:
     return {"GET": "purgeRequests", "POST": "purgeCache"}, raw_pool
 
 
-def _insufficient_scopes(verdict: hawk.Verdict, required: str) -> ApiError:
+def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiError:
     if verdict.status == "no-auth":
         text = (
             "This request requires Taskcluster credentials that satisfy the following scope "
@@ -352,24 +352,16 @@ class PurgeCacheApp:
 
     def _authorize(self, request: Request, call: Call, required: str) -> None:
         """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
-        authorization = request.headers.get("authorization")
         host, port = hawk_host_port(request)
-        if authorization is not None and "bewit=" in request.query:
-            verdict = hawk.Verdict(
-                "auth-failed",
-                message="Cannot use two authentication schemes at once this request has both "
-                "bewit in querystring and 'authorization' header",
-            )
-        else:
-            verdict = hawk.authenticate(
-                self.clients,
-                request.method,
-                request.resource,
-                host,
-                port,
-                authorization,
-                self.service.clock(),
-            )
+        verdict = credentials.authenticate(
+            self.clients,
+            request.method,
+            request.resource,
+            host,
+            port,
+            request.headers.get("authorization"),
+            self.service.clock(),
+        )
         if not verdict.failed and verdict.hash is not None:
             verdict = self._check_payload_hash(request, verdict)
         if verdict.failed:
@@ -381,18 +373,17 @@ class PurgeCacheApp:
         if not scopes.satisfies_scope(required):
             raise _insufficient_scopes(verdict, required)
 
-    def _check_payload_hash(self, request: Request, verdict: hawk.Verdict) -> hawk.Verdict:
+    def _check_payload_hash(
+        self, request: Request, verdict: credentials.Verdict
+    ) -> credentials.Verdict:
         body = request.body if request.is_json else b""
         computed = hawk.payload_hash(request.headers.get("content-type"), body)
         if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
             return verdict
-        return hawk.Verdict(
-            "auth-failed",
-            message=(
-                f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "
-                "happens when your request carries a signed hash of the payload and the hash "
-                "doesn't match the hash we've computed on the server-side."
-            ),
+        return credentials.failed(
+            f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "
+            "happens when your request carries a signed hash of the payload and the hash "
+            "doesn't match the hash we've computed on the server-side."
         )
 
     # ---- endpoints -----------------------------------------------------------------------

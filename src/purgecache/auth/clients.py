@@ -15,13 +15,13 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from purgecache.auth.hawk import Client
-from purgecache.auth.scopes import ScopeSet, expand_roles, is_valid_scope
+from purgecache.auth.credentials import ANONYMOUS, Client
+from purgecache.auth.scopes import RoleResolver, ScopeSet, is_valid_scope
 from purgecache.model import to_ms
 
 ANONYMOUS_ROLE = "anonymous"
@@ -38,10 +38,15 @@ class ClientStore:
 
     clients: Mapping[str, Client]
     anonymous_scopes: ScopeSet
+    resolver: RoleResolver
 
     def client(self, client_id: str) -> Client | None:
         """The client with this id, or None."""
         return self.clients.get(client_id)
+
+    def expand(self, scopes: Iterable[str]) -> ScopeSet:
+        """Expand scopes through the roles of this file."""
+        return ScopeSet(self.resolver.expand(scopes))
 
 
 def _scopes(value: object, where: str) -> list[str]:
@@ -63,7 +68,7 @@ def _expires(value: object, where: str) -> int | None:
     return to_ms(value)
 
 
-def _client(entry: object, index: int, roles: dict[str, list[str]]) -> Client:
+def _client(entry: object, index: int, resolver: RoleResolver) -> Client:
     where = f"clients[{index}]"
     if not isinstance(entry, dict):
         raise ClientsFileError(f"{where} must be a table")
@@ -79,11 +84,11 @@ def _client(entry: object, index: int, roles: dict[str, list[str]]) -> Client:
     if not isinstance(disabled, bool):
         raise ClientsFileError(f"{where} ({client_id}): disabled must be true or false")
     scopes = _scopes(entry.get("scopes", []), f"{where} ({client_id})")
-    expanded = expand_roles([*scopes, f"assume:{ANONYMOUS_ROLE}"], roles)
     return Client(
         client_id,
         token,
-        ScopeSet(expanded),
+        ScopeSet(resolver.expand([*scopes, ANONYMOUS])),
+        ScopeSet(resolver.expand(scopes)),
         _expires(entry.get("expires"), f"{where} ({client_id})"),
         disabled,
     )
@@ -102,18 +107,19 @@ def parse_clients(data: Mapping[str, object]) -> ClientStore:
         if not isinstance(role, dict) or not isinstance(role.get("role_id"), str):
             raise ClientsFileError(f"roles[{index}] needs a string role_id")
         roles[role["role_id"]] = _scopes(role.get("scopes", []), f"roles[{index}]")
-    roles[ANONYMOUS_ROLE] = _scopes(data.get("anonymous_scopes", []), "anonymous_scopes")
+    anonymous = _scopes(data.get("anonymous_scopes", []), "anonymous_scopes")
+    roles[ANONYMOUS_ROLE] = [*roles.get(ANONYMOUS_ROLE, []), *anonymous]
+    resolver = RoleResolver(roles)
     raw_clients = data.get("clients", [])
     if not isinstance(raw_clients, list):
         raise ClientsFileError("clients must be an array of tables ([[clients]])")
     clients: dict[str, Client] = {}
     for index, entry in enumerate(raw_clients):
-        client = _client(entry, index, roles)
+        client = _client(entry, index, resolver)
         if client.client_id in clients:
             raise ClientsFileError(f"clients[{index}]: duplicate client_id {client.client_id}")
         clients[client.client_id] = client
-    anonymous = ScopeSet(expand_roles([f"assume:{ANONYMOUS_ROLE}"], roles))
-    return ClientStore(clients, anonymous)
+    return ClientStore(clients, ScopeSet(resolver.expand([ANONYMOUS])), resolver)
 
 
 def load_clients(path: Path) -> ClientStore:

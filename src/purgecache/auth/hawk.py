@@ -1,7 +1,7 @@
-"""Hawk request authentication as Taskcluster does it (spec auth.md §1).
+"""Hawk 1.x as Taskcluster uses it (spec auth.md §1 and §4): header and bewit parsing, the MAC,
+the payload hash and the `ext` attribute. No HTTP types, no credentials: see `credentials.py`.
 
-Free of HTTP types: the caller hands over the method, the raw request target, the host and
-port the client signed, and the Authorization header. Verdicts carry upstream's exact messages.
+Failures raise `AuthFailure` whose text is upstream's exact message.
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Protocol
-
-from purgecache.auth.scopes import ScopeSet
 
 MAX_HEADER_LENGTH = 4096
 MAX_SKEW_MS = 900_000  # 15 minutes either way, boundary included
@@ -26,6 +23,10 @@ _VALUE_RE = re.compile(r"[ \w!#$%&'()*+,\-./:;<=>?@\[\]^`{|}~]+", re.ASCII)
 _ATTRIBUTE_NAMES = frozenset(("id", "ts", "nonce", "hash", "ext", "mac", "app", "dlg"))
 _REQUIRED = ("id", "ts", "nonce", "mac")
 _TS_RE = re.compile(r"[0-9]{1,15}")
+_BEWIT_RE = re.compile(r"(/.*)([?&])bewit=([^&]*)(?:&(.+))?", re.DOTALL)
+_BEWIT_VALUE_RE = re.compile(r"[\w-]*", re.ASCII)
+_LEADING_INT_RE = re.compile(r"\s*([+-]?\d+)")
+HAS_BEWIT_RE = re.compile(r"/.*[?&]bewit=", re.DOTALL)
 
 
 class AuthFailure(Exception):
@@ -33,48 +34,18 @@ class AuthFailure(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Client:
-    """Permanent credentials and the (role-expanded) scopes they carry."""
+class Bewit:
+    """A decoded bewit and the resource it signs (the request target without it)."""
 
     client_id: str
-    access_token: str
-    scopes: ScopeSet
-    expires: int | None = None  # ms since the epoch
-    disabled: bool = False
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"Client(client_id={self.client_id!r}, access_token=***)"
-
-
-class ClientLookup(Protocol):
-    """What authentication needs to know about clients."""
-
-    def client(self, client_id: str) -> Client | None:
-        """The client with this id, or None."""
-
-    @property
-    def anonymous_scopes(self) -> ScopeSet:
-        """Scopes of requests without credentials."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Outcome of authenticating one request (the `authenticateHawk` result)."""
-
-    status: str  # "auth-success", "no-auth" or "auth-failed"
-    scopes: ScopeSet | None = None
-    client_id: str | None = None
-    hash: str | None = None  # payload hash the client signed, if any
-    message: str = ""
-
-    @property
-    def failed(self) -> bool:
-        """Whether this is an `auth-failed` verdict."""
-        return self.status == "auth-failed"
+    exp: int  # Unix seconds
+    mac: str
+    ext: str
+    resource: str
 
 
 def parse_header(header: str) -> dict[str, str]:
-    """The attributes of a Hawk Authorization header, or AuthFailure with upstream's text."""
+    """The attributes of a Hawk Authorization header, checked as upstream checks them."""
     if len(header) > MAX_HEADER_LENGTH:
         raise AuthFailure("Bad Request: Header length too long")
     parts = _HEADER_RE.fullmatch(header)
@@ -102,33 +73,92 @@ def parse_header(header: str) -> dict[str, str]:
         raise AuthFailure(f"Bad Request: {error or 'Bad header format'}")
     if any(name not in attributes for name in _REQUIRED):
         raise AuthFailure("Bad Request: Missing attributes")
+    if _TS_RE.fullmatch(attributes["ts"]) is None:
+        raise AuthFailure("Bad Request: Invalid timestamp")
     return attributes
 
 
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def parse_bewit(method: str, resource: str) -> Bewit:
+    """Take the bewit out of a request target (auth.md §4.3 steps 1-6)."""
+    if len(resource) > MAX_HEADER_LENGTH:
+        raise AuthFailure("Bad Request: Resource path exceeds max length")
+    match = _BEWIT_RE.fullmatch(resource)
+    if match is None:
+        raise AuthFailure("Unauthorized: Empty bewit")
+    before, separator, value, after = match.groups()
+    if not value:
+        raise AuthFailure("Unauthorized: Empty bewit")
+    if method not in ("GET", "HEAD"):
+        raise AuthFailure("Unauthorized: Invalid method")
+    if _BEWIT_VALUE_RE.fullmatch(value) is None:
+        raise AuthFailure("Bad Request: Invalid bewit encoding")
+    try:
+        decoded = _b64url_decode(value).decode("utf-8")
+    except (binascii.Error, ValueError) as error:
+        raise AuthFailure("Bad Request: Invalid bewit encoding") from error
+    parts = decoded.split("\\")
+    if len(parts) != 4:
+        raise AuthFailure("Bad Request: Invalid bewit structure")
+    exp_match = _LEADING_INT_RE.match(parts[1])
+    exp = int(exp_match[1]) if exp_match else 0
+    if not parts[0] or not exp or not parts[2]:
+        raise AuthFailure("Bad Request: Missing bewit attributes")
+    signed = before + (separator + after if after else "")
+    return Bewit(parts[0], exp, parts[2], parts[3], signed)
+
+
 def mac_input(
-    kind: str, attributes: dict[str, str], method: str, resource: str, host: str, port: int
+    kind: str,
+    ts: str,
+    nonce: str,
+    method: str,
+    resource: str,
+    host: str,
+    port: int,
+    payload_hash: str = "",
+    ext: str = "",
 ) -> str:
     """The normalized string Hawk signs (`kind` is `header` or `bewit`)."""
-    lines = [
-        f"hawk.1.{kind}",
+    ext = ext.replace("\\", "\\\\").replace("\n", "\\n")
+    return (
+        f"hawk.1.{kind}\n{ts}\n{nonce}\n{method.upper()}\n{resource}\n{host.lower()}\n{port}\n"
+        f"{payload_hash}\n{ext}\n"
+    )
+
+
+def header_mac_input(
+    attributes: dict[str, str], method: str, resource: str, host: str, port: int
+) -> str:
+    """The normalized string of a header request (with Hawk's `app`/`dlg` lines if present)."""
+    text = mac_input(
+        "header",
         attributes["ts"],
-        attributes.get("nonce", ""),
-        method.upper(),
+        attributes["nonce"],
+        method,
         resource,
-        host.lower(),
-        str(port),
+        host,
+        port,
         attributes.get("hash", ""),
-        attributes.get("ext", "").replace("\\", "\\\\").replace("\n", "\\n"),
-    ]
+        attributes.get("ext", ""),
+    )
     if "app" in attributes:
-        lines += [attributes["app"], attributes.get("dlg", "")]
-    return "\n".join(lines) + "\n"
+        text += f"{attributes['app']}\n{attributes.get('dlg', '')}\n"
+    return text
 
 
 def compute_mac(key: str, normalized: str) -> str:
     """Standard base64 of HMAC-SHA256 of the normalized string."""
     digest = hmac.digest(key.encode("utf-8"), normalized.encode("utf-8"), hashlib.sha256)
     return base64.b64encode(digest).decode("ascii")
+
+
+def same(a: str, b: str) -> bool:
+    """Constant-time string comparison."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
 def payload_hash(content_type: str | None, body: bytes) -> str:
@@ -148,72 +178,3 @@ def decode_ext(ext: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise AuthFailure("Failed to parse ext")
     return value
-
-
-def _present(ext: dict[str, object], key: str) -> bool:
-    """Upstream's truthiness test, except that an empty list counts as present."""
-    value = ext.get(key)
-    return value not in (None, False, "", 0) or isinstance(value, list)
-
-
-def _load_client(clients: ClientLookup, client_id: str, now: int) -> Client:
-    client = clients.client(client_id)
-    if client is None:
-        raise AuthFailure(f"Client with clientId '{client_id}' not found")
-    if client.disabled:
-        raise AuthFailure(f"Client with clientId '{client_id}' is disabled")
-    if client.expires is not None and client.expires < now:
-        raise AuthFailure(f"Client with clientId: '{client_id}' has expired")
-    return client
-
-
-def verify_header(
-    clients: ClientLookup,
-    method: str,
-    resource: str,
-    host: str,
-    port: int,
-    authorization: str,
-    now: int,
-) -> Verdict:
-    """Authenticate a request carrying a Hawk Authorization header."""
-    try:
-        attributes = parse_header(authorization)
-        if not _TS_RE.fullmatch(attributes["ts"]):
-            raise AuthFailure("Bad Request: Invalid timestamp")
-        ext = decode_ext(attributes["ext"]) if "ext" in attributes else {}
-        client = _load_client(clients, attributes["id"], now)
-        if _present(ext, "certificate") or _present(ext, "authorizedScopes"):
-            raise AuthFailure(
-                "temporary credentials and authorizedScopes are not supported by this service yet"
-            )
-        expected = compute_mac(
-            client.access_token, mac_input("header", attributes, method, resource, host, port)
-        )
-        if not hmac.compare_digest(expected.encode(), attributes["mac"].encode()):
-            raise AuthFailure("Unauthorized: Bad mac")
-        if abs(int(attributes["ts"]) * 1000 - now) > MAX_SKEW_MS:
-            raise AuthFailure("Unauthorized: Stale timestamp")
-    except AuthFailure as failure:
-        return Verdict("auth-failed", message=str(failure))
-    return Verdict(
-        "auth-success",
-        scopes=client.scopes,
-        client_id=client.client_id,
-        hash=attributes.get("hash"),
-    )
-
-
-def authenticate(
-    clients: ClientLookup,
-    method: str,
-    resource: str,
-    host: str,
-    port: int,
-    authorization: str | None,
-    now: int,
-) -> Verdict:
-    """The verdict for one request: no credentials get the anonymous scopes."""
-    if authorization is None:
-        return Verdict("no-auth", scopes=clients.anonymous_scopes)
-    return verify_header(clients, method, resource, host, port, authorization, now)

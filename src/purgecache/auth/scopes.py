@@ -433,7 +433,7 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _js_number(value: int | float) -> str:
+def js_number(value: int | float) -> str:
     """Format a number the way JavaScript's ``Number.prototype.toString`` does."""
     if isinstance(value, int):
         return str(value)
@@ -457,7 +457,7 @@ def _param_text(name: str, params: Mapping[str, object]) -> str:
     if isinstance(value, str):
         return value
     if _is_number(value):
-        return _js_number(value)
+        return js_number(value)
     raise ScopeTemplateError(
         f"Scope expression template expected parameter '{name}' to be a string or number"
     )
