@@ -110,6 +110,20 @@ def main() -> None:
     help="Worker processes.",
 )
 @click.option(
+    "--auth-root-url",
+    envvar="PURGECACHE_AUTH_ROOT_URL",
+    default="",
+    help="Delegate authentication to this Taskcluster deployment's auth service "
+    "(authenticateHawk) instead of the clients file.",
+)
+@click.option(
+    "--trust-proxy/--no-trust-proxy",
+    envvar="PURGECACHE_TRUST_PROXY",
+    default=False,
+    show_default=True,
+    help="Believe X-Forwarded-For for the client address in logs.",
+)
+@click.option(
     "--access-log/--no-access-log",
     envvar="PURGECACHE_ACCESS_LOG",
     default=True,
@@ -140,14 +154,14 @@ def serve(**options: object) -> None:
 @click.option("--data-dir", envvar="PURGECACHE_DATA_DIR", default="", help="Data directory.")
 def expire(db_url: str, data_dir: str) -> None:
     """Delete purge requests whose retention has passed (safe to run from cron)."""
-    from purgecache.server import StartupError, _upgrade
+    from purgecache.server import StartupError, upgrade_database
     from purgecache.service import wall_clock_ms
     from purgecache.storage import open_storage
 
     settings = Settings(db_url=db_url, data_dir=data_dir).resolved()
 
     async def work() -> int:
-        await _upgrade(settings)
+        await upgrade_database(settings)
         storage = open_storage(settings.db_url)
         try:
             return await storage.expire(wall_clock_ms())

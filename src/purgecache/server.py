@@ -1,27 +1,39 @@
 """Running the service: checks made once before serving, the worker-side app factory, granian.
 
-`serve` validates everything in the parent process (root URL, database, clients file) so that a
-mistake is one clear line and a non-zero exit, then hands the settings to granian's workers.
+`serve` validates everything in the parent process (root URL, database, clients file, port) so
+that a mistake is one clear line and a non-zero exit, then hands the settings to granian's
+workers. The clients file is copied to a private snapshot the workers load; SIGHUP re-reads the
+file, replaces the snapshot only if the file is valid, and granian respawns the workers
+gracefully (no request is dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
 from purgecache.api.app import PurgeCacheApp
-from purgecache.auth.clients import ClientStore, ensure_admin_clients_file, load_clients
+from purgecache.auth.authenticators import Authenticator, LocalAuthenticator, RemoteAuthenticator
+from purgecache.auth.clients import (
+    ClientsFileError,
+    ClientStore,
+    ensure_admin_clients_file,
+    load_clients,
+)
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
 
 SETTINGS_ENV = "PURGECACHE_INTERNAL_SETTINGS"
+SNAPSHOT_ENV = "PURGECACHE_INTERNAL_CLIENTS_SNAPSHOT"
 log = logging.getLogger("purgecache")
 
 
@@ -30,7 +42,7 @@ class StartupError(Exception):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """One JSON object per line on stderr (messages are already JSON or plain sentences)."""
+    """One line per message on stderr (messages are already JSON or plain sentences)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root = logging.getLogger("purgecache")
@@ -43,8 +55,6 @@ def version_info() -> dict[str, str]:
     """The Dockerflow version object: from $PURGECACHE_VERSION_FILE if set, else the package."""
     path = os.environ.get("PURGECACHE_VERSION_FILE")
     if path:
-        import json
-
         data = json.loads(Path(path).read_text("utf-8"))
         return {key: str(data.get(key, "")) for key in ("source", "version", "commit", "build")}
     try:
@@ -54,28 +64,31 @@ def version_info() -> dict[str, str]:
     return {"source": "", "version": version, "commit": "", "build": ""}
 
 
-def prepare(settings: Settings) -> tuple[Settings, ClientStore, bool]:
+def prepare(settings: Settings) -> tuple[Settings, ClientStore | None, bool]:
     """Resolve defaults, create the data directory, database schema and admin credential.
 
-    Returns the resolved settings, the clients and whether an admin credential was created.
+    Returns the resolved settings, the clients (None with remote authentication) and whether
+    an admin credential was created.
     """
     try:
         settings = settings.resolved()
     except ValueError as error:
         raise StartupError(str(error)) from error
-    created = False
-    clients_path = Path(settings.clients_file)
-    try:
-        if clients_path == Path(settings.data_dir) / "clients.toml":
-            created = ensure_admin_clients_file(clients_path)
-        clients = load_clients(clients_path)
-    except (OSError, ValueError) as error:
-        raise StartupError(str(error)) from error
-    asyncio.run(_upgrade(settings))
+    created, clients = False, None
+    if not settings.auth_root_url:
+        clients_path = Path(settings.clients_file)
+        try:
+            if clients_path == Path(settings.data_dir) / "clients.toml":
+                created = ensure_admin_clients_file(clients_path)
+            clients = load_clients(clients_path)
+        except (OSError, ValueError) as error:
+            raise StartupError(str(error)) from error
+    asyncio.run(upgrade_database(settings))
     return settings, clients, created
 
 
-async def _upgrade(settings: Settings) -> None:
+async def upgrade_database(settings: Settings) -> None:
+    """Create or upgrade the schema; StartupError with one clear line if impossible."""
     try:
         storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
         if isinstance(storage, SqliteStorage):
@@ -90,7 +103,7 @@ async def _upgrade(settings: Settings) -> None:
         await storage.close()
 
 
-def build_app(settings: Settings, clients: ClientStore) -> PurgeCacheApp:
+def build_app(settings: Settings, authenticator: Authenticator) -> PurgeCacheApp:
     """The ASGI app for resolved settings."""
     storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
     service = PurgeService(
@@ -99,23 +112,68 @@ def build_app(settings: Settings, clients: ClientStore) -> PurgeCacheApp:
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
     )
+
+    async def close() -> None:
+        await authenticator.close()
+        await storage.close()
+
     return PurgeCacheApp(
         service,
-        clients,
+        authenticator,
         root_url=settings.root_url,
         version=version_info(),
         max_body_bytes=settings.max_body_bytes,
         expire_interval_ms=settings.expire_interval_ms,
         access_log_enabled=settings.access_log,
-        on_shutdown=storage.close,
+        trust_proxy=settings.trust_proxy,
+        on_shutdown=close,
     )
+
+
+def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenticator:
+    """Remote authentication when an auth root URL is set, else the clients file."""
+    if settings.auth_root_url:
+        return RemoteAuthenticator(settings.auth_root_url)
+    assert clients_path is not None
+    return LocalAuthenticator(load_clients(clients_path))
 
 
 def worker_app() -> PurgeCacheApp:
     """granian's factory, called in each worker process with the settings the parent checked."""
     settings = Settings.from_json(os.environ[SETTINGS_ENV])
     configure_logging()
-    return build_app(settings, load_clients(Path(settings.clients_file)))
+    snapshot = os.environ.get(SNAPSHOT_ENV)
+    return build_app(settings, authenticator_for(settings, Path(snapshot) if snapshot else None))
+
+
+class ClientsSnapshot:
+    """A private (0600) copy of the last valid clients file, for the workers to load."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        fd, name = tempfile.mkstemp(prefix="purgecache-clients-", suffix=".toml")
+        os.close(fd)
+        self.path = Path(name)
+        self.path.write_bytes(source.read_bytes())
+
+    def reload(self) -> None:
+        """Take the source file if it is valid; otherwise keep the old copy and say why."""
+        try:
+            text = self.source.read_bytes()
+            store = load_clients(self.source)
+        except (OSError, ClientsFileError) as error:
+            log.error(json.dumps({"event": "clients-reload-failed", "error": str(error)}))
+            return
+        tmp = self.path.with_suffix(".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text)
+        tmp.replace(self.path)
+        log.info(json.dumps({"event": "clients-reloaded", "clients": len(store.clients)}))
+
+    def remove(self) -> None:
+        """Delete the copy."""
+        self.path.unlink(missing_ok=True)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -144,6 +202,9 @@ def run(settings: Settings) -> None:
             settings.clients_file,
         )
     os.environ[SETTINGS_ENV] = settings.to_json()
+    snapshot = None if settings.auth_root_url else ClientsSnapshot(Path(settings.clients_file))
+    if snapshot is not None:
+        os.environ[SNAPSHOT_ENV] = str(snapshot.path)
     server = Server(
         "purgecache.server:worker_app",
         address=settings.host,
@@ -153,18 +214,27 @@ def run(settings: Settings) -> None:
         factory=True,
         log_enabled=False,
         workers_kill_timeout=8,
+        respawn_interval=1.0,
+    )
+    if snapshot is not None:
+        server.on_reload(snapshot.reload)
+    auth = (
+        f"auth service {settings.auth_root_url}"
+        if clients is None
+        else f"clients {settings.clients_file} ({len(clients.clients)} client(s))"
     )
     log.info(
-        "purgecache serving %s/api/purge-cache/v1/ on %s:%d (database %s, clients %s, "
-        "%d client(s))",
+        "purgecache serving %s/api/purge-cache/v1/ on %s:%d (database %s, %s)",
         settings.root_url,
         settings.host,
         settings.port,
         settings.db_url,
-        settings.clients_file,
-        len(clients.clients),
+        auth,
     )
     try:
         server.serve()
     except RuntimeError as error:
         raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {error}") from error
+    finally:
+        if snapshot is not None:
+            snapshot.remove()

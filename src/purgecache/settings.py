@@ -55,13 +55,17 @@ class Settings:
     workers: int = 1
     access_log: bool = True
     max_body_bytes: int = MAX_BODY_BYTES
+    auth_root_url: str = ""  # set: delegate authentication to that deployment's auth service
+    trust_proxy: bool = False
 
     def resolved(self) -> Settings:
         """Fill the defaults that depend on other settings."""
         data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
         host_in_url = f"[{self.host}]" if ":" in self.host else self.host
+        auth_root_url = normalize_root_url(self.auth_root_url) if self.auth_root_url else ""
         return replace(
             self,
+            auth_root_url=auth_root_url,
             data_dir=str(data_dir),
             root_url=normalize_root_url(self.root_url or f"http://{host_in_url}:{self.port}"),
             db_url=self.db_url or f"sqlite:///{(data_dir / 'purgecache.db').resolve()}",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from purgecache.api.app import PurgeCacheApp
+from purgecache.auth.authenticators import LocalAuthenticator
 from purgecache.auth.clients import load_clients
 from purgecache.server import build_app, configure_logging
 from purgecache.service import wall_clock_ms
@@ -66,4 +67,6 @@ def app() -> ClockFromHeader:
     """granian's factory: the real app from `$PURGECACHE_VECTOR_SETTINGS`, clock injectable."""
     settings = Settings.from_json(os.environ[SETTINGS_ENV])
     configure_logging()
-    return ClockFromHeader(build_app(settings, load_clients(Path(settings.clients_file))))
+    return ClockFromHeader(
+        build_app(settings, LocalAuthenticator(load_clients(Path(settings.clients_file))))
+    )

@@ -25,7 +25,7 @@ from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.request import Receive, Request, decode_wildcard, parse_payload, parse_query
 from purgecache.api.request import read_body as read_request_body
 from purgecache.auth import credentials, hawk
-from purgecache.auth.clients import ClientStore
+from purgecache.auth.authenticators import Authenticator, AuthServiceError
 from purgecache.auth.scopes import ScopeSet
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
@@ -154,21 +154,23 @@ class PurgeCacheApp:
     def __init__(
         self,
         service: PurgeService,
-        clients: ClientStore,
+        authenticator: Authenticator,
         *,
         root_url: str,
         version: Mapping[str, str],
         max_body_bytes: int,
         expire_interval_ms: int = 3_600_000,
         access_log_enabled: bool = True,
+        trust_proxy: bool = False,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.service = service
-        self.clients = clients
+        self.authenticator = authenticator
         self.base = "/api/purge-cache/v1/"
         self.max_body_bytes = max_body_bytes
         self.expire_interval_ms = expire_interval_ms
         self.access_log_enabled = access_log_enabled
+        self.trust_proxy = trust_proxy
         self.on_shutdown = on_shutdown
         self.started = time.monotonic()
         self.version_body = orjson.dumps(dict(version))
@@ -261,6 +263,7 @@ class PurgeCacheApp:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "client_id": call.client_id,
+                    "client_ip": self.client_ip(request),
                     "request_id": request_id,
                 }
             ).decode()
@@ -350,18 +353,34 @@ class PurgeCacheApp:
             f"Invalid URL parameter workerPoolId: {pool!r} {reason}",
         )
 
-    def _authorize(self, request: Request, call: Call, required: str) -> None:
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
+        forwarded = request.headers.get("x-forwarded-for")
+        if self.trust_proxy and forwarded:
+            return forwarded.split(",")[0].strip()
+        return request.client_ip
+
+    async def _authorize(self, request: Request, call: Call, required: str) -> None:
         """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
         host, port = hawk_host_port(request)
-        verdict = credentials.authenticate(
-            self.clients,
-            request.method,
-            request.resource,
-            host,
-            port,
-            request.headers.get("authorization"),
-            self.service.clock(),
-        )
+        try:
+            verdict = await self.authenticator.authenticate(
+                request.method,
+                request.resource,
+                host,
+                port,
+                request.headers.get("authorization"),
+                now=self.service.clock(),
+                source_ip=self.client_ip(request),
+                trace_id=request.headers.get("x-taskcluster-trace-id"),
+            )
+        except AuthServiceError as error:
+            log.warning('{"event":"auth-service-error","error":%s}', orjson.dumps(str(error)))
+            raise ApiError(
+                "ServiceUnavailable",
+                "The authentication service is unavailable; retry later.",
+                headers=((b"retry-after", b"5"),),
+            ) from error
         if not verdict.failed and verdict.hash is not None:
             verdict = self._check_payload_hash(request, verdict)
         if verdict.failed:
@@ -423,7 +442,7 @@ class PurgeCacheApp:
             )
         self._validate_input(request.payload)
         cache_name: str = request.payload["cacheName"]
-        self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
+        await self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
         audit_log.info(
             orjson.dumps(
@@ -452,7 +471,7 @@ class PurgeCacheApp:
     async def purge_requests(self, request: Request, call: Call) -> Response:
         """`purgeRequests`: the hot path, served from the per-pool cache."""
         raw_pool = call.params["workerPoolId"]
-        self._authorize(request, call, f"purge-cache:purge-requests::{raw_pool}")
+        await self._authorize(request, call, f"purge-cache:purge-requests::{raw_pool}")
         pool = self._check_pool(call)
         query = parse_query(request.query, ("since",))
         since = None
@@ -469,7 +488,7 @@ class PurgeCacheApp:
 
     async def all_purge_requests(self, request: Request, call: Call) -> Response:
         """`allPurgeRequests`: one keyset-paginated page of every open request."""
-        self._authorize(request, call, "purge-cache:all-purge-requests")
+        await self._authorize(request, call, "purge-cache:all-purge-requests")
         query = parse_query(request.query, ("continuationToken", "limit"))
         limit_text = query.get("limit", "1000")
         if not limit_text.isdigit() or not limit_text.isascii() or int(limit_text) == 0:

@@ -22,6 +22,10 @@ ANONYMOUS = "assume:anonymous"
 CERT_GRACE_MS = 300_000
 CERT_MAX_MS = 31 * 86_400_000
 NO_AUTH_LIFETIME_MS = 15 * 60_000
+BOTH_SCHEMES = (
+    "Cannot use two authentication schemes at once this request has both bewit in querystring "
+    "and 'authorization' header"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,28 +285,24 @@ def authenticate(
 ) -> Verdict:
     """The verdict for one request: header, bewit, or none (the anonymous scopes)."""
     method = method.upper()
-    has_bewit = hawk.HAS_BEWIT_RE.match(resource) is not None
     try:
         if authorization is not None:
-            if has_bewit and _bewit_value(resource):
-                raise AuthFailure(
-                    "Cannot use two authentication schemes at once this request has both bewit "
-                    "in querystring and 'authorization' header"
-                )
+            if uses_both_schemes(resource, authorization):
+                raise AuthFailure(BOTH_SCHEMES)
             return _verify_header(clients, method, resource, host, port, authorization, now)
-        if has_bewit:
+        if hawk.HAS_BEWIT_RE.match(resource) is not None:
             return _verify_bewit(clients, method, resource, host, port, now)
     except AuthFailure as failure:
         return failed(str(failure))
     return Verdict("no-auth", clients.anonymous_scopes, expires=now + NO_AUTH_LIFETIME_MS)
 
 
-def _bewit_value(resource: str) -> str:
-    """The value of the last `bewit` query parameter (empty if none)."""
+def uses_both_schemes(resource: str, authorization: str | None) -> bool:
+    """Whether a request has an Authorization header and a non-empty `bewit` parameter."""
+    if authorization is None or "bewit=" not in resource:
+        return False
     _, _, query = resource.partition("?")
-    value = ""
-    for pair in query.split("&"):
-        name, _, text = pair.partition("=")
-        if name == "bewit":
-            value = text
-    return value
+    return any(
+        name == "bewit" and value
+        for name, _, value in (pair.partition("=") for pair in query.split("&"))
+    )
