@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import ADMIN, CLIENTS_TOML, LiveServer
 from hawk_signing import HawkAuth
 
@@ -36,7 +37,7 @@ class FakeAuthService:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length))
                 fake.bodies.append(body)
