@@ -35,6 +35,7 @@ from purgecache.model import (
 )
 from purgecache.service import InvalidContinuationToken, PurgeService
 from purgecache.storage import StorageError
+from purgecache.web import StaticFiles
 
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
@@ -44,13 +45,12 @@ audit_log = logging.getLogger("purgecache.audit")
 log = logging.getLogger("purgecache")
 
 JSON_TYPE = (b"content-type", b"application/json; charset=utf-8")
-APP_HEADERS: Headers = [
-    (
-        b"content-security-policy",
-        b"report-uri /__cspreport__;default-src 'none';frame-ancestors 'none';",
-    ),
-    (b"x-content-type-options", b"nosniff"),
-]
+API_CSP = b"report-uri /__cspreport__;default-src 'none';frame-ancestors 'none';"
+# The admin page may load its own scripts and styles and call the API, nothing else.
+PAGE_CSP = (
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 API_HEADERS: Headers = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-max-age", b"900"),
@@ -73,6 +73,7 @@ class Response:
     status: int
     body: bytes = b""
     headers: Headers = field(default_factory=list)
+    csp: bytes = API_CSP
 
 
 @dataclass(slots=True)
@@ -175,6 +176,7 @@ class PurgeCacheApp:
         self.started = time.monotonic()
         self.version_body = orjson.dumps(dict(version))
         self.documents = reference.documents(root_url)
+        self.web = StaticFiles()
         schema = reference.load_schema("purge-cache-request.json", root_url)
         self.input_schema_id = schema["$id"]
         self.input_validator = Draft6Validator(schema, format_checker=FormatChecker())
@@ -239,7 +241,8 @@ class PurgeCacheApp:
         trace_id = request.headers.get("x-taskcluster-trace-id") or str(uuid.uuid4())
         headers = [
             *response.headers,
-            *APP_HEADERS,
+            (b"content-security-policy", response.csp),
+            (b"x-content-type-options", b"nosniff"),
             (b"x-for-request-id", request_id.encode()),
             (b"x-for-trace-id", trace_id.encode("latin-1")),
         ]
@@ -293,6 +296,10 @@ class PurgeCacheApp:
         document = self.documents.get(path)
         if document is not None:
             return _json(200, document, (b"access-control-allow-origin", b"*"))
+        page = self.web.lookup(path)
+        if page is not None:
+            headers = [(b"content-type", page[0]), (b"cache-control", b"no-cache")]
+            return Response(200, page[1], headers, PAGE_CSP)
         return _json(404, NOT_FOUND_BODY)
 
     async def _api(self, request: Request, receive: Receive, call: Call, sub: str) -> Response:
