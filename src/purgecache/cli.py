@@ -173,3 +173,12 @@ def expire(db_url: str, data_dir: str) -> None:
     except StartupError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"expired {removed} purge request(s)")
+
+
+def _register_client_commands() -> None:
+    from purgecache.cli_client import register
+
+    register(main)
+
+
+_register_client_commands()
