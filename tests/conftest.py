@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+import pg
+
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
 
 ADMIN = ("admin", "admin-token-0123456789")
@@ -59,6 +61,7 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     args: list[str] = field(default_factory=list)
+    backend: str = "sqlite"
 
     @property
     def root_url(self) -> str:
@@ -112,18 +115,46 @@ def start_server(
         clients.write_text(CLIENTS_TOML)
     port = port or free_port()
     args = [
-        sys.executable, "-m", "purgecache", "serve", "--port", str(port),
-        "--data-dir", str(data_dir), "--clients", str(clients), *extra,
+        sys.executable,
+        "-m",
+        "purgecache",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--clients",
+        str(clients),
+        *extra,
     ]
     log_path = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
             start_new_session=True,
         )
     server = LiveServer(port, data_dir, process, log_path, args)
     wait_until_serving(server)
     return server
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def db_args(backend: str) -> list[str]:
+    """`serve` arguments for a fresh database of this backend (SQLite: the data directory's)."""
+    if backend == "sqlite":
+        return []
+    return ["--db", pg.create_database()]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    pg.drop_databases()
 
 
 @pytest.fixture
@@ -142,9 +173,28 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
             server.kill_all()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server shared by a test module (tests use distinct pool ids)."""
-    live = start_server(tmp_path_factory.mktemp("server"), "--cache-time", "300s")
+@pytest.fixture(params=BACKENDS)
+def backend_server_factory(
+    request: pytest.FixtureRequest, server_factory: Callable[..., LiveServer]
+) -> Callable[..., LiveServer]:
+    """Like server_factory, once per backend, each server on a fresh database."""
+    backend = request.param
+
+    def factory(*extra: str, **kwargs: object) -> LiveServer:
+        live = server_factory(*db_args(backend), *extra, **kwargs)
+        live.backend = backend
+        return live
+
+    return factory
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server per backend shared by a test module (tests use distinct pool ids)."""
+    extra = db_args(request.param)
+    live = start_server(tmp_path_factory.mktemp("server"), *extra, "--cache-time", "300s")
+    live.backend = request.param
     yield live
     live.stop()

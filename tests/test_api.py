@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -230,10 +230,10 @@ def test_since_rejects_what_javascript_rejects(admin: httpx.Client, since: str) 
 
 
 def test_pagination_pages_of_10_10_5_and_no_token_at_the_end(
-    server_factory: object,
+    backend_server_factory: Callable[..., LiveServer],
 ) -> None:
     """25 requests with limit=10 come back as 10, 10, 5; the last page has no token key."""
-    live = server_factory()  # type: ignore[operator]
+    live = backend_server_factory()
     with httpx.Client(base_url=live.api, auth=HawkAuth(*ADMIN)) as client:
         for index in range(25):
             purge(client, f"page/p{index // 10}", f"cache-{index:02d}")
@@ -251,9 +251,11 @@ def test_pagination_pages_of_10_10_5_and_no_token_at_the_end(
         assert seen == sorted(seen) and len(set(seen)) == 25
 
 
-def test_pagination_neither_skips_nor_repeats_when_rows_arrive(server_factory: object) -> None:
+def test_pagination_neither_skips_nor_repeats_when_rows_arrive(
+    backend_server_factory: Callable[..., LiveServer],
+) -> None:
     """Rows added between pages (before and after the cursor) never cause skips or repeats."""
-    live = server_factory()  # type: ignore[operator]
+    live = backend_server_factory()
     with httpx.Client(base_url=live.api, auth=HawkAuth(*ADMIN)) as client:
         for index in range(10):
             purge(client, "keyset/pool", f"m{index}")

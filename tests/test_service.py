@@ -9,7 +9,8 @@ import pytest
 
 from purgecache.model import PurgeRequest
 from purgecache.service import PurgeService
-from purgecache.storage import StorageError
+from purgecache.storage import NO_CHANGES, Changes, StorageError
+from purgecache.storage.base import EVERYTHING
 
 
 class FakeStorage:
@@ -19,6 +20,11 @@ class FakeStorage:
         self.rows: dict[tuple[str, str], PurgeRequest] = {}
         self.pool_reads = 0
         self.fail_next = 0
+        self.pending = NO_CHANGES
+
+    def changes(self) -> Changes:
+        pending, self.pending = self.pending, NO_CHANGES
+        return pending
 
     async def purge(self, pool: str, name: str, before: int, expires: int) -> None:
         self.rows[(pool, name)] = PurgeRequest(pool, name, before, expires)
@@ -111,3 +117,40 @@ def test_cached_rows_disappear_when_they_expire() -> None:
     assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == ["c"]
     clock.now += 1_000
     assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == []
+
+
+def test_changes_by_other_processes_force_a_reread_of_that_pool() -> None:
+    """A pool another process changed is read again; other pools stay cached."""
+    service, storage, _ = make(cache_time_ms=300_000)
+    for pool in ("a/a", "b/b"):
+        asyncio.run(service.purge_requests_json(pool, None))
+    storage.rows[("a/a", "x")] = PurgeRequest("a/a", "x", 1, 2**62)
+    storage.pending = Changes(pools=frozenset({"a/a"}))
+    assert requests_of(asyncio.run(service.purge_requests_json("a/a", None))) == ["x"]
+    reads = storage.pool_reads
+    asyncio.run(service.purge_requests_json("b/b", None))
+    assert storage.pool_reads == reads
+
+
+def test_change_of_everything_rereads_every_pool() -> None:
+    """When any pool may have changed (e.g. another SQLite process wrote), all are re-read."""
+    service, storage, _ = make(cache_time_ms=300_000)
+    for pool in ("a/a", "b/b"):
+        asyncio.run(service.purge_requests_json(pool, None))
+    storage.pending = EVERYTHING
+    for pool in ("a/a", "b/b"):
+        asyncio.run(service.purge_requests_json(pool, None))
+    assert storage.pool_reads == 4
+
+
+def test_outage_serves_cached_answers_while_fresh_only() -> None:
+    """With the database down a still-fresh cached answer is served; an expired one is not."""
+    service, storage, clock = make(cache_time_ms=10_000)
+    asyncio.run(service.purge("p/w", "c"))
+    asyncio.run(service.purge_requests_json("p/w", None))
+    storage.pending = EVERYTHING
+    storage.fail_next = 5
+    assert requests_of(asyncio.run(service.purge_requests_json("p/w", None))) == ["c"]
+    clock.now += 10_001
+    with pytest.raises(StorageError):
+        asyncio.run(service.purge_requests_json("p/w", None))

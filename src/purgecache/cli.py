@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from purgecache.model import parse_duration
 from purgecache.settings import DEFAULT_CACHE_TIME_MS, DEFAULT_RETENTION_MS, Settings
+
+if TYPE_CHECKING:
+    from purgecache.storage import Storage
+
+T = TypeVar("T")
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -110,6 +117,14 @@ def main() -> None:
     help="Worker processes.",
 )
 @click.option(
+    "--migrate/--no-migrate",
+    envvar="PURGECACHE_MIGRATE",
+    default=True,
+    show_default=True,
+    help="Apply missing database migrations at start-up (with --no-migrate, refuse to start "
+    "on an outdated schema; run `purgecache db upgrade`).",
+)
+@click.option(
     "--auth-root-url",
     envvar="PURGECACHE_AUTH_ROOT_URL",
     default="",
@@ -149,30 +164,72 @@ def serve(**options: object) -> None:
         raise click.ClickException(str(error)) from error
 
 
-@main.command()
-@click.option("--db", "db_url", envvar="PURGECACHE_DB", default="", help=DB_HELP)
-@click.option("--data-dir", envvar="PURGECACHE_DATA_DIR", default="", help="Data directory.")
-def expire(db_url: str, data_dir: str) -> None:
-    """Delete purge requests whose retention has passed (safe to run from cron)."""
+def _database_settings(db_url: str, data_dir: str) -> Settings:
+    try:
+        return Settings(db_url=db_url, data_dir=data_dir).resolved()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _run_storage(work: Callable[[Storage], Awaitable[T]], settings: Settings) -> T:
+    """Upgrade the schema, then run `work` on the storage; one-line errors."""
     from purgecache.server import StartupError, upgrade_database
-    from purgecache.service import wall_clock_ms
-    from purgecache.storage import open_storage
+    from purgecache.storage import StorageError, open_storage
 
-    settings = Settings(db_url=db_url, data_dir=data_dir).resolved()
-
-    async def work() -> int:
+    async def run() -> T:
         await upgrade_database(settings)
         storage = open_storage(settings.db_url)
         try:
-            return await storage.expire(wall_clock_ms())
+            return await work(storage)
         finally:
             await storage.close()
 
     try:
-        removed = asyncio.run(work())
-    except StartupError as error:
+        return asyncio.run(run())
+    except (StartupError, StorageError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"expired {removed} purge request(s)")
+
+
+DB_OPTION = click.option("--db", "db_url", envvar="PURGECACHE_DB", default="", help=DB_HELP)
+DATA_DIR_OPTION = click.option(
+    "--data-dir", envvar="PURGECACHE_DATA_DIR", default="", help="Data directory."
+)
+
+
+@main.command()
+@DB_OPTION
+@DATA_DIR_OPTION
+def expire(db_url: str, data_dir: str) -> None:
+    """Delete purge requests whose retention has passed (safe to run from cron, and from
+    several machines at once: one of them does the work)."""
+    from purgecache.service import wall_clock_ms
+
+    async def work(storage: Storage) -> int | None:
+        return await storage.expire(wall_clock_ms())
+
+    removed = _run_storage(work, _database_settings(db_url, data_dir))
+    if removed is None:
+        click.echo("another process is expiring purge requests right now; nothing to do")
+    else:
+        click.echo(f"expired {removed} purge request(s)")
+
+
+@main.group()
+def db() -> None:
+    """Manage the database: schema upgrades and copies."""
+
+
+@db.command("upgrade")
+@DB_OPTION
+@DATA_DIR_OPTION
+def db_upgrade(db_url: str, data_dir: str) -> None:
+    """Create the schema or bring it up to date (never downgrades)."""
+
+    async def work(storage: Storage) -> int:
+        return await storage.upgrade()
+
+    version = _run_storage(work, _database_settings(db_url, data_dir))
+    click.echo(f"database schema is at version {version}")
 
 
 def _register_client_commands() -> None:

@@ -31,8 +31,10 @@ from purgecache.auth.clients import (
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
+from purgecache.storage.migrations import migrations
 
 SETTINGS_ENV = "PURGECACHE_INTERNAL_SETTINGS"
+LATEST_VERSIONS = {kind: migrations(kind)[-1][0] for kind in ("sqlite", "postgres")}
 SNAPSHOT_ENV = "PURGECACHE_INTERNAL_CLIENTS_SNAPSHOT"
 log = logging.getLogger("purgecache")
 
@@ -96,11 +98,24 @@ async def upgrade_database(settings: Settings) -> None:
     except (OSError, ValueError) as error:
         raise StartupError(f"cannot use database {settings.db_url}: {error}") from error
     try:
-        await storage.upgrade()
+        if settings.migrate:
+            await storage.upgrade()
+        elif (version := await storage.schema_version()) != LATEST_VERSIONS[storage_kind(settings)]:
+            raise StartupError(
+                f"database schema is at version {version}, this purgecache needs "
+                f"{LATEST_VERSIONS[storage_kind(settings)]}: run `purgecache db upgrade`"
+            )
+    except StartupError:
+        raise
     except Exception as error:
         raise StartupError(f"cannot use database {settings.db_url}: {error}") from error
     finally:
         await storage.close()
+
+
+def storage_kind(settings: Settings) -> str:
+    """`sqlite` or `postgres`."""
+    return "sqlite" if settings.db_url.startswith("sqlite:") else "postgres"
 
 
 def build_app(settings: Settings, authenticator: Authenticator) -> PurgeCacheApp:

@@ -12,12 +12,12 @@ import binascii
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
 from purgecache.model import PurgeRequest, is_worker_pool_id
-from purgecache.storage import Storage
+from purgecache.storage import NO_CHANGES, Storage, StorageError
 
 Clock = Callable[[], int]
 
@@ -60,16 +60,17 @@ def decode_token(token: str) -> tuple[str, str]:
 class _PoolEntry:
     fetched: int
     stale_at: int  # the earliest of fetched + cache_time and the first expiry among the rows
+    generation: int  # the cache generation it was read in; older ones must be re-read
     rows: tuple[PurgeRequest, ...]
     fragments: tuple[bytes, ...]  # each row's JSON object, ready to splice
     body: bytes  # the whole answer without a `since` filter
 
 
-def _entry(rows: list[PurgeRequest], now: int, cache_time: int) -> _PoolEntry:
+def _entry(rows: list[PurgeRequest], now: int, cache_time: int, generation: int) -> _PoolEntry:
     fragments = tuple(orjson.dumps(row.to_wire()) for row in rows)
     stale_at = min([now + cache_time, *(row.expires for row in rows)])
     body = b'{"requests":[' + b",".join(fragments) + b"]}"
-    return _PoolEntry(now, stale_at, tuple(rows), fragments, body)
+    return _PoolEntry(now, stale_at, generation, tuple(rows), fragments, body)
 
 
 class PurgeService:
@@ -90,6 +91,7 @@ class PurgeService:
         self.cache_max_pools = cache_max_pools
         self.clock = clock
         self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
+        self._generation = 0
 
     async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
         """Record (or refresh) a purge request; durable when this returns."""
@@ -99,14 +101,34 @@ class PurgeService:
         self._cache.pop(worker_pool_id, None)  # our own write is visible at once
         return request
 
+    def _take_changes(self) -> None:
+        """Forget what other processes changed: one pool's entry, or every entry's trust."""
+        changes = self.storage.changes()
+        if changes is NO_CHANGES:
+            return
+        if changes.everything:
+            self._generation += 1
+        for pool in changes.pools:
+            entry = self._cache.get(pool)
+            if entry is not None:
+                self._cache[pool] = replace(entry, generation=-1)
+
     async def _pool(self, worker_pool_id: str) -> _PoolEntry:
+        self._take_changes()
         now = self.clock()
         entry = self._cache.get(worker_pool_id)
-        if entry is not None and now < entry.stale_at:
+        fresh = entry is not None and now < entry.stale_at
+        if entry is not None and fresh and entry.generation == self._generation:
             self._cache.move_to_end(worker_pool_id)
             return entry
-        rows = await self.storage.purge_requests(worker_pool_id, now)  # failures are not cached
-        entry = _entry(rows, now, self.cache_time_ms)
+        generation = self._generation
+        try:
+            rows = await self.storage.purge_requests(worker_pool_id, now)
+        except StorageError:
+            if entry is not None and fresh:  # the database is away: serve what is still fresh
+                return entry
+            raise  # failures are never cached
+        entry = _entry(rows, now, self.cache_time_ms, generation)
         self._cache[worker_pool_id] = entry
         self._cache.move_to_end(worker_pool_id)
         while len(self._cache) > self.cache_max_pools:
@@ -135,6 +157,7 @@ class PurgeService:
             return rows[:size], encode_token(rows[size - 1])
         return rows, None
 
-    async def expire(self) -> int:
-        """Delete every request past its retention; return how many went."""
+    async def expire(self) -> int | None:
+        """Delete every request past its retention; how many went (None: another process is
+        expiring right now)."""
         return await self.storage.expire(self.clock())

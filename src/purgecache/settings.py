@@ -57,6 +57,7 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     auth_root_url: str = ""  # set: delegate authentication to that deployment's auth service
     trust_proxy: bool = False
+    migrate: bool = True  # apply missing schema migrations at start-up
 
     def resolved(self) -> Settings:
         """Fill the defaults that depend on other settings."""

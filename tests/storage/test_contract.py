@@ -3,38 +3,61 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from purgecache.storage import SqliteStorage, Storage
+from purgecache.storage import NO_CHANGES, Changes, SchemaError, SqliteStorage, Storage
 from purgecache.storage.base import SchemaTooNewError
+from purgecache.storage.postgres import PostgresStorage
 from purgecache.storage.sqlite import LATEST_VERSION, connect, upgrade
+
+import pg
 
 NOW = 1_900_000_000_000
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    backend = SqliteStorage(tmp_path / "contract.db")
-    asyncio.run(backend.upgrade())
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for the whole test (connection pools belong to a loop)."""
+    with asyncio.Runner() as loop:
+        yield loop
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner
+) -> Iterator[Storage]:
+    """A freshly migrated, empty storage of each backend."""
+    backend: Storage
+    if request.param == "sqlite":
+        backend = SqliteStorage(tmp_path / "contract.db")
+    else:
+        backend = PostgresStorage(pg.create_database())
+    runner.run(backend.upgrade())
     yield backend
-    asyncio.run(backend.close())
+    runner.run(backend.close())
 
 
-def test_upsert_keeps_one_row_and_moves_both_times(storage: Storage) -> None:
+def test_upsert_keeps_one_row_and_moves_both_times(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
     """Purging a stored (pool, cache) again overwrites before and expires."""
+
     async def scenario() -> None:
         await storage.purge("p/w", "c", NOW, NOW + 10)
         await storage.purge("p/w", "c", NOW + 5, NOW + 20)
         (row,) = await storage.purge_requests("p/w", NOW)
         assert (row.before, row.expires) == (NOW + 5, NOW + 20)
-    asyncio.run(scenario())
+
+    runner.run(scenario())
 
 
-def test_pool_reads_are_ordered_and_skip_expired(storage: Storage) -> None:
+def test_pool_reads_are_ordered_and_skip_expired(storage: Storage, runner: asyncio.Runner) -> None:
     """A pool's rows come in cache-name order without rows whose expiry has passed."""
+
     async def scenario() -> None:
         await storage.purge("p/w", "b", NOW, NOW + 100)
         await storage.purge("p/w", "a", NOW, NOW + 100)
@@ -42,26 +65,28 @@ def test_pool_reads_are_ordered_and_skip_expired(storage: Storage) -> None:
         await storage.purge("other/w", "x", NOW, NOW + 100)
         rows = await storage.purge_requests("p/w", NOW)
         assert [r.cache_name for r in rows] == ["a", "b"]
-    asyncio.run(scenario())
+
+    runner.run(scenario())
 
 
-def test_keyset_pages_in_code_point_order(storage: Storage) -> None:
+def test_keyset_pages_in_code_point_order(storage: Storage, runner: asyncio.Runner) -> None:
     """list_page walks (pool, cache name) in code-point order from an exclusive cursor."""
+
     async def scenario() -> None:
         keys = [("a/b", "Z"), ("a/b", "a"), ("a/b", "é"), ("a-/b", "x"), ("A/b", "x")]
         for pool, name in keys:
             await storage.purge(pool, name, NOW, NOW + 100)
         first = await storage.list_page(None, 2, NOW)
-        rest = await storage.list_page(
-            (first[-1].worker_pool_id, first[-1].cache_name), 10, NOW
-        )
+        rest = await storage.list_page((first[-1].worker_pool_id, first[-1].cache_name), 10, NOW)
         got = [(r.worker_pool_id, r.cache_name) for r in first + rest]
         assert got == sorted(keys)
-    asyncio.run(scenario())
+
+    runner.run(scenario())
 
 
-def test_expire_deletes_exactly_the_expired(storage: Storage) -> None:
+def test_expire_deletes_exactly_the_expired(storage: Storage, runner: asyncio.Runner) -> None:
     """expire(now) removes rows with expires <= now and reports how many."""
+
     async def scenario() -> None:
         await storage.purge("p/w", "a", NOW - 3, NOW - 2)
         await storage.purge("p/w", "b", NOW - 3, NOW)
@@ -69,12 +94,13 @@ def test_expire_deletes_exactly_the_expired(storage: Storage) -> None:
         assert await storage.expire(NOW) == 2
         assert await storage.expire(NOW) == 0
         assert [r.cache_name for r in await storage.list_page(None, 10, 0)] == ["c"]
-    asyncio.run(scenario())
+
+    runner.run(scenario())
 
 
-def test_check_succeeds_on_a_healthy_database(storage: Storage) -> None:
+def test_check_succeeds_on_a_healthy_database(storage: Storage, runner: asyncio.Runner) -> None:
     """check() returns quietly when the database answers."""
-    asyncio.run(storage.check())
+    runner.run(storage.check())
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -90,3 +116,88 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     conn = connect(tmp_path / "x.db")
     assert upgrade(conn) == LATEST_VERSION
     assert upgrade(conn) == LATEST_VERSION
+
+
+def _second(storage: Storage, tmp_path: Path) -> Storage:
+    """Another process's view of the same database."""
+    if isinstance(storage, SqliteStorage):
+        return SqliteStorage(storage.path)
+    assert isinstance(storage, PostgresStorage)
+    return PostgresStorage(storage.url)
+
+
+def test_changes_made_elsewhere_are_reported(
+    storage: Storage, runner: asyncio.Runner, tmp_path: Path
+) -> None:
+    """A write through another connection shows up in changes() within a second."""
+    other = _second(storage, tmp_path)
+
+    async def scenario() -> Changes:
+        await storage.start()
+        await storage.check()
+        deadline = time.monotonic() + 5
+        while storage.changes() is not NO_CHANGES or (
+            isinstance(storage, PostgresStorage) and (not storage._listening)
+        ):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await other.purge("elsewhere/pool", "c", NOW, NOW + 100)
+        started = time.monotonic()
+        while (changes := storage.changes()) is NO_CHANGES:
+            assert time.monotonic() - started < 1.0, "change not seen within 1 s"
+            await asyncio.sleep(0.01)
+        await other.close()
+        return changes
+
+    changes = runner.run(scenario())
+    assert changes.everything or "elsewhere/pool" in changes.pools
+
+
+def test_concurrent_expiry_deletes_each_row_once(
+    storage: Storage, runner: asyncio.Runner, tmp_path: Path
+) -> None:
+    """Expiry run by several processes at once removes every expired row exactly once."""
+    others = [_second(storage, tmp_path) for _ in range(3)]
+
+    async def scenario() -> list[int | None]:
+        for index in range(200):
+            await storage.purge("exp/pool", f"c{index}", NOW - 10, NOW - 1)
+        results = await asyncio.gather(*(s.expire(NOW) for s in [storage, *others]))
+        for other in others:
+            await other.close()
+        return list(results)
+
+    results = runner.run(scenario())
+    assert sum(r or 0 for r in results) == 200
+    assert runner.run(storage.list_page(None, 10, 0)) == []
+
+
+def test_postgres_refuses_an_upstream_database(runner: asyncio.Runner) -> None:
+    """A database holding upstream's cache_purges table is not taken over."""
+    import psycopg
+
+    url = pg.create_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE cache_purges (worker_pool_id text, cache_name text, "
+            "before timestamptz, expires timestamptz)"
+        )
+    storage = PostgresStorage(url)
+    with pytest.raises(SchemaError, match="purgecache db copy"):
+        runner.run(storage.upgrade())
+    runner.run(storage.close())
+
+
+def test_postgres_newer_schema_is_refused(runner: asyncio.Runner) -> None:
+    """A PostgreSQL database from a newer purgecache is not downgraded."""
+    storage = PostgresStorage(pg.create_database())
+    runner.run(storage.upgrade())
+
+    async def bump() -> None:
+        await storage._run(lambda c: c.execute("INSERT INTO purgecache_schema VALUES (999)"))
+
+    runner.run(bump())
+    with pytest.raises(SchemaTooNewError, match="refusing to downgrade"):
+        runner.run(storage.upgrade())
+    assert runner.run(storage.schema_version()) == 999
+    runner.run(storage.close())

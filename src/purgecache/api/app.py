@@ -203,6 +203,7 @@ class PurgeCacheApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.service.storage.start()
                 self._expiry_task = asyncio.create_task(self._expire_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -223,7 +224,8 @@ class PurgeCacheApp:
         while True:
             try:
                 removed = await self.service.expire()
-                log.info('{"event":"expired","rows":%d}', removed)
+                if removed is not None:
+                    log.info('{"event":"expired","rows":%d}', removed)
             except StorageError as error:
                 log.warning('{"event":"expiry-failed","error":%s}', orjson.dumps(str(error)))
             await asyncio.sleep(self.expire_interval_ms / 1000)

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from purgecache.storage.base import SchemaTooNewError, Storage, StorageError
+from purgecache.storage.base import (
+    NO_CHANGES,
+    Changes,
+    SchemaError,
+    SchemaTooNewError,
+    Storage,
+    StorageError,
+)
 from purgecache.storage.sqlite import SqliteStorage, sqlite_path
 
-__all__ = ["SchemaTooNewError", "SqliteStorage", "Storage", "StorageError", "open_storage"]
+__all__ = [
+    "NO_CHANGES",
+    "Changes",
+    "SchemaError",
+    "SchemaTooNewError",
+    "SqliteStorage",
+    "Storage",
+    "StorageError",
+    "open_storage",
+]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_storage(url: str, *, sqlite_synchronous: str = "NORMAL") -> SqliteStorage:
-    """The storage for a database URL (`sqlite:///...`)."""
+def open_storage(url: str, *, sqlite_synchronous: str = "NORMAL") -> Storage:
+    """The storage for a database URL: `sqlite:///path.db` or `postgresql://...`."""
     if url.startswith("sqlite:"):
         return SqliteStorage(sqlite_path(url), sqlite_synchronous)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path.db")
+    if url.startswith(POSTGRES_SCHEMES):
+        from purgecache.storage.postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://user@host/db"
+    )

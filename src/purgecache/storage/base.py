@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from purgecache.model import PurgeRequest
@@ -11,12 +12,43 @@ class StorageError(Exception):
     """The database could not do what was asked (unreachable, locked, corrupt...)."""
 
 
-class SchemaTooNewError(StorageError):
+class SchemaError(StorageError):
+    """The database schema cannot be used by this purgecache (too new, or not ours)."""
+
+
+class SchemaTooNewError(SchemaError):
     """The database was written by a newer purgecache: refuse to downgrade it."""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What other processes changed since the last look: some pools, or possibly everything."""
+
+    everything: bool = False
+    pools: frozenset[str] = field(default_factory=frozenset)
+
+
+NO_CHANGES = Changes()
+EVERYTHING = Changes(everything=True)
 
 
 class Storage(Protocol):
     """Where purge requests live. Every method is safe to call from one event loop."""
+
+    async def upgrade(self) -> int:
+        """Apply missing migrations (never downgrading); return the schema version."""
+
+    async def schema_version(self) -> int:
+        """The schema version the database is at (0 for an empty database)."""
+
+    async def start(self) -> None:
+        """Begin background work (change notifications) inside a running event loop."""
+
+    def changes(self) -> Changes:
+        """Changes made by any process since the previous call; cheap, no I/O round trip.
+
+        Returns the NO_CHANGES object itself when nothing changed.
+        """
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
         """Insert the request or move `before`/`expires` of the existing one; durable on return."""
@@ -29,8 +61,9 @@ class Storage(Protocol):
     ) -> list[PurgeRequest]:
         """Up to `limit` unexpired requests strictly after the key `after`, in key order."""
 
-    async def expire(self, now: int) -> int:
-        """Delete requests whose `expires` is at or before `now`; return how many went."""
+    async def expire(self, now: int) -> int | None:
+        """Delete requests whose `expires` is at or before `now`; return how many went, or None
+        when another process is expiring right now (only one runs at a time)."""
 
     async def check(self) -> None:
         """Raise StorageError unless the database answers a trivial query."""

@@ -8,15 +8,22 @@ committed purge survive a crash of the process (kill -9), `synchronous=FULL` als
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 from purgecache.model import PurgeRequest
-from purgecache.storage.base import SchemaTooNewError, StorageError
+from purgecache.storage.base import (
+    EVERYTHING,
+    NO_CHANGES,
+    Changes,
+    SchemaTooNewError,
+    StorageError,
+)
+from purgecache.storage.migrations import migrations, statements
 
 T = TypeVar("T")
 
@@ -47,17 +54,8 @@ def sqlite_path(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-def migrations() -> list[tuple[int, str]]:
-    """The numbered SQL migrations shipped with the package, in order."""
-    folder = resources.files("purgecache.storage.migrations") / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
-    return sorted(found)
-
-
-LATEST_VERSION = max(number for number, _ in migrations())
+MIGRATIONS = migrations("sqlite")
+LATEST_VERSION = MIGRATIONS[-1][0]
 
 
 def _row(row: tuple[str, str, int, int]) -> PurgeRequest:
@@ -86,11 +84,10 @@ def upgrade(conn: sqlite3.Connection) -> int:
                 f"database schema version {current} is newer than this purgecache knows "
                 f"({LATEST_VERSION}); refusing to downgrade: run a newer purgecache"
             )
-        for number, sql in migrations():
+        for number, sql in MIGRATIONS:
             if number > current:
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(sql):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
         conn.execute("COMMIT")
     except BaseException:
@@ -108,6 +105,27 @@ class SqliteStorage:
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._wal = Path(f"{path}-wal")
+        self._wal_seen = self._wal_state()
+
+    def _wal_state(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self._wal)
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    async def start(self) -> None:
+        """Nothing runs in the background: `changes` looks at the write-ahead log."""
+
+    def changes(self) -> Changes:
+        """Every commit by any process touches the WAL file; a changed WAL means any pool may
+        have changed (one stat call, no database round trip)."""
+        state = self._wal_state()
+        if state == self._wal_seen:
+            return NO_CHANGES
+        self._wal_seen = state
+        return EVERYTHING
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -126,6 +144,9 @@ class SqliteStorage:
     async def upgrade(self) -> int:
         """Bring the schema up to date (see `upgrade`)."""
         return await self._run(upgrade)
+
+    async def schema_version(self) -> int:
+        return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
         await self._run(lambda c: c.execute(_UPSERT, (worker_pool_id, cache_name, before, expires)))

@@ -1,0 +1,228 @@
+"""PostgreSQL storage, for production and for several replicas on one database.
+
+psycopg 3 with an async connection pool (statements are prepared automatically after a few
+uses). Every purge also sends `NOTIFY purgecache, '<pool>'` in its transaction; each process
+LISTENs on a dedicated connection and drops that pool from its cache, so a purge accepted by any
+replica is visible on all of them at once. While that connection is down, `changes` reports
+everything as changed on every call, so caches are never trusted blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from purgecache.model import PurgeRequest
+from purgecache.storage.base import (
+    EVERYTHING,
+    NO_CHANGES,
+    Changes,
+    SchemaError,
+    SchemaTooNewError,
+    StorageError,
+)
+from purgecache.storage.migrations import migrations, statements
+
+T = TypeVar("T")
+log = logging.getLogger("purgecache")
+
+CHANNEL = "purgecache"
+MIGRATIONS = migrations("postgres")
+LATEST_VERSION = MIGRATIONS[-1][0]
+# Arbitrary fixed keys for advisory locks (migrations, expiry).
+MIGRATE_LOCK = 0x70757267_6D696772 & 0x7FFFFFFFFFFFFFFF
+EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
+
+_COLUMNS = "worker_pool_id, cache_name, before, expires"
+_UPSERT = (
+    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (worker_pool_id, cache_name) "
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+)
+_POOL = (
+    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
+    "ORDER BY cache_name"
+)
+_FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
+_NEXT_PAGE = (
+    f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
+    "AND expires > %s ORDER BY 1, 2 LIMIT %s"
+)
+
+
+def _row(row: tuple[Any, ...]) -> PurgeRequest:
+    return PurgeRequest(row[0], row[1], row[2], row[3])
+
+
+async def upgrade(conn: psycopg.AsyncConnection[Any]) -> int:
+    """Apply missing migrations under an advisory lock; refuse a newer or foreign schema."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS purgecache_schema (version integer)")
+        row = await (await conn.execute("SELECT max(version) FROM purgecache_schema")).fetchone()
+        current = int(row[0]) if row and row[0] is not None else 0
+        if current > LATEST_VERSION:
+            raise SchemaTooNewError(
+                f"database schema version {current} is newer than this purgecache knows "
+                f"({LATEST_VERSION}); refusing to downgrade: run a newer purgecache"
+            )
+        if current == 0:
+            found = await (await conn.execute("SELECT to_regclass('cache_purges')")).fetchone()
+            if found and found[0] is not None:
+                raise SchemaError(
+                    "this database already has a cache_purges table that purgecache did not "
+                    "create (an upstream Taskcluster database?); give purgecache its own "
+                    "database and import with `purgecache db copy`"
+                )
+        for number, sql in MIGRATIONS:
+            if number > current:
+                for statement in statements(sql):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO purgecache_schema VALUES (%s)", (number,))
+    return max(current, LATEST_VERSION)
+
+
+class PostgresStorage:
+    """The Storage interface on a PostgreSQL database."""
+
+    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 3.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._max_connections = max_connections
+        self._pool: AsyncConnectionPool | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = False
+        self._changed: set[str] = set()
+
+    def _connections(self) -> AsyncConnectionPool:
+        if self._pool is None:  # created lazily, inside the running event loop
+            self._pool = AsyncConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self._max_connections,
+                timeout=self.timeout,
+                open=False,
+                kwargs={"autocommit": True, "connect_timeout": max(1, int(self.timeout))},
+            )
+        return self._pool
+
+    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        pool = self._connections()
+        try:
+            if pool.closed:
+                await pool.open(wait=False)
+            async with pool.connection() as conn:
+                return await work(conn)
+        except (psycopg.Error, PoolTimeout, OSError) as error:
+            raise StorageError(f"PostgreSQL: {type(error).__name__}: {error}") from error
+
+    async def upgrade(self) -> int:
+        return await self._run(upgrade)
+
+    async def schema_version(self) -> int:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> int:
+            found = await (await conn.execute("SELECT to_regclass('purgecache_schema')")).fetchone()
+            if not found or found[0] is None:
+                return 0
+            row = await (
+                await conn.execute("SELECT max(version) FROM purgecache_schema")
+            ).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        return await self._run(read)
+
+    async def start(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen_forever())
+
+    def changes(self) -> Changes:
+        if not self._listening:
+            return EVERYTHING
+        if not self._changed:
+            return NO_CHANGES
+        pools, self._changed = frozenset(self._changed), set()
+        return Changes(pools=pools)
+
+    async def _listen_forever(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+                )
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening, delay = True, 0.1
+                    async for notice in conn.notifies():
+                        self._changed.add(notice.payload)
+            except (psycopg.Error, OSError) as error:
+                if self._listening:
+                    log.warning('{"event":"listener-lost","error":"%s"}', type(error).__name__)
+            self._listening = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                await conn.execute(_UPSERT, (worker_pool_id, cache_name, before, expires))
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
+
+        await self._run(write)
+
+    async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[PurgeRequest]:
+            cursor = await conn.execute(_POOL, (worker_pool_id, now))
+            return [_row(r) for r in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def list_page(
+        self, after: tuple[str, str] | None, limit: int, now: int
+    ) -> list[PurgeRequest]:
+        query, args = (
+            (_FIRST_PAGE, (now, limit))
+            if after is None
+            else (_NEXT_PAGE, (after[0], after[1], now, limit))
+        )
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[PurgeRequest]:
+            cursor = await conn.execute(query, args)
+            return [_row(r) for r in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def expire(self, now: int) -> int | None:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int | None:
+            async with conn.transaction():
+                locked = await (
+                    await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (EXPIRE_LOCK,))
+                ).fetchone()
+                if not locked or not locked[0]:
+                    return None
+                cursor = await conn.execute("DELETE FROM cache_purges WHERE expires <= %s", (now,))
+                return cursor.rowcount
+
+        return await self._run(delete)
+
+    async def check(self) -> None:
+        async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute("SELECT 1")
+
+        await self._run(ping)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
