@@ -98,6 +98,7 @@ class PostgresStorage:
         self._pool: AsyncConnectionPool | None = None
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
+        self._resync = True
         self._changed: set[str] = set()
 
     def _connections(self) -> AsyncConnectionPool:
@@ -142,7 +143,11 @@ class PostgresStorage:
             self._listener = asyncio.create_task(self._listen_forever())
 
     def changes(self) -> Changes:
-        if not self._listening:
+        if not self._listening or self._resync:
+            # Notifications sent while we were not listening are lost: trust nothing cached
+            # before LISTEN was (re-)established.
+            self._resync = not self._listening
+            self._changed.clear()
             return EVERYTHING
         if not self._changed:
             return NO_CHANGES
@@ -164,7 +169,7 @@ class PostgresStorage:
             except (psycopg.Error, OSError) as error:
                 if self._listening:
                     log.warning('{"event":"listener-lost","error":"%s"}', type(error).__name__)
-            self._listening = False
+            self._listening, self._resync = False, True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
