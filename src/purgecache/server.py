@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from purgecache.auth.clients import (
     ensure_admin_clients_file,
     load_clients,
 )
+from purgecache.metrics import MULTIPROC_ENV
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
@@ -217,6 +219,8 @@ def run(settings: Settings) -> None:
             settings.clients_file,
         )
     os.environ[SETTINGS_ENV] = settings.to_json()
+    metrics_dir = tempfile.mkdtemp(prefix="purgecache-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir  # before any worker creates a metric
     snapshot = None if settings.auth_root_url else ClientsSnapshot(Path(settings.clients_file))
     if snapshot is not None:
         os.environ[SNAPSHOT_ENV] = str(snapshot.path)
@@ -253,3 +257,4 @@ def run(settings: Settings) -> None:
     finally:
         if snapshot is not None:
             snapshot.remove()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

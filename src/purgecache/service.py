@@ -84,6 +84,8 @@ class PurgeService:
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
         clock: Clock = wall_clock_ms,
+        on_cache_hit: Callable[[], object] = lambda: None,
+        on_cache_miss: Callable[[], object] = lambda: None,
     ) -> None:
         self.storage = storage
         self.retention_ms = retention_ms
@@ -92,6 +94,8 @@ class PurgeService:
         self.clock = clock
         self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
         self._generation = 0
+        self.on_cache_hit = on_cache_hit
+        self.on_cache_miss = on_cache_miss
 
     async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
         """Record (or refresh) a purge request; durable when this returns."""
@@ -120,7 +124,9 @@ class PurgeService:
         fresh = entry is not None and now < entry.stale_at
         if entry is not None and fresh and entry.generation == self._generation:
             self._cache.move_to_end(worker_pool_id)
+            self.on_cache_hit()
             return entry
+        self.on_cache_miss()
         generation = self._generation
         try:
             rows = await self.storage.purge_requests(worker_pool_id, now)

@@ -27,6 +27,7 @@ from purgecache.api.request import read_body as read_request_body
 from purgecache.auth import credentials, hawk
 from purgecache.auth.authenticators import Authenticator, AuthServiceError
 from purgecache.auth.scopes import ScopeSet
+from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
     format_time,
@@ -164,6 +165,7 @@ class PurgeCacheApp:
         access_log_enabled: bool = True,
         trust_proxy: bool = False,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.authenticator = authenticator
@@ -173,6 +175,9 @@ class PurgeCacheApp:
         self.access_log_enabled = access_log_enabled
         self.trust_proxy = trust_proxy
         self.on_shutdown = on_shutdown
+        self.metrics = metrics or Metrics()
+        service.on_cache_hit = self.metrics.cache_hit.inc
+        service.on_cache_miss = self.metrics.cache_miss.inc
         self.started = time.monotonic()
         self.version_body = orjson.dumps(dict(version))
         self.documents = reference.documents(root_url)
@@ -225,8 +230,11 @@ class PurgeCacheApp:
             try:
                 removed = await self.service.expire()
                 if removed is not None:
+                    self.metrics.expiry_runs.inc()
+                    self.metrics.expired_rows.inc(removed)
                     log.info('{"event":"expired","rows":%d}', removed)
             except StorageError as error:
+                self.metrics.storage_errors.inc()
                 log.warning('{"event":"expiry-failed","error":%s}', orjson.dumps(str(error)))
             await asyncio.sleep(self.expire_interval_ms / 1000)
 
@@ -253,6 +261,7 @@ class PurgeCacheApp:
             headers.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self.metrics.observe_request(call.name, response.status, time.perf_counter() - started)
         if self.access_log_enabled:
             self._log_access(request, call, response.status, started, request_id)
 
@@ -295,6 +304,8 @@ class PurgeCacheApp:
             return _json(200, self.version_body)
         if path == "/__heartbeat__":
             return await self.heartbeat(request, Call("heartbeat", {}))
+        if path == "/metrics":
+            return await self.prometheus()
         document = self.documents.get(path)
         if document is not None:
             return _json(200, document, (b"access-control-allow-origin", b"*"))
@@ -429,6 +440,15 @@ class PurgeCacheApp:
         """`version`: the Dockerflow version object."""
         return _json(200, self.version_body)
 
+    async def prometheus(self) -> Response:
+        """`/metrics`: Prometheus exposition, with the open requests counted now."""
+        try:
+            open_requests: int | None = await self.service.storage.count_open(self.service.clock())
+        except StorageError:
+            self.metrics.storage_errors.inc()
+            open_requests = None
+        return Response(200, self.metrics.render(open_requests), [(b"content-type", CONTENT_TYPE)])
+
     async def heartbeat(self, request: Request, call: Call) -> Response:
         """`heartbeat`: 200 when the database answers, 503 naming the failed check otherwise."""
         try:
@@ -453,6 +473,7 @@ class PurgeCacheApp:
         cache_name: str = request.payload["cacheName"]
         await self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
+        self.metrics.purges.inc()
         audit_log.info(
             orjson.dumps(
                 {

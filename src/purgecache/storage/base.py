@@ -65,6 +65,9 @@ class Storage(Protocol):
         """Delete requests whose `expires` is at or before `now`; return how many went, or None
         when another process is expiring right now (only one runs at a time)."""
 
+    async def count_open(self, now: int) -> int:
+        """How many unexpired purge requests there are."""
+
     async def check(self) -> None:
         """Raise StorageError unless the database answers a trivial query."""
 

@@ -216,6 +216,14 @@ class PostgresStorage:
 
         return await self._run(delete)
 
+    async def count_open(self, now: int) -> int:
+        async def count(conn: psycopg.AsyncConnection[Any]) -> int:
+            query = "SELECT count(*) FROM cache_purges WHERE expires > %s"
+            row = await (await conn.execute(query, (now,))).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(count)
+
     async def check(self) -> None:
         async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute("SELECT 1")

@@ -172,6 +172,10 @@ class SqliteStorage:
         )
         return cursor.rowcount
 
+    async def count_open(self, now: int) -> int:
+        query = "SELECT count(*) FROM cache_purges WHERE expires > ?"
+        return await self._run(lambda c: int(c.execute(query, (now,)).fetchone()[0]))
+
     async def check(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1 FROM cache_purges LIMIT 1").fetchone())
 

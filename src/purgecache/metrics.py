@@ -1,0 +1,105 @@
+"""Prometheus metrics, served at `/metrics` on the API port.
+
+With several worker processes the values are kept in prometheus_client's multiprocess files
+(`serve` points PROMETHEUS_MULTIPROC_DIR at a private temporary directory before the workers
+start), so every scrape shows the sum over all workers whichever worker answers it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client.core import GaugeMetricFamily
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    """The service's counters and histograms, with label children cached for the hot path."""
+
+    def __init__(self) -> None:
+        # prometheus_client picks its value store when first imported, which may have happened
+        # in the parent before PROMETHEUS_MULTIPROC_DIR was set: pick again for this process.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "purgecache_requests",
+            "HTTP requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "purgecache_request_duration_seconds",
+            "Time to answer, by endpoint",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.purges = Counter(
+            "purgecache_purges_accepted",
+            "Purge requests stored (204 answers)",
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "purgecache_pool_cache",
+            "purgeRequests answers from the per-pool cache (hit) or the database (miss)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.storage_errors = Counter(
+            "purgecache_storage_errors",
+            "Database operations that failed",
+            registry=self.registry,
+        )
+        self.expiry_runs = Counter(
+            "purgecache_expiry_runs", "Expiry runs that did the work", registry=self.registry
+        )
+        self.expired_rows = Counter(
+            "purgecache_expired_rows", "Purge requests deleted by expiry", registry=self.registry
+        )
+        self.cache_hit = self.cache.labels("hit")
+        self.cache_miss = self.cache.labels("miss")
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        children = self._children.get((endpoint, status))
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
+            self._children[(endpoint, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def render(self, open_requests: int | None) -> bytes:
+        """The exposition text; `open_requests` is counted by the caller at scrape time."""
+        registry = self.registry
+        if os.environ.get(MULTIPROC_ENV):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        text = generate_latest(registry)
+        if open_requests is not None:
+            gauge = GaugeMetricFamily(
+                "purgecache_open_purge_requests",
+                "Unexpired purge requests in the database",
+                value=open_requests,
+            )
+            scrape = CollectorRegistry()
+            scrape.register(_Fixed([gauge]))
+            text += generate_latest(scrape)
+        return text
+
+
+class _Fixed:
+    """A collector that yields the given metric families (for values computed per scrape)."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return self.families

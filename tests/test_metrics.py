@@ -1,0 +1,50 @@
+"""`/metrics`: Prometheus counters summed over all worker processes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import httpx
+from conftest import ADMIN, LiveServer
+from hawk_signing import HawkAuth
+
+ServerFactory = Callable[..., LiveServer]
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    """The value of one sample in the exposition text (0 when absent)."""
+    pattern = re.escape(name + (("{" + labels + "}") if labels else "")) + r" ([0-9.e+]+)"
+    found = re.search(pattern, text)
+    return float(found[1]) if found else 0.0
+
+
+def test_metrics_count_requests_across_workers(backend_server_factory: ServerFactory) -> None:
+    """Requests, purges, cache hits/misses and open requests add up over two workers."""
+    live = backend_server_factory("--workers", "2", "--cache-time", "300s")
+    ping_label = 'endpoint="ping",status="200"'
+    pings_before = sample(
+        httpx.get(f"{live.root_url}/metrics").text, "purgecache_requests_total", ping_label
+    )
+    for _ in range(10):
+        assert httpx.get(f"{live.api}/ping").status_code == 200
+    auth = HawkAuth(*ADMIN)
+    pool = f"{live.api}/purge-cache/metrics%2Fpool"
+    assert httpx.post(pool, json={"cacheName": "c"}, auth=auth).status_code == 204
+    for _ in range(6):
+        assert httpx.get(pool, auth=auth).status_code == 200
+    assert httpx.get(f"{live.api}/purge-cache/oops/pool/x", auth=auth).status_code == 400
+    for _ in range(4):  # whichever worker answers, the totals are the same
+        response = httpx.get(f"{live.root_url}/metrics")
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert sample(text, "purgecache_requests_total", ping_label) - pings_before == 10
+        assert sample(text, "purgecache_purges_accepted_total") == 1
+        hits = sample(text, "purgecache_pool_cache_total", 'result="hit"')
+        misses = sample(text, "purgecache_pool_cache_total", 'result="miss"')
+        assert hits + misses == 6 and misses >= 1
+        assert sample(text, "purgecache_open_purge_requests") == 1
+        assert (
+            sample(text, "purgecache_requests_total", 'endpoint="purgeRequests",status="400"') == 1
+        )
+        assert "purgecache_request_duration_seconds_bucket" in text
