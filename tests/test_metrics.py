@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 
 import httpx
+
 from conftest import ADMIN, LiveServer
 from hawk_signing import HawkAuth
 

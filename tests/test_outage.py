@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import ADMIN, LiveServer, free_port
 from hawk_signing import HawkAuth
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
 import pg
 from conftest import ADMIN, LiveServer
 from hawk_signing import HawkAuth

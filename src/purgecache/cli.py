@@ -232,6 +232,31 @@ def db_upgrade(db_url: str, data_dir: str) -> None:
     click.echo(f"database schema is at version {version}")
 
 
+@db.command("copy")
+@click.option("--from", "source", required=True, help="Database to read: ours, or upstream's.")
+@click.option("--to", "target", required=True, help="Database to write (schema created).")
+def db_copy(source: str, target: str) -> None:
+    """Copy open purge requests from one database into another.
+
+    The source may be a purgecache SQLite or PostgreSQL database, or an upstream Taskcluster
+    PostgreSQL database (its cache_purges table). Expired requests are skipped; a request
+    already in the target keeps the later time.
+
+    \b
+    Example:
+      purgecache db copy --from postgresql://tc@db/taskcluster --to sqlite:////var/lib/pc.db
+    """
+    from purgecache.service import wall_clock_ms
+    from purgecache.storage import StorageError
+    from purgecache.storage.copy import copy_requests
+
+    try:
+        copied, kind = asyncio.run(copy_requests(source, target, wall_clock_ms()))
+    except (StorageError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"copied {copied} purge request(s) from {kind}")
+
+
 def _register_client_commands() -> None:
     from purgecache.cli_client import register
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +53,10 @@ class Storage(Protocol):
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
         """Insert the request or move `before`/`expires` of the existing one; durable on return."""
+
+    async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
+        """Store rows in one transaction (bulk import); an existing row keeps the later
+        `before` and the later `expires` of the two."""
 
     async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
         """Unexpired requests of one pool, ordered by cache name (code-point order)."""

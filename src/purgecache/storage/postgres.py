@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -44,6 +44,12 @@ _UPSERT = (
     f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (%s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+)
+_MERGE = (
+    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
+    "before = greatest(cache_purges.before, excluded.before), "
+    "expires = greatest(cache_purges.expires, excluded.expires)"
 )
 _POOL = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
@@ -178,6 +184,20 @@ class PostgresStorage:
             async with conn.transaction():
                 await conn.execute(_UPSERT, (worker_pool_id, cache_name, before, expires))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
+
+        await self._run(write)
+
+    async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
+        values = [(r.worker_pool_id, r.cache_name, r.before, r.expires) for r in rows]
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(_MERGE, values)
+                await conn.execute(
+                    "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
+                    (CHANNEL, sorted({r.worker_pool_id for r in rows})),
+                )
 
         await self._run(write)
 

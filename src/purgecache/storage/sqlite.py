@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +32,11 @@ _UPSERT = (
     f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+)
+_MERGE = (
+    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (worker_pool_id, cache_name) "
+    "DO UPDATE SET before = max(before, excluded.before), expires = max(expires, excluded.expires)"
 )
 _POOL = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? "
@@ -150,6 +155,16 @@ class SqliteStorage:
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
         await self._run(lambda c: c.execute(_UPSERT, (worker_pool_id, cache_name, before, expires)))
+
+    async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
+        values = [(r.worker_pool_id, r.cache_name, r.before, r.expires) for r in rows]
+
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_MERGE, values)
+
+        await self._run(write)
 
     async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
         rows = await self._run(lambda c: c.execute(_POOL, (worker_pool_id, now)).fetchall())

@@ -1,0 +1,102 @@
+"""`purgecache db copy`: move open purge requests between databases.
+
+Sources: our own SQLite or PostgreSQL databases, or an upstream Taskcluster PostgreSQL database
+(its `cache_purges` table, with `worker_pool_id` since DB version 50 or the older
+`provisioner_id`/`worker_type` pair), so a deployment replacing upstream keeps the purges its
+workers have not seen yet. Only unexpired requests are copied; a request already in the target
+keeps the later `before` and `expires`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from purgecache.model import PurgeRequest, is_worker_pool_id
+from purgecache.storage import POSTGRES_SCHEMES, Storage, StorageError, open_storage
+
+BATCH = 5000
+
+_UPSTREAM_COLUMNS = """
+SELECT column_name FROM information_schema.columns
+WHERE table_name = 'cache_purges' AND table_schema = current_schema()
+"""
+
+
+async def _ours(storage: Storage, now: int) -> AsyncIterator[list[PurgeRequest]]:
+    after: tuple[str, str] | None = None
+    while True:
+        rows = await storage.list_page(after, BATCH, now)
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1].worker_pool_id, rows[-1].cache_name)
+
+
+async def _upstream_columns(url: str) -> set[str]:
+    import psycopg
+
+    try:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            found = await (await conn.execute("SELECT to_regclass('purgecache_schema')")).fetchone()
+            if found and found[0] is not None:
+                return set()  # one of ours
+            cursor = await conn.execute(_UPSTREAM_COLUMNS)
+            return {row[0] for row in await cursor.fetchall()}
+    except psycopg.Error as error:
+        raise StorageError(f"PostgreSQL: {error}") from error
+
+
+async def _upstream(url: str, columns: set[str], now: int) -> AsyncIterator[list[PurgeRequest]]:
+    import psycopg
+
+    pool = (
+        "worker_pool_id" if "worker_pool_id" in columns else "provisioner_id || '/' || worker_type"
+    )
+    query = (
+        f"SELECT {pool}, cache_name, (extract(epoch FROM before) * 1000)::bigint, "
+        "(extract(epoch FROM expires) * 1000)::bigint FROM cache_purges "
+        "WHERE expires > to_timestamp(%s / 1000.0)"
+    )
+    try:
+        async with (
+            await psycopg.AsyncConnection.connect(url) as conn,
+            conn.cursor(name="purgecache_copy") as cursor,
+        ):
+            await cursor.execute(query, (now,))
+            while rows := await cursor.fetchmany(BATCH):
+                yield [_upstream_row(row) for row in rows if is_worker_pool_id(row[0])]
+    except psycopg.Error as error:
+        raise StorageError(f"PostgreSQL: {error}") from error
+
+
+def _upstream_row(row: tuple[Any, ...]) -> PurgeRequest:
+    return PurgeRequest(str(row[0]), str(row[1]), int(row[2]), int(row[3]))
+
+
+async def copy_requests(source_url: str, target_url: str, now: int) -> tuple[int, str]:
+    """Copy every unexpired request; return how many and what kind of source it was."""
+    columns = (
+        await _upstream_columns(source_url) if source_url.startswith(POSTGRES_SCHEMES) else set()
+    )
+    target = open_storage(target_url)
+    source: Storage | None = None
+    copied = 0
+    try:
+        await target.upgrade()
+        if {"cache_name", "before", "expires"} <= columns:
+            kind, batches = "an upstream Taskcluster database", _upstream(source_url, columns, now)
+        else:
+            source = open_storage(source_url)
+            if await source.schema_version() == 0:
+                raise StorageError(f"{source_url} holds no purgecache or upstream purge requests")
+            kind, batches = "a purgecache database", _ours(source, now)
+        async for batch in batches:
+            if batch:
+                await target.put_many(batch)
+                copied += len(batch)
+    finally:
+        await target.close()
+        if source is not None:
+            await source.close()
+    return copied, kind

@@ -1,0 +1,94 @@
+"""`purgecache db copy`: from upstream Taskcluster's table and between our backends."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import pg
+
+
+def run_copy(source: str, target: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "purgecache", "db", "copy", "--from", source, "--to", target],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def sqlite_rows(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return list(
+            conn.execute("SELECT worker_pool_id, cache_name FROM cache_purges ORDER BY 1, 2")
+        )
+
+
+@pytest.mark.parametrize("shape", ["worker_pool_id", "provisioner_id"])
+def test_copy_from_an_upstream_database(tmp_path: Path, shape: str) -> None:
+    """Unexpired rows of upstream's cache_purges (both shapes) arrive; expired ones do not."""
+    url = pg.create_database()
+    pool = (
+        "worker_pool_id text"
+        if shape == "worker_pool_id"
+        else ("provisioner_id text, worker_type text")
+    )
+    values = "'proj-a/linux'" if shape == "worker_pool_id" else "'proj-a', 'linux'"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE cache_purges ({pool}, cache_name text, before timestamptz, "
+            "expires timestamptz)"
+        )
+        conn.execute(
+            f"INSERT INTO cache_purges VALUES ({values}, 'open', now(), now() + interval '1 day'),"
+            f" ({values}, 'old', now() - interval '3 days', now() - interval '2 days')"
+        )
+    target = tmp_path / "target.db"
+    result = run_copy(url, f"sqlite:///{target}")
+    assert result.returncode == 0, result.stderr
+    assert "copied 1 purge request(s) from an upstream Taskcluster database" in result.stdout
+    assert sqlite_rows(target) == [("proj-a/linux", "open")]
+
+
+def test_copy_between_our_backends_keeps_the_later_before(tmp_path: Path) -> None:
+    """SQLite -> PostgreSQL -> SQLite round trip; an existing later `before` is kept."""
+    first = tmp_path / "first.db"
+    with sqlite3.connect(first) as conn:
+        conn.execute("PRAGMA user_version=1")
+        conn.execute(
+            "CREATE TABLE cache_purges (worker_pool_id TEXT, cache_name TEXT, before INTEGER, "
+            "expires INTEGER, PRIMARY KEY (worker_pool_id, cache_name))"
+        )
+        far = 2**50
+        conn.executemany(
+            "INSERT INTO cache_purges VALUES (?, ?, ?, ?)",
+            [(f"p/w{i}", f"c{i}", 1000 + i, far) for i in range(12_000)],
+        )
+    url = pg.create_database()
+    result = run_copy(f"sqlite:///{first}", url)
+    assert result.returncode == 0, result.stderr
+    assert "copied 12000" in result.stdout
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE cache_purges SET before = 5000000 WHERE cache_name = 'c0'")
+    second = tmp_path / "second.db"
+    assert run_copy(url, f"sqlite:///{second}").returncode == 0
+    assert run_copy(f"sqlite:///{first}", f"sqlite:///{second}").returncode == 0
+    with sqlite3.connect(second) as conn:
+        assert conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0] == 12_000
+        before = conn.execute("SELECT before FROM cache_purges WHERE cache_name='c0'").fetchone()
+    assert before[0] == 5_000_000
+
+
+def test_copy_from_an_empty_database_is_an_error(tmp_path: Path) -> None:
+    """A source with no purge requests table gives a one-line error, exit code 1."""
+    result = run_copy(pg.create_database(), f"sqlite:///{tmp_path / 't.db'}")
+    assert result.returncode == 1
+    assert "holds no purgecache or upstream purge requests" in result.stderr
+    assert "Traceback" not in result.stderr
