@@ -80,6 +80,10 @@ NPM_PACKAGE="taskcluster-client@87.1.3"
 
 log() { printf 'setup-client-envs: %s\n' "$*" >&2; }
 
+for tool in "$PYTHON" node npm; do
+  command -v "$tool" > /dev/null || { log "error: $tool not found"; exit 1; }
+done
+
 # The import check each venv must pass before it is marked ready. The alias is
 # the same one tc_scenario.py applies (needed by 19.0.0 only; harmless in 113).
 PY_CHECK='import base64
@@ -132,7 +136,7 @@ make_npm() {
 JSON
   # taskcluster-client 87 declares engines.node 22.17.1 but runs on node 20 (npm
   # only warns, EBADENGINE); the tests prove it works there.
-  (cd "$env" && npm install --no-audit --no-fund --save-exact --loglevel=error "$NPM_PACKAGE")
+  (cd "$env" && npm install --no-audit --no-fund --save-exact --loglevel=error "$NPM_PACKAGE") >&2
   node --input-type=module -e "
     const tc = (await import('$env/node_modules/taskcluster-client/src/index.js')).default;
     if (typeof tc.PurgeCache !== 'function') { throw new Error('no PurgeCache client'); }"

@@ -21,11 +21,17 @@ Scenarios (ARG is JSON where given):
 - `ping`: the result of `ping()`.
 - `calls '[CALL, ...]'`: each CALL is `{"method": NAME, "pool": "p/w" (optional),
   "payload": {...} (optional), "query": {...} (optional), "credentials": "anonymous" |
-  {"clientId": ..., "accessToken": ...} (optional; default: the connection's)}`;
+  {"clientId": ..., "accessToken": ...} (optional; default: the connection's),
+  "temporary": {"scopes": [...], "name": NAME (optional)} (optional: temporary credentials
+  minted with `createTemporaryCredentials` from the credentials above, valid from one
+  minute ago for an hour), "authorizedScopes": [...] (optional client option)}`;
   prints a list with `{"result": ...}` or `{"error": {...}}` per call, in order.
 - `publish`: upstream's "Publish purge-cache requests" test; prints what each step saw.
 - `paginate '{"pool": "p/w", "count": N, "limit": L}'`: purges N caches, then pages
   through `allPurgeRequests` by hand and with the client's `paginationHandler`.
+- `signed-urls '{"pool": "p/w", "since": ISO}'`: builds bewit-signed URLs for `purgeRequests`
+  (without and with `since`) and `allPurgeRequests` with the connection's credentials and
+  fetches them, plus the unsigned `purgeRequests` URL, with plain anonymous GETs.
 - `reference`: builds a client with `taskcluster.client.createApiClient` from the server's own
   `references/purge-cache/v1/api.json` and calls `ping`, `purgeCache` and
   `purgeRequests` through it.
@@ -111,11 +117,29 @@ class Harness:
     def client(self, credentials: Json = None) -> Any:
         return taskcluster.PurgeCache(self.options(credentials))
 
+    def spec_client(self, spec: dict[str, Json]) -> Any:
+        """The client a `calls` entry asks for."""
+        options = self.options(spec.get("credentials"))
+        if "temporary" in spec:
+            issuer = options["credentials"]
+            now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+            options["credentials"] = taskcluster.createTemporaryCredentials(
+                issuer["clientId"],
+                issuer["accessToken"],
+                now - datetime.timedelta(minutes=1),
+                now + datetime.timedelta(hours=1),
+                spec["temporary"]["scopes"],
+                name=spec["temporary"].get("name"),
+            )
+        if "authorizedScopes" in spec:
+            options["authorizedScopes"] = spec["authorizedScopes"]
+        return taskcluster.PurgeCache(options)
+
     # -- primitives ------------------------------------------------------------------
 
     def call(self, spec: dict[str, Json]) -> dict[str, Json]:
         """Run one call described by `spec`; an API error is returned as data."""
-        client = self.client(spec.get("credentials"))
+        client = self.spec_client(spec)
         args: list[Json] = pool_args(spec["pool"]) if "pool" in spec else []
         if "payload" in spec:
             args.append(spec["payload"])
@@ -176,6 +200,25 @@ class Harness:
         handled: list[Json] = []
         returned = client.allPurgeRequests(paginationHandler=handled.append, paginationLimit=limit)
         return {"manual": manual, "handler": handled, "handler_returned": returned}
+
+    def signed_urls(self, pool: str, since: str) -> dict[str, Json]:
+        """Fetch bewit URLs made by the client with anonymous GETs (status and body)."""
+        import requests
+
+        client = self.client()
+        urls = {
+            "purgeRequests": client.buildSignedUrl("purgeRequests", *pool_args(pool)),
+            "purgeRequests_since": client.buildSignedUrl(
+                "purgeRequests", *pool_args(pool), query={"since": since}
+            ),
+            "allPurgeRequests": client.buildSignedUrl("allPurgeRequests"),
+            "unsigned": client.buildUrl("purgeRequests", *pool_args(pool)),
+        }
+        seen: dict[str, Json] = {}
+        for name, url in urls.items():
+            response = requests.get(url, timeout=10)
+            seen[name] = {"url": url, "status": response.status_code, "body": response.json()}
+        return seen
 
     def reference(self) -> dict[str, Json]:
         """A client built from the served api.json, used for a few calls."""
@@ -238,6 +281,8 @@ def main(argv: list[str]) -> int:
         result = harness.publish()
     elif opts.scenario == "paginate":
         result = harness.paginate(arg["pool"], int(arg["count"]), int(arg["limit"]))
+    elif opts.scenario == "signed-urls":
+        result = harness.signed_urls(arg["pool"], arg["since"])
     elif opts.scenario == "reference":
         result = harness.reference()
     else:
