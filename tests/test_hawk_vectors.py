@@ -31,6 +31,7 @@ import pytest
 from purgecache.auth import credentials
 from purgecache.auth.clients import ClientStore, parse_clients
 from purgecache.model import format_time
+
 from support.hawk_vectors import Case, clients_toml, load_vectors
 from support.vector_server import VectorServer, start_vector_server
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from purgecache.server import prepare
 from purgecache.settings import Settings
+
 from support.vector_app import NOW_HEADER, SETTINGS_ENV
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
