@@ -246,8 +246,7 @@ class PurgeCacheApp:
         try:
             response = await self._respond(request, receive, call)
         except Exception:  # a bug: never show its text to the caller
-            log.exception("unhandled error in %s", call.name)
-            response = _json(500, b'{"error":"Internal Server Error"}')
+            response = self._internal_error(request, call)
         trace_id = request.headers.get("x-taskcluster-trace-id") or str(uuid.uuid4())
         headers = [
             *response.headers,
@@ -351,10 +350,14 @@ class PurgeCacheApp:
             )
             return self._error(unavailable, request, call)
         except Exception:
-            incident = str(uuid.uuid4())
-            log.exception("internal error, incident %s", incident)
-            text = f"Internal Server Error, incidentId {incident}."
-            return self._error(ApiError("InternalServerError", text), request, call)
+            return self._internal_error(request, call)
+
+    def _internal_error(self, request: Request, call: Call) -> Response:
+        """500 InternalServerError naming an incident id that the log line also carries."""
+        incident = str(uuid.uuid4())
+        log.exception("internal error in %s, incident %s", call.name, incident)
+        text = f"Internal Server Error, incidentId {incident}."
+        return self._error(ApiError("InternalServerError", text), request, call)
 
     def _error(self, error: ApiError, request: Request, call: Call) -> Response:
         now = format_time(self.service.clock())

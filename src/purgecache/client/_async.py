@@ -1,0 +1,111 @@
+"""`AsyncPurgeCache`: the asyncio twin of `PurgeCache`, a thin shell of `httpx.AsyncClient`
+I/O over the same `ClientCore`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from purgecache.client import _calls
+from purgecache.client._base import BaseClient
+from purgecache.client._calls import Call
+from purgecache.client._core import Reply, Sleep
+from purgecache.client._models import OpenAllPurgeRequestsList, OpenPurgeRequestList, Ping, Version
+
+T = TypeVar("T")
+
+
+class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
+    """Client of the Taskcluster purge-cache service (asyncio); the methods of `PurgeCache`.
+
+    async with AsyncPurgeCache.from_env() as pc:
+        await pc.purge_cache("proj-a/linux", "checkouts")
+        async for page in pc.all_purge_requests_pages(): ...
+    """
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient()
+
+    async def _send(self, step: httpx.Request | Sleep) -> Reply | None:
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        try:
+            return await self._http.send(step, auth=None, follow_redirects=False)
+        except httpx.TransportError as error:
+            return error
+
+    async def _run(self, call: Call[T]) -> T:
+        exchange = self._core.exchange(call)
+        step = next(exchange)
+        while True:
+            try:
+                step = exchange.send(await self._send(step))
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    async def ping(self) -> Ping:
+        """Whether the service is alive, and since how long."""
+        return await self._run(_calls.ping())
+
+    async def heartbeat(self) -> Mapping[str, object]:
+        """The service and its database answer (an error, 503, when the database does not)."""
+        return await self._run(_calls.heartbeat())
+
+    async def lbheartbeat(self) -> Mapping[str, object]:
+        """The service process answers (for load balancers)."""
+        return await self._run(_calls.lbheartbeat())
+
+    async def version(self) -> Version:
+        """The deployment's version object."""
+        return await self._run(_calls.version())
+
+    async def purge_cache(self, worker_pool_id: str, cache_name: str) -> None:
+        """Ask the workers of `worker_pool_id` to throw away their caches named `cache_name`."""
+        await self._run(_calls.purge_cache(worker_pool_id, cache_name))
+
+    async def all_purge_requests(
+        self, continuation_token: str | None = None, limit: int | None = None
+    ) -> OpenAllPurgeRequestsList:
+        """One page of every open purge request (scope `purge-cache:all-purge-requests`)."""
+        return await self._run(_calls.all_purge_requests(continuation_token, limit))
+
+    async def all_purge_requests_pages(
+        self, limit: int | None = None
+    ) -> AsyncIterator[OpenAllPurgeRequestsList]:
+        """Every page of `all_purge_requests`, fetched as you iterate."""
+        token: str | None = None
+        while True:
+            page = await self.all_purge_requests(token, limit)
+            yield page
+            token = _calls.next_page_token(token, page)
+            if token is None:
+                return
+
+    async def purge_requests(
+        self, worker_pool_id: str, since: datetime | str | None = None
+    ) -> OpenPurgeRequestList:
+        """The open purge requests of a worker pool, those from `since` on if given."""
+        return await self._run(_calls.purge_requests(worker_pool_id, since))
+
+    async def aclose(self) -> None:
+        """Release the connections (not those of an `http_client` you passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncPurgeCache:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,166 @@
+"""The purge-cache API v1 as data: one `Call` per request, built without any I/O.
+
+A `Call` says which endpoint, method, route (relative to the API base, already encoded),
+query and payload, and how to read a successful answer. The sync and async clients send
+the same calls; `ClientCore` turns them into signed HTTP requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
+
+from purgecache.client._models import (
+    OpenAllPurgeRequestsList,
+    OpenPurgeRequestList,
+    Ping,
+    PurgeCacheRequest,
+    Version,
+    format_datetime,
+)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+GetEndpoint = Literal[
+    "ping", "heartbeat", "lbheartbeat", "version", "all_purge_requests", "purge_requests"
+]
+GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
+    "ping",
+    "heartbeat",
+    "lbheartbeat",
+    "version",
+    "all_purge_requests",
+    "purge_requests",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T_co]):
+    """One API request, before it is signed and sent."""
+
+    endpoint: str  # the API's name for it, e.g. `purgeRequests`
+    method: str
+    route: str  # relative to the API base, percent-encoded
+    parse: Callable[[object], T_co]
+    query: tuple[tuple[str, str], ...] = ()
+    payload: Mapping[str, object] | None = None
+
+
+def _mapping(data: object) -> Mapping[str, object]:
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {data!r}")
+    return MappingProxyType(data)
+
+
+def _nothing(data: object) -> None:
+    return None
+
+
+def _pool_route(worker_pool_id: str) -> str:
+    # Like every current client: the whole id is one path segment, `/` sent as `%2F`.
+    return "purge-cache/" + quote(worker_pool_id, safe="")
+
+
+def ping() -> Call[Ping]:
+    """`GET /ping`."""
+    return Call("ping", "GET", "ping", Ping.from_json)
+
+
+def heartbeat() -> Call[Mapping[str, object]]:
+    """`GET /__heartbeat__`."""
+    return Call("heartbeat", "GET", "__heartbeat__", _mapping)
+
+
+def lbheartbeat() -> Call[Mapping[str, object]]:
+    """`GET /__lbheartbeat__`."""
+    return Call("lbheartbeat", "GET", "__lbheartbeat__", _mapping)
+
+
+def version() -> Call[Version]:
+    """`GET /__version__`."""
+    return Call("version", "GET", "__version__", Version.from_json)
+
+
+def purge_cache(worker_pool_id: str, cache_name: str) -> Call[None]:
+    """`POST /purge-cache/<workerPoolId>` with `{"cacheName": ...}`."""
+    payload = PurgeCacheRequest(cache_name).to_json()
+    return Call("purgeCache", "POST", _pool_route(worker_pool_id), _nothing, payload=payload)
+
+
+def all_purge_requests(
+    continuation_token: str | None = None, limit: int | None = None
+) -> Call[OpenAllPurgeRequestsList]:
+    """`GET /purge-cache/list?continuationToken=&limit=`."""
+    query: list[tuple[str, str]] = []
+    if continuation_token is not None:
+        query.append(("continuationToken", continuation_token))
+    if limit is not None:
+        query.append(("limit", str(limit)))
+    return Call(
+        "allPurgeRequests",
+        "GET",
+        "purge-cache/list",
+        OpenAllPurgeRequestsList.from_json,
+        tuple(query),
+    )
+
+
+def purge_requests(
+    worker_pool_id: str, since: datetime | str | None = None
+) -> Call[OpenPurgeRequestList]:
+    """`GET /purge-cache/<workerPoolId>?since=`; `since` as a datetime or the API's text."""
+    query: tuple[tuple[str, str], ...] = ()
+    if since is not None:
+        query = (("since", since if isinstance(since, str) else format_datetime(since)),)
+    return Call(
+        "purgeRequests", "GET", _pool_route(worker_pool_id), OpenPurgeRequestList.from_json, query
+    )
+
+
+def get_call(
+    endpoint: GetEndpoint,
+    worker_pool_id: str | None = None,
+    *,
+    since: datetime | str | None = None,
+    continuation_token: str | None = None,
+    limit: int | None = None,
+) -> Call[Any]:
+    """The call of a GET endpoint by its Python name, with only the arguments it takes."""
+    if endpoint == "purge_requests":
+        if worker_pool_id is None:
+            raise ValueError("purge_requests needs a worker pool id")
+        if continuation_token is not None or limit is not None:
+            raise ValueError("purge_requests takes no continuation token or limit")
+        return purge_requests(worker_pool_id, since)
+    if worker_pool_id is not None or since is not None:
+        raise ValueError(f"{endpoint} takes no worker pool id or since")
+    if endpoint == "all_purge_requests":
+        return all_purge_requests(continuation_token, limit)
+    if continuation_token is not None or limit is not None:
+        raise ValueError(f"{endpoint} takes no continuation token or limit")
+    simple: dict[str, Callable[[], Call[Any]]] = {
+        "ping": ping,
+        "heartbeat": heartbeat,
+        "lbheartbeat": lbheartbeat,
+        "version": version,
+    }
+    if endpoint not in simple:
+        raise ValueError(f"no GET endpoint {endpoint!r}; one of {', '.join(GET_ENDPOINTS)}")
+    return simple[endpoint]()
+
+
+def next_page_token(sent: str | None, page: OpenAllPurgeRequestsList) -> str | None:
+    """The token for the next page, or None when the listing is complete.
+
+    A server that hands back the token it was given with an empty page would loop forever
+    (upstream does with `limit=0`); that ends the listing too.
+    """
+    token = page.continuation_token
+    if token is None or (token == sent and not page.requests):
+        return None
+    return token

@@ -1,0 +1,203 @@
+"""Typed, immutable values of the purge-cache API: the seed's types, the Python way.
+
+Every result knows how to read itself from the wire (`from_json`, strict: a field of the wrong
+type is a ValueError) and how to write itself back (`to_json`, the exact wire form).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from purgecache.model import format_time, is_worker_pool_id, to_ms
+
+
+def worker_pool_id(provisioner_id: str, worker_type: str) -> str:
+    """`provisionerId/workerType`, checked against Taskcluster's identifier rules."""
+    pool = f"{provisioner_id}/{worker_type}"
+    if not is_worker_pool_id(pool):
+        raise ValueError(
+            f"invalid worker pool ({provisioner_id!r}, {worker_type!r}): each part must be "
+            "1 to 38 of A-Z a-z 0-9 _ -"
+        )
+    return pool
+
+
+def split_worker_pool_id(pool: str) -> tuple[str, str]:
+    """`(provisionerId, workerType)` of a worker pool id such as `proj-a/linux`."""
+    if not is_worker_pool_id(pool):
+        raise ValueError(
+            f"invalid worker pool id {pool!r}: expected provisionerId/workerType, each "
+            "1 to 38 of A-Z a-z 0-9 _ -"
+        )
+    provisioner_id, _, worker_type = pool.partition("/")
+    return provisioner_id, worker_type
+
+
+def format_datetime(moment: datetime) -> str:
+    """An aware datetime as the API writes times: UTC, milliseconds, `Z`."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"a naive datetime is ambiguous, give it a time zone: {moment!r}")
+    return format_time(to_ms(moment))
+
+
+def parse_datetime(text: str) -> datetime:
+    """An API time (RFC 3339) as an aware datetime in UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _field(data: Mapping[str, object], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"field {name!r} should be a string, got {value!r}")
+    return value
+
+
+def _object(data: object) -> Mapping[str, object]:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected a JSON object, got {data!r}")
+    return data
+
+
+def _entries(data: Mapping[str, object]) -> tuple[PurgeCacheRequestsEntry, ...]:
+    entries = data.get("requests")
+    if not isinstance(entries, list):
+        raise ValueError(f"field 'requests' should be a list, got {entries!r}")
+    return tuple(PurgeCacheRequestsEntry.from_json(entry) for entry in entries)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCacheRequest:
+    """Input of `purgeCache`: which cache to purge (`v1/purge-cache-request.json`)."""
+
+    cache_name: str
+
+    def to_json(self) -> dict[str, str]:
+        """The request body."""
+        return {"cacheName": self.cache_name}
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCacheRequestsEntry:
+    """One open purge request: caches `cache_name` of the pool created before `before` go."""
+
+    provisioner_id: str
+    worker_type: str
+    cache_name: str
+    before: datetime  # aware, UTC
+
+    @property
+    def worker_pool_id(self) -> str:
+        """`provisionerId/workerType`."""
+        return f"{self.provisioner_id}/{self.worker_type}"
+
+    @classmethod
+    def from_json(cls, data: object) -> PurgeCacheRequestsEntry:
+        """Read one entry of a `requests` list."""
+        fields = _object(data)
+        return cls(
+            _field(fields, "provisionerId"),
+            _field(fields, "workerType"),
+            _field(fields, "cacheName"),
+            parse_datetime(_field(fields, "before")),
+        )
+
+    def to_json(self) -> dict[str, str]:
+        """The entry as the API sends it."""
+        return {
+            "provisionerId": self.provisioner_id,
+            "workerType": self.worker_type,
+            "cacheName": self.cache_name,
+            "before": format_datetime(self.before),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenPurgeRequestList:
+    """What `purgeRequests` returns: the open purge requests of one worker pool."""
+
+    requests: tuple[PurgeCacheRequestsEntry, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> OpenPurgeRequestList:
+        """Read a `purgeRequests` answer."""
+        return cls(_entries(_object(data)))
+
+    def to_json(self) -> dict[str, object]:
+        """The answer as the API sends it."""
+        return {"requests": [entry.to_json() for entry in self.requests]}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAllPurgeRequestsList:
+    """One page of `allPurgeRequests`; `continuation_token` is None on the last page."""
+
+    requests: tuple[PurgeCacheRequestsEntry, ...]
+    continuation_token: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> OpenAllPurgeRequestsList:
+        """Read an `allPurgeRequests` answer (an empty token, as v19 sends, means the end)."""
+        fields = _object(data)
+        token = fields.get("continuationToken")
+        if token is not None and not isinstance(token, str):
+            raise ValueError(f"field 'continuationToken' should be a string, got {token!r}")
+        return cls(_entries(fields), token or None)
+
+    def to_json(self) -> dict[str, object]:
+        """The page as the API sends it."""
+        answer: dict[str, object] = {"requests": [entry.to_json() for entry in self.requests]}
+        if self.continuation_token is not None:
+            answer["continuationToken"] = self.continuation_token
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """What `ping` returns: the service is alive, up for `uptime` seconds."""
+
+    alive: bool
+    uptime: float
+
+    @classmethod
+    def from_json(cls, data: object) -> Ping:
+        """Read a `ping` answer."""
+        fields = _object(data)
+        alive, uptime = fields.get("alive"), fields.get("uptime")
+        if not isinstance(alive, bool) or not isinstance(uptime, int | float):
+            raise ValueError(f"expected alive and uptime, got {data!r}")
+        return cls(alive, float(uptime))
+
+    def to_json(self) -> dict[str, object]:
+        """The answer as the API sends it."""
+        return {"alive": self.alive, "uptime": self.uptime}
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """What `version` returns: the deployment's Dockerflow version object."""
+
+    version: str
+    commit: str
+    source: str
+    build: str
+
+    @classmethod
+    def from_json(cls, data: object) -> Version:
+        """Read a `version` answer (absent fields read as empty)."""
+        fields = _object(data)
+        values = [fields.get(name, "") for name in ("version", "commit", "source", "build")]
+        return cls(*(value if isinstance(value, str) else str(value) for value in values))
+
+    def to_json(self) -> dict[str, str]:
+        """The answer as the API sends it."""
+        return {
+            "version": self.version,
+            "commit": self.commit,
+            "source": self.source,
+            "build": self.build,
+        }

@@ -1,0 +1,118 @@
+"""`PurgeCache`: the blocking client, a thin shell of `httpx.Client` I/O over `ClientCore`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from purgecache.client import _calls
+from purgecache.client._base import BaseClient
+from purgecache.client._calls import Call
+from purgecache.client._core import Reply, Sleep
+from purgecache.client._models import OpenAllPurgeRequestsList, OpenPurgeRequestList, Ping, Version
+
+T = TypeVar("T")
+
+
+class PurgeCache(BaseClient[httpx.Client]):
+    """Client of the Taskcluster purge-cache service (blocking).
+
+        with PurgeCache("https://tc.example.com", Credentials("me", "token")) as pc:
+            pc.purge_cache("proj-a/linux", "checkouts")
+            for entry in pc.purge_requests("proj-a/linux").requests: ...
+
+    Thread-safe; close it (or use `with`) to release its connections.
+    """
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client()
+
+    def _send(self, step: httpx.Request | Sleep) -> Reply | None:
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        try:
+            return self._http.send(step, auth=None, follow_redirects=False)
+        except httpx.TransportError as error:
+            return error
+
+    def _run(self, call: Call[T]) -> T:
+        exchange = self._core.exchange(call)
+        step = next(exchange)
+        while True:
+            try:
+                step = exchange.send(self._send(step))
+            except StopIteration as done:
+                result: T = done.value
+                return result
+
+    def ping(self) -> Ping:
+        """Whether the service is alive, and since how long."""
+        return self._run(_calls.ping())
+
+    def heartbeat(self) -> Mapping[str, object]:
+        """The service and its database answer (an error, 503, when the database does not)."""
+        return self._run(_calls.heartbeat())
+
+    def lbheartbeat(self) -> Mapping[str, object]:
+        """The service process answers (for load balancers)."""
+        return self._run(_calls.lbheartbeat())
+
+    def version(self) -> Version:
+        """The deployment's version object."""
+        return self._run(_calls.version())
+
+    def purge_cache(self, worker_pool_id: str, cache_name: str) -> None:
+        """Ask the workers of `worker_pool_id` to throw away their caches named `cache_name`.
+
+        Needs the scope `purge-cache:<worker_pool_id>:<cache_name>`.
+        """
+        self._run(_calls.purge_cache(worker_pool_id, cache_name))
+
+    def all_purge_requests(
+        self, continuation_token: str | None = None, limit: int | None = None
+    ) -> OpenAllPurgeRequestsList:
+        """One page of every open purge request (scope `purge-cache:all-purge-requests`)."""
+        return self._run(_calls.all_purge_requests(continuation_token, limit))
+
+    def all_purge_requests_pages(
+        self, limit: int | None = None
+    ) -> Iterator[OpenAllPurgeRequestsList]:
+        """Every page of `all_purge_requests`, fetched as you iterate."""
+        token: str | None = None
+        while True:
+            page = self.all_purge_requests(token, limit)
+            yield page
+            token = _calls.next_page_token(token, page)
+            if token is None:
+                return
+
+    def purge_requests(
+        self, worker_pool_id: str, since: datetime | str | None = None
+    ) -> OpenPurgeRequestList:
+        """The open purge requests of a worker pool, those from `since` on if given.
+
+        Needs the scope `purge-cache:purge-requests::<worker_pool_id>`.
+        """
+        return self._run(_calls.purge_requests(worker_pool_id, since))
+
+    def close(self) -> None:
+        """Release the connections (not those of an `http_client` you passed in)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> PurgeCache:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
