@@ -258,9 +258,11 @@ def db_copy(source: str, target: str) -> None:
 
 
 def _register_client_commands() -> None:
+    from purgecache.agent.cli import register as register_agent
     from purgecache.cli_client import register
 
     register(main)
+    register_agent(main)
 
 
 _register_client_commands()
