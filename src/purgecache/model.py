@@ -7,6 +7,7 @@ turned into text only at the edges (`format_time`, `parse_since`). No I/O in thi
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -51,8 +52,9 @@ class PurgeRequest:
 
 def format_time(ms: int) -> str:
     """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates."""
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds, milli = divmod(ms, 1000)
+    t = time.gmtime(seconds)  # about twice as fast as datetime + strftime (listing hot path)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], milli)  # noqa: UP031
 
 
 def to_ms(moment: datetime) -> int:

@@ -206,7 +206,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def run(settings: Settings) -> None:
     """Serve in the foreground until SIGTERM/SIGINT; StartupError for configuration mistakes."""
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
     from granian.server import Server
 
     settings, clients, created = prepare(settings)
@@ -229,6 +229,7 @@ def run(settings: Settings) -> None:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
+        loop=Loops.uvloop,
         workers=settings.workers,
         factory=True,
         log_enabled=False,

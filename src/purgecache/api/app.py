@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import hmac
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -85,6 +86,18 @@ class Call:
     params: dict[str, str]
     client_id: str | None = None
     param_error: str | None = None
+
+
+_random_bits = random.getrandbits
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_id() -> str:
+    """A random UUIDv4 string for request and trace ids (not secrets: Python's Mersenne
+    Twister is fine here and four times cheaper than uuid.uuid4())."""
+    digits = "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def _json(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> Response:
@@ -241,13 +254,13 @@ class PurgeCacheApp:
     async def _http(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request = Request.from_scope(scope)
-        request_id = str(uuid.uuid4())
+        request_id = new_id()
         call = Call("-", {})
         try:
             response = await self._respond(request, receive, call)
         except Exception:  # a bug: never show its text to the caller
             response = self._internal_error(request, call)
-        trace_id = request.headers.get("x-taskcluster-trace-id") or str(uuid.uuid4())
+        trace_id = request.headers.get("x-taskcluster-trace-id") or new_id()
         headers = [
             *response.headers,
             (b"content-security-policy", response.csp),
