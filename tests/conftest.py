@@ -188,13 +188,18 @@ def backend_server_factory(
     return factory
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(
+    scope="module",
+    params=[("sqlite", "rsgi"), ("postgres", "rsgi"), ("sqlite", "asgi")],
+    ids=["sqlite", "postgres", "sqlite-asgi"],
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """One server per backend shared by a test module (tests use distinct pool ids)."""
-    extra = db_args(request.param)
-    live = start_server(tmp_path_factory.mktemp("server"), *extra, "--cache-time", "300s")
-    live.backend = request.param
+    """One server per backend (and the ASGI interface once) shared by a test module."""
+    backend, interface = request.param
+    extra = [*db_args(backend), "--interface", interface, "--cache-time", "300s"]
+    live = start_server(tmp_path_factory.mktemp("server"), *extra)
+    live.backend = backend
     yield live
     live.stop()

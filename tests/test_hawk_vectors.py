@@ -54,11 +54,14 @@ def _params() -> list[Any]:
     return [pytest.param(case, id=case["id"]) for case in CASES]
 
 
-@pytest.fixture(scope="module")
-def vector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VectorServer]:
-    """granian serving the vector app, shared by the live cases."""
+@pytest.fixture(scope="module", params=["rsgi", "asgi"])
+def vector_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[VectorServer]:
+    """granian serving the vector app over each interface, shared by the live cases."""
     server = start_vector_server(
-        tmp_path_factory.mktemp("hawk-vectors"), clients_toml(WORLD), WORLD["rootUrl"]
+        tmp_path_factory.mktemp("hawk-vectors"), clients_toml(WORLD), WORLD["rootUrl"],
+        request.param,
     )
     yield server
     server.stop()

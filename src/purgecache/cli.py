@@ -117,6 +117,15 @@ def main() -> None:
     help="Worker processes.",
 )
 @click.option(
+    "--interface",
+    envvar="PURGECACHE_INTERFACE",
+    type=click.Choice(["rsgi", "asgi"]),
+    default="rsgi",
+    show_default=True,
+    help="granian interface: rsgi is faster; asgi hands Hawk the raw request path (rsgi "
+    "rebuilds it, which covers every Taskcluster client's spelling of pool ids).",
+)
+@click.option(
     "--migrate/--no-migrate",
     envvar="PURGECACHE_MIGRATE",
     default=True,

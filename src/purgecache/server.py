@@ -228,7 +228,7 @@ def run(settings: Settings) -> None:
         "purgecache.server:worker_app",
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.ASGI,
+        interface=Interfaces(settings.interface),
         loop=Loops.uvloop,
         workers=settings.workers,
         factory=True,

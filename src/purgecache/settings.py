@@ -58,6 +58,7 @@ class Settings:
     auth_root_url: str = ""  # set: delegate authentication to that deployment's auth service
     trust_proxy: bool = False
     migrate: bool = True  # apply missing schema migrations at start-up
+    interface: str = "rsgi"  # granian's native interface (faster); "asgi" sees the raw path
 
     def resolved(self) -> Settings:
         """Fill the defaults that depend on other settings."""

@@ -1,6 +1,6 @@
 """A granian factory for the vector tests: the real purge-cache app with a per-request clock.
 
-Run it as `python -m granian --interface asgi --factory support.vector_app:app` with `tests/`
+Run it as `python -m granian --interface asgi|rsgi --factory support.vector_app:app` with `tests/`
 on PYTHONPATH and `$PURGECACHE_VECTOR_SETTINGS` holding resolved `Settings` JSON (the database
 already upgraded, e.g. by `purgecache.server.prepare`).
 
@@ -61,6 +61,21 @@ class ClockFromHeader:
             await self.inner(scope, receive, send)
         finally:
             _now_ms.reset(token)
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        """The same for granian's RSGI interface."""
+        value = scope.headers.get(NOW_HEADER.decode())
+        token = _now_ms.set(int(value) if value is not None else None)
+        try:
+            await self.inner.__rsgi__(scope, protocol)
+        finally:
+            _now_ms.reset(token)
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        self.inner.__rsgi_init__(loop)
+
+    def __rsgi_del__(self, loop: Any) -> None:
+        self.inner.__rsgi_del__(loop)
 
 
 def app() -> ClockFromHeader:

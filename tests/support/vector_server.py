@@ -91,7 +91,9 @@ class VectorServer:
                 self.process.wait(timeout)
 
 
-def start_vector_server(data_dir: Path, clients_toml: str, root_url: str) -> VectorServer:
+def start_vector_server(
+    data_dir: Path, clients_toml: str, root_url: str, interface: str = "rsgi"
+) -> VectorServer:
     """Write the clients file, upgrade the database, start granian and wait until it serves."""
     data_dir.mkdir(parents=True, exist_ok=True)
     clients_path = data_dir / "vector-clients.toml"
@@ -114,7 +116,7 @@ def start_vector_server(data_dir: Path, clients_toml: str, root_url: str) -> Vec
         ),
     }
     args = [
-        sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+        sys.executable, "-m", "granian", "--interface", interface, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         "support.vector_app:app",
     ]  # fmt: skip

@@ -43,7 +43,7 @@ class ApiError(Exception):
         code: str,
         text: str,
         details: Mapping[str, object] | None = None,
-        headers: tuple[tuple[bytes, bytes], ...] = (),
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__(text)
         self.code = code

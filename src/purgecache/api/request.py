@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
 
@@ -16,43 +16,46 @@ from purgecache.api.errors import ApiError
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_WANTED_HEADERS = frozenset(
-    (
-        "host",
-        "authorization",
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "x-forwarded-port",
-        "x-forwarded-proto",
-        "x-forwarded-for",
-        "x-taskcluster-trace-id",
-        "accept-encoding",
-    )
+_WANTED_HEADERS = (
+    "host",
+    "authorization",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-forwarded-for",
+    "x-taskcluster-trace-id",
+    "accept-encoding",
 )
+_WANTED = frozenset(_WANTED_HEADERS)
 
 
 @dataclass(slots=True)
 class Request:
-    """The parts of an ASGI request the service uses."""
+    """The parts of a request the service uses, whatever the server interface."""
 
     method: str
-    raw_path: str  # still percent-encoded, as the client sent it (and signed it)
+    # ASGI: the path as sent, still percent-encoded. RSGI only offers it percent-decoded
+    # (`path_decoded`); then Hawk's signed resource is rebuilt (see `resources`).
+    path: str
     query: str  # raw query string
     headers: dict[str, str]
     tls: bool
     client_ip: str | None
+    path_decoded: bool = False
     body: bytes = b""
     payload: Any = field(default_factory=dict)  # parsed JSON body, or {} when there is none
     is_json: bool = False
 
     @classmethod
-    def from_scope(cls, scope: Mapping[str, Any]) -> Request:
-        """Build from an ASGI HTTP scope."""
+    def from_asgi(cls, scope: Mapping[str, Any]) -> Request:
+        """From an ASGI HTTP scope."""
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1").lower()
-            if key in _WANTED_HEADERS and key not in headers:
+            if key in _WANTED and key not in headers:
                 headers[key] = value.decode("latin-1")
         raw_path = scope.get("raw_path") or scope["path"].encode()
         client = scope.get("client")
@@ -65,10 +68,52 @@ class Request:
             client[0] if client else None,
         )
 
+    @classmethod
+    def from_rsgi(cls, scope: Any) -> Request:
+        """From a granian RSGI scope (its path is already percent-decoded)."""
+        found = scope.headers
+        headers = {name: found.get(name) for name in _WANTED_HEADERS if name in found}
+        client = scope.client
+        return cls(
+            scope.method,
+            scope.path,
+            scope.query_string,
+            headers,
+            scope.scheme == "https",
+            client.rpartition(":")[0] if client else None,
+            path_decoded=True,
+        )
+
     @property
     def resource(self) -> str:
         """The request target as signed by Hawk: raw path plus query."""
-        return f"{self.raw_path}?{self.query}" if self.query else self.raw_path
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    def resources(self, api_base: str, worker_pool_id: str | None) -> tuple[str, ...]:
+        """The request targets the client may have signed, most likely first.
+
+        Exact with ASGI. With RSGI the path arrives decoded: a pool id was sent with its slash
+        encoded (`a%2Fb`, as every current client does; `a%2fb` by hand) or literally (`a/b`,
+        seed era); no other spelling of a valid pool id is rebuilt.
+        """
+        if not self.path_decoded or worker_pool_id is None:
+            return (self.resource,)
+        query = f"?{self.query}" if self.query else ""
+        encoded = f"{api_base}purge-cache/{quote(worker_pool_id, safe='')}{query}"
+        if encoded == self.resource:
+            return (encoded,)
+        return (encoded, self.resource, encoded.replace("%2F", "%2f"))
+
+
+async def asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body chunks of an ASGI request."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 def decode_segment(raw: str) -> str:
@@ -121,25 +166,21 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
-async def read_body(request: Request, receive: Receive, limit: int) -> bytes:
+async def read_body(request: Request, chunks: AsyncIterable[bytes], limit: int) -> bytes:
     """Read the whole body, refusing more than `limit` bytes (413) and inflating gzip/deflate."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length")
+    if declared is None and "transfer-encoding" not in request.headers:
+        return b""  # no body: the common GET
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
+        parts.append(chunk)
+    body = b"".join(parts)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if body and encoding not in ("", "identity"):
         body = _inflate(body, encoding, limit)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from importlib import resources
 
 _TYPES = {
-    ".html": b"text/html; charset=utf-8",
-    ".js": b"text/javascript; charset=utf-8",
-    ".css": b"text/css; charset=utf-8",
-    ".svg": b"image/svg+xml",
-    ".png": b"image/png",
-    ".ico": b"image/x-icon",
-    ".json": b"application/json; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json; charset=utf-8",
 }
 
 
@@ -19,7 +19,7 @@ class StaticFiles:
     """The files of `web/static`, read once at start-up, by URL path (`/` is index.html)."""
 
     def __init__(self) -> None:
-        self.files: dict[str, tuple[bytes, bytes]] = {}
+        self.files: dict[str, tuple[str, bytes]] = {}
         root = resources.files("purgecache.web") / "static"
         self._walk(root, "/")
 
@@ -35,6 +35,6 @@ class StaticFiles:
         if prefix + "index.html" in self.files:
             self.files[prefix] = self.files[prefix + "index.html"]
 
-    def lookup(self, path: str) -> tuple[bytes, bytes] | None:
+    def lookup(self, path: str) -> tuple[str, bytes] | None:
         """(content type, body) of the file at this URL path, or None."""
         return self.files.get(path)
