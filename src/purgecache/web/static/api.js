@@ -1,0 +1,66 @@
+// The purge-cache JSON API, the same public one every client uses; Hawk-signed when signed in.
+
+import { authorization } from "./hawk.js";
+
+const API_BASE = new URL("api/purge-cache/v1/", document.baseURI);
+const FOOTER = "\n\n---\n\n";
+
+/** A failed call: HTTP status (0 when the service did not answer), Taskcluster code and message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function toError(response) {
+  const reply = await response.json().catch(() => null);
+  if (reply && typeof reply.code === "string" && typeof reply.message === "string") {
+    return new ApiError(response.status, reply.code, reply.message.split(FOOTER)[0]);
+  }
+  const text = reply && reply.error ? reply.error : response.statusText;
+  return new ApiError(response.status, `HTTP ${response.status}`, text || "No details.");
+}
+
+async function call(credentials, method, path, { query = {}, body, signal } = {}) {
+  const url = new URL(path, API_BASE);
+  for (const [key, value] of Object.entries(query)) {
+    if (value) url.searchParams.set(key, value);
+  }
+  const text = body === undefined ? null : JSON.stringify(body);
+  const headers = text === null ? {} : { "Content-Type": "application/json" };
+  if (credentials) {
+    const contentType = text === null ? "" : "application/json";
+    headers.Authorization = await authorization({ credentials, method, url, contentType,
+      body: text });
+  }
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body: text, signal, cache: "no-store",
+      credentials: "omit" });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "NetworkError", `The service did not answer (${error.message}).`);
+  }
+  if (!response.ok) throw await toError(response);
+  return response.status === 204 ? null : response.json();
+}
+
+const poolPath = (workerPoolId) => `purge-cache/${encodeURIComponent(workerPoolId)}`;
+
+/** One page of every open purge request: {requests, continuationToken?}. */
+export function allPurgeRequests(credentials, { limit, continuationToken, signal } = {}) {
+  return call(credentials, "GET", "purge-cache/list", {
+    query: { limit: limit && String(limit), continuationToken }, signal });
+}
+
+/** What a worker of the pool receives: {requests}, only those with before >= since if given. */
+export function purgeRequests(credentials, workerPoolId, since) {
+  return call(credentials, "GET", poolPath(workerPoolId), { query: { since } });
+}
+
+/** Ask workers of the pool to delete copies of the cache made before now. */
+export function purgeCache(credentials, workerPoolId, cacheName) {
+  return call(credentials, "POST", poolPath(workerPoolId), { body: { cacheName } });
+}

@@ -1,0 +1,77 @@
+// Small DOM helpers shared by the views: building elements, times, error panels.
+
+import { localTime, messageBlocks, relativeTime } from "./format.js";
+
+/** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  node.append(...children.flat().filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+/** An instant as local time plus "3 min ago" (kept current by refreshRelativeTimes). */
+export function timeView(iso) {
+  return el("span", { class: "when" },
+    el("time", { datetime: iso, title: `${iso} (UTC)` }, localTime(iso)),
+    el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)));
+}
+
+export function refreshRelativeTimes() {
+  for (const node of document.querySelectorAll("[data-relative]")) {
+    node.textContent = relativeTime(node.dataset.relative);
+  }
+}
+
+/** A cache name as text; the empty name (allowed by the API) made visible. */
+export function cacheNameView(cacheName) {
+  return cacheName === "" ? el("em", {}, "(empty name)") : el("code", {}, cacheName);
+}
+
+function summary(error, signedIn) {
+  if (error.status === 403 && !signedIn) return "Not allowed without credentials.";
+  if (error.status === 403) return "Not allowed: these credentials lack a scope this needs.";
+  if (error.status === 401) return "The service did not accept the credentials.";
+  if (error.status === 0) return "The service could not be reached.";
+  if (error.status >= 500) return "The service failed to answer; try again shortly.";
+  return "The service refused the request.";
+}
+
+function hint(error, signedIn) {
+  if (error.status === 403 && !signedIn) {
+    return "You are not signed in, so only this deployment's anonymous scopes apply. " +
+      "Sign in with credentials that hold the scope named below.";
+  }
+  if (error.status === 401 && /Stale timestamp/.test(error.message)) {
+    return "Your computer's clock differs from the service's by more than 15 minutes.";
+  }
+  if (error.status === 401 && /Bad mac/.test(error.message)) {
+    return "Check the client ID and access token (and that the certificate, if any, came " +
+      "with them): any mismatch gives “Bad mac”.";
+  }
+  return null;
+}
+
+/** A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message. */
+export function errorView(error, signedIn) {
+  const code = error.status ? `${error.status} ${error.code}` : error.code;
+  const tip = hint(error, signedIn);
+  return el("div", { class: "error", role: "alert" },
+    el("p", { class: "error-title" }, el("strong", {}, summary(error, signedIn)), ` (${code})`),
+    tip && el("p", {}, tip),
+    messageBlocks(error.message).map((block) =>
+      block.code ? el("pre", {}, el("code", {}, block.text)) : el("p", {}, block.text)));
+}
+
+/** Show `message` (or nothing) as the problem of a form field, linked for screen readers. */
+export function setFieldProblem(field, message) {
+  const note = document.getElementById(`${field.id}-problem`);
+  note.textContent = message || "";
+  note.hidden = !message;
+  if (message) field.setAttribute("aria-invalid", "true");
+  else field.removeAttribute("aria-invalid");
+}

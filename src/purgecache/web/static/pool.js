@@ -1,0 +1,86 @@
+// One pool as its workers see it: the purgeRequests reply, with an optional `since`.
+
+import { purgeRequests } from "./api.js";
+import { loadCredentials } from "./credentials.js";
+import { cacheNameView, el, errorView, setFieldProblem, timeView } from "./dom.js";
+import { localTime, parseSince, poolProblem } from "./format.js";
+
+const byId = (id) => document.getElementById(id);
+
+function heading(pool, count, since) {
+  const what = `${count} purge ${count === 1 ? "request" : "requests"}`;
+  const after = since ? ` made at or after ${localTime(since)}` : "";
+  return el("h3", { tabindex: "-1" }, `Workers of ${pool} receive ${what}${after}`);
+}
+
+function replyView(pool, since, reply) {
+  const rows = reply.requests.map((request) => el("tr", {},
+    el("td", { "data-label": "Cache name" }, cacheNameView(request.cacheName)),
+    el("td", { "data-label": "Before" }, timeView(request.before))));
+  return [
+    heading(pool, reply.requests.length, since),
+    el("p", { class: "note" }, "A worker deletes its copy of each cache listed here if the copy " +
+      "was made before the time shown."),
+    rows.length > 0 && el("table", { class: "requests" },
+      el("caption", { class: "visually-hidden" }, `Purge requests for ${pool}`),
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Cache name"),
+        el("th", { scope: "col" }, "Before"))),
+      el("tbody", {}, rows)),
+    el("details", {}, el("summary", {}, "Exact reply (JSON), as a worker receives it"),
+      el("pre", {}, el("code", {}, JSON.stringify(reply, null, 2)))),
+  ];
+}
+
+export function setupPoolView() {
+  const form = byId("pool-form");
+  const poolField = byId("pool-id");
+  const sinceField = byId("since");
+  const result = byId("pool-result");
+  let shown = null;
+
+  async function show(pool, since) {
+    shown = { pool, since };
+    result.setAttribute("aria-busy", "true");
+    try {
+      const reply = await purgeRequests(loadCredentials(), pool, since);
+      result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
+    } catch (error) {
+      result.replaceChildren(errorView(error, Boolean(loadCredentials())));
+    } finally {
+      result.removeAttribute("aria-busy");
+    }
+  }
+
+  function submit() {
+    const pool = poolField.value.trim();
+    const sinceText = sinceField.value.trim();
+    const since = sinceText ? parseSince(sinceText) : undefined;
+    setFieldProblem(poolField, poolProblem(pool));
+    setFieldProblem(sinceField, since === null ? "Not a date and time I can read; try " +
+      "2026-05-01 14:30 (local time) or 2026-05-01T12:30:00Z." : null);
+    if (poolProblem(pool)) return poolField.focus();
+    if (since === null) return sinceField.focus();
+    return show(pool, since);
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  return {
+    /** Show this pool without `since` and move the reader there. */
+    async open(pool) {
+      poolField.value = pool;
+      sinceField.value = "";
+      await submit();
+      result.querySelector("h3")?.focus();
+    },
+    refresh(pool) {
+      if (shown && shown.pool === pool) show(shown.pool, shown.since);
+    },
+    clear() {
+      shown = null;
+      result.replaceChildren();
+    },
+  };
+}

@@ -1,0 +1,163 @@
+// The table of open purge requests. Without a filter it pages through the server's pages with
+// continuation tokens; with a filter it reads every page (1000 rows each) and filters here,
+// so a search covers all requests, not just the loaded page.
+
+import { allPurgeRequests } from "./api.js";
+import { loadCredentials } from "./credentials.js";
+import { cacheNameView, el, errorView, timeView } from "./dom.js";
+
+const SEARCH_PAGE_SIZE = 1000;
+const byId = (id) => document.getElementById(id);
+const number = new Intl.NumberFormat();
+
+function poolOf(request) {
+  return `${request.provisionerId}/${request.workerType}`;
+}
+
+function matcher({ pool, cache }) {
+  return (request) =>
+    poolOf(request).toLowerCase().includes(pool) && request.cacheName.toLowerCase().includes(cache);
+}
+
+async function readAll(signal, progress) {
+  const requests = [];
+  let continuationToken;
+  do {
+    const page = await allPurgeRequests(loadCredentials(), { limit: SEARCH_PAGE_SIZE,
+      continuationToken, signal });
+    requests.push(...page.requests);
+    continuationToken = page.continuationToken;
+    progress(requests.length);
+  } while (continuationToken);
+  return requests;
+}
+
+export function setupRequests({ onShowPool, onPurgeAgain }) {
+  const filterForm = byId("filter");
+  const rows = byId("requests-rows");
+  const status = byId("requests-status");
+  const pageSize = byId("page-size");
+  const view = { filter: null, matches: [], offset: 0, token: undefined, earlier: [],
+    next: undefined, total: 0 };
+  let loading = null;
+
+  function row(request) {
+    const pool = poolOf(request);
+    return el("tr", {},
+      el("td", { "data-label": "Worker pool" }, el("button", { type: "button", class: "link",
+        "aria-label": `${pool}: show what its workers receive`, onclick: () => onShowPool(pool) },
+      pool)),
+      el("td", { "data-label": "Cache name" }, cacheNameView(request.cacheName)),
+      el("td", { "data-label": "Before" }, timeView(request.before)),
+      el("td", { class: "action" }, el("button", { type: "button", class: "secondary",
+        "aria-label": `Purge again: ${request.cacheName} on ${pool}`,
+        onclick: () => onPurgeAgain(pool, request.cacheName) }, "Purge again…")));
+  }
+
+  function show(requests, description, hasEarlier, hasNext) {
+    rows.replaceChildren(...requests.map(row));
+    byId("requests-table").hidden = requests.length === 0;
+    status.replaceChildren(description);
+    byId("previous-page").disabled = !hasEarlier;
+    byId("next-page").disabled = !hasNext;
+    if (document.activeElement && document.activeElement.disabled) status.focus();
+  }
+
+  async function showServerPage(signal) {
+    const page = await allPurgeRequests(loadCredentials(), { limit: Number(pageSize.value),
+      continuationToken: view.token, signal });
+    if (signal.aborted) return; // a newer load owns the table now
+    view.next = page.continuationToken;
+    const first = view.earlier.length * Number(pageSize.value) + 1;
+    const last = first + page.requests.length - 1;
+    const description = page.requests.length === 0
+      ? (view.earlier.length ? "No more open purge requests." : "There are no open purge requests.")
+      : `Page ${view.earlier.length + 1}: requests ${first}–${last}` +
+        (view.next ? ", more on the next page." : ", the last page.");
+    show(page.requests, description, view.earlier.length > 0, Boolean(view.next));
+  }
+
+  function showMatches() {
+    const size = Number(pageSize.value);
+    const page = view.matches.slice(view.offset, view.offset + size);
+    const pages = Math.max(1, Math.ceil(view.matches.length / size));
+    const found = `${number.format(view.matches.length)} of ${number.format(view.total)} open ` +
+      "purge requests match";
+    const description = view.matches.length === 0 ? `None of the ${number.format(view.total)} ` +
+      "open purge requests match." : `${found} (page ${view.offset / size + 1} of ${pages}).`;
+    show(page, description, view.offset > 0, view.offset + size < view.matches.length);
+  }
+
+  /** Read from the service again: the current server page, or every page when filtering. */
+  async function load() {
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
+    byId("requests-error").replaceChildren();
+    byId("requests").setAttribute("aria-busy", "true");
+    status.textContent = view.filter ? "Searching all open purge requests…" : "Loading…";
+    try {
+      if (view.filter) {
+        const all = await readAll(controller.signal, (count) => {
+          status.textContent = `Searching all open purge requests… ${number.format(count)} read`;
+        });
+        if (controller.signal.aborted) return;
+        view.total = all.length;
+        view.matches = all.filter(matcher(view.filter));
+        view.offset = Math.min(view.offset, Math.max(0, view.matches.length - 1));
+        view.offset -= view.offset % Number(pageSize.value);
+        showMatches();
+      } else {
+        await showServerPage(controller.signal);
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      show([], "", false, false);
+      byId("requests-error").replaceChildren(errorView(error, Boolean(loadCredentials())));
+    } finally {
+      if (loading === controller) byId("requests").removeAttribute("aria-busy");
+    }
+  }
+
+  function restart() {
+    Object.assign(view, { offset: 0, token: undefined, earlier: [], next: undefined });
+    return load();
+  }
+
+  function step(forward) {
+    const size = Number(pageSize.value);
+    if (view.filter) {
+      view.offset += forward ? size : -size;
+      showMatches();
+      return;
+    }
+    if (forward) {
+      view.earlier.push(view.token);
+      view.token = view.next;
+    } else {
+      view.token = view.earlier.pop();
+    }
+    load();
+  }
+
+  filterForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const pool = filterForm.elements.pool.value.trim().toLowerCase();
+    const cache = filterForm.elements.cache.value.trim().toLowerCase();
+    view.filter = pool || cache ? { pool, cache } : null;
+    restart();
+  });
+  filterForm.addEventListener("reset", () => {
+    view.filter = null;
+    restart();
+  });
+  pageSize.addEventListener("change", () => {
+    if (!view.filter) return restart();
+    view.offset = 0;
+    return showMatches();
+  });
+  byId("previous-page").addEventListener("click", () => step(false));
+  byId("next-page").addEventListener("click", () => step(true));
+  byId("refresh").addEventListener("click", () => load());
+  return { load, restart };
+}

@@ -1,0 +1,169 @@
+"""The admin page as the tests drive it: what a person would click and read."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from conftest import ADMIN, LiveServer
+from hawk_signing import HawkAuth
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("PURGECACHE_SCREENSHOTS", REPO / ".ci-work" / "screenshots"))
+# The browser logs every non-2xx fetch; refused API calls are expected and shown on the page.
+EXPECTED_CONSOLE = re.compile(
+    r"^Failed to load resource: the server responded with a status of 4\d\d"
+)
+
+
+class AdminPage:
+    """One browser tab on the admin page of one server; collects script errors as problems."""
+
+    def __init__(self, page: Any, server: LiveServer) -> None:
+        self.page = page
+        self.server = server
+        self.problems: list[str] = []
+        self.api_requests: list[str] = []
+        page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        page.on("console", self._console)
+        page.on("request", self._request)
+
+    def _console(self, message: Any) -> None:
+        if message.type in ("error", "warning") and not EXPECTED_CONSOLE.match(message.text):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    def _request(self, request: Any) -> None:
+        if "/api/" in request.url:
+            self.api_requests.append(f"{request.method} {request.url}")
+
+    # ---- navigation ----------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.page.goto(self.server.root_url + "/")
+        self.wait_until_ready()
+
+    def reload(self) -> None:
+        self.page.reload()
+        self.wait_until_ready()
+
+    def wait_until_ready(self) -> None:
+        self.page.wait_for_selector("body[data-ready]")
+        self.page.wait_for_selector("#requests:not([aria-busy])")
+
+    def section(self, name: str) -> Any:
+        return self.page.get_by_role("region", name=name)
+
+    # ---- sign in and out -------------------------------------------------------------------
+
+    def fill_credentials(self, client_id: str, token: str, certificate: str | None = None) -> None:
+        self.page.get_by_label("Client ID").fill(client_id)
+        self.page.get_by_label("Access token").fill(token)
+        if certificate is not None:
+            self.page.get_by_label("Certificate").fill(certificate)
+        self.page.get_by_role("button", name="Sign in").click()
+
+    def sign_in(self, client_id: str, token: str, certificate: str | None = None) -> None:
+        self.fill_credentials(client_id, token, certificate)
+        self.page.get_by_role("button", name="Sign out").wait_for()
+        self.wait_until_ready()
+
+    def sign_out(self) -> None:
+        self.page.get_by_role("button", name="Sign out").click()
+        self.page.get_by_role("button", name="Sign in").wait_for()
+        self.wait_until_ready()
+
+    def stored_credentials(self) -> Any:
+        return self.page.evaluate("() => sessionStorage.getItem('purgecache.credentials')")
+
+    # ---- purging -----------------------------------------------------------------------------
+
+    def review_purge(self, pool: str, *cache_names: str) -> None:
+        create = self.section("Request a purge")
+        create.get_by_label("Worker pool").fill(pool)
+        create.get_by_label("Cache names").fill("\n".join(cache_names))
+        create.get_by_role("button", name="Review purge…").click()
+
+    def purge(self, pool: str, *cache_names: str) -> str:
+        """Request purges through the form and its confirmation; the outcome heading."""
+        self.review_purge(pool, *cache_names)
+        count = len(cache_names)
+        self.page.get_by_role(
+            "button", name=f"Purge {count} {'cache' if count == 1 else 'caches'}"
+        ).click()
+        heading = self.page.locator("#purge-result h3")
+        heading.wait_for()
+        self.wait_until_ready()
+        return str(heading.inner_text())
+
+    # ---- the table -------------------------------------------------------------------------
+
+    def table_rows(self) -> list[tuple[str, str]]:
+        """(pool, cache name) of each row of the open purge requests table, in order."""
+        rows = self.page.locator("#requests-rows tr")
+        return [
+            (
+                rows.nth(i).locator("td").nth(0).inner_text(),
+                rows.nth(i).locator("td").nth(1).inner_text(),
+            )
+            for i in range(rows.count())
+        ]
+
+    def status(self) -> str:
+        return str(self.page.locator("#requests-status").inner_text())
+
+    def filter(self, pool: str = "", cache: str = "") -> None:
+        self.page.get_by_label("Pool contains").fill(pool)
+        self.page.get_by_label("Cache name contains").fill(cache)
+        self.page.get_by_role("button", name="Filter", exact=True).click()
+        self.wait_until_ready()
+
+    def set_page_size(self, size: int) -> None:
+        self.page.get_by_label("Rows per page").select_option(str(size))
+        self.wait_until_ready()
+
+    def next_page(self) -> None:
+        self.page.get_by_role("button", name="Next page").click()
+        self.wait_until_ready()
+
+    def previous_page(self) -> None:
+        self.page.get_by_role("button", name="Previous page").click()
+        self.wait_until_ready()
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / name
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def admin_api(server: LiveServer) -> httpx.Client:
+    """The API as the admin, for seeding and for checking what the page shows."""
+    return httpx.Client(base_url=server.api, auth=HawkAuth(*ADMIN), timeout=10)
+
+
+def seed(server: LiveServer, pairs: list[tuple[str, str]]) -> None:
+    """Purge requests made directly through the API, as another operator would."""
+    with admin_api(server) as api:
+        for pool, cache_name in pairs:
+            reply = api.post(
+                f"/purge-cache/{pool.replace('/', '%2F')}", json={"cacheName": cache_name}
+            )
+            assert reply.status_code == 204, reply.text
+
+
+def all_requests(server: LiveServer) -> list[dict[str, str]]:
+    """Every open purge request, in the API's order, read through every page."""
+    found: list[dict[str, str]] = []
+    token = None
+    with admin_api(server) as api:
+        while True:
+            params = {"limit": "1000", **({"continuationToken": token} if token else {})}
+            page = api.get("/purge-cache/list", params=params).json()
+            found += page["requests"]
+            token = page.get("continuationToken")
+            if not token:
+                return found

@@ -1,0 +1,98 @@
+"""The per-pool view in headless Chromium: exactly the purgeRequests reply a worker receives."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from web.admin_page import AdminPage, admin_api, seed
+
+from conftest import ADMIN, LiveServer
+
+OpenAdmin = Callable[..., AdminPage]
+VIEW = "What the workers of a pool receive"
+
+
+def worker_reply(admin: AdminPage, pool: str, since: str | None = None) -> Any:
+    with admin_api(admin.server) as api:
+        params = {"since": since} if since else {}
+        return api.get(f"/purge-cache/{pool.replace('/', '%2F')}", params=params).json()
+
+
+def ask(admin: AdminPage, pool: str, since: str = "") -> Any:
+    """Fill in the view's form and press Show; the view's region."""
+    view = admin.section(VIEW)
+    view.get_by_label("Worker pool").fill(pool)
+    view.get_by_label("Since").fill(since)
+    view.get_by_role("button", name="Show").click()
+    return view
+
+
+def shown_reply(admin: AdminPage) -> Any:
+    view = admin.section(VIEW)
+    view.get_by_text("Exact reply (JSON), as a worker receives it").click()
+    return json.loads(view.locator("details pre").inner_text())
+
+
+def test_choosing_a_pool_in_the_table_shows_what_its_workers_receive(
+    open_admin: OpenAdmin,
+) -> None:
+    """The pool's button opens the view; the JSON shown is the worker's reply, unchanged."""
+    admin = open_admin()
+    seed(admin.server, [("proj-a/linux", "sccache"), ("proj-a/linux", "checkouts"), ("b/c", "x")])
+    admin.sign_in(*ADMIN)
+    admin.page.get_by_role(
+        "button", name="proj-a/linux: show what its workers receive"
+    ).first.click()
+    view = admin.section(VIEW)
+    view.get_by_role("heading", name="Workers of proj-a/linux receive 2 purge requests").wait_for()
+    assert admin.page.evaluate("() => document.activeElement.tagName") == "H3"
+    assert shown_reply(admin) == worker_reply(admin, "proj-a/linux")
+    assert view.locator("tbody tr").count() == 2
+
+
+def test_since_narrows_the_reply_as_for_a_worker_that_last_asked_then(
+    open_admin: OpenAdmin,
+) -> None:
+    """An ISO `since` is passed on; the reply shown is the API's reply for that `since`."""
+    admin = open_admin()
+    seed(admin.server, [("proj-s/linux", "old")])
+    time.sleep(0.01)
+    seed(admin.server, [("proj-s/linux", "new")])
+    since = next(
+        r["before"]
+        for r in worker_reply(admin, "proj-s/linux")["requests"]
+        if r["cacheName"] == "new"
+    )
+    admin.sign_in(*ADMIN)
+    ask(admin, "proj-s/linux", since).get_by_role(
+        "heading", name="receive 1 purge request"
+    ).wait_for()
+    reply = shown_reply(admin)
+    assert reply == worker_reply(admin, "proj-s/linux", since=since)
+    assert [r["cacheName"] for r in reply["requests"]] == ["new"]
+
+
+def test_local_since_is_read_in_the_browsers_time_zone(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """A local "2020-01-01 12:00" in Europe/Berlin (the test browser's zone) is 11:00 UTC."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    view = ask(admin, "proj-s/linux", "2020-01-01 12:00")
+    view.get_by_role("heading", name="Workers of proj-s/linux receive").wait_for()
+    assert any("since=2020-01-01T11%3A00%3A00.000Z" in r for r in admin.api_requests)
+
+
+def test_unreadable_since_is_explained_and_not_sent(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """A `since` the browser cannot read stays in the form with a hint; no request is made."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    before = len(admin.api_requests)
+    view = ask(admin, "proj-s/linux", "last tuesday-ish")
+    assert "Not a date and time I can read" in view.locator("#since-problem").inner_text()
+    assert len(admin.api_requests) == before

@@ -1,0 +1,118 @@
+"""The table of open purge requests in headless Chromium: server-side pages and filters that
+search every request, not only the loaded page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from web.admin_page import AdminPage, all_requests, seed
+
+from conftest import ADMIN
+
+OpenAdmin = Callable[..., AdminPage]
+
+
+def listed(server_rows: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(f"{r['provisionerId']}/{r['workerType']}", r["cacheName"]) for r in server_rows]
+
+
+def test_paging_follows_continuation_tokens_forward_and_back(open_admin: OpenAdmin) -> None:
+    """23 requests at 10 per page: pages of 10, 10 and 3 in the API's order, then back again."""
+    admin = open_admin()
+    seed(admin.server, [(f"proj-{i % 3}/linux", f"cache-{i:02d}") for i in range(23)])
+    expected = listed(all_requests(admin.server))
+    admin.sign_in(*ADMIN)
+    admin.set_page_size(10)
+    assert admin.table_rows() == expected[:10]
+    assert admin.status() == "Page 1: requests 1–10, more on the next page."
+    assert admin.page.get_by_role("button", name="Previous page").is_disabled()
+
+    admin.next_page()
+    assert admin.table_rows() == expected[10:20]
+    assert any("continuationToken=" in r for r in admin.api_requests), "paged by the server"
+    admin.next_page()
+    assert admin.table_rows() == expected[20:]
+    assert admin.status() == "Page 3: requests 21–23, the last page."
+    assert admin.page.get_by_role("button", name="Next page").is_disabled()
+    admin.previous_page()
+    assert admin.table_rows() == expected[10:20]
+    admin.previous_page()
+    assert admin.table_rows() == expected[:10]
+
+
+def test_filter_finds_rows_beyond_the_loaded_page(open_admin: OpenAdmin) -> None:
+    """A cache-name filter finds the one match on the last server page; a pool filter a pool."""
+    admin = open_admin()
+    pairs = [(f"proj-{i % 3}/linux", f"cache-{i:02d}") for i in range(30)]
+    seed(admin.server, [*pairs, ("proj-z/windows", "needle-cache")])
+    admin.sign_in(*ADMIN)
+    admin.set_page_size(10)
+    assert ("proj-z/windows", "needle-cache") not in admin.table_rows()
+
+    admin.filter(cache="NEEDLE")
+    assert admin.table_rows() == [("proj-z/windows", "needle-cache")]
+    assert admin.status() == "1 of 31 open purge requests match (page 1 of 1)."
+
+    admin.filter(pool="proj-1/")
+    expected = [p for p in listed(all_requests(admin.server)) if p[0] == "proj-1/linux"]
+    assert len(expected) == 10 and admin.table_rows() == expected
+
+    admin.filter(pool="proj-", cache="2")
+    matches = [p for p in listed(all_requests(admin.server)) if "2" in p[1]]
+    assert len(matches) == 12 and admin.table_rows() == matches[:10]
+    assert admin.status() == "12 of 31 open purge requests match (page 1 of 2)."
+    admin.next_page()
+    assert admin.table_rows() == matches[10:]
+
+    admin.page.get_by_role("button", name="Clear").click()
+    admin.wait_until_ready()
+    assert admin.status() == "Page 1: requests 1–10, more on the next page."
+
+
+def test_filter_reads_every_page_of_a_large_listing(open_admin: OpenAdmin) -> None:
+    """Past 1000 requests the search follows the continuation token to the end."""
+    admin = open_admin()
+    seed(admin.server, [("bulk/pool", f"cache-{i:04d}") for i in range(1001)])
+    seed(admin.server, [("zzz/last", "needle")])
+    admin.sign_in(*ADMIN)
+    admin.filter(cache="needle")
+    assert admin.table_rows() == [("zzz/last", "needle")]
+    assert admin.status() == "1 of 1,002 open purge requests match (page 1 of 1)."
+    assert sum("limit=1000" in r for r in admin.api_requests) == 2
+
+
+def test_filter_with_no_match_says_so(open_admin: OpenAdmin) -> None:
+    """An empty result is a sentence, not an empty table."""
+    admin = open_admin()
+    seed(admin.server, [("proj-a/linux", "checkouts")])
+    admin.sign_in(*ADMIN)
+    admin.filter(pool="nothing-like-this")
+    assert admin.table_rows() == []
+    assert admin.page.locator("#requests-table").is_hidden()
+    assert admin.status() == "None of the 1 open purge requests match."
+
+
+@pytest.mark.parametrize("size", [10, 25])
+def test_created_purge_appears_while_filtered(open_admin: OpenAdmin, size: int) -> None:
+    """With a filter applied, a new matching purge shows up at once (the search is re-run)."""
+    admin = open_admin()
+    admin.sign_in(*ADMIN)
+    admin.set_page_size(size)
+    admin.filter(pool="proj-f")
+    admin.purge("proj-f/linux", "fresh")
+    assert admin.table_rows() == [("proj-f/linux", "fresh")]
+
+
+def test_purge_again_fills_the_form_from_a_row(open_admin: OpenAdmin) -> None:
+    """ "Purge again…" prepares the form for that pool and cache but sends nothing."""
+    admin = open_admin()
+    seed(admin.server, [("proj-a/linux", "checkouts")])
+    admin.sign_in(*ADMIN)
+    before = len(admin.api_requests)
+    admin.page.get_by_role("button", name="Purge again: checkouts on proj-a/linux").click()
+    create = admin.section("Request a purge")
+    assert create.get_by_label("Worker pool").input_value() == "proj-a/linux"
+    assert create.get_by_label("Cache names").input_value() == "checkouts"
+    assert len(admin.api_requests) == before
