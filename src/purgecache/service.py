@@ -33,9 +33,9 @@ class InvalidContinuationToken(ValueError):
     """A continuation token this service did not hand out."""
 
 
-def encode_token(last: PurgeRequest) -> str:
+def _token(worker_pool_id: str, cache_name: str) -> str:
     """An opaque token naming the last row of a page (keyset pagination)."""
-    key = orjson.dumps([last.worker_pool_id, last.cache_name])
+    key = orjson.dumps([worker_pool_id, cache_name])
     return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
 
 
@@ -152,16 +152,16 @@ class PurgeService:
             return entry.body
         return b'{"requests":[' + b",".join(chosen) + b"]}"
 
-    async def list_page(
-        self, token: str | None, limit: int
-    ) -> tuple[list[PurgeRequest], str | None]:
-        """One page of all requests in (pool, cache name) order, and the next page's token."""
+    async def list_page(self, token: str | None, limit: int) -> tuple[bytes, str | None]:
+        """One page of all requests in (pool, cache name) order as a JSON array, and the next
+        page's token (None on the last page)."""
         after = decode_token(token) if token is not None else None
         size = min(limit, MAX_PAGE_SIZE)
-        rows = await self.storage.list_page(after, size + 1, self.clock())
-        if len(rows) > size:
-            return rows[:size], encode_token(rows[size - 1])
-        return rows, None
+        rows = await self.storage.list_wire(after, size + 1, self.clock())
+        more = len(rows) > size
+        rows = rows[:size]
+        body = ("[" + ",".join(row[2] for row in rows) + "]").encode()
+        return body, _token(rows[-1][0], rows[-1][1]) if more else None
 
     async def expire(self) -> int | None:
         """Delete every request past its retention; how many went (None: another process is

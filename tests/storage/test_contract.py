@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,3 +204,59 @@ def test_postgres_newer_schema_is_refused(runner: asyncio.Runner) -> None:
         runner.run(storage.upgrade())
     assert runner.run(storage.schema_version()) == 999
     runner.run(storage.close())
+
+
+def test_migration_2_backfills_the_served_entry_exactly(
+    storage: Storage, runner: asyncio.Runner, tmp_path: Path
+) -> None:
+    """Rows written before the `wire` column existed get the same JSON the service writes."""
+    from purgecache.storage.base import wire_entry
+    from purgecache.storage.migrations import migrations, statements
+
+    kind = "sqlite" if isinstance(storage, SqliteStorage) else "postgres"
+    names = ["plain", 'quote"back\\slash', "ünï €", "", "*", "x" * 300]
+    befores = [0, 1, 999, 1_795_827_453_123, 1_577_836_800_000, 4_102_444_800_001]
+
+    async def scenario() -> list[tuple[str, str, str]]:
+        if isinstance(storage, SqliteStorage):
+            legacy = SqliteStorage(tmp_path / "legacy.db")
+
+            def make_v1(conn: sqlite3.Connection) -> None:
+                for statement in statements(migrations("sqlite")[0][1]):
+                    conn.execute(statement)
+                conn.execute("PRAGMA user_version=1")
+                for name, before in zip(names, befores, strict=True):
+                    conn.execute(
+                        "INSERT INTO cache_purges VALUES (?, ?, ?, ?)",
+                        ("prov-1/wt_2", name, before, 2**60),
+                    )
+
+            await legacy._run(make_v1)
+        else:
+            legacy = PostgresStorage(pg.create_database())
+
+            async def make_v1(conn: Any) -> None:
+                for statement in statements(migrations("postgres")[0][1]):
+                    await conn.execute(statement)
+                await conn.execute("CREATE TABLE purgecache_schema (version integer)")
+                await conn.execute("INSERT INTO purgecache_schema VALUES (1)")
+                for name, before in zip(names, befores, strict=True):
+                    await conn.execute(
+                        "INSERT INTO cache_purges VALUES (%s, %s, %s, %s)",
+                        ("prov-1/wt_2", name, before, 2**60),
+                    )
+
+            await legacy._run(make_v1)
+        assert await legacy.upgrade() == 2
+        rows = await legacy.list_wire(None, 100, 0)
+        await legacy.close()
+        return rows
+
+    rows = runner.run(scenario())
+    expected = {
+        name: wire_entry("prov-1/wt_2", name, b) for name, b in zip(names, befores, strict=True)
+    }
+    assert len(rows) == len(names), kind
+    for pool, name, wire in rows:
+        assert pool == "prov-1/wt_2"
+        assert json.loads(wire) == json.loads(expected[name])

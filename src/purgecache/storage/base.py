@@ -6,7 +6,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from purgecache.model import PurgeRequest
+import orjson
+
+from purgecache.model import PurgeRequest, format_time
+
+
+def wire_entry(worker_pool_id: str, cache_name: str, before: int) -> str:
+    """A request's entry as the API serves it (JSON), stored with the row at write time."""
+    provisioner_id, _, worker_type = worker_pool_id.partition("/")
+    return orjson.dumps(
+        {
+            "provisionerId": provisioner_id,
+            "workerType": worker_type,
+            "cacheName": cache_name,
+            "before": format_time(before),
+        }
+    ).decode()
 
 
 class StorageError(Exception):
@@ -65,6 +80,11 @@ class Storage(Protocol):
         self, after: tuple[str, str] | None, limit: int, now: int
     ) -> list[PurgeRequest]:
         """Up to `limit` unexpired requests strictly after the key `after`, in key order."""
+
+    async def list_wire(
+        self, after: tuple[str, str] | None, limit: int, now: int
+    ) -> list[tuple[str, str, str]]:
+        """Like list_page, as (pool, cache name, the entry's stored JSON) for serving."""
 
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`; return how many went, or None

@@ -26,6 +26,7 @@ from purgecache.storage.base import (
     SchemaError,
     SchemaTooNewError,
     StorageError,
+    wire_entry,
 )
 from purgecache.storage.migrations import migrations, statements
 
@@ -41,13 +42,15 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 _UPSERT = (
-    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (%s, %s, %s, %s) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (%s, %s, %s, %s) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
+    "wire = CASE WHEN excluded.before > cache_purges.before "
+    "THEN excluded.wire ELSE cache_purges.wire END, "
     "before = greatest(cache_purges.before, excluded.before), "
     "expires = greatest(cache_purges.expires, excluded.expires)"
 )
@@ -56,6 +59,14 @@ _POOL = (
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
+_FIRST_WIRE = (
+    "SELECT worker_pool_id, cache_name, wire FROM cache_purges WHERE expires > %s "
+    "ORDER BY 1, 2 LIMIT %s"
+)
+_NEXT_WIRE = (
+    "SELECT worker_pool_id, cache_name, wire FROM cache_purges "
+    "WHERE (worker_pool_id, cache_name) > (%s, %s) AND expires > %s ORDER BY 1, 2 LIMIT %s"
+)
 _NEXT_PAGE = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
     "AND expires > %s ORDER BY 1, 2 LIMIT %s"
@@ -182,13 +193,23 @@ class PostgresStorage:
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
-                await conn.execute(_UPSERT, (worker_pool_id, cache_name, before, expires))
+                wire = wire_entry(worker_pool_id, cache_name, before)
+                await conn.execute(_UPSERT, (worker_pool_id, cache_name, before, expires, wire))
                 await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
 
         await self._run(write)
 
     async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
-        values = [(r.worker_pool_id, r.cache_name, r.before, r.expires) for r in rows]
+        values = [
+            (
+                r.worker_pool_id,
+                r.cache_name,
+                r.before,
+                r.expires,
+                wire_entry(r.worker_pool_id, r.cache_name, r.before),
+            )
+            for r in rows
+        ]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
@@ -220,6 +241,21 @@ class PostgresStorage:
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[PurgeRequest]:
             cursor = await conn.execute(query, args)
             return [_row(r) for r in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def list_wire(
+        self, after: tuple[str, str] | None, limit: int, now: int
+    ) -> list[tuple[str, str, str]]:
+        query, args = (
+            (_FIRST_WIRE, (now, limit))
+            if after is None
+            else (_NEXT_WIRE, (after[0], after[1], now, limit))
+        )
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, str]]:
+            cursor = await conn.execute(query, args)
+            return await cursor.fetchall()
 
         return await self._run(read)
 

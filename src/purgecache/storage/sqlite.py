@@ -22,6 +22,7 @@ from purgecache.storage.base import (
     Changes,
     SchemaTooNewError,
     StorageError,
+    wire_entry,
 )
 from purgecache.storage.migrations import migrations, statements
 
@@ -29,20 +30,29 @@ T = TypeVar("T")
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 _UPSERT = (
-    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = excluded.before, expires = excluded.expires"
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}) VALUES (?, ?, ?, ?) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = max(before, excluded.before), expires = max(expires, excluded.expires)"
+    "DO UPDATE SET wire = iif(excluded.before > before, excluded.wire, wire), "
+    "before = max(before, excluded.before), expires = max(expires, excluded.expires)"
 )
 _POOL = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? "
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
+_FIRST_WIRE = (
+    "SELECT worker_pool_id, cache_name, wire FROM cache_purges WHERE expires > ? "
+    "ORDER BY 1, 2 LIMIT ?"
+)
+_NEXT_WIRE = (
+    "SELECT worker_pool_id, cache_name, wire FROM cache_purges "
+    "WHERE (worker_pool_id, cache_name) > (?, ?) AND expires > ? ORDER BY 1, 2 LIMIT ?"
+)
 _NEXT_PAGE = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
     "AND expires > ? ORDER BY 1, 2 LIMIT ?"
@@ -154,10 +164,26 @@ class SqliteStorage:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
-        await self._run(lambda c: c.execute(_UPSERT, (worker_pool_id, cache_name, before, expires)))
+        row = (
+            worker_pool_id,
+            cache_name,
+            before,
+            expires,
+            wire_entry(worker_pool_id, cache_name, before),
+        )
+        await self._run(lambda c: c.execute(_UPSERT, row))
 
     async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
-        values = [(r.worker_pool_id, r.cache_name, r.before, r.expires) for r in rows]
+        values = [
+            (
+                r.worker_pool_id,
+                r.cache_name,
+                r.before,
+                r.expires,
+                wire_entry(r.worker_pool_id, r.cache_name, r.before),
+            )
+            for r in rows
+        ]
 
         def write(conn: sqlite3.Connection) -> None:
             with conn:
@@ -180,6 +206,16 @@ class SqliteStorage:
         )
         rows = await self._run(lambda c: c.execute(query, args).fetchall())
         return [_row(r) for r in rows]
+
+    async def list_wire(
+        self, after: tuple[str, str] | None, limit: int, now: int
+    ) -> list[tuple[str, str, str]]:
+        query, args = (
+            (_FIRST_WIRE, (now, limit))
+            if after is None
+            else (_NEXT_WIRE, (after[0], after[1], now, limit))
+        )
+        return await self._run(lambda c: c.execute(query, args).fetchall())
 
     async def expire(self, now: int) -> int:
         cursor = await self._run(
