@@ -184,7 +184,11 @@ def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_pat
     live.stop()
     past = int(time.time() * 1000) - 1000
     with sqlite3.connect(data / "purgecache.db") as conn:
-        conn.execute("INSERT INTO cache_purges VALUES ('exp/pool', 'old', ?, ?)", (past, past))
+        conn.execute(
+            "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
+            "VALUES ('exp/pool', 'old', ?, ?)",
+            (past, past),
+        )
     assert stored_names(data / "purgecache.db") == {"old", "new"}
     result = run_cli("expire", "--data-dir", str(data))
     assert result.returncode == 0, result.stderr
