@@ -28,6 +28,7 @@ from purgecache.storage.base import (
     StorageError,
     wire_entry,
 )
+from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.migrations import migrations, statements
 
 T = TypeVar("T")
@@ -117,6 +118,9 @@ class PostgresStorage:
         self._listening = False
         self._resync = True
         self._changed: set[str] = set()
+        self._batcher: WriteBatcher[tuple[str, str, int, int, str]] = WriteBatcher(
+            self._write_batch
+        )
 
     def _connections(self) -> AsyncConnectionPool:
         if self._pool is None:  # created lazily, inside the running event loop
@@ -191,11 +195,22 @@ class PostgresStorage:
             delay = min(delay * 2, 5.0)
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
+        wire = wire_entry(worker_pool_id, cache_name, before)
+        await self._batcher.write((worker_pool_id, cache_name, before, expires, wire))
+
+    async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+        pools = sorted({row[0] for row in rows})
+
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
-                wire = wire_entry(worker_pool_id, cache_name, before)
-                await conn.execute(_UPSERT, (worker_pool_id, cache_name, before, expires, wire))
-                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
+                if len(rows) == 1:
+                    await conn.execute(_UPSERT, rows[0])
+                else:
+                    async with conn.cursor() as cursor:
+                        await cursor.executemany(_UPSERT, rows)
+                await conn.execute(
+                    "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (CHANNEL, pools)
+                )
 
         await self._run(write)
 

@@ -24,6 +24,7 @@ from purgecache.storage.base import (
     StorageError,
     wire_entry,
 )
+from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.migrations import migrations, statements
 
 T = TypeVar("T")
@@ -120,6 +121,9 @@ class SqliteStorage:
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._batcher: WriteBatcher[tuple[str, str, int, int, str]] = WriteBatcher(
+            self._write_batch
+        )
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
 
@@ -164,14 +168,19 @@ class SqliteStorage:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
     async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
-        row = (
-            worker_pool_id,
-            cache_name,
-            before,
-            expires,
-            wire_entry(worker_pool_id, cache_name, before),
-        )
-        await self._run(lambda c: c.execute(_UPSERT, row))
+        wire = wire_entry(worker_pool_id, cache_name, before)
+        await self._batcher.write((worker_pool_id, cache_name, before, expires, wire))
+
+    async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            if len(rows) == 1:
+                conn.execute(_UPSERT, rows[0])
+                return
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_UPSERT, rows)
+
+        await self._run(write)
 
     async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
         values = [
