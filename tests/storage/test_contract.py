@@ -260,3 +260,31 @@ def test_migration_2_backfills_the_served_entry_exactly(
     for pool, name, wire in rows:
         assert pool == "prov-1/wt_2"
         assert json.loads(wire) == json.loads(expected[name])
+
+
+def test_rows_without_a_stored_entry_are_still_listed(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A row an older purgecache wrote during a rolling upgrade (wire NULL) is served too."""
+    from purgecache.storage.base import wire_entry
+
+    async def scenario() -> list[tuple[str, str, str]]:
+        if isinstance(storage, SqliteStorage):
+            await storage._run(  # noqa: SLF001
+                lambda c: c.execute(
+                    "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
+                    "VALUES ('old/writer', 'c', ?, ?)",
+                    (NOW, NOW + 100),
+                )
+            )
+        else:
+            await storage._run(  # noqa: SLF001
+                lambda c: c.execute(
+                    "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
+                    "VALUES ('old/writer', 'c', %s, %s)",
+                    (NOW, NOW + 100),
+                )
+            )
+        return await storage.list_wire(None, 10, NOW)
+
+    assert runner.run(scenario()) == [("old/writer", "c", wire_entry("old/writer", "c", NOW))]

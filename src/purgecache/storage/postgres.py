@@ -61,11 +61,11 @@ _POOL = (
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
 _FIRST_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire FROM cache_purges WHERE expires > %s "
+    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges WHERE expires > %s "
     "ORDER BY 1, 2 LIMIT %s"
 )
 _NEXT_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire FROM cache_purges "
+    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges "
     "WHERE (worker_pool_id, cache_name) > (%s, %s) AND expires > %s ORDER BY 1, 2 LIMIT %s"
 )
 _NEXT_PAGE = (
@@ -262,6 +262,8 @@ class PostgresStorage:
     async def list_wire(
         self, after: tuple[str, str] | None, limit: int, now: int
     ) -> list[tuple[str, str, str]]:
+        """(pool, cache name, entry JSON); rows written by an older purgecache during a rolling
+        upgrade have no stored entry yet and get one computed here."""
         query, args = (
             (_FIRST_WIRE, (now, limit))
             if after is None
@@ -269,8 +271,8 @@ class PostgresStorage:
         )
 
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, str]]:
-            cursor = await conn.execute(query, args)
-            return await cursor.fetchall()
+            rows = await (await conn.execute(query, args)).fetchall()
+            return [(p, n, w if w is not None else wire_entry(p, n, b)) for p, n, w, b in rows]
 
         return await self._run(read)
 

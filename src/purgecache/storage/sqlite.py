@@ -47,11 +47,11 @@ _POOL = (
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
 _FIRST_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire FROM cache_purges WHERE expires > ? "
+    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges WHERE expires > ? "
     "ORDER BY 1, 2 LIMIT ?"
 )
 _NEXT_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire FROM cache_purges "
+    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges "
     "WHERE (worker_pool_id, cache_name) > (?, ?) AND expires > ? ORDER BY 1, 2 LIMIT ?"
 )
 _NEXT_PAGE = (
@@ -219,12 +219,15 @@ class SqliteStorage:
     async def list_wire(
         self, after: tuple[str, str] | None, limit: int, now: int
     ) -> list[tuple[str, str, str]]:
+        """(pool, cache name, entry JSON); rows written by an older purgecache during a rolling
+        upgrade have no stored entry yet and get one computed here."""
         query, args = (
             (_FIRST_WIRE, (now, limit))
             if after is None
             else (_NEXT_WIRE, (after[0], after[1], now, limit))
         )
-        return await self._run(lambda c: c.execute(query, args).fetchall())
+        rows = await self._run(lambda c: c.execute(query, args).fetchall())
+        return [(p, n, w if w is not None else wire_entry(p, n, b)) for p, n, w, b in rows]
 
     async def expire(self, now: int) -> int:
         cursor = await self._run(
