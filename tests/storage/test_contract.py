@@ -270,7 +270,7 @@ def test_rows_without_a_stored_entry_are_still_listed(
 
     async def scenario() -> list[tuple[str, str, str]]:
         if isinstance(storage, SqliteStorage):
-            await storage._run(  # noqa: SLF001
+            await storage._run(
                 lambda c: c.execute(
                     "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
                     "VALUES ('old/writer', 'c', ?, ?)",
@@ -278,7 +278,7 @@ def test_rows_without_a_stored_entry_are_still_listed(
                 )
             )
         else:
-            await storage._run(  # noqa: SLF001
+            await storage._run(
                 lambda c: c.execute(
                     "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
                     "VALUES ('old/writer', 'c', %s, %s)",
