@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -24,6 +25,7 @@ def test_metrics_count_requests_across_workers(backend_server_factory: ServerFac
     """Requests, purges, cache hits/misses and open requests add up over two workers."""
     live = backend_server_factory("--workers", "2", "--cache-time", "300s")
     ping_label = 'endpoint="ping",status="200"'
+    time.sleep(1.5)  # let the start-up pings reach the shared files
     pings_before = sample(
         httpx.get(f"{live.root_url}/metrics").text, "purgecache_requests_total", ping_label
     )
@@ -35,6 +37,7 @@ def test_metrics_count_requests_across_workers(backend_server_factory: ServerFac
     for _ in range(6):
         assert httpx.get(pool, auth=auth).status_code == 200
     assert httpx.get(f"{live.api}/purge-cache/oops/pool/x", auth=auth).status_code == 400
+    time.sleep(1.5)  # each worker hands its tallies to the shared files once a second
     for _ in range(4):  # whichever worker answers, the totals are the same
         response = httpx.get(f"{live.root_url}/metrics")
         assert response.headers["content-type"].startswith("text/plain")

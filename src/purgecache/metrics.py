@@ -3,10 +3,15 @@
 With several worker processes the values are kept in prometheus_client's multiprocess files
 (`serve` points PROMETHEUS_MULTIPROC_DIR at a private temporary directory before the workers
 start), so every scrape shows the sum over all workers whichever worker answers it.
+
+The request path only adds to plain in-process tallies; `flush` hands them to
+prometheus_client (about once a second, and before this process answers a scrape), so a
+scrape may lag other workers by up to a second.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 from typing import Any
 
@@ -61,21 +66,52 @@ class Metrics:
         self.expired_rows = Counter(
             "purgecache_expired_rows", "Purge requests deleted by expiry", registry=self.registry
         )
-        self.cache_hit = self.cache.labels("hit")
-        self.cache_miss = self.cache.labels("miss")
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.purges_accepted = 0
+        # (endpoint, status) -> [count, sum of seconds, count per latency bucket (+Inf last)]
+        self._pending: dict[tuple[str, int], list[Any]] = {}
+
+    def cache_hit(self) -> None:
+        """A purgeRequests answer came from the per-pool cache."""
+        self.cache_hits += 1
+
+    def cache_miss(self) -> None:
+        """A purgeRequests answer needed the database."""
+        self.cache_misses += 1
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        """Count one answered request and its latency."""
-        children = self._children.get((endpoint, status))
-        if children is None:
-            children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
-            self._children[(endpoint, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        """Count one answered request and its latency (a few dict operations, no I/O)."""
+        tally = self._pending.get((endpoint, status))
+        if tally is None:
+            tally = self._pending[(endpoint, status)] = [0, 0.0, [0] * (len(_LATENCY_BUCKETS) + 1)]
+        tally[0] += 1
+        tally[1] += seconds
+        tally[2][bisect.bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+
+    def flush(self) -> None:
+        """Hand the tallies to prometheus_client."""
+        pending, self._pending = self._pending, {}
+        for (endpoint, status), (count, total, buckets) in pending.items():
+            self.requests.labels(endpoint, str(status)).inc(count)
+            histogram = self.latency.labels(endpoint)
+            histogram._sum.inc(total)  # prometheus_client has no bulk observe
+            for index, hits in enumerate(buckets):
+                if hits:
+                    histogram._buckets[index].inc(hits)
+        for child, attribute in (
+            (self.cache.labels("hit"), "cache_hits"),
+            (self.cache.labels("miss"), "cache_misses"),
+            (self.purges, "purges_accepted"),
+        ):
+            count = getattr(self, attribute)
+            if count:
+                child.inc(count)
+                setattr(self, attribute, 0)
 
     def render(self, open_requests: int | None) -> bytes:
         """The exposition text; `open_requests` is counted by the caller at scrape time."""
+        self.flush()
         registry = self.registry
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess

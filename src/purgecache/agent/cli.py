@@ -1,9 +1,332 @@
-"""`purgecache agent ...` commands."""
+"""`purgecache agent ...`: the worker side, for a worker's task hooks and as a daemon.
+
+Thin click commands over `CacheRegistry`, `sync_once` and `run_daemon`. Nothing that talks to
+the service (httpx, the client) is imported until a command needs it.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
 import click
+
+from purgecache.agent.files import CorruptFile
+from purgecache.agent.registry import CacheRegistry, InstanceInfo, RegistryError, Released
+from purgecache.agent.settings import AgentSettings
+from purgecache.agent.trash import Problem
+from purgecache.model import format_time, is_worker_pool_id, parse_duration
+
+EXIT_FAILED = 1  # some deletions failed (the others were done)
+EXIT_USAGE = 2  # bad usage or configuration (click's own status for bad arguments)
+EXIT_UNREACHABLE = 3  # no answer from the service to rely on: nothing was deleted
+
+EPILOG = """\b
+Connection to the service, as for the official Taskcluster clients:
+  TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN,
+  TASKCLUSTER_CERTIFICATE, or TASKCLUSTER_PROXY_URL (requests go there unsigned).
+  Needs the scope purge-cache:purge-requests::POOL.
+
+\b
+Exit status: 0 done; 1 some deletions failed (the others were done);
+2 bad usage or configuration; 3 service unreachable (nothing deleted).
+See docs/agent.md.
+"""
+
+log = logging.getLogger("purgecache.agent")
+
+
+def _pool(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not is_worker_pool_id(value):
+        raise click.BadParameter(
+            f"{value!r} is not provisionerId/workerType (each 1-38 of A-Z a-z 0-9 _ -)"
+        )
+    return value
+
+
+def _ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _positive_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    ms = _ms(ctx, param, value)
+    if ms <= 0:
+        raise click.BadParameter("must be more than zero")
+    return ms
+
+
+CACHE_ROOT = click.option(
+    "--cache-root",
+    envvar="PURGECACHE_AGENT_CACHE_ROOT",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the cache registry (created if missing). Env: PURGECACHE_AGENT_CACHE_ROOT.",
+)
+POOL = click.option(
+    "--pool",
+    envvar="PURGECACHE_AGENT_POOL",
+    required=True,
+    callback=_pool,
+    help="This worker's pool, provisionerId/workerType. Env: PURGECACHE_AGENT_POOL.",
+)
+CLOCK_SKEW = click.option(
+    "--clock-skew",
+    "clock_skew_ms",
+    envvar="PURGECACHE_AGENT_CLOCK_SKEW",
+    default="5m",
+    show_default=True,
+    callback=_ms,
+    help="How far clocks may disagree: each sync asks this much before its watermark, and a "
+    "cache made before the service's clock was measured counts as this much older. "
+    "Env: PURGECACHE_AGENT_CLOCK_SKEW.",
+)
+TIMEOUT = click.option(
+    "--timeout",
+    "timeout_ms",
+    envvar="PURGECACHE_AGENT_TIMEOUT",
+    default="10s",
+    show_default=True,
+    callback=_positive_ms,
+    help="Time limit of each attempt to reach the service (4 attempts). "
+    "Env: PURGECACHE_AGENT_TIMEOUT.",
+)
+INTERVAL = click.option(
+    "--interval",
+    "interval_ms",
+    envvar="PURGECACHE_AGENT_INTERVAL",
+    default="5m",
+    show_default=True,
+    callback=_positive_ms,
+    help="Time between syncs, jittered ±20 %. Env: PURGECACHE_AGENT_INTERVAL.",
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    layout = "%(asctime)s " if verbose else ""
+    handler.setFormatter(logging.Formatter(f"{layout}purgecache agent: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
+@contextmanager
+def _reporting() -> Iterator[None]:
+    """Registry errors become one `Error:` line: usage ones exit 2, I/O ones 1."""
+    try:
+        yield
+    except (RegistryError, CorruptFile, ValueError) as error:
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
+    except OSError as error:
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED) from None
+
+
+def _registry(settings: AgentSettings) -> CacheRegistry:
+    try:
+        return CacheRegistry(settings.cache_root, unknown_error_ms=settings.clock_skew_ms)
+    except OSError as error:
+        click.echo(f"Error: cannot use cache root {settings.cache_root}: {error}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
+
+
+def _report_problems(problems: tuple[Problem, ...]) -> None:
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+
+
+@click.group(epilog=EPILOG)
+def agent() -> None:
+    """The worker side: caches on this worker's disk, and applying purge requests to them.
+
+    \b
+    Pre-task hook:   purgecache agent sync --pool P --cache-root D || true
+                     dir=$(purgecache agent mount NAME --cache-root D | tail -n 1)
+    Post-task hook:  purgecache agent release "$dir" --cache-root D
+    Or as a daemon:  purgecache agent run --pool P --cache-root D
+    """
+    _setup_logging(verbose=False)
+
+
+@agent.command()
+@click.argument("cache_name", metavar="NAME")
+@CACHE_ROOT
+@CLOCK_SKEW
+def mount(cache_name: str, cache_root: Path, clock_skew_ms: int) -> None:
+    """Hand a task an instance of the cache NAME and print its directory (last line).
+
+    A free instance is reused (the newest); if every one is in use, or none exists, a new
+    empty one is created. Purged instances are never handed out. Never contacts the service.
+
+    \b
+    Example:
+      dir=$(purgecache agent mount checkouts --cache-root /var/cache/tc | tail -n 1)
+    """
+    registry = _registry(AgentSettings(cache_root, clock_skew_ms=clock_skew_ms))
+    with _reporting():
+        path = registry.mount(cache_name)
+    click.echo(str(path))
+
+
+@agent.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@CACHE_ROOT
+def release(path: Path, cache_root: Path) -> None:
+    """Give back the instance at PATH (as `mount` printed it) when its task is done.
+
+    If a purge came while the task used it, it is deleted now.
+    """
+    registry = _registry(AgentSettings(cache_root))
+    with _reporting():
+        outcome, problems = registry.release(path)
+    messages = {
+        Released.RELEASED: f"released {path}",
+        Released.DELETED: f"deleted {path} (purged while in use)",
+        Released.NOT_IN_USE: f"{path} was not in use",
+        Released.GONE: f"{path} does not exist (already deleted?)",
+    }
+    click.echo(messages[outcome], err=outcome in (Released.NOT_IN_USE, Released.GONE))
+    _report_problems(problems)
+    if problems:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@agent.command(epilog=EPILOG)
+@POOL
+@CACHE_ROOT
+@CLOCK_SKEW
+@TIMEOUT
+def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> None:
+    """Apply the pool's new purge requests to the caches on this worker, once.
+
+    Asks purgeRequests since the last sync (one request when there is nothing to do),
+    deletes every instance created before its cache's `before`, marks instances in use
+    for deletion on release, and only then remembers how far it got.
+
+    \b
+    Example (a pre-task hook; the task starts whatever the status):
+      purgecache agent sync --pool proj-a/linux --cache-root /var/cache/tc || true
+    """
+    from purgecache.agent.fetch import FetchFailed, ServiceFetcher
+    from purgecache.agent.sync import sync_once
+
+    settings = AgentSettings(cache_root, pool, clock_skew_ms, timeout_ms=timeout_ms)
+    registry = _registry(settings)
+    try:
+        with _reporting(), ServiceFetcher(timeout_s=timeout_ms / 1000) as fetch:
+            report = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms)
+    except FetchFailed as error:
+        click.echo(f"Error: {error}; caches kept, nothing deleted", err=True)
+        raise click.exceptions.Exit(error.exit_code) from None
+    for deleted in report.deleted:
+        click.echo(f"deleted {deleted}")
+    for doomed in report.doomed:
+        click.echo(f"in use, deleted on release: {doomed}")
+    _report_problems(report.problems)
+    click.echo(report.summary())
+    if report.exit_code:
+        raise click.exceptions.Exit(report.exit_code)
+
+
+@agent.command(epilog=EPILOG)
+@POOL
+@CACHE_ROOT
+@CLOCK_SKEW
+@TIMEOUT
+@INTERVAL
+def run(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, interval_ms: int) -> None:
+    """Sync now and then every interval, until SIGTERM or Ctrl-C (exit status 0).
+
+    Frees the disk of purged caches even while no task arrives. While the service is
+    unreachable it keeps every cache and retries after 2 s, 4 s, 8 s ... up to the interval.
+
+    \b
+    Example:
+      purgecache agent run --pool proj-a/linux --cache-root /var/cache/tc --interval 2m
+    """
+    from purgecache.agent.daemon import Pacing, run_daemon
+    from purgecache.agent.fetch import FetchFailed, ServiceFetcher
+    from purgecache.agent.sync import sync_once
+
+    _setup_logging(verbose=True)
+    registry = _registry(AgentSettings(cache_root, pool, clock_skew_ms, interval_ms, timeout_ms))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("stopping (signal %d)", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        fetch = ServiceFetcher(timeout_s=timeout_ms / 1000)
+    except FetchFailed as error:
+        click.echo(f"Error: {error}", err=True)
+        raise click.exceptions.Exit(error.exit_code) from None
+    log.info("syncing %s into %s from %s", pool, registry.layout.root, fetch.root_url)
+    with fetch:
+        run_daemon(
+            lambda: sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set),
+            stop,
+            Pacing(interval_s=interval_ms / 1000),
+        )
+    log.info("stopped")
+
+
+def _row(info: InstanceInfo) -> dict[str, object]:
+    record = info.record
+    if record is None:
+        return {"path": str(info.path), "state": "unreadable"}
+    state = "free" if record.lease is None else "in use"
+    if record.doomed:
+        state += ", purged"
+    return {
+        "cache_name": record.cache_name,
+        "state": state,
+        "created": format_time(record.created.ms),
+        "path": str(info.path / "data"),
+    }
+
+
+@agent.command("list")
+@CACHE_ROOT
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"instances": [...]}.')
+def list_instances(cache_root: Path, as_json: bool) -> None:
+    """List the cache instances under the cache root."""
+    registry = _registry(AgentSettings(cache_root))
+    with _reporting():
+        rows = [_row(info) for info in registry.instances()]
+    if as_json:
+        click.echo(json.dumps({"instances": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no cache instances")
+        return
+    table = [("CACHE", "STATE", "CREATED", "PATH")] + [
+        (
+            json.dumps(row.get("cache_name", "?"), ensure_ascii=True),
+            str(row["state"]),
+            str(row.get("created", "-")),
+            str(row["path"]),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for name, state, created, path in table:
+        click.echo(f"{name:<{widths[0]}}  {state:<{widths[1]}}  {created:<{widths[2]}}  {path}")
 
 
 def register(group: click.Group) -> None:
     """Add the agent command group to the main command group."""
+    group.add_command(agent)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import hmac
 import logging
@@ -113,7 +114,22 @@ def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiErro
 
 def hawk_host_port(request: Request) -> tuple[str, int]:
     """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
-    host_header = request.headers.get("host", "")
+    headers = request.headers
+    found = _host_port(
+        headers.get("host", ""),
+        headers.get("x-forwarded-port", ""),
+        headers.get("x-forwarded-proto", ""),
+        request.tls,
+    )
+    if found is None:
+        raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
+    return found
+
+
+@functools.lru_cache(maxsize=256)  # a deployment sees very few distinct combinations
+def _host_port(
+    host_header: str, forwarded_port: str, forwarded_proto: str, tls: bool
+) -> tuple[str, int] | None:
     host, port_text = host_header, ""
     if host_header.startswith("["):
         end = host_header.find("]")
@@ -121,15 +137,20 @@ def hawk_host_port(request: Request) -> tuple[str, int]:
     elif ":" in host_header:
         host, port_text = host_header.rsplit(":", 1)
     if not host or (port_text and not port_text.isdigit()):
-        raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
-    forwarded_port = request.headers.get("x-forwarded-port", "").split(",")[0].strip()
+        return None
+    forwarded_port = forwarded_port.split(",")[0].strip()
     if forwarded_port.isdigit():
         return host.lower(), int(forwarded_port)
-    if request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https":
+    if forwarded_proto.split(",")[0].strip() == "https":
         return host.lower(), 443
     if port_text:
         return host.lower(), int(port_text)
-    return host.lower(), 443 if request.tls else 80
+    return host.lower(), 443 if tls else 80
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_payload_hash(content_type: str | None) -> str:
+    return hawk.payload_hash(content_type, b"")
 
 
 class PurgeCacheApp:
@@ -158,8 +179,8 @@ class PurgeCacheApp:
         self.trust_proxy = trust_proxy
         self.on_shutdown = on_shutdown
         self.metrics = metrics or Metrics()
-        service.on_cache_hit = self.metrics.cache_hit.inc
-        service.on_cache_miss = self.metrics.cache_miss.inc
+        service.on_cache_hit = self.metrics.cache_hit
+        service.on_cache_miss = self.metrics.cache_miss
         self.started = time.monotonic()
         self.version_body = orjson.dumps(dict(version))
         self.documents = reference.documents(root_url)
@@ -168,6 +189,7 @@ class PurgeCacheApp:
         self.input_schema_id = schema["$id"]
         self.input_validator = Draft6Validator(schema, format_checker=FormatChecker())
         self._expiry_task: asyncio.Task[None] | None = None
+        self._flush_task: asyncio.Task[None] | None = None
         self._handlers: dict[str, Callable[[Request, Call], Awaitable[Response]]] = {
             "ping": self.ping,
             "lbheartbeat": self.lbheartbeat,
@@ -217,15 +239,23 @@ class PurgeCacheApp:
         """Start background work: change notifications and periodic expiry."""
         await self.service.storage.start()
         self._expiry_task = asyncio.create_task(self._expire_periodically())
+        self._flush_task = asyncio.create_task(self._flush_metrics_periodically())
 
     async def shutdown(self) -> None:
         """Stop background work and release storage."""
-        if self._expiry_task is not None:
-            self._expiry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry_task
+        for task in (self._expiry_task, self._flush_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.metrics.flush()
         if self.on_shutdown is not None:
             await self.on_shutdown()
+
+    async def _flush_metrics_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.flush()
 
     async def _expire_periodically(self) -> None:
         while True:
@@ -429,7 +459,10 @@ class PurgeCacheApp:
         self, request: Request, verdict: credentials.Verdict
     ) -> credentials.Verdict:
         body = request.body if request.is_json else b""
-        computed = hawk.payload_hash(request.headers.get("content-type"), body)
+        content_type = request.headers.get("content-type")
+        computed = (
+            hawk.payload_hash(content_type, body) if body else _empty_payload_hash(content_type)
+        )
         if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
             return verdict
         return credentials.failed(
@@ -488,7 +521,7 @@ class PurgeCacheApp:
         cache_name: str = request.payload["cacheName"]
         await self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
-        self.metrics.purges.inc()
+        self.metrics.purges_accepted += 1
         audit_log.info(
             orjson.dumps(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
@@ -99,10 +100,15 @@ class Request:
         if not self.path_decoded or worker_pool_id is None:
             return (self.resource,)
         query = f"?{self.query}" if self.query else ""
-        encoded = f"{api_base}purge-cache/{quote(worker_pool_id, safe='')}{query}"
+        encoded = f"{api_base}purge-cache/{_quote_pool(worker_pool_id)}{query}"
         if encoded == self.resource:
             return (encoded,)
         return (encoded, self.resource, encoded.replace("%2F", "%2f"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _quote_pool(worker_pool_id: str) -> str:
+    return quote(worker_pool_id, safe="")
 
 
 async def asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +31,7 @@ from purgecache.storage.migrations import migrations, statements
 T = TypeVar("T")
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
+WAL_LOOK_INTERVAL = 0.005  # seconds between looks at the WAL file: bounds the stat calls
 _UPSERT = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -126,6 +128,7 @@ class SqliteStorage:
         )
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
+        self._next_look = 0.0
 
     def _wal_state(self) -> tuple[int, int, int] | None:
         try:
@@ -139,7 +142,11 @@ class SqliteStorage:
 
     def changes(self) -> Changes:
         """Every commit by any process touches the WAL file; a changed WAL means any pool may
-        have changed (one stat call, no database round trip)."""
+        have changed (one stat call at most every few milliseconds, no database round trip)."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return NO_CHANGES
+        self._next_look = now + WAL_LOOK_INTERVAL
         state = self._wal_state()
         if state == self._wal_seen:
             return NO_CHANGES

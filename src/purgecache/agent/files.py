@@ -1,0 +1,150 @@
+"""File-system primitives the registry is built from: atomic JSON files, `flock` locks and a
+tree removal that copes with read-only directories. Everything here is POSIX (Linux, macOS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+class CorruptFile(ValueError):
+    """A registry file exists but is not the JSON object it should be."""
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename or a new entry in `directory` survive a power loss."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
+    """Replace `path` with `data` so that readers see the old or the new file, never a part;
+    `durable` also makes the new file survive a power loss before this returns (fsync)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("x", encoding="utf-8") as file:
+            json.dump(data, file, indent=1, sort_keys=True)
+            file.write("\n")
+            file.flush()
+            if durable:
+                os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_directory(path.parent)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, None when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise CorruptFile(f"{path}: not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise CorruptFile(f"{path}: expected a JSON object")
+    return data
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on the file `path` (created if missing), waiting for it.
+
+    The lock file is never deleted: deleting it would let two processes lock two different
+    files of the same name.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def try_lock_directory(path: Path) -> Iterator[bool]:
+    """Try to `flock` the directory `path` without waiting: True if this process holds it,
+    False if another one does or the directory is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _make_writable(path: str) -> None:
+    with contextlib.suppress(OSError):
+        mode = os.lstat(path).st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
+
+
+def _rmtree(
+    path: str, on_error: Callable[[Callable[..., object], str, BaseException], None]
+) -> None:
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=on_error)
+    else:
+        shutil.rmtree(
+            path, onerror=lambda function, failed, info: on_error(function, failed, info[1])
+        )
+
+
+def _remove(path: str, retried: set[str]) -> None:
+    def on_error(function: Callable[..., object], failed: str, error: BaseException) -> None:
+        # A task may leave read-only directories (Go's module cache does): make the parent
+        # and the entry writable and try once more. A missing entry is already gone.
+        if isinstance(error, FileNotFoundError):
+            return
+        if not isinstance(error, PermissionError) or failed in retried:
+            raise error
+        retried.add(failed)
+        _make_writable(os.path.dirname(failed))
+        _make_writable(failed)
+        if function in (os.unlink, os.rmdir):
+            function(failed)
+        else:  # the directory could not be opened or listed: remove it on its own
+            _remove(failed, retried)
+
+    _rmtree(path, on_error)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete the directory `path` and everything in it, never following symbolic links;
+    raise OSError for the first entry that cannot be removed."""
+    _remove(str(path), set())
+
+
+def boot_id() -> str:
+    """An identifier of this boot of the machine ("" where the kernel does not offer one)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text("ascii").strip()
+    except OSError:
+        return ""

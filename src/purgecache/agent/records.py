@@ -1,0 +1,153 @@
+"""The registry's JSON files, as values: a cache's record, an instance's record and its lease.
+
+Times are stored as the API writes them (`2026-01-01T12:00:00.000Z`), in the service's clock.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from purgecache.agent.clock import ServiceTime
+from purgecache.agent.files import CorruptFile, read_json, write_json_atomic
+from purgecache.model import format_time, parse_since
+
+CACHE_FILE = "cache.json"
+INSTANCE_FILE = "instance.json"
+
+
+def _time(data: dict[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CorruptFile(f"{name} should be a time, got {value!r}")
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise CorruptFile(f"{name}: {error}") from error
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise CorruptFile(f"{name} should be a string, got {value!r}")
+    return value
+
+
+def _integer(data: dict[str, Any], name: str) -> int:
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CorruptFile(f"{name} should be an integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRecord:
+    """A named cache on this worker; instances created before `purged_before` must go."""
+
+    cache_name: str
+    purged_before: int | None = None  # ms, service clock: the latest `before` received
+    unreadable: bool = False  # stands in for a file that could not be read (not stored)
+
+    def purged(self, before: int) -> CacheRecord:
+        """The record after a purge request with this `before` (the later one wins)."""
+        if self.purged_before is not None and self.purged_before >= before:
+            return self
+        return replace(self, purged_before=before)
+
+    def to_json(self) -> dict[str, Any]:
+        before = self.purged_before
+        return {
+            "cache_name": self.cache_name,
+            "purged_before": None if before is None else format_time(before),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CacheRecord:
+        return cls(_text(data, "cache_name"), _time(data, "purged_before"))
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An instance handed to a task: by which boot of the machine, and when."""
+
+    boot_id: str
+    since: int  # ms, worker clock (informational)
+    pid: int  # of the `mount` command (informational: it exits at once)
+
+    def active(self, boot_id: str) -> bool:
+        """Whether the lease still holds: a reboot ends every task, and so every lease."""
+        return not boot_id or not self.boot_id or self.boot_id == boot_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {"boot_id": self.boot_id, "since": format_time(self.since), "pid": self.pid}
+
+    @classmethod
+    def from_json(cls, data: object) -> Lease | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(_text(data, "boot_id"), _time(data, "since") or 0, _integer(data, "pid"))
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """One instance: created at `created` (service clock, ± its error), maybe leased to a task,
+    maybe `doomed` (purged while in use: deleted on release)."""
+
+    cache_name: str
+    created: ServiceTime
+    lease: Lease | None = None
+    doomed: bool = False
+
+    def stale(self, cache: CacheRecord) -> bool:
+        """Whether a purge covers this instance: it may have been created before the latest
+        `before` (within the error of its creation time, deleting when in doubt)."""
+        before = cache.purged_before
+        return before is not None and self.created.ms - self.created.error_ms < before
+
+    def leased(self, boot_id: str, now_ms: int) -> InstanceRecord:
+        """The record handed to a task by this process."""
+        return replace(self, lease=Lease(boot_id, now_ms, os.getpid()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cache_name": self.cache_name,
+            "created": format_time(self.created.ms),
+            "created_error_ms": self.created.error_ms,
+            "lease": None if self.lease is None else self.lease.to_json(),
+            "doomed": self.doomed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> InstanceRecord:
+        created = ServiceTime(_time(data, "created") or 0, _integer(data, "created_error_ms"))
+        doomed = data.get("doomed", False)
+        if not isinstance(doomed, bool):
+            raise CorruptFile(f"doomed should be true or false, got {doomed!r}")
+        return cls(_text(data, "cache_name"), created, Lease.from_json(data.get("lease")), doomed)
+
+
+def read_cache(cache_dir: Path) -> CacheRecord | None:
+    """The record of a cache directory; None if it has none yet."""
+    data = read_json(cache_dir / CACHE_FILE)
+    return None if data is None else CacheRecord.from_json(data)
+
+
+def write_cache(cache_dir: Path, record: CacheRecord) -> None:
+    write_json_atomic(cache_dir / CACHE_FILE, record.to_json())
+
+
+def read_instance(instance_dir: Path) -> InstanceRecord:
+    """The record of an instance; CorruptFile if it is missing or unreadable (an instance is
+    only ever published with its record, so either means it must not be used)."""
+    data = read_json(instance_dir / INSTANCE_FILE)
+    if data is None:
+        raise CorruptFile(f"{instance_dir}: no {INSTANCE_FILE}")
+    return InstanceRecord.from_json(data)
+
+
+def write_instance(instance_dir: Path, record: InstanceRecord) -> None:
+    write_json_atomic(instance_dir / INSTANCE_FILE, record.to_json())

@@ -1,0 +1,329 @@
+"""The cache registry on a worker's disk: hand out instances, take them back, apply purges.
+
+Every change happens under one `flock` on `agent.lock`, held for a few file operations and
+never during network calls or while removing trees, so any number of agent processes (task
+hooks, the daemon) can share a cache root. Instances are published and withdrawn by atomic
+renames: an instance directory exists under `caches/` only complete with its record, and a
+purged one leaves `caches/` in one step (to `trash/`) before it is removed, so a crash at any
+moment leaves either a usable instance or a leftover in `trash/` that no task can get and the
+next run removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, service_now
+from purgecache.agent.files import (
+    CorruptFile,
+    exclusive_lock,
+    fsync_directory,
+    remove_tree,
+)
+from purgecache.agent.layout import (
+    DATA,
+    NEW_PREFIX,
+    Layout,
+    check_cache_name,
+    is_instance_id,
+    new_instance_id,
+)
+from purgecache.agent.records import (
+    CACHE_FILE,
+    CacheRecord,
+    InstanceRecord,
+    read_cache,
+    read_instance,
+    write_cache,
+    write_instance,
+)
+from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
+from purgecache.agent.state import load_state, save_state
+from purgecache.agent.trash import Problem, Trash
+
+log = logging.getLogger(__name__)
+
+
+class RegistryError(Exception):
+    """The registry cannot do what was asked (a usage problem, not a failed deletion)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeOutcome:
+    """What applying purge requests did: instances moved aside (to be removed), instances in
+    use marked for deletion on release, and the problems met."""
+
+    moved: tuple[Path, ...] = ()
+    doomed: tuple[Path, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    watermark: int | None = None  # the pool's, afterwards
+
+
+class Released(enum.Enum):
+    """What `release` did with an instance."""
+
+    RELEASED = "released"  # free for the next task
+    DELETED = "deleted"  # purged meanwhile (or unreadable): removed
+    NOT_IN_USE = "not in use"  # nothing to do
+    GONE = "gone"  # no such instance (any more)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """One instance, for listings."""
+
+    path: Path
+    record: InstanceRecord | None  # None: unreadable (it will be removed)
+
+
+class CacheRegistry:
+    """The caches under one cache root.
+
+    `clock` reads the worker's clocks (a fake in tests); `unknown_error_ms` is how far the
+    worker's wall clock may be from the service's before a sync has measured it; `remove`
+    deletes a tree (the default copes with read-only directories).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        clock: WorkerClock | None = None,
+        unknown_error_ms: int = DEFAULT_CLOCK_SKEW_MS,
+        remove: Callable[[Path], None] = remove_tree,
+    ) -> None:
+        self.layout = Layout.at(root)
+        self.clock: WorkerClock = clock or SystemClock()
+        self.unknown_error_ms = unknown_error_ms
+        self.trash = Trash(self.layout, remove)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with exclusive_lock(self.layout.lock):
+            yield
+
+    # -- handing out and taking back ------------------------------------------------------
+
+    def mount(self, cache_name: str) -> Path:
+        """Lease a free instance of the cache to a task (a new one if none is free) and
+        return its absolute `data` directory."""
+        check_cache_name(cache_name)
+        with self._locked():
+            cache_dir = self.layout.cache_dir(cache_name)
+            cache = self._cache_record(cache_dir, cache_name)
+            self._move_unfinished(cache_dir)
+            boot = self.clock.boot_id()
+            for instance_dir, record in self._free_instances(cache_dir, cache, boot):
+                write_instance(instance_dir, record.leased(boot, self.clock.wall_ms()))
+                (instance_dir / DATA).mkdir(exist_ok=True)  # in case a task removed it
+                return instance_dir / DATA
+            return self._create(cache_dir, cache_name, boot)
+
+    def release(self, path: Path) -> tuple[Released, tuple[Problem, ...]]:
+        """Take an instance back from its task (`path` as `mount` printed it); delete it now
+        if a purge marked it while in use."""
+        instance_dir = self.layout.instance_of(path)
+        if instance_dir is None:
+            raise RegistryError(f"{path} is not a cache instance under {self.layout.root}")
+        with self._locked():
+            if not instance_dir.is_dir():
+                return Released.GONE, ()
+            outcome, trash = self._release_locked(instance_dir)
+        if isinstance(trash, Problem):
+            return outcome, (trash,)
+        return outcome, () if trash is None else self.trash.remove(trash)
+
+    def _release_locked(self, instance_dir: Path) -> tuple[Released, Path | Problem | None]:
+        cache = self._judge_cache(instance_dir.parent)
+        try:
+            record: InstanceRecord | None = read_instance(instance_dir)
+        except CorruptFile as error:
+            log.warning("removing unreadable instance: %s", error)
+            record = None
+        if record is not None and not record.doomed and not record.stale(cache):
+            if record.lease is None:
+                return Released.NOT_IN_USE, None
+            write_instance(instance_dir, replace(record, lease=None))
+            return Released.RELEASED, None
+        try:
+            return Released.DELETED, self.trash.move_aside(instance_dir)
+        except OSError as error:
+            if record is not None:  # free now, still doomed: every sync tries again
+                write_instance(instance_dir, replace(record, lease=None, doomed=True))
+            return Released.RELEASED, Problem(instance_dir, "move aside", str(error))
+
+    # -- purging --------------------------------------------------------------------------
+
+    def apply_purges(
+        self,
+        requests: Sequence[tuple[str, int]],
+        pool: str,
+        watermark: int | None,
+        anchor: ClockAnchor | None,
+    ) -> PurgeOutcome:
+        """Record purge requests `(cache_name, before)` of `pool`, move aside every instance
+        they cover (marking those in use instead), then advance the pool's watermark.
+
+        The requests are recorded in each cache's record before the watermark moves, so an
+        instance that cannot be moved aside now is retried by every later sync and never
+        handed out. Trees are removed afterwards by `empty_trash`, outside the lock.
+        """
+        moved: list[Path] = []
+        doomed: list[Path] = []
+        problems: list[Problem] = []
+        with self._locked():
+            self._record_requests(requests)
+            boot = self.clock.boot_id()
+            for cache_dir in self._cache_dirs():
+                self._move_unfinished(cache_dir)
+                self._purge_cache(cache_dir, boot, moved, doomed, problems)
+            state = load_state(self.layout.state).advanced(pool, watermark, anchor)
+            save_state(self.layout.state, state)
+        return PurgeOutcome(
+            tuple(moved), tuple(doomed), tuple(problems), state.watermarks.get(pool)
+        )
+
+    def _record_requests(self, requests: Sequence[tuple[str, int]]) -> None:
+        for cache_name, before in requests:
+            cache_dir = self.layout.cache_dir(cache_name)
+            if not cache_dir.is_dir():
+                continue  # never used here: any instance made later is newer than `before`
+            record = self._judge_cache(cache_dir, cache_name)
+            if record.cache_name != cache_name:
+                continue
+            purged = record.purged(before)
+            if purged != record:
+                write_cache(cache_dir, purged)
+
+    def _purge_cache(
+        self,
+        cache_dir: Path,
+        boot: str,
+        moved: list[Path],
+        doomed: list[Path],
+        problems: list[Problem],
+    ) -> None:
+        cache = self._judge_cache(cache_dir)
+        if cache.purged_before is None:
+            return
+        for instance_dir in self._instance_dirs(cache_dir):
+            try:
+                record = read_instance(instance_dir)
+            except CorruptFile:
+                record = None
+            if record is not None and not record.stale(cache):
+                continue
+            in_use = record is not None and record.lease is not None and record.lease.active(boot)
+            try:
+                if record is not None and in_use:
+                    if not record.doomed:
+                        write_instance(instance_dir, replace(record, doomed=True))
+                    doomed.append(instance_dir)
+                else:
+                    self.trash.move_aside(instance_dir)
+                    moved.append(instance_dir)
+            except OSError as error:
+                action = "mark" if in_use else "move aside"
+                problems.append(Problem(instance_dir, action, str(error)))
+
+    def empty_trash(self, stop: Callable[[], bool] = lambda: False) -> tuple[Problem, ...]:
+        """Remove everything moved aside, leftovers of crashed runs included."""
+        return self.trash.empty(stop)
+
+    # -- listing --------------------------------------------------------------------------
+
+    def instances(self) -> list[InstanceInfo]:
+        """Every instance of every cache, with its record."""
+        found: list[InstanceInfo] = []
+        for cache_dir in self._cache_dirs():
+            for instance_dir in self._instance_dirs(cache_dir):
+                try:
+                    found.append(InstanceInfo(instance_dir, read_instance(instance_dir)))
+                except CorruptFile:
+                    found.append(InstanceInfo(instance_dir, None))
+        return found
+
+    # -- the parts ------------------------------------------------------------------------
+
+    def _cache_record(self, cache_dir: Path, cache_name: str) -> CacheRecord:
+        cache_dir.mkdir(exist_ok=True)
+        record = self._judge_cache(cache_dir, cache_name)
+        if record.cache_name != cache_name:
+            raise RegistryError(
+                f"{cache_dir} holds cache {record.cache_name!r}, not {cache_name!r}"
+            )
+        if not (cache_dir / CACHE_FILE).is_file() or record.unreadable:
+            record = replace(record, unreadable=False)
+            write_cache(cache_dir, record)
+        return record
+
+    def _judge_cache(self, cache_dir: Path, cache_name: str = "") -> CacheRecord:
+        """The record of a cache; a new one for a new cache. If it cannot be read, what it
+        said is unknown, so every instance existing now counts as purged."""
+        try:
+            record = read_cache(cache_dir)
+        except CorruptFile as error:
+            log.warning("cache record unreadable, purging its instances: %s", error)
+            now = service_now(
+                load_state(self.layout.state).anchor, self.clock, self.unknown_error_ms
+            )
+            return CacheRecord(cache_name, now.ms + now.error_ms + 1, unreadable=True)
+        return CacheRecord(cache_name) if record is None else record
+
+    def _cache_dirs(self) -> list[Path]:
+        return sorted(path for path in self.layout.caches.iterdir() if path.is_dir())
+
+    def _instance_dirs(self, cache_dir: Path) -> list[Path]:
+        return sorted(path for path in cache_dir.iterdir() if is_instance_id(path.name))
+
+    def _free_instances(
+        self, cache_dir: Path, cache: CacheRecord, boot: str
+    ) -> Iterator[tuple[Path, InstanceRecord]]:
+        """Instances a task may have, newest first; purged ones met on the way are moved
+        aside (their trees are removed by the next sync)."""
+        candidates: list[tuple[int, Path, InstanceRecord]] = []
+        for instance_dir in self._instance_dirs(cache_dir):
+            try:
+                record = read_instance(instance_dir)
+            except CorruptFile as error:
+                log.warning("moving aside unreadable instance: %s", error)
+                self.trash.try_move_aside(instance_dir)
+                continue
+            if record.lease is not None and record.lease.active(boot):
+                continue
+            if record.doomed or record.stale(cache):
+                self.trash.try_move_aside(instance_dir)
+                continue
+            candidates.append((record.created.ms, instance_dir, record))
+        for _, instance_dir, record in sorted(candidates, key=lambda c: c[0], reverse=True):
+            yield instance_dir, record
+
+    def _create(self, cache_dir: Path, cache_name: str, boot: str) -> Path:
+        # The creation time is read before the directory exists: if anything, too early,
+        # which can only make a purge delete the instance, never spare it.
+        created = service_now(
+            load_state(self.layout.state).anchor, self.clock, self.unknown_error_ms
+        )
+        instance_id = new_instance_id()
+        staging = cache_dir / f"{NEW_PREFIX}{instance_id}"
+        staging.mkdir()
+        (staging / DATA).mkdir()
+        record = InstanceRecord(cache_name, created).leased(boot, self.clock.wall_ms())
+        write_instance(staging, record)
+        instance_dir = cache_dir / instance_id
+        os.rename(staging, instance_dir)
+        fsync_directory(cache_dir)
+        return instance_dir / DATA
+
+    def _move_unfinished(self, cache_dir: Path) -> None:
+        """Instances whose creation a crash interrupted (only possible outside the lock,
+        which we hold) go to the trash."""
+        for path in cache_dir.iterdir():
+            if path.name.startswith(NEW_PREFIX):
+                self.trash.try_move_aside(path)

@@ -1,0 +1,84 @@
+"""One sync: ask the service for the pool's purge requests since the watermark (minus the
+clock-skew slack), apply them to the registry, advance the watermark, remove what was purged.
+
+The watermark is the service's time up to which every purge request has been handled: the
+`Date` of the answer that brought them (or, from a service that sends no `Date`, the latest
+`before` in it), never the worker's clock. It is persisted only together with the requests
+themselves, after they were recorded in the registry; a sync that fails before that changes
+nothing, so the next one asks again from the same point. The slack makes the next sync ask a
+little further back than the watermark: it covers answers the service served from its cache
+(`--cache-time`), replicas whose clocks differ, and the `Date` header's whole seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from purgecache.agent.registry import CacheRegistry
+from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
+from purgecache.agent.state import load_state
+from purgecache.agent.trash import Problem
+from purgecache.model import format_time
+
+if TYPE_CHECKING:
+    from purgecache.agent.fetch import Fetch
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync did."""
+
+    pool: str
+    since: int | None  # ms, what was asked for (None: every open request)
+    requests: int
+    deleted: tuple[Path, ...]  # instances (as they were named) now gone
+    doomed: tuple[Path, ...]  # instances in use: deleted on release
+    problems: tuple[Problem, ...]  # instances that could not be moved aside or removed
+    watermark: int | None  # ms, after the sync
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every purged instance is gone (or marked, if in use), else 1."""
+        return 1 if self.problems else 0
+
+    def summary(self) -> str:
+        """One line for logs."""
+        watermark = "none" if self.watermark is None else format_time(self.watermark)
+        return (
+            f"sync {self.pool}: {self.requests} purge request(s), {len(self.deleted)} "
+            f"instance(s) deleted, {len(self.doomed)} in use (deleted on release), "
+            f"{len(self.problems)} failed; watermark {watermark}"
+        )
+
+
+def sync_once(
+    registry: CacheRegistry,
+    fetch: Fetch,
+    pool: str,
+    *,
+    slack_ms: int = DEFAULT_CLOCK_SKEW_MS,
+    stop: Callable[[], bool] = lambda: False,
+) -> SyncReport:
+    """Sync `pool` once; `FetchFailed` (from `fetch`) means nothing was changed."""
+    watermark = load_state(registry.layout.state).watermarks.get(pool)
+    since = None if watermark is None else watermark - slack_ms
+    fetched = fetch(pool, since if since is None or since > 0 else None)
+    newest = fetched.service_date
+    if newest is None and fetched.requests:
+        newest = max(before for _, before in fetched.requests)
+    outcome = registry.apply_purges(fetched.requests, pool, newest, fetched.anchor)
+    removal_problems = registry.empty_trash(stop)
+    failed = {problem.path for problem in removal_problems}
+    deleted = tuple(p for p in outcome.moved if registry.layout.trash_path(p) not in failed)
+    return SyncReport(
+        pool,
+        since,
+        len(fetched.requests),
+        deleted,
+        outcome.doomed,
+        outcome.problems + removal_problems,
+        outcome.watermark,
+    )
