@@ -17,20 +17,21 @@ from purgecache.api.errors import ApiError
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_WANTED_HEADERS = (
-    "host",
-    "authorization",
-    "content-type",
-    "content-length",
-    "content-encoding",
-    "transfer-encoding",
-    "x-forwarded-port",
-    "x-forwarded-proto",
-    "x-forwarded-for",
-    "x-taskcluster-trace-id",
-    "accept-encoding",
+_WANTED = frozenset(
+    (
+        "host",
+        "authorization",
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-forwarded-for",
+        "x-taskcluster-trace-id",
+        "accept-encoding",
+    )
 )
-_WANTED = frozenset(_WANTED_HEADERS)
 
 
 @dataclass(slots=True)
@@ -72,8 +73,10 @@ class Request:
     @classmethod
     def from_rsgi(cls, scope: Any) -> Request:
         """From a granian RSGI scope (its path is already percent-decoded)."""
-        found = scope.headers
-        headers = {name: found.get(name) for name in _WANTED_HEADERS if name in found}
+        headers: dict[str, str] = {}
+        for name, value in scope.headers.items():  # granian gives lower-case names
+            if name in _WANTED and name not in headers:
+                headers[name] = value
         client = scope.client
         return cls(
             scope.method,
@@ -139,6 +142,8 @@ def decode_wildcard(raw: str) -> str:
 
 def parse_query(query: str, allowed: tuple[str, ...]) -> dict[str, str]:
     """Form-decode the query string; unknown or repeated keys are 400 (bewit is always known)."""
+    if not query:
+        return {}
     try:
         pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError) as error:
