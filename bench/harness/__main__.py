@@ -1,0 +1,167 @@
+"""`bench/run`: the purgecache service beside nginx under wrk, per backend (bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import purgecache
+from harness import report
+from harness.backend import run_backend
+from harness.install import InstallError, ensure_debian_tools
+from harness.measure import ENDPOINTS
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def say(*parts: object) -> None:
+    """A progress line with the time."""
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    add = p.add_argument
+    add("--rounds", type=int, help="service/nginx pairs per endpoint (3; --quick 1)")
+    add("--duration", type=float, help="seconds per measured run (15; --quick 3)")
+    add("--warmup", type=float, help="seconds of warm-up before each run (2; --quick 1)")
+    add("--connections", type=int, default=32, help="wrk -c (32)")
+    add("--threads", type=int, default=1, help="wrk -t (1)")
+    add("--backends", default="sqlite,postgres", help="sqlite,postgres")
+    add(
+        "--db",
+        default=os.environ.get("PURGECACHE_BENCH_POSTGRES", DEFAULT_POSTGRES),
+        help="PostgreSQL server URL; the harness creates (and drops) two databases there "
+        f"(default $PURGECACHE_BENCH_POSTGRES or {DEFAULT_POSTGRES})",
+    )
+    add("--endpoints", default=",".join(ENDPOINTS), help="purgeCache always runs last")
+    add("--workers", type=int, default=1, help="purgecache serve --workers (1)")
+    add("--cache-time", default="10s", help="purgecache serve --cache-time (10s)")
+    add("--paging-duration", type=float, help="seconds per paging probe (5; --quick 2)")
+    add("--big-pools", type=int, default=1000, help="the big table: pools x 1000 rows")
+    add("--no-paging", action="store_true", help="skip the 1M-row paging test")
+    add("--quick", action="store_true", help="1 round, 3 s runs: a smoke test")
+    add("--profile", action="store_true", help="also py-spy the worker during each endpoint")
+    add("--results", type=Path, default=BENCH_DIR / "results", help="output folder")
+    add("--keep", action="store_true", help="keep the work directory (logs, request files)")
+    add("--time-limit", type=float, help="minutes before giving up (2 x estimate + 10)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.duration = args.duration or (3.0 if quick else 15.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
+    args.paging_duration = args.paging_duration or (2.0 if quick else 5.0)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if set(args.backends) - {"sqlite", "postgres"} or set(endpoints) - set(ENDPOINTS):
+        p.error(f"unknown backend or endpoint in {args.backends} {endpoints}")
+    args.endpoints = sorted(endpoints, key=lambda e: e == "purgeCache")  # writes go last
+    args.bench_dir = BENCH_DIR
+    return args
+
+
+def estimate_seconds(args: argparse.Namespace) -> float:
+    """Rough wall-clock time of the whole run."""
+    per_run = args.duration + args.warmup + 6
+    throughput = len(args.endpoints) * args.rounds * 2 * per_run
+    paging = 0.0
+    if not args.no_paging:
+        paging = 90 + 3 * args.rounds * (args.paging_duration + args.warmup + 4)
+    profile = len(args.endpoints) * (args.duration + 10) if args.profile else 0
+    return float(len(args.backends) * (throughput + paging + profile + 30))
+
+
+class Interrupted(Exception):
+    """SIGTERM, SIGHUP or the time limit: stop, clean up, exit."""
+
+
+def _raise(signum: int, _frame: object) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def versions(tools: dict[str, str]) -> dict[str, str]:
+    """Versions of what was measured."""
+    out = {}
+    for package in ("purgecache", "granian", "orjson", "uvloop"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    nginx = subprocess.run([tools["nginx"], "-v"], capture_output=True, text=True, check=False)
+    out["nginx"] = nginx.stderr.strip().split("/")[-1]
+    wrk = subprocess.run([tools["wrk"], "-v"], capture_output=True, text=True, check=False)
+    out["wrk"] = (wrk.stdout or wrk.stderr).split("[")[0].replace("wrk", "").strip()
+    return out
+
+
+def checkout() -> str:
+    """The commit measured, `-dirty` when the working tree has changes."""
+    done = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(signum, _raise)
+    limit = args.time_limit * 60 if args.time_limit else 2 * estimate_seconds(args) + 600
+    signal.alarm(int(limit))
+    args.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    meta: dict[str, Any] = {
+        "started": args.stamp,
+        "command": " ".join(["bench/run", *argv]),
+        "host": f"{os.cpu_count()} CPUs, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "estimate_s": estimate_seconds(args),
+        "checkout": checkout(),
+        "purgecache_from": str(Path(purgecache.__file__).parent),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="pcbench-"))
+    minutes = f"about {meta['estimate_s'] / 60:.0f} min, at most {limit / 60:.0f}"
+    say(f"work directory {workdir}; {minutes}")
+    results: list[dict[str, Any]] = []
+    try:
+        tools = ensure_debian_tools()
+        meta["versions"] = versions(tools)
+        say(f"versions: {meta['versions']}")
+        for name in args.backends:
+            results.append(run_backend(name, args, tools, workdir, say))
+    except (KeyboardInterrupt, Interrupted) as error:
+        say(f"interrupted ({str(error) or 'Ctrl-C'}); servers stopped")
+        return 130
+    except (InstallError, RuntimeError, OSError, subprocess.SubprocessError) as error:
+        say(f"FAILED: {error}")
+        return 1
+    finally:
+        signal.alarm(0)
+        if args.keep:
+            say(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    text = report.markdown(results, args, meta)
+    raw = {"meta": meta, "args": vars(args), "results": results}
+    path = report.write_results(args.results, args.stamp, text, raw)
+    print("\n" + text)
+    say(f"written {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,253 @@
+"""One backend's whole run: data, service, nginx, the comparisons, paging, RSS, profiles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness import report, seed
+from harness.client import ServiceClient
+from harness.databases import BackendUnavailable, PostgresDatabases, SqliteDatabases
+from harness.hawk import Credentials
+from harness.load import Endpoint, SignedFiles, Wrk
+from harness.measure import ENDPOINTS, Bench, Measured, Plan, Side
+from harness.nginx import start_nginx
+from harness.paging import list_target, walk_to_last_page
+from harness.procs import Registry, Started, command_line, rss_kib
+from harness.service import ServiceRefused, check_auth_is_on, start_service, write_clients_file
+
+Databases = SqliteDatabases | PostgresDatabases
+PAGING_CONNECTIONS = 1  # one request at a time: the time per request is the latency
+Say = Callable[..., None]
+
+
+class BackendRun:
+    """Everything measured on one backend, with the servers it started."""
+
+    def __init__(
+        self, args: argparse.Namespace, tools: dict[str, str], workdir: Path, say: Say
+    ) -> None:
+        self.args = args
+        self.tools = tools
+        self.workdir = workdir
+        self.say = say
+        self.registry = Registry()
+        self.nginx: Started | None = None
+        self.clients_file = workdir / "clients.toml"
+        self.result: dict[str, Any] = {"summaries": [], "measured": [], "rss": [], "notes": []}
+
+    def run(self, name: str, databases: Databases) -> dict[str, Any]:
+        """Measure everything on this backend; the result dict for the report."""
+        args, say = self.args, self.say
+        self.result["backend"] = name
+        self._seed(name, databases)
+        credentials = write_clients_file(self.clients_file)
+        service, port = self._start_service(f"service-{name}", databases.small_url)
+        check_auth_is_on(port, credentials)
+        bodies = self._fetch_bodies(port, credentials)
+        self.nginx, nginx_port = self._start_nginx(bodies)
+        say(f"{name}: nginx pid {self.nginx.pid} on 127.0.0.1:{nginx_port}")
+        wrk = Wrk(self.tools["wrk"], args.threads, args.connections, self.workdir)
+        bench = Bench(wrk, SignedFiles(self.workdir, credentials), say)
+        svc = Side("service", service, port, port, strict=True)
+        ngx = Side("nginx", self.nginx, nginx_port, port, strict=False)
+        plan = Plan(args.rounds, args.duration, args.warmup)
+        for endpoint_name in args.endpoints:
+            if endpoint_name == "purgeCache":  # always last: its writes grow the table
+                self._paging(bench, databases, svc, credentials)
+                self._check_post(port, credentials)
+            say(f"{name}: {endpoint_name}")
+            measured = bench.compare(ENDPOINTS[endpoint_name], svc, ngx, plan)
+            self.result["summaries"].append(report.summarize(measured, name))
+            self.result["measured"].append(measured)
+        if "purgeCache" not in args.endpoints:
+            self._paging(bench, databases, svc, credentials)
+        self._rss("end of run", [service, self.nginx])
+        if args.profile:
+            self._profile(bench, svc)
+        return self.result
+
+    def _seed(self, name: str, databases: Databases) -> None:
+        now = seed.now_ms()
+        self.say(f"{name}: seeding the 1,000-row database")
+        self.result["small_rows"] = databases.seed_small(seed.small_rows(now))
+        if self.args.no_paging:
+            return
+        self.say(f"{name}: seeding the {self.args.big_pools * 1000:,}-row database")
+        started = time.perf_counter()
+        self.result["big_rows"] = databases.seed_big(seed.big_rows(now, self.args.big_pools))
+        spent = time.perf_counter() - started
+        self.say(f"{name}: seeded {self.result['big_rows']:,} rows in {spent:.1f} s")
+
+    def _start_service(self, label: str, db_url: str) -> tuple[Started, int]:
+        started, port = start_service(
+            self.registry,
+            label,
+            self.workdir,
+            db_url,
+            self.clients_file,
+            workers=self.args.workers,
+            cache_time=self.args.cache_time,
+        )
+        self.say(f"{label}: pid {started.pid} on 127.0.0.1:{port} ({db_url})")
+        return started, port
+
+    def _fetch_bodies(self, port: int, credentials: Credentials) -> dict[str, bytes]:
+        """The service's own answers to the GETs, which nginx will serve byte for byte."""
+        client = ServiceClient(port, credentials)
+        bodies: dict[str, bytes] = {}
+        sizes = self.result.setdefault("body_bytes", {})
+        try:
+            for endpoint in ENDPOINTS.values():
+                if endpoint.method != "GET":
+                    continue
+                reply = client.request("GET", endpoint.target)
+                if reply.status != endpoint.status:
+                    raise RuntimeError(f"{endpoint.name}: {reply.status}: {reply.body[:300]!r}")
+                bodies[endpoint.nginx_path] = reply.body
+                sizes[endpoint.name] = len(reply.body)
+        finally:
+            client.close()
+        listing = json.loads(bodies[ENDPOINTS["allPurgeRequests"].nginx_path])
+        if len(listing["requests"]) != 1000 or "continuationToken" in listing:
+            raise RuntimeError("allPurgeRequests?limit=1000 should be all 1,000 rows on one page")
+        pool = json.loads(bodies[ENDPOINTS["purgeRequests"].nginx_path])
+        if len(pool["requests"]) != len(seed.POOL_CACHE_NAMES):
+            raise RuntimeError(f"purgeRequests: {len(pool['requests'])} requests, wanted 5")
+        self.say(f"  response bodies (bytes): {sizes}")
+        return bodies
+
+    def _start_nginx(self, bodies: dict[str, bytes]) -> tuple[Started, int]:
+        """nginx with those bodies; checked to answer every endpoint as the service does."""
+        nginx_dir = self.workdir / "nginx"
+        nginx_dir.mkdir(exist_ok=True)
+        post_path = ENDPOINTS["purgeCache"].nginx_path
+        nginx, port = start_nginx(
+            self.registry, self.tools["nginx"], nginx_dir, bodies, [post_path]
+        )
+        client = ServiceClient(port, None)
+        try:  # the very request targets the service gets, `%2F` included
+            for endpoint in ENDPOINTS.values():
+                body = b"{}" if endpoint.method == "POST" else None
+                reply = client.request(endpoint.method, endpoint.target, body)
+                want = bodies.get(endpoint.nginx_path, b"")
+                if reply.status != endpoint.status or reply.body != want:
+                    raise RuntimeError(
+                        f"nginx answers {endpoint.name} with {reply.status}, {len(reply.body)} "
+                        f"bytes; wanted {endpoint.status}, {len(want)} bytes"
+                    )
+        finally:
+            client.close()
+        return nginx, port
+
+    def _check_post(self, port: int, credentials: Credentials) -> None:
+        client = ServiceClient(port, credentials)
+        try:
+            target = ENDPOINTS["purgeCache"].target
+            reply = client.request("POST", target, b'{"cacheName":"bench-preflight"}')
+        finally:
+            client.close()
+        if reply.status != 204:
+            raise RuntimeError(f"purgeCache preflight: {reply.status}: {reply.body[:300]!r}")
+
+    def _paging(
+        self, bench: Bench, databases: Databases, small: Side, credentials: Credentials
+    ) -> None:
+        """allPurgeRequests: the last page of the big table vs the first page of the small one."""
+        if self.args.no_paging:
+            return
+        big, big_port = self._start_service(
+            f"service-{self.result['backend']}-big", databases.big_url
+        )
+        self.say("  walking the big table's pages to the last one")
+        token, pages, rows, seconds = walk_to_last_page(big_port, credentials)
+        self.say(f"  walked {pages} pages ({rows:,} rows) in {seconds:.1f} s")
+        self.result["walk"] = {"pages": pages, "rows": rows, "seconds": seconds}
+        size = f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows // 1000}k"
+        big_side = Side("big", big, big_port, big_port, strict=True)
+        first_small = _probe("page-first-small", list_target(1000))
+        last_big = _probe("page-last-big", list_target(1000, token))
+        first_big = _probe("page-first-big", list_target(1000))
+        probes = [
+            ("first page, 1k-row table", small, first_small),
+            (f"last page, {size}-row table", big_side, last_big),
+            (f"first page, {size}-row table", big_side, first_big),
+        ]
+        plan = Plan(self.args.rounds, self.args.paging_duration, min(self.args.warmup, 1.0))
+        measured = bench.probes(probes, plan, PAGING_CONNECTIONS)
+        summary = report.paging_summary(measured)
+        last, first = summary[probes[1][0]], summary[probes[0][0]]
+        ratios = {key: last[key] / first[key] for key in report.PAGING_RATIO_KEYS}
+        self.result["paging"] = {"probes": summary, "ratios": ratios, "table": size}
+        self.result["paging_measured"] = list(measured.values())
+        self.say(
+            f"  last page {size} / first page 1k: p50 {last['p50_ms']:.2f} / "
+            f"{first['p50_ms']:.2f} ms = {ratios['p50_ms']:.2f}x; CPU per request "
+            f"{ratios['server_cpu_us_per_req']:.2f}x"
+        )
+        self._rss(f"after the {size}-row run", [big, small.server, *filter(None, [self.nginx])])
+        self.registry.stop(big)
+
+    def _rss(self, moment: str, servers: list[Started]) -> None:
+        for server in servers:
+            for index, pid in enumerate(server.tree()):
+                if server.name == "nginx":
+                    role = "nginx (single process)"
+                else:
+                    role = "granian supervisor" if index == 0 else "granian worker (forked)"
+                row = {"backend": self.result["backend"], "moment": moment, "server": server.name}
+                row |= {"pid": pid, "role": role, "rss_kib": rss_kib(pid)}
+                self.result["rss"].append(row | {"cmdline": command_line(pid)[:200]})
+
+    def _profile(self, bench: Bench, svc: Side) -> None:
+        """One extra run per endpoint with py-spy sampling granian's worker."""
+        from harness import profiling
+        from harness.install import ensure_py_spy
+
+        py_spy = ensure_py_spy(self.args.bench_dir / ".venv-tools")
+        folder = self.args.results / f"{self.args.stamp}-profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        worker = profiling.busiest_worker(svc.server.tree())
+        profiles = self.result["profiles"] = {}
+        for endpoint_name in self.args.endpoints:
+            out = folder / f"{self.result['backend']}-{endpoint_name}.folded"
+            self.say(f"  py-spy on worker {worker} during {endpoint_name}")
+            recorder = profiling.start_recording(py_spy, worker, self.args.duration, out)
+            plan = Plan(1, self.args.duration, 0)
+            bench.measured_run(svc, ENDPOINTS[endpoint_name], plan, Measured("profile"))
+            _, err = recorder.communicate(timeout=120)
+            if not out.exists():
+                self.result["notes"].append(f"py-spy failed on {endpoint_name}: {err[-300:]!r}")
+                continue
+            profiles[endpoint_name] = {"summary": profiling.summarize(out), "folded": str(out)}
+
+
+def _probe(name: str, target: str) -> Endpoint:
+    return Endpoint(name, "GET", target, "", signed=True, status=200)
+
+
+def run_backend(
+    name: str, args: argparse.Namespace, tools: dict[str, str], workdir: Path, say: Say
+) -> dict[str, Any]:
+    """One backend from seeding to cleanup; a `skipped` result when it cannot run here."""
+    backend_dir = workdir / name
+    backend_dir.mkdir()
+    databases: Databases | None = None
+    runner = BackendRun(args, tools, backend_dir, say)
+    try:
+        if name == "sqlite":
+            databases = SqliteDatabases(backend_dir)
+        else:
+            databases = PostgresDatabases(args.db, args.bench_dir.parent)
+        return runner.run(name, databases)
+    except (BackendUnavailable, ServiceRefused, ValueError) as error:
+        say(f"{name}: SKIPPED: {error}")
+        return {"backend": name, "skipped": str(error)}
+    finally:
+        runner.registry.stop_all()
+        if databases is not None:
+            databases.drop()

@@ -1,0 +1,165 @@
+"""The measurements: service and nginx in alternation per endpoint, and the paging probes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.load import Endpoint, Run, SignedFiles, Wrk
+from harness.procs import Started
+from harness.seed import POOL, WRITE_POOL
+
+API = "/api/purge-cache/v1"
+FIRST_GUESS_RATE = 60_000.0  # req/s to size the very first warm-up file (about nginx's rate)
+
+ENDPOINTS = {
+    e.name: e
+    for e in (
+        Endpoint("ping", "GET", f"{API}/ping", f"{API}/ping", signed=False, status=200),
+        Endpoint(
+            "purgeRequests",
+            "GET",
+            f"{API}/purge-cache/{POOL.replace('/', '%2F')}",
+            f"{API}/purge-cache/{POOL}",
+            signed=True,
+            status=200,
+        ),
+        Endpoint(
+            "allPurgeRequests",
+            "GET",
+            f"{API}/purge-cache/list?limit=1000",
+            f"{API}/purge-cache/list",
+            signed=True,
+            status=200,
+        ),
+        Endpoint(
+            "purgeCache",
+            "POST",
+            f"{API}/purge-cache/{WRITE_POOL.replace('/', '%2F')}",
+            f"{API}/purge-cache/{WRITE_POOL}",
+            signed=True,
+            status=204,
+            cache_name_prefix="bench",
+        ),
+    )
+}
+
+
+@dataclass
+class Side:
+    """One target of the comparison: a running server and its port."""
+
+    label: str  # "service" or "nginx", or a paging probe's name
+    server: Started
+    port: int
+    signed_port: int  # requests carry `Host: 127.0.0.1:<this>` and are signed for it
+    strict: bool  # the service: a fresh file per run, and no request string sent twice
+
+
+@dataclass
+class Plan:
+    """How long and how often."""
+
+    rounds: int
+    seconds: float
+    warmup: float
+
+
+@dataclass
+class Measured:
+    """Every run of one endpoint (or probe), in the order they ran."""
+
+    name: str
+    runs: list[Run] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def of(self, label: str) -> list[Run]:
+        return [run for run in self.runs if run.target == label]
+
+
+class Bench:
+    """Runs wrk against service and nginx; never sends a signed request string to the service
+    twice (a run that would have is repeated once with a bigger file, then flagged)."""
+
+    def __init__(self, wrk: Wrk, files: SignedFiles, say: Callable[..., None] = print) -> None:
+        self.wrk = wrk
+        self.files = files
+        self.say = say
+        self.rate: dict[tuple[str, str], float] = {}  # (endpoint, label) -> best req/s seen
+
+    def _one(self, side: Side, endpoint: Endpoint, seconds: float, connections: int | None) -> Run:
+        key = (endpoint.name, side.label)
+        spent, path = 0.0, None
+        if endpoint.signed:
+            if side.strict or endpoint.name not in self.files.latest:
+                rate = self.rate.get(key, FIRST_GUESS_RATE)
+                path, spent = self.files.make(endpoint, side.signed_port, rate, seconds)
+            else:  # nginx ignores Authorization: the service's latest file, cycled, does
+                path = self.files.latest[endpoint.name]
+        run = self.wrk.run(
+            side.label,
+            side.port,
+            endpoint,
+            seconds,
+            side.server,
+            path,
+            f"127.0.0.1:{side.signed_port}",
+            connections,
+        )
+        run.headers_file_seconds = spent
+        self.rate[key] = max(self.rate.get(key, 0.0), run.rps)
+        return run
+
+    def measured_run(
+        self,
+        side: Side,
+        endpoint: Endpoint,
+        plan: Plan,
+        result: Measured,
+        connections: int | None = None,
+    ) -> Run:
+        """Warm-up (which also calibrates the size of the next file), then the measured run."""
+        if plan.warmup > 0:
+            self._one(side, endpoint, plan.warmup, connections)
+        run = self._one(side, endpoint, plan.seconds, connections)
+        if side.strict and run.reused:
+            self.say(f"    ! {run.reused} requests reused a header: repeating with a bigger file")
+            run = self._one(side, endpoint, plan.seconds, connections)
+            if run.reused:
+                result.warnings.append(
+                    f"{endpoint.name}: a service run reused {run.reused} signed requests"
+                )
+        result.runs.append(run)
+        self.say(
+            f"    {endpoint.name:<16} {side.label:<8} {run.rps:>9.0f} req/s  "
+            f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  non-2xx {run.non_2xx}  "
+            f"socket errors {run.socket_errors}  cpu {run.server_cpu_us_per_req:5.0f} us/req"
+            + (f"  headers {run.loaded} (used {run.handed})" if endpoint.signed else "")
+        )
+        if run.non_2xx or run.socket_errors:
+            result.warnings.append(
+                f"{endpoint.name} on {side.label}: {run.non_2xx} non-2xx responses, "
+                f"{run.socket_errors} socket errors"
+            )
+        return run
+
+    def compare(self, endpoint: Endpoint, service: Side, nginx: Side, plan: Plan) -> Measured:
+        """`plan.rounds` rounds of service and nginx, the first of the pair alternating."""
+        result = Measured(endpoint.name)
+        for round_index in range(plan.rounds):
+            pair = (service, nginx) if round_index % 2 == 0 else (nginx, service)
+            for side in pair:
+                self.measured_run(side, endpoint, plan, result)
+        return result
+
+    def probes(
+        self, probes: list[tuple[str, Side, Endpoint]], plan: Plan, connections: int
+    ) -> dict[str, Measured]:
+        """Paging probes: each named (side, endpoint) in turn, `plan.rounds` rounds."""
+        results = {name: Measured(name) for name, _, _ in probes}
+        for round_index in range(plan.rounds):
+            shift = round_index % len(probes)
+            for name, side, endpoint in probes[shift:] + probes[:shift]:
+                labelled = Side(name, side.server, side.port, side.signed_port, side.strict)
+                self.measured_run(labelled, endpoint, plan, results[name], connections)
+        return results

@@ -1,0 +1,110 @@
+"""The purgecache service under test: its clients file, start-up, and proof that auth is on."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from harness.client import ServiceClient
+from harness.hawk import Credentials
+from harness.procs import Registry, Started, free_port, launch, wait_for_port
+from harness.seed import POOL, WRITE_POOL
+
+API = "/api/purge-cache/v1"
+# A worker-like client: the scopes the endpoints need, among others a real worker holds.
+SCOPES = (
+    "queue:claim-work:proj-bench/linux-large-2204",
+    "queue:worker-id:bench-workers/*",
+    "secrets:get:project/bench/*",
+    "docker-worker:cache:gecko-level-3-*",
+    "generic-worker:cache:gecko-level-3-*",
+    "auth:sentry:bench",
+    "index:insert-task:project.bench.*",
+    f"purge-cache:purge-requests::{POOL}",
+    f"purge-cache:{WRITE_POOL}:*",
+    "purge-cache:all-purge-requests",
+)
+
+
+class ServiceRefused(RuntimeError):
+    """`purgecache serve` would not start (e.g. it does not know the database URL)."""
+
+
+def write_clients_file(path: Path) -> Credentials:
+    """A clients file with one worker-like client; no anonymous scopes."""
+    credentials = Credentials("bench-worker", secrets.token_urlsafe(33))
+    scopes = ", ".join(f'"{scope}"' for scope in SCOPES)
+    path.write_text(
+        "anonymous_scopes = []\n\n[[clients]]\n"
+        f'client_id = "{credentials.client_id}"\n'
+        f'access_token = "{credentials.access_token}"\n'
+        f"scopes = [{scopes}]\n"
+    )
+    path.chmod(0o600)
+    return credentials
+
+
+def start_service(
+    registry: Registry,
+    name: str,
+    workdir: Path,
+    db_url: str,
+    clients_file: Path,
+    *,
+    workers: int,
+    cache_time: str,
+) -> tuple[Started, int]:
+    """A fresh `purgecache serve` on a free loopback port; ServiceRefused if it will not start."""
+    port = free_port()
+    data_dir = workdir / f"data-{name}"
+    data_dir.mkdir(exist_ok=True)
+    argv = [
+        sys.executable, "-m", "purgecache", "serve",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--data-dir", str(data_dir), "--clients", str(clients_file), "--db", db_url,
+        "--no-access-log", "--cache-time", cache_time, "--workers", str(workers),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PURGECACHE_")}
+    started = registry.add(launch(name, argv, workdir / f"{name}.log", env))
+    try:
+        wait_for_port(port, 60, started.process)
+        _wait_for_ping(port, 30)
+    except RuntimeError as error:
+        registry.stop(started)
+        raise ServiceRefused(f"{error}: {started.log_tail() or '(no output)'}") from error
+    return started, port
+
+
+def _wait_for_ping(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = ServiceClient(port, None, timeout=5)
+            if client.request("GET", f"{API}/ping").status == 200:
+                client.close()
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ping did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def check_auth_is_on(port: int, credentials: Credentials) -> None:
+    """A wrong key must get 401 and no credentials 403, or the benchmark would be meaningless."""
+    target = f"{API}/purge-cache/{POOL.replace('/', '%2F')}"
+    forger = Credentials(credentials.client_id, credentials.access_token + "-wrong")
+    statuses = []
+    for who in (credentials, forger, None):
+        client = ServiceClient(port, who)
+        try:
+            statuses.append(client.request("GET", target).status)
+        finally:
+            client.close()
+    if statuses != [200, 401, 403]:
+        raise RuntimeError(
+            f"auth check: signed/wrong key/unsigned gave {statuses}, wanted [200, 401, 403]"
+        )
