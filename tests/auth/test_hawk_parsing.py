@@ -35,3 +35,14 @@ def _outcome(parse: object, header: str) -> object:
 def test_fast_path_matches_full_parser(header: str) -> None:
     """parse_header (with its fast layouts) gives exactly what the full parser gives."""
     assert _outcome(hawk.parse_header, header) == _outcome(hawk._parse_header_fully, header)
+
+
+@pytest.mark.parametrize("key", ["", "k", "x" * 64, "y" * 65, "ünïcode-key", "z" * 300])
+def test_cached_hmac_equals_the_standard_library(key: str) -> None:
+    """The precomputed-pad HMAC gives the same bytes as hmac.digest, long keys included."""
+    import hashlib
+    import hmac
+
+    for message in (b"", b"abc", b"m" * 1000):
+        expected = hmac.digest(key.encode(), message, hashlib.sha256)
+        assert hawk.hmac_sha256(key, message) == expected

@@ -8,8 +8,6 @@ it is the same whether the caller is our API or a local `authenticateHawk` endpo
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -152,8 +150,7 @@ def _signature_text(cert: dict[str, object], name: str | None) -> str:
 
 
 def _hmac_b64(key: str, text: str) -> str:
-    digest = hmac.digest(key.encode("utf-8"), text.encode("utf-8"), hashlib.sha256)
-    return base64.b64encode(digest).decode("ascii")
+    return base64.b64encode(hawk.hmac_sha256(key, text.encode("utf-8"))).decode("ascii")
 
 
 def derived_access_token(issuer_token: str, seed: str) -> str:
