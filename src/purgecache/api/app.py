@@ -1,4 +1,4 @@
-"""The ASGI application: routing, the endpoint handlers, headers, errors and access logs.
+"""The application: ASGI and RSGI entry points, dispatch, the endpoint handlers, errors, logs.
 
 Routing works on the raw (still percent-encoded) path, so `a%2Fb` and `a/b` both reach the
 pool `a/b` while Hawk sees exactly what the client signed.
@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gzip
-import hmac
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from jsonschema import Draft6Validator, FormatChecker
 
 from purgecache.api import reference
+from purgecache.api.authorization import Authorizer
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.request import (
     Receive,
@@ -40,9 +38,8 @@ from purgecache.api.responses import (
     json_response,
     new_id,
 )
-from purgecache.auth import credentials, hawk
-from purgecache.auth.authenticators import Authenticator, AuthServiceError
-from purgecache.auth.scopes import ScopeSet
+from purgecache.api.routes import Call, match_route
+from purgecache.auth.authenticators import Authenticator
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
@@ -64,95 +61,6 @@ GZIP_MIN_BYTES = 1024
 ROBOTS = b"User-Agent: *\nDisallow: /\n"
 
 
-@dataclass(slots=True)
-class Call:
-    """One API call in progress: which endpoint, its URL parameters, who is calling."""
-
-    name: str
-    params: dict[str, str]
-    client_id: str | None = None
-    param_error: str | None = None
-
-
-# Fixed routes under the API base: sub-path -> {method: endpoint name}.
-_FIXED = {
-    "ping": "ping",
-    "__lbheartbeat__": "lbheartbeat",
-    "__version__": "version",
-    "__heartbeat__": "heartbeat",
-}
-_POOL_PREFIX = "purge-cache/"
-
-
-def match_route(sub: str) -> tuple[dict[str, str], str | None] | None:
-    """Endpoints by method for an API sub-path, and the raw `workerPoolId` if it has one."""
-    name = _FIXED.get(sub[:-1] if sub.endswith("/") else sub)
-    if name is not None:
-        return {"GET": name}, None
-    if not sub.startswith(_POOL_PREFIX):
-        return None
-    raw_pool = sub[len(_POOL_PREFIX) :]
-    if raw_pool in ("list", "list/"):
-        return {"GET": "allPurgeRequests", "POST": "purgeCache"}, raw_pool
-    return {"GET": "purgeRequests", "POST": "purgeCache"}, raw_pool
-
-
-def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiError:
-    if verdict.status == "no-auth":
-        text = (
-            "This request requires Taskcluster credentials that satisfy the following scope "
-            "expression:\n\n```\n{{required}}\n```"
-        )
-    else:
-        text = (
-            f"Client ID {verdict.client_id} does not have sufficient scopes and is missing the "
-            "following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client "
-            "to satisfy the following scope expression:\n\n```\n{{required}}\n```"
-        )
-    return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": required})
-
-
-def hawk_host_port(request: Request) -> tuple[str, int]:
-    """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
-    headers = request.headers
-    found = _host_port(
-        headers.get("host", ""),
-        headers.get("x-forwarded-port", ""),
-        headers.get("x-forwarded-proto", ""),
-        request.tls,
-    )
-    if found is None:
-        raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
-    return found
-
-
-@functools.lru_cache(maxsize=256)  # a deployment sees very few distinct combinations
-def _host_port(
-    host_header: str, forwarded_port: str, forwarded_proto: str, tls: bool
-) -> tuple[str, int] | None:
-    host, port_text = host_header, ""
-    if host_header.startswith("["):
-        end = host_header.find("]")
-        host, port_text = host_header[1:end], host_header[end + 2 :]
-    elif ":" in host_header:
-        host, port_text = host_header.rsplit(":", 1)
-    if not host or (port_text and not port_text.isdigit()):
-        return None
-    forwarded_port = forwarded_port.split(",")[0].strip()
-    if forwarded_port.isdigit():
-        return host.lower(), int(forwarded_port)
-    if forwarded_proto.split(",")[0].strip() == "https":
-        return host.lower(), 443
-    if port_text:
-        return host.lower(), int(port_text)
-    return host.lower(), 443 if tls else 80
-
-
-@functools.lru_cache(maxsize=64)
-def _empty_payload_hash(content_type: str | None) -> str:
-    return hawk.payload_hash(content_type, b"")
-
-
 class PurgeCacheApp:
     """The purge-cache HTTP API as an ASGI application."""
 
@@ -171,12 +79,13 @@ class PurgeCacheApp:
         metrics: Metrics | None = None,
     ) -> None:
         self.service = service
-        self.authenticator = authenticator
         self.base = "/api/purge-cache/v1/"
+        self.authorizer = Authorizer(
+            authenticator, lambda: self.service.clock(), self.base, trust_proxy
+        )
         self.max_body_bytes = max_body_bytes
         self.expire_interval_ms = expire_interval_ms
         self.access_log_enabled = access_log_enabled
-        self.trust_proxy = trust_proxy
         self.on_shutdown = on_shutdown
         self.metrics = metrics or Metrics()
         service.on_cache_hit = self.metrics.cache_hit
@@ -308,7 +217,7 @@ class PurgeCacheApp:
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     "client_id": call.client_id,
-                    "client_ip": self.client_ip(request),
+                    "client_ip": self.authorizer.client_ip(request),
                     "request_id": request_id,
                 }
             ).decode()
@@ -413,64 +322,6 @@ class PurgeCacheApp:
             f"Invalid URL parameter workerPoolId: {pool!r} {reason}",
         )
 
-    def client_ip(self, request: Request) -> str | None:
-        """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
-        forwarded = request.headers.get("x-forwarded-for")
-        if self.trust_proxy and forwarded:
-            return forwarded.split(",")[0].strip()
-        return request.client_ip
-
-    async def _authorize(self, request: Request, call: Call, required: str) -> None:
-        """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
-        host, port = hawk_host_port(request)
-        for resource in request.resources(self.base, call.params.get("workerPoolId")):
-            try:
-                verdict = await self.authenticator.authenticate(
-                    request.method,
-                    resource,
-                    host,
-                    port,
-                    request.headers.get("authorization"),
-                    now=self.service.clock(),
-                    source_ip=self.client_ip(request),
-                    trace_id=request.headers.get("x-taskcluster-trace-id"),
-                )
-            except AuthServiceError as error:
-                log.warning('{"event":"auth-service-error","error":%s}', orjson.dumps(str(error)))
-                raise ApiError(
-                    "ServiceUnavailable",
-                    "The authentication service is unavailable; retry.",
-                    headers=(("retry-after", "5"),),
-                ) from error
-            if verdict.message != "Unauthorized: Bad mac":
-                break
-        if not verdict.failed and verdict.hash is not None:
-            verdict = self._check_payload_hash(request, verdict)
-        if verdict.failed:
-            raise ApiError(
-                "AuthenticationFailed", verdict.message, headers=(("www-authenticate", "hawk"),)
-            )
-        call.client_id = verdict.client_id
-        scopes = verdict.scopes or ScopeSet([])
-        if not scopes.satisfies_scope(required):
-            raise _insufficient_scopes(verdict, required)
-
-    def _check_payload_hash(
-        self, request: Request, verdict: credentials.Verdict
-    ) -> credentials.Verdict:
-        body = request.body if request.is_json else b""
-        content_type = request.headers.get("content-type")
-        computed = (
-            hawk.payload_hash(content_type, body) if body else _empty_payload_hash(content_type)
-        )
-        if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
-            return verdict
-        return credentials.failed(
-            f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "
-            "happens when your request carries a signed hash of the payload and the hash "
-            "doesn't match the hash we've computed on the server-side."
-        )
-
     # ---- endpoints -----------------------------------------------------------------------
 
     async def ping(self, request: Request, call: Call) -> Response:
@@ -519,7 +370,7 @@ class PurgeCacheApp:
             )
         self._validate_input(request.payload)
         cache_name: str = request.payload["cacheName"]
-        await self._authorize(request, call, f"purge-cache:{pool}:{cache_name}")
+        await self.authorizer.authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
         self.metrics.purges_accepted += 1
         audit_log.info(
@@ -549,7 +400,7 @@ class PurgeCacheApp:
     async def purge_requests(self, request: Request, call: Call) -> Response:
         """`purgeRequests`: the hot path, served from the per-pool cache."""
         raw_pool = call.params["workerPoolId"]
-        await self._authorize(request, call, f"purge-cache:purge-requests::{raw_pool}")
+        await self.authorizer.authorize(request, call, f"purge-cache:purge-requests::{raw_pool}")
         pool = self._check_pool(call)
         query = parse_query(request.query, ("since",))
         since = None
@@ -566,7 +417,7 @@ class PurgeCacheApp:
 
     async def all_purge_requests(self, request: Request, call: Call) -> Response:
         """`allPurgeRequests`: one keyset-paginated page of every open request."""
-        await self._authorize(request, call, "purge-cache:all-purge-requests")
+        await self.authorizer.authorize(request, call, "purge-cache:all-purge-requests")
         query = parse_query(request.query, ("continuationToken", "limit"))
         limit_text = query.get("limit", "1000")
         if not limit_text.isdigit() or not limit_text.isascii() or int(limit_text) == 0:

@@ -1,0 +1,149 @@
+"""Authorisation of API calls: who is calling (through an Authenticator) and whether their
+scopes satisfy the endpoint's, with upstream's 401/403 bodies.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from purgecache.api.errors import ApiError
+from purgecache.api.request import Request
+from purgecache.api.routes import Call
+from purgecache.auth import credentials, hawk
+from purgecache.auth.authenticators import Authenticator, AuthServiceError
+from purgecache.auth.scopes import ScopeSet
+
+log = logging.getLogger("purgecache")
+
+
+def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiError:
+    if verdict.status == "no-auth":
+        text = (
+            "This request requires Taskcluster credentials that satisfy the following scope "
+            "expression:\n\n```\n{{required}}\n```"
+        )
+    else:
+        text = (
+            f"Client ID {verdict.client_id} does not have sufficient scopes and is missing the "
+            "following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client "
+            "to satisfy the following scope expression:\n\n```\n{{required}}\n```"
+        )
+    return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": required})
+
+
+def hawk_host_port(request: Request) -> tuple[str, int]:
+    """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
+    headers = request.headers
+    found = _host_port(
+        headers.get("host", ""),
+        headers.get("x-forwarded-port", ""),
+        headers.get("x-forwarded-proto", ""),
+        request.tls,
+    )
+    if found is None:
+        raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
+    return found
+
+
+@functools.lru_cache(maxsize=256)  # a deployment sees very few distinct combinations
+def _host_port(
+    host_header: str, forwarded_port: str, forwarded_proto: str, tls: bool
+) -> tuple[str, int] | None:
+    host, port_text = host_header, ""
+    if host_header.startswith("["):
+        end = host_header.find("]")
+        host, port_text = host_header[1:end], host_header[end + 2 :]
+    elif ":" in host_header:
+        host, port_text = host_header.rsplit(":", 1)
+    if not host or (port_text and not port_text.isdigit()):
+        return None
+    forwarded_port = forwarded_port.split(",")[0].strip()
+    if forwarded_port.isdigit():
+        return host.lower(), int(forwarded_port)
+    if forwarded_proto.split(",")[0].strip() == "https":
+        return host.lower(), 443
+    if port_text:
+        return host.lower(), int(port_text)
+    return host.lower(), 443 if tls else 80
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_payload_hash(content_type: str | None) -> str:
+    return hawk.payload_hash(content_type, b"")
+
+
+class Authorizer:
+    """Checks one call's credentials and scopes; the clock is read on every call."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        now: Callable[[], int],
+        api_base: str,
+        trust_proxy: bool = False,
+    ) -> None:
+        self.authenticator = authenticator
+        self.now = now
+        self.api_base = api_base
+        self.trust_proxy = trust_proxy
+
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
+        forwarded = request.headers.get("x-forwarded-for")
+        if self.trust_proxy and forwarded:
+            return forwarded.split(",")[0].strip()
+        return request.client_ip
+
+    async def authorize(self, request: Request, call: Call, required: str) -> None:
+        """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
+        host, port = hawk_host_port(request)
+        for resource in request.resources(self.api_base, call.params.get("workerPoolId")):
+            try:
+                verdict = await self.authenticator.authenticate(
+                    request.method,
+                    resource,
+                    host,
+                    port,
+                    request.headers.get("authorization"),
+                    now=self.now(),
+                    source_ip=self.client_ip(request),
+                    trace_id=request.headers.get("x-taskcluster-trace-id"),
+                )
+            except AuthServiceError as error:
+                log.warning('{"event":"auth-service-error","error":%s}', orjson.dumps(str(error)))
+                raise ApiError(
+                    "ServiceUnavailable",
+                    "The authentication service is unavailable; retry.",
+                    headers=(("retry-after", "5"),),
+                ) from error
+            if verdict.message != "Unauthorized: Bad mac":
+                break
+        if not verdict.failed and verdict.hash is not None:
+            verdict = check_payload_hash(request, verdict)
+        if verdict.failed:
+            raise ApiError(
+                "AuthenticationFailed", verdict.message, headers=(("www-authenticate", "hawk"),)
+            )
+        call.client_id = verdict.client_id
+        scopes = verdict.scopes or ScopeSet([])
+        if not scopes.satisfies_scope(required):
+            raise _insufficient_scopes(verdict, required)
+
+
+def check_payload_hash(request: Request, verdict: credentials.Verdict) -> credentials.Verdict:
+    """auth.md §1.4: a signed payload hash must match the body as received."""
+    body = request.body if request.is_json else b""
+    content_type = request.headers.get("content-type")
+    computed = hawk.payload_hash(content_type, body) if body else _empty_payload_hash(content_type)
+    if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
+        return verdict
+    return credentials.failed(
+        f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "
+        "happens when your request carries a signed hash of the payload and the hash "
+        "doesn't match the hash we've computed on the server-side."
+    )
