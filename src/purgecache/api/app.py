@@ -1,7 +1,8 @@
 """The application: ASGI and RSGI entry points, dispatch, the endpoint handlers, errors, logs.
 
-Routing works on the raw (still percent-encoded) path, so `a%2Fb` and `a/b` both reach the
-pool `a/b` while Hawk sees exactly what the client signed.
+`a%2Fb` and `a/b` both reach the pool `a/b`. Under ASGI routing sees the raw path and Hawk
+exactly what the client signed; RSGI hands over the decoded path, from which the signed
+request target is rebuilt (`Request.resources`).
 """
 
 from __future__ import annotations
