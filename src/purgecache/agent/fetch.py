@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT_S = DEFAULT_TIMEOUT_MS / 1000
 class FetchFailed(Exception):
     """No answer to rely on: nothing may be deleted."""
 
-    exit_code = 3
+    exit_code = 3  # `agent sync`: service unreachable, nothing deleted
 
 
 class ServiceUnreachable(FetchFailed):

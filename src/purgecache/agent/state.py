@@ -25,10 +25,12 @@ class AgentState:
     anchor: ClockAnchor | None = None
 
     def advanced(self, pool: str, watermark: int | None, anchor: ClockAnchor | None) -> AgentState:
-        """The state after a sync of `pool`: watermarks only move forward (another agent
-        process may have synced further meanwhile); the newer measurement wins."""
+        """The state after a sync of `pool` whose answer said `watermark` (None: keep the old
+        one). The newest answer wins even when it is older than the stored watermark: asking
+        from further back is always safe (a concurrent sync that fetched earlier but saved
+        later), and it follows a service whose clock was set back."""
         watermarks = dict(self.watermarks)
-        if watermark is not None and watermark > watermarks.get(pool, 0):
+        if watermark is not None:
             watermarks[pool] = watermark
         return replace(self, watermarks=watermarks, anchor=anchor or self.anchor)
 

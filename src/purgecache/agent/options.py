@@ -1,0 +1,78 @@
+"""The options of the `purgecache agent` commands: each also read from a
+`PURGECACHE_AGENT_*` variable (a flag wins over the variable, the variable over the default)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from purgecache.model import is_worker_pool_id, parse_duration
+
+
+def _pool(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not is_worker_pool_id(value):
+        raise click.BadParameter(
+            f"{value!r} is not provisionerId/workerType (each 1-38 of A-Z a-z 0-9 _ -)"
+        )
+    return value
+
+
+def _ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _positive_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    ms = _ms(ctx, param, value)
+    if ms <= 0:
+        raise click.BadParameter("must be more than zero")
+    return ms
+
+
+CACHE_ROOT = click.option(
+    "--cache-root",
+    envvar="PURGECACHE_AGENT_CACHE_ROOT",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the cache registry (created if missing). Env: PURGECACHE_AGENT_CACHE_ROOT.",
+)
+POOL = click.option(
+    "--pool",
+    envvar="PURGECACHE_AGENT_POOL",
+    required=True,
+    callback=_pool,
+    help="This worker's pool, provisionerId/workerType. Env: PURGECACHE_AGENT_POOL.",
+)
+CLOCK_SKEW = click.option(
+    "--clock-skew",
+    "clock_skew_ms",
+    envvar="PURGECACHE_AGENT_CLOCK_SKEW",
+    default="5m",
+    show_default=True,
+    callback=_ms,
+    help="How far clocks may disagree: each sync asks this much before its watermark, and a "
+    "cache made before the service's clock was measured counts as this much older. "
+    "Env: PURGECACHE_AGENT_CLOCK_SKEW.",
+)
+TIMEOUT = click.option(
+    "--timeout",
+    "timeout_ms",
+    envvar="PURGECACHE_AGENT_TIMEOUT",
+    default="10s",
+    show_default=True,
+    callback=_positive_ms,
+    help="Time limit of each attempt to reach the service (4 attempts). "
+    "Env: PURGECACHE_AGENT_TIMEOUT.",
+)
+INTERVAL = click.option(
+    "--interval",
+    "interval_ms",
+    envvar="PURGECACHE_AGENT_INTERVAL",
+    default="5m",
+    show_default=True,
+    callback=_positive_ms,
+    help="Time between syncs, jittered ±20 %. Env: PURGECACHE_AGENT_INTERVAL.",
+)

@@ -1,0 +1,68 @@
+"""A recording HTTP proxy on a loopback port: forwards every request to a real server
+(keeping the `Host` header, so Hawk signatures stay valid) and records what it saw, to count
+the requests an agent makes and read their `since`."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from client.flaky_server import _QuietServer
+
+
+class RecordingProxy:
+    """Forwards to `upstream` (a root URL); `paths` lists each request's path and query."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.paths: list[str] = []
+        self.lock = threading.Lock()
+        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def since_values(self) -> list[str | None]:
+        """The `since` of each recorded purgeRequests call (None when absent)."""
+        values: list[str | None] = []
+        for path in self.paths:
+            parts = urlsplit(path)
+            if "/purge-cache/" in parts.path and not parts.path.endswith("/list"):
+                values.append(parse_qs(parts.query).get("since", [None])[0])
+        return values
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with proxy.lock:
+                    proxy.paths.append(self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                answer = httpx.get(proxy.upstream + self.path, headers=headers, timeout=10)
+                self.send_response_only(answer.status_code)  # no Date of its own
+                for name in ("content-type", "date", "retry-after", "x-for-request-id"):
+                    if name in answer.headers:
+                        self.send_header(name, answer.headers[name])
+                self.send_header("content-length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+        return Handler

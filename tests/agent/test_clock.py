@@ -1,0 +1,48 @@
+"""The service's clock as the worker estimates it."""
+
+from __future__ import annotations
+
+from agent.fakes import FakeClock
+from purgecache.agent.clock import ClockAnchor, measure, parse_http_date, service_now
+
+
+def test_http_dates_parse_to_milliseconds() -> None:
+    """RFC 7231 dates are read; absent or broken ones are None."""
+    assert parse_http_date("Sat, 28 Nov 2026 01:33:23 GMT") == 1795829603000
+    for text in (None, "", "yesterday", "Sat, 28 Nov 2026 01:33:23"):
+        assert parse_http_date(text) is None
+
+
+def test_measure_centres_the_estimate_in_the_date_second_and_round_trip() -> None:
+    """A Date of whole seconds and a 100 ms round trip: the middle of 1.1 s, ± 551 ms."""
+    anchor = measure(1_000_000, sent_ns=0, received_ns=100_000_000, boot="b")
+    assert (anchor.service_ms, anchor.error_ms, anchor.elapsed_ns) == (1_000_550, 551, 100_000_000)
+
+
+def test_service_time_follows_the_monotonic_clock_not_the_wall_clock() -> None:
+    """After an anchor, a jump of the wall clock does not move the estimate."""
+    clock = FakeClock()
+    anchor = ClockAnchor(clock.boot, clock.elapsed, 42_000_000, 500)
+    clock.advance(60_000)
+    clock.wall -= 3_600_000  # someone sets the worker's clock back an hour
+    now = service_now(anchor, clock, unknown_error_ms=300_000)
+    assert now.ms == 42_060_000
+    assert now.error_ms == 500 + 6  # 100 ppm of a minute
+
+
+def test_without_a_usable_anchor_the_wall_clock_counts_with_the_large_error() -> None:
+    """No anchor, an anchor of another boot, or a clock gone backwards: wall clock ± skew."""
+    clock = FakeClock()
+    other_boot = ClockAnchor("boot-0", clock.elapsed, 1, 1)
+    future = ClockAnchor(clock.boot, clock.elapsed + 10**12, 1, 1)
+    for anchor in (None, other_boot, future):
+        now = service_now(anchor, clock, unknown_error_ms=300_000)
+        assert (now.ms, now.error_ms) == (clock.wall, 300_000)
+
+
+def test_anchor_round_trips_through_json_and_rejects_garbage() -> None:
+    """What the state file stores reads back; malformed data reads as no anchor."""
+    anchor = ClockAnchor("b", 1, 2, 3)
+    assert ClockAnchor.from_json(anchor.to_json()) == anchor
+    assert ClockAnchor.from_json({"boot_id": "b"}) is None
+    assert ClockAnchor.from_json("x") is None

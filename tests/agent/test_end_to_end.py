@@ -1,0 +1,342 @@
+"""End to end: a real `purgecache serve`, several simulated workers on real temporary
+directories, each driving the real `purgecache agent` CLI in subprocesses."""
+
+from __future__ import annotations
+
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.conftest import clean_environ, lift_immutable
+from agent.proxy import RecordingProxy
+from agent.worker import Worker
+from purgecache.agent import CacheRegistry, sync_once
+from purgecache.agent.fetch import ServiceFetcher
+from purgecache.client import Credentials, PurgeCache
+from purgecache.model import format_time
+
+from conftest import ADMIN, READER, LiveServer
+
+MakeWorker = Callable[..., Worker]
+SLACK_MS = 300_000
+
+
+@pytest.fixture
+def pool() -> str:
+    """A worker pool no other test uses."""
+    return f"p-{uuid.uuid4().hex[:12]}/linux"
+
+
+@pytest.fixture
+def make_worker(tmp_path: Path, server: LiveServer, pool: str) -> MakeWorker:
+    """Simulated workers of `pool`, each with its own cache root under tmp_path."""
+
+    def make(name: str = "worker", root_url: str | None = None) -> Worker:
+        return Worker(tmp_path / name, pool, root_url or server.root_url)
+
+    return make
+
+
+def purge(root_url: str, pool: str, *cache_names: str) -> None:
+    """Purge caches as an administrator would, with the Python client."""
+    with PurgeCache(root_url, Credentials(*ADMIN)) as client:
+        for name in cache_names:
+            client.purge_cache(pool, name)
+
+
+def purge_with_cli(root_url: str, pool: str, *cache_names: str) -> None:
+    """Purge caches with `purgecache purge`, as a user at a shell would."""
+    environ = clean_environ(
+        TASKCLUSTER_ROOT_URL=root_url,
+        TASKCLUSTER_CLIENT_ID=ADMIN[0],
+        TASKCLUSTER_ACCESS_TOKEN=ADMIN[1],
+    )
+    command = [sys.executable, "-m", "purgecache", "purge", pool, *cache_names]
+    result = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def test_a_purge_reaches_every_agent(
+    make_worker: MakeWorker, server: LiveServer, pool: str
+) -> None:
+    """Three workers with the same caches: a CLI purge of one cache removes it from every
+    worker's disk and leaves the other cache alone."""
+    workers = [make_worker(f"w{i}") for i in range(3)]
+    kept = {}
+    purged = {}
+    for worker in workers:
+        purged[worker.root] = worker.free_instance("checkouts")
+        kept[worker.root] = worker.free_instance("sccache")
+    purge_with_cli(server.root_url, pool, "checkouts")
+    for worker in workers:
+        result = worker.sync()
+        assert result.returncode == 0, result.stderr
+        assert f"deleted {purged[worker.root].parent}" in result.stdout
+        assert not purged[worker.root].exists()
+        assert (kept[worker.root] / "content").read_text() == "built"
+
+
+def test_caches_created_after_before_survive(
+    make_worker: MakeWorker, server: LiveServer, pool: str
+) -> None:
+    """An instance created after the purge's `before` is kept and handed out again."""
+    worker = make_worker()
+    assert worker.sync().returncode == 0  # measures the service's clock
+    old = worker.mount("checkouts")  # a running task holds it
+    purge(server.root_url, pool, "checkouts")
+    time.sleep(1.6)  # beyond the ±0.5 s of a clock measured from a whole-second Date
+    new = worker.mount("checkouts")  # made after the purge, before the agent knows of it
+    worker.release(old)
+    worker.release(new)
+    assert worker.sync().returncode == 0
+    assert not old.exists() and new.exists()
+    assert worker.mount("checkouts") == new
+
+
+def test_an_in_use_instance_is_deleted_on_release(
+    make_worker: MakeWorker, server: LiveServer, pool: str
+) -> None:
+    """A purge never pulls a cache from under a running task: the instance is marked, the
+    next task gets a fresh one, and it goes when its task releases it."""
+    worker = make_worker()
+    busy = worker.mount("checkouts")
+    (busy / "work").write_text("task running")
+    purge(server.root_url, pool, "checkouts")
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert f"in use, deleted on release: {busy.parent}" in result.stdout
+    assert (busy / "work").read_text() == "task running"
+    other = worker.mount("checkouts")
+    assert other != busy and list(other.iterdir()) == []
+    released = worker.release(busy)
+    assert f"deleted {busy} (purged while in use)" in released.stdout
+    assert not busy.parent.exists() and other.exists()
+
+
+def test_service_down_during_a_sync_loses_nothing(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, pool: str
+) -> None:
+    """With the service down a sync exits 3 quickly and changes nothing; once the service
+    is back the purge it missed is applied."""
+    live = server_factory(data_dir=tmp_path / "service")
+    worker = Worker(tmp_path / "worker", pool, live.root_url)
+    path = worker.free_instance("checkouts")
+    assert worker.sync().returncode == 0
+    watermark = worker.watermark()
+    purge(live.root_url, pool, "checkouts")
+    live.stop()
+
+    started = time.monotonic()
+    result = worker.sync()
+    assert result.returncode == 3, result
+    assert "nothing deleted" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+    assert (path / "content").read_text() == "built"
+    assert worker.watermark() == watermark
+
+    server_factory(data_dir=tmp_path / "service", port=live.port)
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert not path.exists()
+
+
+def test_daemon_keeps_caches_while_the_service_is_down_and_purges_when_back(
+    server_factory: Callable[..., LiveServer], tmp_path: Path, pool: str
+) -> None:
+    """`agent run` warns and retries with back-off while the service is unreachable,
+    deletes nothing meanwhile, applies the purge once it returns, and stops on SIGTERM."""
+    live = server_factory(data_dir=tmp_path / "service")
+    worker = Worker(tmp_path / "worker", pool, live.root_url)
+    path = worker.free_instance("checkouts")
+    purge(live.root_url, pool, "checkouts")
+    live.stop()
+    daemon = worker.daemon("--interval", "1h")
+    try:
+        warned = "service unreachable, caches kept, retrying in"
+        wait_for(lambda: worker.daemon_log.read_text().count(warned) >= 2, timeout=30)
+        assert path.exists()
+        server_factory(data_dir=tmp_path / "service", port=live.port)
+        wait_for(lambda: not path.exists(), timeout=30)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    log = worker.daemon_log.read_text()
+    retry = re.compile(r"unreachable, caches kept, retrying in ([0-9.]+) s")
+    waits = [float(wait) for wait in retry.findall(log)]
+    assert 1.6 <= waits[0] <= 2.4 and 3.2 <= waits[1] <= 4.8  # 2 s, 4 s ... ±20 %
+    assert "1 instance(s) deleted" in log and log.endswith("stopped\n")
+
+
+def test_a_failed_delete_does_not_stop_the_rest(
+    make_worker: MakeWorker, server: LiveServer, pool: str, immutable: Callable[[Path], None]
+) -> None:
+    """One instance holding a file even root cannot delete (`chattr +i`): the sync deletes
+    the others, reports that one and exits 1; the instance is never handed out again, and
+    a later sync removes it once it can."""
+    worker = make_worker()
+    stuck = worker.free_instance("a")
+    others = [worker.free_instance(name) for name in ("b", "c")]
+    immutable(stuck / "content")
+    purge(server.root_url, pool, "a", "b", "c")
+    result = worker.sync()
+    assert result.returncode == 1, result
+    assert "could not remove" in result.stderr and "Operation not permitted" in result.stderr
+    assert not any(path.exists() for path in others)
+    assert not stuck.exists()  # moved out of the registry: no task can get it
+    assert worker.mount("a") != stuck
+
+    (leftover,) = (worker.root / "trash").iterdir()
+    lift_immutable(leftover / "data" / "content")
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert list((worker.root / "trash").iterdir()) == []
+
+
+# `purgecache` whose tree removal dies of SIGKILL halfway through (the rename is done).
+CRASH_DURING_REMOVAL = """
+import os, shutil, signal, sys
+from pathlib import Path
+
+def crash_halfway(path, **options):
+    entries = sorted(Path(path).rglob("f*"))
+    for entry in entries[: len(entries) // 2]:
+        entry.unlink()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+shutil.rmtree = crash_halfway
+from purgecache.cli import main
+main(sys.argv[1:], prog_name="purgecache")
+"""
+
+
+def test_a_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
+    make_worker: MakeWorker, server: LiveServer, pool: str
+) -> None:
+    """`agent sync` killed (SIGKILL) halfway through removing a purged instance: the half
+    tree is only in the trash, the next task gets a fresh instance, the next sync removes
+    the leftover."""
+    worker = make_worker()
+    path = worker.mount("checkouts")
+    for i in range(20):
+        (path / f"f{i:02}").write_text("x")
+    worker.release(path)
+    purge(server.root_url, pool, "checkouts")
+    command = [sys.executable, "-c", CRASH_DURING_REMOVAL, "agent", "sync", "--pool", pool]
+    command += ["--cache-root", str(worker.root)]
+    crashed = subprocess.run(command, capture_output=True, text=True, env=worker.environ)
+    assert crashed.returncode == -signal.SIGKILL
+
+    (leftover,) = (worker.root / "trash").iterdir()
+    assert 0 < len(list(leftover.rglob("f*"))) < 20
+    time.sleep(1.6)
+    fresh = worker.mount("checkouts")
+    assert fresh != path and list(fresh.iterdir()) == []
+    assert str(path) not in worker.run("list").stdout
+    worker.release(fresh)
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert list((worker.root / "trash").iterdir()) == [] and fresh.exists()
+
+
+def test_watermark_persists_across_agent_restarts(
+    make_worker: MakeWorker, server: LiveServer
+) -> None:
+    """Each sync is a new process, and so is a restarted daemon: they all ask from the
+    stored watermark (the service's Date) minus the slack."""
+    proxy = RecordingProxy(server.root_url)
+    try:
+        worker = make_worker(root_url=proxy.root_url)
+        assert worker.sync().returncode == 0
+        first = worker.watermark()
+        assert first is not None and first % 1000 == 0  # a Date header: whole seconds
+        time.sleep(1.1)
+        assert worker.sync().returncode == 0
+        second = worker.watermark()
+        assert second is not None and second > first
+        daemon = worker.daemon()
+        wait_for(lambda: len(proxy.since_values()) == 3)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+        assert proxy.since_values() == [
+            None,
+            format_time(first - SLACK_MS),
+            format_time(second - SLACK_MS),
+        ]
+    finally:
+        proxy.stop()
+
+
+def _interleaved_medians(rounds: int, *actions: Callable[[], object]) -> list[float]:
+    """Median ms of each action, run in turn so that all see the same conditions."""
+    times: list[list[float]] = [[] for _ in actions]
+    for _ in range(rounds):
+        for action, spent in zip(actions, times, strict=True):
+            started = time.perf_counter()
+            action()
+            spent.append((time.perf_counter() - started) * 1000)
+    return [statistics.median(spent) for spent in times]
+
+
+def test_a_no_op_sync_costs_one_request(
+    make_worker: MakeWorker, server: LiveServer, pool: str, tmp_path: Path
+) -> None:
+    """With nothing to purge a sync makes exactly one request (purgeRequests); its time is
+    printed beside the service's ping, measured in the same run."""
+    proxy = RecordingProxy(server.root_url)
+    try:
+        worker = make_worker(root_url=proxy.root_url)
+        worker.free_instance("checkouts")
+        assert worker.sync().returncode == 0
+        seen = len(proxy.paths)
+        assert worker.sync().returncode == 0
+        (path,) = proxy.paths[seen:]
+        assert path.startswith(f"/api/purge-cache/v1/purge-cache/{pool.replace('/', '%2F')}?")
+    finally:
+        proxy.stop()
+
+    environ = {
+        "TASKCLUSTER_ROOT_URL": server.root_url,
+        "TASKCLUSTER_CLIENT_ID": READER[0],
+        "TASKCLUSTER_ACCESS_TOKEN": READER[1],
+    }
+    registry = CacheRegistry(tmp_path / "timing")
+    registry.release(registry.mount("checkouts"))
+    with ServiceFetcher(environ) as fetch, PurgeCache.from_env(environ) as client:
+        sync_once(registry, fetch, pool)
+        client.ping()
+        sync_ms, ask_ms, ping_ms = _interleaved_medians(
+            100,
+            lambda: sync_once(registry, fetch, pool),
+            lambda: client.purge_requests(pool),
+            client.ping,
+        )
+    direct = Worker(tmp_path / "cli-timing", pool, server.root_url)
+    cli_ping = [sys.executable, "-m", "purgecache", "ping"]
+    cli_sync_ms, cli_ping_ms = _interleaved_medians(
+        9,
+        direct.sync,
+        lambda: subprocess.run(cli_ping, capture_output=True, env=direct.environ, check=True),
+    )
+    print(
+        f"\nno-op sync: {sync_ms:.2f} ms in process (its purgeRequests alone {ask_ms:.2f} ms, "
+        f"ping {ping_ms:.2f} ms); "
+        f"`purgecache agent sync` {cli_sync_ms:.0f} ms (`purgecache ping` {cli_ping_ms:.0f} ms)"
+    )
