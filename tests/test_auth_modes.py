@@ -192,7 +192,7 @@ def test_sighup_reloads_clients_without_dropping_requests(
     stop.set()
     thread.join(10)
     assert statuses and set(statuses) == {200}
-    assert '"event": "clients-reloaded"' in live.log_text()
+    assert '"event":"clients-reloaded"' in live.log_text()
 
 
 def test_sighup_with_broken_file_keeps_the_old_clients(

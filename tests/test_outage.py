@@ -8,6 +8,7 @@ user) so the machine's shared server is never stopped.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -124,3 +125,6 @@ def test_database_outage_and_recovery(
         names = [e["cacheName"] for e in client.get(pool_url).json()["requests"]]
         assert names == ["after-outage", "before-outage"]  # the refused write left nothing
     assert live.process.poll() is None
+    events = [json.loads(x) for x in live.log_text().splitlines() if x.startswith("{")]
+    assert any(e.get("event") == "storage-error" for e in events)  # one JSON object per line
+    assert any(e.get("event") == "heartbeat-failed" for e in events)

@@ -233,3 +233,33 @@ def test_logs_one_line_per_request_and_an_audit_line_per_purge(
 def test_test_clients_file_is_valid_toml() -> None:
     """The fixture's clients file parses (guards the other tests' assumptions)."""
     assert {c["client_id"] for c in tomllib.loads(CLIENTS_TOML)["clients"]} >= {"admin"}
+
+
+def _worker_rss_kb(live: LiveServer) -> int:
+    """Resident memory of the server's worker process (the child of the supervisor)."""
+    children = Path(f"/proc/{live.process.pid}/task/{live.process.pid}/children").read_text()
+    worker = int(children.split()[0])
+    for line in Path(f"/proc/{worker}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: Path) -> None:
+    """Hundreds of 1000-row pages leave the worker's memory where it was (no leaked bodies)."""
+    live = server_factory(data_dir=tmp_path / "d")
+    with sqlite3.connect(live.db_path) as conn:
+        far = 2**50
+        conn.executemany(
+            "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
+            [(f"p{i // 100}/w", f"c{i}", 1, far, f'{{"n":{i}}}') for i in range(3000)],
+        )
+    url = f"{live.api}/purge-cache/list?limit=1000"
+    with httpx.Client(auth=HawkAuth(*ADMIN), timeout=10) as client:
+        for _ in range(50):
+            assert client.get(url).status_code == 200
+        before = _worker_rss_kb(live)
+        for _ in range(300):
+            assert client.get(url).status_code == 200
+    grown_mb = (_worker_rss_kb(live) - before) / 1024
+    assert grown_mb < 30, f"worker grew {grown_mb:.0f} MB over 300 pages"

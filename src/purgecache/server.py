@@ -29,6 +29,7 @@ from purgecache.auth.clients import (
     ensure_admin_clients_file,
     load_clients,
 )
+from purgecache.logs import log_event
 from purgecache.metrics import MULTIPROC_ENV
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
@@ -179,14 +180,14 @@ class ClientsSnapshot:
             text = self.source.read_bytes()
             store = load_clients(self.source)
         except (OSError, ClientsFileError) as error:
-            log.error(json.dumps({"event": "clients-reload-failed", "error": str(error)}))
+            log_event(log, logging.ERROR, "clients-reload-failed", error=str(error))
             return
         tmp = self.path.with_suffix(".new")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(text)
         tmp.replace(self.path)
-        log.info(json.dumps({"event": "clients-reloaded", "clients": len(store.clients)}))
+        log_event(log, logging.INFO, "clients-reloaded", clients=len(store.clients))
 
     def remove(self) -> None:
         """Delete the copy."""
@@ -230,9 +231,9 @@ def run(settings: Settings) -> None:
         port=settings.port,
         interface=Interfaces(settings.interface),
         loop=Loops.uvloop,
-        # granian's Rust task implementation (Python < 3.12 only) cut CPU per purgeRequests
-        # by about 15% in bench/run; the whole test suite runs on it.
-        task_impl=TaskImpl.rust if sys.version_info < (3, 12) else TaskImpl.asyncio,
+        # Not granian's experimental Rust task implementation: about 15% less CPU per request,
+        # but it leaked the response of every listing (bench/run's RSS probe: 5 GB).
+        task_impl=TaskImpl.asyncio,
         workers=settings.workers,
         factory=True,
         log_enabled=False,

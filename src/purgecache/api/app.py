@@ -41,6 +41,7 @@ from purgecache.api.responses import (
 )
 from purgecache.api.routes import Call, match_route
 from purgecache.auth.authenticators import Authenticator
+from purgecache.logs import log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
@@ -174,10 +175,10 @@ class PurgeCacheApp:
                 if removed is not None:
                     self.metrics.expiry_runs.inc()
                     self.metrics.expired_rows.inc(removed)
-                    log.info('{"event":"expired","rows":%d}', removed)
+                    log_event(log, logging.INFO, "expired", rows=removed)
             except StorageError as error:
                 self.metrics.storage_errors.inc()
-                log.warning('{"event":"expiry-failed","error":%s}', orjson.dumps(str(error)))
+                log_event(log, logging.WARNING, "expiry-failed", error=str(error))
             await asyncio.sleep(self.expire_interval_ms / 1000)
 
     async def handle(
@@ -286,11 +287,7 @@ class PurgeCacheApp:
         except ApiError as error:
             return self._error(error, request, call)
         except StorageError as error:
-            log.warning(
-                '{"event":"storage-error","route":"%s","error":%s}',
-                name,
-                orjson.dumps(str(error)).decode(),
-            )
+            log_event(log, logging.WARNING, "storage-error", route=name, error=str(error))
             retry = ("retry-after", "5")
             unavailable = ApiError(
                 "ServiceUnavailable", "The database is unavailable; retry.", headers=(retry,)
@@ -352,7 +349,7 @@ class PurgeCacheApp:
         try:
             await self.service.storage.check()
         except StorageError as error:
-            log.warning('{"event":"heartbeat-failed","error":%s}', orjson.dumps(str(error)))
+            log_event(log, logging.WARNING, "heartbeat-failed", error=str(error))
             return json_response(
                 503, b'{"checks":{"database":"unavailable"}}', ("retry-after", "5")
             )

@@ -9,14 +9,13 @@ import hmac
 import logging
 from collections.abc import Callable
 
-import orjson
-
 from purgecache.api.errors import ApiError
 from purgecache.api.request import Request
 from purgecache.api.routes import Call
 from purgecache.auth import credentials, hawk
 from purgecache.auth.authenticators import Authenticator, AuthServiceError
 from purgecache.auth.scopes import ScopeSet
+from purgecache.logs import log_event
 
 log = logging.getLogger("purgecache")
 
@@ -115,7 +114,7 @@ class Authorizer:
                     trace_id=request.headers.get("x-taskcluster-trace-id"),
                 )
             except AuthServiceError as error:
-                log.warning('{"event":"auth-service-error","error":%s}', orjson.dumps(str(error)))
+                log_event(log, logging.WARNING, "auth-service-error", error=str(error))
                 raise ApiError(
                     "ServiceUnavailable",
                     "The authentication service is unavailable; retry.",

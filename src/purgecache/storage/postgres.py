@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from purgecache.logs import log_event
 from purgecache.model import PurgeRequest
 from purgecache.storage.base import (
     EVERYTHING,
@@ -189,7 +190,7 @@ class PostgresStorage:
                         self._changed.add(notice.payload)
             except (psycopg.Error, OSError) as error:
                 if self._listening:
-                    log.warning('{"event":"listener-lost","error":"%s"}', type(error).__name__)
+                    log_event(log, logging.WARNING, "listener-lost", error=type(error).__name__)
             self._listening, self._resync = False, True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
