@@ -8,20 +8,12 @@ from typing import Protocol
 
 import orjson
 
-from purgecache.model import PurgeRequest, format_time
+from purgecache.model import PurgeRequest
 
 
 def wire_entry(worker_pool_id: str, cache_name: str, before: int) -> str:
     """A request's entry as the API serves it (JSON), stored with the row at write time."""
-    provisioner_id, _, worker_type = worker_pool_id.partition("/")
-    return orjson.dumps(
-        {
-            "provisionerId": provisioner_id,
-            "workerType": worker_type,
-            "cacheName": cache_name,
-            "before": format_time(before),
-        }
-    ).decode()
+    return orjson.dumps(PurgeRequest(worker_pool_id, cache_name, before, 0).to_wire()).decode()
 
 
 class StorageError(Exception):
