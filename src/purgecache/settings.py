@@ -74,11 +74,6 @@ class Settings:
             clients_file=self.clients_file or str(data_dir / "clients.toml"),
         )
 
-    @property
-    def api_base(self) -> str:
-        """Path where the API is mounted: `/api/purge-cache/v1/`."""
-        return "/api/purge-cache/v1/"
-
     def to_json(self) -> str:
         """Serialise for a worker process."""
         return json.dumps(asdict(self))

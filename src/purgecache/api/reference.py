@@ -14,7 +14,6 @@ API_VERSION = "v1"
 
 _POOL_SCOPE = "purge-cache:<workerPoolId>:<cacheName>"
 
-# (name, method, route, args, query, scopes template, input, output, title, description)
 ENTRIES: tuple[dict[str, Any], ...] = (
     {
         "name": "ping",

@@ -7,7 +7,6 @@ it is the same whether the caller is our API or a local `authenticateHawk` endpo
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -149,13 +148,9 @@ def _signature_text(cert: dict[str, object], name: str | None) -> str:
     return "\n".join(lines)
 
 
-def _hmac_b64(key: str, text: str) -> str:
-    return base64.b64encode(hawk.hmac_sha256(key, text.encode("utf-8"))).decode("ascii")
-
-
 def derived_access_token(issuer_token: str, seed: str) -> str:
     """The access token of temporary credentials: base64url, unpadded, of HMAC(token, seed)."""
-    return _hmac_b64(issuer_token, seed).replace("+", "-").replace("/", "_").rstrip("=")
+    return hawk.compute_mac(issuer_token, seed).replace("+", "-").replace("/", "_").rstrip("=")
 
 
 def _check_certificate(
@@ -184,7 +179,8 @@ def _check_certificate(
             f"scopes {', '.join(scopes)}.  The temporary credentials were not generated correctly."
         )
     signature = cert.get("signature")
-    expected = _hmac_b64(issuer.access_token, _signature_text(cert, hawk_id if named else None))
+    signed_text = _signature_text(cert, hawk_id if named else None)
+    expected = hawk.compute_mac(issuer.access_token, signed_text)
     if not isinstance(signature, str) or not hawk.same(expected, signature):
         suffix = ", or wrong clientId provided" if named else ""
         raise AuthFailure(f"ext.certificate.signature is not valid{suffix}")

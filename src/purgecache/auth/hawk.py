@@ -200,9 +200,9 @@ def hmac_sha256(key: str, message: bytes) -> bytes:
     return outer.digest()
 
 
-def compute_mac(key: str, normalized: str) -> str:
-    """Standard base64 of HMAC-SHA256 of the normalized string."""
-    return base64.b64encode(hmac_sha256(key, normalized.encode("utf-8"))).decode("ascii")
+def compute_mac(key: str, text: str) -> str:
+    """Standard base64 of HMAC-SHA256 of `text` (Hawk MACs, certificate signatures)."""
+    return base64.b64encode(hmac_sha256(key, text.encode("utf-8"))).decode("ascii")
 
 
 def same(a: str, b: str) -> bool:
