@@ -288,3 +288,35 @@ def test_rows_without_a_stored_entry_are_still_listed(
         return await storage.list_wire(None, 10, NOW)
 
     assert runner.run(scenario()) == [("old/writer", "c", wire_entry("old/writer", "c", NOW))]
+
+
+def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:
+    """Four processes upserting into one SQLite file at once all succeed (WAL + busy timeout)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    asyncio.run(_upgrade_and_close(SqliteStorage(path)))
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from purgecache.storage import SqliteStorage\n"
+        "async def main():\n"
+        "    s = SqliteStorage(Path(sys.argv[1]))\n"
+        "    await asyncio.gather(*(s.purge('multi/proc', f'{sys.argv[2]}-{i}', i, 2**50)\n"
+        "                           for i in range(300)))\n"
+        "    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, str(path), f"w{n}"]) for n in range(4)
+    ]
+    assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
+    with sqlite3.connect(path) as conn:
+        count = conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0]
+    assert count == 4 * 300
+
+
+async def _upgrade_and_close(storage: SqliteStorage) -> None:
+    await storage.upgrade()
+    await storage.close()
