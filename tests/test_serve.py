@@ -263,3 +263,42 @@ def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: P
             assert client.get(url).status_code == 200
     grown_mb = (_worker_rss_kb(live) - before) / 1024
     assert grown_mb < 30, f"worker grew {grown_mb:.0f} MB over 300 pages"
+
+
+def test_sigterm_under_load_answers_or_refuses_but_never_fails(
+    server_factory: ServerFactory,
+) -> None:
+    """Requests in flight at SIGTERM get their answer (never a 5xx) and every 204 is stored."""
+    live = server_factory()
+    outcomes: list[str] = []
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def writer(worker: int) -> None:
+        with httpx.Client(auth=HawkAuth(*ADMIN), timeout=10) as client:
+            for index in range(100_000):
+                if stop.is_set():
+                    return
+                name = f"t{worker}-{index}"
+                try:
+                    status = client.post(
+                        f"{live.api}/purge-cache/term/pool", json={"cacheName": name}
+                    ).status_code
+                except httpx.TransportError:
+                    return  # the listener is gone: refused, not failed
+                outcomes.append(str(status))
+                if status == 204:
+                    acknowledged.append(name)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    assert live.stop(signal.SIGTERM, timeout=10) == 0
+    assert time.monotonic() - started < 10
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert set(outcomes) == {"204"}
+    assert set(acknowledged) <= stored_names(live.db_path)
