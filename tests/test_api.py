@@ -514,3 +514,37 @@ def test_gzip_replies_when_asked(admin: httpx.Client) -> None:
     assert len(raw.json()["requests"]) == 40
     plain = admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/purge-cache/same%2Fanswer",
+        "/purge-cache/same/answer",
+        "/purge-cache/same%2Fanswer?since=2000-01-01T00%3A00%3A00.000Z",
+        "/ping",
+    ],
+)
+def test_hot_and_general_paths_answer_alike(admin: httpx.Client, path: str) -> None:
+    """A plain GET of purgeRequests or ping takes the RSGI hot path; the same GET carrying an
+    empty body (purgeRequests) or a query string ping ignores takes the general one. Callers
+    cannot tell which answered."""
+    purge(admin, "same/answer", "cache-b")
+    purge(admin, "same/answer", "cache-a")
+    trace = {"X-Taskcluster-Trace-Id": "trace-alike"}
+    hot = admin.get(path, headers=trace)
+    if path == "/ping":
+        general = admin.get(f"{path}?unused=1", headers=trace)
+    else:
+        general = admin.get(path, headers={**trace, "Content-Length": "0"})
+    assert hot.status_code == general.status_code == 200
+    varying = {"x-for-request-id", "date", "content-length"}
+    assert {k: v for k, v in hot.headers.items() if k not in varying} == {
+        k: v for k, v in general.headers.items() if k not in varying
+    }
+    assert hot.headers["x-for-request-id"] != general.headers["x-for-request-id"]
+    if path == "/ping":
+        assert hot.json().keys() == general.json().keys() == {"alive", "uptime"}
+    else:
+        assert hot.content == general.content
+        assert [r["cacheName"] for r in hot.json()["requests"]] == ["cache-a", "cache-b"]

@@ -15,24 +15,28 @@ import time
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
 from jsonschema import Draft6Validator, FormatChecker
 
 from purgecache.api import reference
-from purgecache.api.authorization import Authorizer
+from purgecache.api.authorization import Authorizer, empty_payload_hash, host_port
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.request import (
     Receive,
     Request,
     asgi_chunks,
     decode_wildcard,
+    decoded_pool_targets,
     parse_payload,
     parse_query,
 )
 from purgecache.api.request import read_body as read_request_body
 from purgecache.api.responses import (
+    API_CSP,
     API_HEADERS,
+    JSON_TYPE,
     PAGE_CSP,
     Headers,
     Response,
@@ -61,6 +65,20 @@ log = logging.getLogger("purgecache")
 
 GZIP_MIN_BYTES = 1024
 ROBOTS = b"User-Agent: *\nDisallow: /\n"
+
+
+_NOSNIFF = ("x-content-type-options", "nosniff")
+_SECURITY_HEADERS = (("content-security-policy", API_CSP), _NOSNIFF)
+
+
+def _only_since(query: str) -> int | None:
+    """The time of a query string that is exactly one well-formed `since=...`, else None."""
+    if not query.startswith("since=") or "&" in query:
+        return None
+    try:
+        return parse_since(unquote_plus(query[6:], errors="strict"))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def plainly_valid(payload: object, max_cache_name: int) -> bool:
@@ -111,6 +129,9 @@ class PurgeCacheApp:
         self.max_cache_name: int = schema["properties"]["cacheName"]["maxLength"]
         self._expiry_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
+        self._pool_path = f"{self.base}purge-cache/"
+        self._ping_path = f"{self.base}ping"
+        self._hot_headers: Headers = [JSON_TYPE, *API_HEADERS, *_SECURITY_HEADERS]
         self._handlers: dict[str, Callable[[Request, Call], Awaitable[Response]]] = {
             "ping": self.ping,
             "lbheartbeat": self.lbheartbeat,
@@ -144,6 +165,16 @@ class PurgeCacheApp:
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         """RSGI (granian's native interface, the faster one): one HTTP request."""
+        if scope.method == "GET":
+            path = scope.path
+            hot: tuple[Headers, bytes] | None = None
+            if path.startswith(self._pool_path):
+                hot = await self._hot_purge_requests(scope, path[len(self._pool_path) :])
+            elif path == self._ping_path:
+                hot = self._hot_ping(scope)
+            if hot is not None:
+                protocol.response_bytes(200, hot[0], hot[1])
+                return
         request = Request.from_rsgi(scope)
         status, headers, body = await self.handle(request, protocol)
         protocol.response_bytes(status, headers, body)
@@ -155,6 +186,94 @@ class PurgeCacheApp:
     def __rsgi_del__(self, loop: asyncio.AbstractEventLoop) -> None:
         """RSGI: called in the worker after it stopped serving."""
         loop.run_until_complete(self.shutdown())
+
+    # ---- the hot paths: the common successes of ping and purgeRequests under RSGI ------------
+    # They answer exactly what the general path would (a test compares the two); anything
+    # unusual (a body, gzip, another query parameter, any failure) returns None and takes the
+    # general path, which then produces the answer or the precise error.
+
+    def _hot_ping(self, scope: Any) -> tuple[Headers, bytes] | None:
+        if scope.query_string:
+            return None
+        started = time.perf_counter()
+        body = orjson.dumps({"alive": True, "uptime": time.monotonic() - self.started})
+        return self._hot_answer(scope, "ping", started, body, None)
+
+    async def _hot_purge_requests(self, scope: Any, pool: str) -> tuple[Headers, bytes] | None:
+        started = time.perf_counter()
+        headers = scope.headers
+        authorization = headers.get("authorization")
+        if (
+            authorization is None
+            or "content-length" in headers
+            or "transfer-encoding" in headers
+            or not is_worker_pool_id(pool)
+        ):
+            return None
+        query = scope.query_string
+        since = None
+        if query:
+            since = _only_since(query)
+            if since is None:
+                return None
+        found = host_port(
+            headers.get("host", ""),
+            headers.get("x-forwarded-port", ""),
+            headers.get("x-forwarded-proto", ""),
+            scope.scheme == "https",
+        )
+        if found is None:
+            return None
+        try:
+            verdict = await self.authorizer.verdict(
+                "GET",
+                decoded_pool_targets(self.base, scope.path, query, pool),
+                found[0],
+                found[1],
+                authorization,
+                self._rsgi_client_ip(scope, headers),
+                headers.get("x-taskcluster-trace-id"),
+            )
+            if (
+                verdict.failed
+                or verdict.scopes is None
+                or (
+                    verdict.hash is not None
+                    and verdict.hash != empty_payload_hash(headers.get("content-type"))
+                )
+                or not verdict.scopes.satisfies_scope(f"purge-cache:purge-requests::{pool}")
+            ):
+                return None
+            body = await self.service.purge_requests_json(pool, since)
+        except (ApiError, StorageError):
+            return None
+        if len(body) >= GZIP_MIN_BYTES and "gzip" in headers.get("accept-encoding", ""):
+            return None
+        return self._hot_answer(scope, "purgeRequests", started, body, verdict.client_id)
+
+    def _hot_answer(
+        self, scope: Any, name: str, started: float, body: bytes, client_id: str | None
+    ) -> tuple[Headers, bytes]:
+        request_id = new_id()
+        headers = [
+            *self._hot_headers,
+            ("x-for-request-id", request_id),
+            ("x-for-trace-id", scope.headers.get("x-taskcluster-trace-id") or new_id()),
+            ("content-length", str(len(body))),
+        ]
+        self.metrics.observe_request(name, 200, time.perf_counter() - started)
+        if self.access_log_enabled:
+            client_ip = self._rsgi_client_ip(scope, scope.headers)
+            self._write_access_log("GET", name, 200, started, client_id, client_ip, request_id)
+        return headers, body
+
+    def _rsgi_client_ip(self, scope: Any, headers: Any) -> str | None:
+        if self.authorizer.trust_proxy:
+            forwarded = headers.get("x-forwarded-for")
+            if forwarded:
+                return str(forwarded).split(",")[0].strip()
+        client = scope.client
+        return client.rpartition(":")[0] if client else None
 
     async def startup(self) -> None:
         """Start background work: change notifications and periodic expiry."""
@@ -206,7 +325,7 @@ class PurgeCacheApp:
         headers = [
             *response.headers,
             ("content-security-policy", response.csp),
-            ("x-content-type-options", "nosniff"),
+            _NOSNIFF,
             ("x-for-request-id", request_id),
             ("x-for-trace-id", trace_id),
         ]
@@ -214,22 +333,37 @@ class PurgeCacheApp:
             headers.append(("content-length", str(len(response.body))))
         self.metrics.observe_request(call.name, response.status, time.perf_counter() - started)
         if self.access_log_enabled:
-            self._log_access(request, call, response.status, started, request_id)
+            self._write_access_log(
+                request.method,
+                call.name,
+                response.status,
+                started,
+                call.client_id,
+                self.authorizer.client_ip(request),
+                request_id,
+            )
         return response.status, headers, b"" if request.method == "HEAD" else response.body
 
-    def _log_access(
-        self, request: Request, call: Call, status: int, started: float, request_id: str
+    def _write_access_log(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        started: float,
+        client_id: str | None,
+        client_ip: str | None,
+        request_id: str,
     ) -> None:
         access_log.info(
             orjson.dumps(
                 {
                     "event": "request",
-                    "method": request.method,
-                    "route": call.name,
+                    "method": method,
+                    "route": route,
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "client_id": call.client_id,
-                    "client_ip": self.authorizer.client_ip(request),
+                    "client_id": client_id,
+                    "client_ip": client_ip,
                     "request_id": request_id,
                 }
             ).decode()

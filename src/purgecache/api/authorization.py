@@ -38,7 +38,7 @@ def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiErro
 def hawk_host_port(request: Request) -> tuple[str, int]:
     """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
     headers = request.headers
-    found = _host_port(
+    found = host_port(
         headers.get("host", ""),
         headers.get("x-forwarded-port", ""),
         headers.get("x-forwarded-proto", ""),
@@ -50,7 +50,7 @@ def hawk_host_port(request: Request) -> tuple[str, int]:
 
 
 @functools.lru_cache(maxsize=256)  # a deployment sees very few distinct combinations
-def _host_port(
+def host_port(
     host_header: str, forwarded_port: str, forwarded_proto: str, tls: bool
 ) -> tuple[str, int] | None:
     host, port_text = host_header, ""
@@ -72,7 +72,7 @@ def _host_port(
 
 
 @functools.lru_cache(maxsize=64)
-def _empty_payload_hash(content_type: str | None) -> str:
+def empty_payload_hash(content_type: str | None) -> str:
     return hawk.payload_hash(content_type, b"")
 
 
@@ -101,27 +101,15 @@ class Authorizer:
     async def authorize(self, request: Request, call: Call, required: str) -> None:
         """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
         host, port = hawk_host_port(request)
-        for resource in request.resources(self.api_base, call.params.get("workerPoolId")):
-            try:
-                verdict = await self.authenticator.authenticate(
-                    request.method,
-                    resource,
-                    host,
-                    port,
-                    request.headers.get("authorization"),
-                    now=self.now(),
-                    source_ip=self.client_ip(request),
-                    trace_id=request.headers.get("x-taskcluster-trace-id"),
-                )
-            except AuthServiceError as error:
-                log_event(log, logging.WARNING, "auth-service-error", error=str(error))
-                raise ApiError(
-                    "ServiceUnavailable",
-                    "The authentication service is unavailable; retry.",
-                    headers=(("retry-after", "5"),),
-                ) from error
-            if verdict.message != "Unauthorized: Bad mac":
-                break
+        verdict = await self.verdict(
+            request.method,
+            request.resources(self.api_base, call.params.get("workerPoolId")),
+            host,
+            port,
+            request.headers.get("authorization"),
+            self.client_ip(request),
+            request.headers.get("x-taskcluster-trace-id"),
+        )
         if not verdict.failed and verdict.hash is not None:
             verdict = check_payload_hash(request, verdict)
         if verdict.failed:
@@ -133,12 +121,47 @@ class Authorizer:
         if not scopes.satisfies_scope(required):
             raise _insufficient_scopes(verdict, required)
 
+    async def verdict(
+        self,
+        method: str,
+        resources: tuple[str, ...],
+        host: str,
+        port: int,
+        authorization: str | None,
+        source_ip: str | None,
+        trace_id: str | None,
+    ) -> credentials.Verdict:
+        """The authenticator's verdict, trying each spelling of the request target the client
+        may have signed until one is not a bad MAC; 503 ApiError if no verdict can be had."""
+        for resource in resources:
+            try:
+                verdict = await self.authenticator.authenticate(
+                    method,
+                    resource,
+                    host,
+                    port,
+                    authorization,
+                    now=self.now(),
+                    source_ip=source_ip,
+                    trace_id=trace_id,
+                )
+            except AuthServiceError as error:
+                log_event(log, logging.WARNING, "auth-service-error", error=str(error))
+                raise ApiError(
+                    "ServiceUnavailable",
+                    "The authentication service is unavailable; retry.",
+                    headers=(("retry-after", "5"),),
+                ) from error
+            if verdict.message != "Unauthorized: Bad mac":
+                break
+        return verdict
+
 
 def check_payload_hash(request: Request, verdict: credentials.Verdict) -> credentials.Verdict:
     """auth.md §1.4: a signed payload hash must match the body as received."""
     body = request.body if request.is_json else b""
     content_type = request.headers.get("content-type")
-    computed = hawk.payload_hash(content_type, body) if body else _empty_payload_hash(content_type)
+    computed = hawk.payload_hash(content_type, body) if body else empty_payload_hash(content_type)
     if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
         return verdict
     return credentials.failed(

@@ -102,11 +102,19 @@ class Request:
         """
         if not self.path_decoded or worker_pool_id is None:
             return (self.resource,)
-        query = f"?{self.query}" if self.query else ""
-        encoded = f"{api_base}purge-cache/{_quote_pool(worker_pool_id)}{query}"
-        if encoded == self.resource:
-            return (encoded,)
-        return (encoded, self.resource, encoded.replace("%2F", "%2f"))
+        return decoded_pool_targets(api_base, self.path, self.query, worker_pool_id)
+
+
+def decoded_pool_targets(
+    api_base: str, path: str, query: str, worker_pool_id: str
+) -> tuple[str, ...]:
+    """The request targets a client may have signed for a pool URL that arrived decoded."""
+    query = f"?{query}" if query else ""
+    encoded = f"{api_base}purge-cache/{_quote_pool(worker_pool_id)}{query}"
+    received = path + query
+    if encoded == received:
+        return (encoded,)
+    return (encoded, received, encoded.replace("%2F", "%2f"))
 
 
 @functools.lru_cache(maxsize=4096)
