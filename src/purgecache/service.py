@@ -157,11 +157,13 @@ class PurgeService:
         page's token (None on the last page)."""
         after = decode_token(token) if token is not None else None
         size = min(limit, MAX_PAGE_SIZE)
-        rows = await self.storage.list_wire(after, size + 1, self.clock())
-        more = len(rows) > size
-        rows = rows[:size]
-        body = ("[" + ",".join(row[2] for row in rows) + "]").encode()
-        return body, _token(rows[-1][0], rows[-1][1]) if more else None
+        entries = await self.storage.list_wire(after, size + 1, self.clock())
+        if len(entries) <= size:
+            return b"[" + b",".join(entries) + b"]", None
+        del entries[size:]
+        last = orjson.loads(entries[-1])  # the key of the page's last row, from its entry
+        token = _token(f"{last['provisionerId']}/{last['workerType']}", last["cacheName"])
+        return b"[" + b",".join(entries) + b"]", token
 
     async def expire(self) -> int | None:
         """Delete every request past its retention; how many went (None: another process is

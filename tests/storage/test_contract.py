@@ -217,7 +217,7 @@ def test_migration_2_backfills_the_served_entry_exactly(
     names = ["plain", 'quote"back\\slash', "ünï €", "", "*", "x" * 300]
     befores = [0, 1, 999, 1_795_827_453_123, 1_577_836_800_000, 4_102_444_800_001]
 
-    async def scenario() -> list[tuple[str, str, str]]:
+    async def scenario() -> list[bytes]:
         if isinstance(storage, SqliteStorage):
             legacy = SqliteStorage(tmp_path / "legacy.db")
 
@@ -257,9 +257,10 @@ def test_migration_2_backfills_the_served_entry_exactly(
         name: wire_entry("prov-1/wt_2", name, b) for name, b in zip(names, befores, strict=True)
     }
     assert len(rows) == len(names), kind
-    for pool, name, wire in rows:
-        assert pool == "prov-1/wt_2"
-        assert json.loads(wire) == json.loads(expected[name])
+    for wire in rows:
+        entry = json.loads(wire)
+        assert (entry["provisionerId"], entry["workerType"]) == ("prov-1", "wt_2")
+        assert entry == json.loads(expected[entry["cacheName"]])
 
 
 def test_rows_without_a_stored_entry_are_still_listed(
@@ -268,7 +269,7 @@ def test_rows_without_a_stored_entry_are_still_listed(
     """A row an older purgecache wrote during a rolling upgrade (wire NULL) is served too."""
     from purgecache.storage.base import wire_entry
 
-    async def scenario() -> list[tuple[str, str, str]]:
+    async def scenario() -> list[bytes]:
         if isinstance(storage, SqliteStorage):
             await storage._run(
                 lambda c: c.execute(
@@ -287,7 +288,8 @@ def test_rows_without_a_stored_entry_are_still_listed(
             )
         return await storage.list_wire(None, 10, NOW)
 
-    assert runner.run(scenario()) == [("old/writer", "c", wire_entry("old/writer", "c", NOW))]
+    (entry,) = runner.run(scenario())
+    assert json.loads(entry) == json.loads(wire_entry("old/writer", "c", NOW))
 
 
 def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:

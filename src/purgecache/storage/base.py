@@ -73,10 +73,8 @@ class Storage(Protocol):
     ) -> list[PurgeRequest]:
         """Up to `limit` unexpired requests strictly after the key `after`, in key order."""
 
-    async def list_wire(
-        self, after: tuple[str, str] | None, limit: int, now: int
-    ) -> list[tuple[str, str, str]]:
-        """Like list_page, as (pool, cache name, the entry's stored JSON) for serving."""
+    async def list_wire(self, after: tuple[str, str] | None, limit: int, now: int) -> list[bytes]:
+        """Like list_page, as each entry's JSON exactly as served (UTF-8), ready to join."""
 
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`; return how many went, or None

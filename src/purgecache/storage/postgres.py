@@ -61,13 +61,22 @@ _POOL = (
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
+# A row's served entry as bytes; rows an older purgecache wrote during a rolling upgrade have
+# no stored `wire` and get it computed here, as migration 0002 computes it (`%%`: psycopg's
+# escape for `%`).
+_ENTRY = """convert_to(coalesce(wire, json_build_object(
+    'provisionerId', split_part(worker_pool_id, '/', 1),
+    'workerType', split_part(worker_pool_id, '/', 2),
+    'cacheName', cache_name,
+    'before', to_char(to_timestamp(before / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || '.' || lpad((before %% 1000)::text, 3, '0') || 'Z')::text), 'UTF8')"""
 _FIRST_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges WHERE expires > %s "
-    "ORDER BY 1, 2 LIMIT %s"
+    f"SELECT {_ENTRY} FROM cache_purges WHERE expires > %s "
+    "ORDER BY worker_pool_id, cache_name LIMIT %s"
 )
 _NEXT_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges "
-    "WHERE (worker_pool_id, cache_name) > (%s, %s) AND expires > %s ORDER BY 1, 2 LIMIT %s"
+    f"SELECT {_ENTRY} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
+    "AND expires > %s ORDER BY worker_pool_id, cache_name LIMIT %s"
 )
 _NEXT_PAGE = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
@@ -260,20 +269,16 @@ class PostgresStorage:
 
         return await self._run(read)
 
-    async def list_wire(
-        self, after: tuple[str, str] | None, limit: int, now: int
-    ) -> list[tuple[str, str, str]]:
-        """(pool, cache name, entry JSON); rows written by an older purgecache during a rolling
-        upgrade have no stored entry yet and get one computed here."""
+    async def list_wire(self, after: tuple[str, str] | None, limit: int, now: int) -> list[bytes]:
         query, args = (
             (_FIRST_WIRE, (now, limit))
             if after is None
             else (_NEXT_WIRE, (after[0], after[1], now, limit))
         )
 
-        async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, str]]:
-            rows = await (await conn.execute(query, args)).fetchall()
-            return [(p, n, w if w is not None else wire_entry(p, n, b)) for p, n, w, b in rows]
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[bytes]:
+            rows = await (await conn.execute(query, args, binary=True)).fetchall()
+            return [row[0] for row in rows]
 
         return await self._run(read)
 

@@ -48,13 +48,21 @@ _POOL = (
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
+# A row's served entry as bytes; rows an older purgecache wrote during a rolling upgrade have
+# no stored `wire` and get it computed here, as migration 0002 computes it.
+_ENTRY = """CAST(coalesce(wire, json_object(
+    'provisionerId', substr(worker_pool_id, 1, instr(worker_pool_id, '/') - 1),
+    'workerType', substr(worker_pool_id, instr(worker_pool_id, '/') + 1),
+    'cacheName', cache_name,
+    'before', strftime('%Y-%m-%dT%H:%M:%S', before / 1000, 'unixepoch')
+        || printf('.%03dZ', before % 1000))) AS BLOB)"""
 _FIRST_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges WHERE expires > ? "
-    "ORDER BY 1, 2 LIMIT ?"
+    f"SELECT {_ENTRY} FROM cache_purges WHERE expires > ? "
+    "ORDER BY worker_pool_id, cache_name LIMIT ?"
 )
 _NEXT_WIRE = (
-    "SELECT worker_pool_id, cache_name, wire, before FROM cache_purges "
-    "WHERE (worker_pool_id, cache_name) > (?, ?) AND expires > ? ORDER BY 1, 2 LIMIT ?"
+    f"SELECT {_ENTRY} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
+    "AND expires > ? ORDER BY worker_pool_id, cache_name LIMIT ?"
 )
 _NEXT_PAGE = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
@@ -223,18 +231,14 @@ class SqliteStorage:
         rows = await self._run(lambda c: c.execute(query, args).fetchall())
         return [_row(r) for r in rows]
 
-    async def list_wire(
-        self, after: tuple[str, str] | None, limit: int, now: int
-    ) -> list[tuple[str, str, str]]:
-        """(pool, cache name, entry JSON); rows written by an older purgecache during a rolling
-        upgrade have no stored entry yet and get one computed here."""
+    async def list_wire(self, after: tuple[str, str] | None, limit: int, now: int) -> list[bytes]:
         query, args = (
             (_FIRST_WIRE, (now, limit))
             if after is None
             else (_NEXT_WIRE, (after[0], after[1], now, limit))
         )
         rows = await self._run(lambda c: c.execute(query, args).fetchall())
-        return [(p, n, w if w is not None else wire_entry(p, n, b)) for p, n, w, b in rows]
+        return [row[0] for row in rows]
 
     async def expire(self, now: int) -> int:
         cursor = await self._run(
