@@ -73,6 +73,17 @@ def _entry(rows: list[PurgeRequest], now: int, cache_time: int, generation: int)
     return _PoolEntry(now, stale_at, generation, tuple(rows), fragments, body)
 
 
+def _answer(entry: _PoolEntry, since: int | None) -> bytes:
+    """A pool's `purgeRequests` answer: its requests with `before >= since`, by cache name."""
+    if since is None:
+        return entry.body
+    pairs = zip(entry.rows, entry.fragments, strict=True)
+    chosen = [fragment for row, fragment in pairs if row.before >= since]
+    if len(chosen) == len(entry.rows):
+        return entry.body
+    return b'{"requests":[' + b",".join(chosen) + b"]}"
+
+
 class PurgeService:
     """Purge requests with a retention period, over any Storage."""
 
@@ -117,15 +128,23 @@ class PurgeService:
             if entry is not None:
                 self._cache[pool] = replace(entry, generation=-1)
 
-    async def _pool(self, worker_pool_id: str) -> _PoolEntry:
+    def _cached(self, worker_pool_id: str, now: int) -> _PoolEntry | None:
+        """The pool's entry if it is fresh and nothing changed it since (a cache hit)."""
         self._take_changes()
-        now = self.clock()
         entry = self._cache.get(worker_pool_id)
-        fresh = entry is not None and now < entry.stale_at
-        if entry is not None and fresh and entry.generation == self._generation:
+        if entry is not None and now < entry.stale_at and entry.generation == self._generation:
             self._cache.move_to_end(worker_pool_id)
             self.on_cache_hit()
             return entry
+        return None
+
+    async def _pool(self, worker_pool_id: str) -> _PoolEntry:
+        now = self.clock()
+        hit = self._cached(worker_pool_id, now)
+        if hit is not None:
+            return hit
+        entry = self._cache.get(worker_pool_id)
+        fresh = entry is not None and now < entry.stale_at
         self.on_cache_miss()
         generation = self._generation
         try:
@@ -141,16 +160,14 @@ class PurgeService:
             self._cache.popitem(last=False)
         return entry
 
+    def cached_purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes | None:
+        """Like purge_requests_json when the answer is in the cache, else None (no I/O)."""
+        entry = self._cached(worker_pool_id, self.clock())
+        return None if entry is None else _answer(entry, since)
+
     async def purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes:
         """The JSON answer of `purgeRequests`: requests with `before >= since`, by cache name."""
-        entry = await self._pool(worker_pool_id)
-        if since is None:
-            return entry.body
-        pairs = zip(entry.rows, entry.fragments, strict=True)
-        chosen = [fragment for row, fragment in pairs if row.before >= since]
-        if len(chosen) == len(entry.rows):
-            return entry.body
-        return b'{"requests":[' + b",".join(chosen) + b"]}"
+        return _answer(await self._pool(worker_pool_id), since)
 
     async def list_page(self, token: str | None, limit: int) -> tuple[bytes, str | None]:
         """One page of all requests in (pool, cache name) order as a JSON array, and the next

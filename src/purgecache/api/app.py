@@ -224,10 +224,13 @@ class PurgeCacheApp:
         )
         if found is None:
             return None
+        targets = decoded_pool_targets(self.base, scope.path, query, pool)
         try:
-            verdict = await self.authorizer.verdict(
+            verdict = self.authorizer.local_verdict(
+                "GET", targets, found[0], found[1], authorization
+            ) or await self.authorizer.verdict(
                 "GET",
-                decoded_pool_targets(self.base, scope.path, query, pool),
+                targets,
                 found[0],
                 found[1],
                 authorization,
@@ -244,7 +247,9 @@ class PurgeCacheApp:
                 or not verdict.scopes.satisfies_scope(f"purge-cache:purge-requests::{pool}")
             ):
                 return None
-            body = await self.service.purge_requests_json(pool, since)
+            body = self.service.cached_purge_requests_json(
+                pool, since
+            ) or await self.service.purge_requests_json(pool, since)
         except (ApiError, StorageError):
             return None
         if len(body) >= GZIP_MIN_BYTES and "gzip" in headers.get("accept-encoding", ""):
@@ -259,8 +264,7 @@ class PurgeCacheApp:
             *self._hot_headers,
             ("x-for-request-id", request_id),
             ("x-for-trace-id", scope.headers.get("x-taskcluster-trace-id") or new_id()),
-            ("content-length", str(len(body))),
-        ]
+        ]  # granian adds Content-Length to a response_bytes reply
         self.metrics.observe_request(name, 200, time.perf_counter() - started)
         if self.access_log_enabled:
             client_ip = self._rsgi_client_ip(scope, scope.headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -44,13 +46,24 @@ def json_response(status: int, body: bytes, *extra: tuple[str, str]) -> Response
     return Response(status, body, [JSON_TYPE, *extra])
 
 
-_random_bits = random.getrandbits
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+class _Ids:
+    """Request and trace ids shaped like UUIDv4 strings: a random per-process prefix and a
+    counter (unique, not secret, and about ten times cheaper than uuid.uuid4()). Re-seeded in
+    every forked worker so that no two processes share a prefix."""
+
+    def __init__(self) -> None:
+        self.seed()
+        os.register_at_fork(after_in_child=self.seed)
+
+    def seed(self) -> None:
+        bits = random.SystemRandom().getrandbits(80)
+        # hex digit 12 holds the version (4), digit 16 the variant (8, 9, a or b)
+        digits = "%020x" % (bits & ~(0xF << 28) & ~(0xC << 12) | (0x4 << 28) | (0x8 << 12))
+        self.prefix = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
+        self.counter = itertools.count(random.SystemRandom().getrandbits(40))
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):012x}"
 
 
-def new_id() -> str:
-    """A random UUIDv4 string for request and trace ids (not secrets: Python's Mersenne
-    Twister is fine here and four times cheaper than uuid.uuid4())."""
-    digits = "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+new_id = _Ids()

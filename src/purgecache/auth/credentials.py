@@ -209,6 +209,9 @@ def _authorized_scopes(clients: ClientLookup, raw: object, held: ScopeSet) -> Sc
 def resolve(clients: ClientLookup, hawk_id: str, ext_text: str, now: int) -> _Resolved:
     """The MAC key, client id, scopes and expiry for credentials named `hawk_id` with `ext`."""
     ext = hawk.decode_ext(ext_text) if ext_text else {}
+    if not ext:  # the common case (`ext` of `{}` or none): the client's own credentials
+        client = _load_client(clients, hawk_id, now)
+        return _Resolved(client.access_token, hawk_id, client.scopes, client.expires)
     raw_cert = ext.get("certificate") if _present(ext, "certificate") else None
     issuer_id = raw_cert.get("issuer") if isinstance(raw_cert, dict) else None
     named = issuer_id not in (None, False, "", 0)
