@@ -12,13 +12,21 @@ from typing import Any
 from harness import report, seed
 from harness.client import ServiceClient
 from harness.databases import BackendUnavailable, PostgresDatabases, SqliteDatabases
+from harness.fake_auth import start_fake_auth, success_verdict
 from harness.hawk import Credentials
 from harness.load import Endpoint, SignedFiles, Wrk
-from harness.measure import ENDPOINTS, Bench, Measured, Plan, Side
+from harness.measure import ENDPOINTS, REMOTE_AUTH, Bench, Measured, Plan, Side
 from harness.nginx import start_nginx
 from harness.paging import list_target, walk_to_last_page
 from harness.procs import Registry, Started, command_line, rss_kib
-from harness.service import ServiceRefused, check_auth_is_on, start_service, write_clients_file
+from harness.service import (
+    SCOPES,
+    ServiceRefused,
+    check_auth_is_on,
+    check_remote_auth,
+    start_service,
+    write_clients_file,
+)
 
 Databases = SqliteDatabases | PostgresDatabases
 PAGING_CONNECTIONS = 1  # one request at a time: the time per request is the latency
@@ -37,6 +45,7 @@ class BackendRun:
         self.say = say
         self.registry = Registry()
         self.nginx: Started | None = None
+        self.service_sides: dict[str, Side] = {}  # endpoint -> the service side it ran on
         self.clients_file = workdir / "clients.toml"
         self.result: dict[str, Any] = {"summaries": [], "measured": [], "rss": [], "notes": []}
 
@@ -54,21 +63,26 @@ class BackendRun:
         wrk = Wrk(self.tools["wrk"], args.threads, args.connections, self.workdir)
         bench = Bench(wrk, SignedFiles(self.workdir, credentials), say)
         svc = Side("service", service, port, port, strict=True)
-        ngx = Side("nginx", self.nginx, nginx_port, port, strict=False)
         plan = Plan(args.rounds, args.duration, args.warmup)
         for endpoint_name in args.endpoints:
             if endpoint_name == "purgeCache":  # always last: its writes grow the table
                 self._paging(bench, databases, svc, credentials)
                 self._check_post(port, credentials)
+            side = svc
+            if endpoint_name == REMOTE_AUTH:
+                side = self._remote_auth_side(databases.small_url, credentials, bodies)
+            self.service_sides[endpoint_name] = side
+            # nginx ignores Authorization and Host: it gets the service's request strings
+            ngx = Side("nginx", self.nginx, nginx_port, side.signed_port, strict=False)
             say(f"{name}: {endpoint_name}")
-            measured = bench.compare(ENDPOINTS[endpoint_name], svc, ngx, plan)
+            measured = bench.compare(ENDPOINTS[endpoint_name], side, ngx, plan)
             self.result["summaries"].append(report.summarize(measured, name))
             self.result["measured"].append(measured)
         if "purgeCache" not in args.endpoints:
             self._paging(bench, databases, svc, credentials)
-        self._rss("end of run", [service, self.nginx])
+        self._rss("end of run", [service, self.nginx, *self._remote_auth_servers()])
         if args.profile:
-            self._profile(bench, svc)
+            self._profile(bench)
         return self.result
 
     def _seed(self, name: str, databases: Databases) -> None:
@@ -96,6 +110,42 @@ class BackendRun:
         self.say(f"{label}: pid {started.pid} on 127.0.0.1:{port} ({db_url})")
         return started, port
 
+    def _remote_auth_side(
+        self, db_url: str, credentials: Credentials, bodies: dict[str, bytes]
+    ) -> Side:
+        """A second service on the same database that asks the fake auth service for every
+        verdict (started on first use, checked to consult it once per request)."""
+        known = self.service_sides.get(REMOTE_AUTH)
+        if known is not None:
+            return known
+        verdict = success_verdict(credentials.client_id, SCOPES)
+        auth = start_fake_auth(
+            self.registry, self.tools["nginx"], self.workdir / "auth-nginx", verdict
+        )
+        self.say(f"  fake auth nginx pid {auth.server.pid} on 127.0.0.1:{auth.port}")
+        label = f"service-{self.result['backend']}-remote-auth"
+        service, port = start_service(
+            self.registry,
+            label,
+            self.workdir,
+            db_url,
+            self.clients_file,
+            workers=self.args.workers,
+            cache_time=self.args.cache_time,
+            auth_root_url=auth.root_url,
+        )
+        self.say(
+            f"{label}: pid {service.pid} on 127.0.0.1:{port} (--auth-root-url {auth.root_url})"
+        )
+        check_remote_auth(port, credentials, auth, bodies[ENDPOINTS[REMOTE_AUTH].nginx_path])
+        return Side("service", service, port, port, strict=True, auth=auth)
+
+    def _remote_auth_servers(self) -> list[Started]:
+        side = self.service_sides.get(REMOTE_AUTH)
+        if side is None or side.auth is None:
+            return []
+        return [side.server, side.auth.server]
+
     def _fetch_bodies(self, port: int, credentials: Credentials) -> dict[str, bytes]:
         """The service's own answers to the GETs, which nginx will serve byte for byte."""
         client = ServiceClient(port, credentials)
@@ -103,7 +153,7 @@ class BackendRun:
         sizes = self.result.setdefault("body_bytes", {})
         try:
             for endpoint in ENDPOINTS.values():
-                if endpoint.method != "GET":
+                if endpoint.method != "GET" or endpoint.nginx_path in bodies:
                     continue
                 reply = client.request("GET", endpoint.target)
                 if reply.status != endpoint.status:
@@ -197,13 +247,15 @@ class BackendRun:
             for index, pid in enumerate(server.tree()):
                 if server.name == "nginx":
                     role = "nginx (single process)"
+                elif server.name == "auth-nginx":
+                    role = "fake auth nginx (single process)"
                 else:
                     role = "granian supervisor" if index == 0 else "granian worker (forked)"
                 row = {"backend": self.result["backend"], "moment": moment, "server": server.name}
                 row |= {"pid": pid, "role": role, "rss_kib": rss_kib(pid)}
                 self.result["rss"].append(row | {"cmdline": command_line(pid)[:200]})
 
-    def _profile(self, bench: Bench, svc: Side) -> None:
+    def _profile(self, bench: Bench) -> None:
         """One extra run per endpoint with py-spy sampling granian's worker."""
         from harness import profiling
         from harness.install import ensure_py_spy
@@ -211,9 +263,10 @@ class BackendRun:
         py_spy = ensure_py_spy(self.args.bench_dir / ".venv-tools")
         folder = self.args.results / f"{self.args.stamp}-profiles"
         folder.mkdir(parents=True, exist_ok=True)
-        worker = profiling.busiest_worker(svc.server.tree())
         profiles = self.result["profiles"] = {}
         for endpoint_name in self.args.endpoints:
+            svc = self.service_sides[endpoint_name]
+            worker = profiling.busiest_worker(svc.server.tree())
             out = folder / f"{self.result['backend']}-{endpoint_name}.folded"
             self.say(f"  py-spy on worker {worker} during {endpoint_name}")
             recorder = profiling.start_recording(py_spy, worker, self.args.duration, out)

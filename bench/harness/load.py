@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.fake_auth import FakeAuth
 from harness.hawk import BodyMaker, Credentials, Target, write_signed_file
 from harness.procs import Started, cpu_seconds
 
@@ -55,6 +56,8 @@ class Run:
     server_cpu_us_per_req: float
     client_cpu_us_per_req: float
     headers_file_seconds: float = 0.0  # time spent generating the signed headers (not measured)
+    auth_calls: int = 0  # requests the fake auth service answered during the run (remote auth)
+    auth_cpu_us_per_req: float = 0.0  # its CPU per service request (not in server_cpu_us_per_req)
     raw: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -80,8 +83,10 @@ class Wrk:
         signed_file: Path | None,
         signed_host: str,
         connections: int | None = None,
+        auth: FakeAuth | None = None,
     ) -> Run:
-        """One wrk run of `seconds` against 127.0.0.1:port; CPU of `server`'s tree is metered."""
+        """One wrk run of `seconds` against 127.0.0.1:port; CPU of `server`'s tree is metered,
+        and so are the calls to and CPU of `auth`, the auth service it consults, if any."""
         connections = connections or self.connections
         argv = [
             self.binary, f"-t{self.threads}", f"-c{connections}", f"-d{seconds:g}s",
@@ -94,12 +99,20 @@ class Wrk:
         else:
             argv += ["-s", str(LUA / "static.lua"), f"http://127.0.0.1:{port}{endpoint.target}"]
         tree = server.tree()
+        auth_tree = auth.server.tree() if auth else []
+        calls_before = auth.calls() if auth else 0
+        auth_before = cpu_seconds(auth_tree)
         cpu_before = cpu_seconds(tree)
         client_before = _children_cpu()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 300)
         server_cpu = cpu_seconds(tree) - cpu_before
         client_cpu = _children_cpu() - client_before
-        return _parse(label, done, server_cpu, client_cpu)
+        auth_cpu = cpu_seconds(auth_tree) - auth_before
+        run = _parse(label, done, server_cpu, client_cpu)
+        if auth:
+            run.auth_calls = auth.calls() - calls_before
+            run.auth_cpu_us_per_req = auth_cpu * 1e6 / max(run.requests, 1)
+        return run
 
 
 def _children_cpu() -> float:

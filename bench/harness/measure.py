@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from harness.fake_auth import FakeAuth
 from harness.load import Endpoint, Run, SignedFiles, Wrk
 from harness.procs import Started
 from harness.seed import POOL, WRITE_POOL
 
 API = "/api/purge-cache/v1"
+REMOTE_AUTH = "purgeRequestsRemoteAuth"  # measured on a service started with --auth-root-url
 FIRST_GUESS_RATE = 60_000.0  # req/s to size the very first warm-up file (about nginx's rate)
 
 ENDPOINTS = {
@@ -18,6 +20,14 @@ ENDPOINTS = {
         Endpoint("ping", "GET", f"{API}/ping", f"{API}/ping", signed=False, status=200),
         Endpoint(
             "purgeRequests",
+            "GET",
+            f"{API}/purge-cache/{POOL.replace('/', '%2F')}",
+            f"{API}/purge-cache/{POOL}",
+            signed=True,
+            status=200,
+        ),
+        Endpoint(  # the same request, to a service that asks the fake auth service
+            REMOTE_AUTH,
             "GET",
             f"{API}/purge-cache/{POOL.replace('/', '%2F')}",
             f"{API}/purge-cache/{POOL}",
@@ -54,6 +64,7 @@ class Side:
     port: int
     signed_port: int  # requests carry `Host: 127.0.0.1:<this>` and are signed for it
     strict: bool  # the service: a fresh file per run, and no request string sent twice
+    auth: FakeAuth | None = None  # the auth service it consults, metered beside it
 
 
 @dataclass
@@ -105,6 +116,7 @@ class Bench:
             path,
             f"127.0.0.1:{side.signed_port}",
             connections,
+            side.auth,
         )
         run.headers_file_seconds = spent
         self.rate[key] = max(self.rate.get(key, 0.0), run.rps)
@@ -135,6 +147,12 @@ class Bench:
             f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  non-2xx {run.non_2xx}  "
             f"socket errors {run.socket_errors}  cpu {run.server_cpu_us_per_req:5.0f} us/req"
             + (f"  headers {run.loaded} (used {run.handed})" if endpoint.signed else "")
+            + (
+                f"  auth calls/req {run.auth_calls / max(run.requests, 1):.2f} "
+                f"auth cpu {run.auth_cpu_us_per_req:.0f} us/req"
+                if side.auth
+                else ""
+            )
         )
         if run.non_2xx or run.socket_errors:
             result.warnings.append(

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from harness.client import ServiceClient
+from harness.fake_auth import FakeAuth
 from harness.hawk import Credentials
 from harness.procs import Registry, Started, free_port, launch, wait_for_port
 from harness.seed import POOL, WRITE_POOL
@@ -56,8 +57,11 @@ def start_service(
     *,
     workers: int,
     cache_time: str,
+    auth_root_url: str = "",
 ) -> tuple[Started, int]:
-    """A fresh `purgecache serve` on a free loopback port; ServiceRefused if it will not start."""
+    """A fresh `purgecache serve` on a free loopback port; ServiceRefused if it will not start.
+    With `auth_root_url`, it asks that auth service for every verdict (the clients file is
+    then unused)."""
     port = free_port()
     data_dir = workdir / f"data-{name}"
     data_dir.mkdir(exist_ok=True)
@@ -67,6 +71,8 @@ def start_service(
         "--data-dir", str(data_dir), "--clients", str(clients_file), "--db", db_url,
         "--no-access-log", "--cache-time", cache_time, "--workers", str(workers),
     ]  # fmt: skip
+    if auth_root_url:
+        argv += ["--auth-root-url", auth_root_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURGECACHE_")}
     started = registry.add(launch(name, argv, workdir / f"{name}.log", env))
     try:
@@ -108,3 +114,28 @@ def check_auth_is_on(port: int, credentials: Credentials) -> None:
         raise RuntimeError(
             f"auth check: signed/wrong key/unsigned gave {statuses}, wanted [200, 401, 403]"
         )
+
+
+def check_remote_auth(port: int, credentials: Credentials, auth: FakeAuth, body: bytes) -> None:
+    """The fake auth service is the only judge: its fixed success verdict lets the signed
+    request, the wrong key and the unsigned request through alike (the clients file would
+    give 200/401/403), the answer is `body`, and each request cost exactly one call to it."""
+    target = f"{API}/purge-cache/{POOL.replace('/', '%2F')}"
+    forger = Credentials(credentials.client_id, credentials.access_token + "-wrong")
+    before = auth.calls()
+    replies = []
+    for who in (credentials, forger, None):
+        client = ServiceClient(port, who)
+        try:
+            replies.append(client.request("GET", target))
+        finally:
+            client.close()
+    calls = auth.calls() - before
+    statuses = [reply.status for reply in replies]
+    if statuses != [200, 200, 200] or calls != len(replies):
+        raise RuntimeError(
+            f"remote auth check: signed/wrong key/unsigned gave {statuses} with {calls} calls "
+            f"to the fake auth service, wanted [200, 200, 200] with {len(replies)}"
+        )
+    if replies[0].body != body:
+        raise RuntimeError(f"remote auth: purgeRequests answered {replies[0].body[:300]!r}")
