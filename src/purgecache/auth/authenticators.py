@@ -5,15 +5,17 @@ Both answer `authenticate(...)` with a `Verdict`; the API does not know which on
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
+import orjson
 
 from purgecache.auth import credentials
 from purgecache.auth.clients import ClientStore
 from purgecache.auth.credentials import Verdict
+from purgecache.auth.keepalive import HttpError, KeepAliveClient
 from purgecache.auth.scopes import ScopeSet, is_valid_scope
 from purgecache.model import to_ms
 
@@ -75,6 +77,21 @@ class LocalAuthenticator:
         return None
 
 
+@functools.lru_cache(maxsize=1024)  # a client's scopes come back the same on every call
+def _scope_set(scopes: tuple[str, ...]) -> ScopeSet:
+    if not all(is_valid_scope(scope) for scope in scopes):
+        raise AuthServiceError("the auth service answered invalid scopes")
+    return ScopeSet(scopes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expires_ms(expires: str) -> int:
+    try:
+        return to_ms(datetime.fromisoformat(expires.replace("Z", "+00:00")))
+    except ValueError as error:
+        raise AuthServiceError("the auth service answered an invalid expires") from error
+
+
 def _parse_verdict(answer: Any) -> Verdict:
     """A Verdict from an `authenticateHawk` answer, or AuthServiceError if it is malformed."""
     if not isinstance(answer, dict):
@@ -85,22 +102,16 @@ def _parse_verdict(answer: Any) -> Verdict:
     scopes = answer.get("scopes")
     if status not in ("auth-success", "no-auth") or not isinstance(scopes, list):
         raise AuthServiceError("the auth service answered with an unknown status")
-    if not all(is_valid_scope(scope) for scope in scopes):
+    if not all(type(scope) is str for scope in scopes):
         raise AuthServiceError("the auth service answered invalid scopes")
+    scope_set = _scope_set(tuple(scopes))
     expires = answer.get("expires")
-    try:
-        expires_ms = (
-            to_ms(datetime.fromisoformat(expires.replace("Z", "+00:00")))
-            if isinstance(expires, str)
-            else None
-        )
-    except ValueError as error:
-        raise AuthServiceError("the auth service answered an invalid expires") from error
+    expires_ms = _expires_ms(expires) if isinstance(expires, str) else None
     client_id = answer.get("clientId")
     payload_hash = answer.get("hash")
     return Verdict(
         str(status),
-        ScopeSet(scopes),
+        scope_set,
         client_id if isinstance(client_id, str) else None,
         payload_hash if isinstance(payload_hash, str) else None,
         expires_ms,
@@ -116,14 +127,11 @@ class RemoteAuthenticator:
     def __init__(self, auth_root_url: str, *, timeout: float = 10.0) -> None:
         self.url = f"{auth_root_url.rstrip('/')}/api/auth/v1/authenticate-hawk"
         self.timeout = timeout
-        self._client: httpx.AsyncClient | None = None
+        self._client: KeepAliveClient | None = None
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> KeepAliveClient:
         if self._client is None:  # created lazily, inside the worker's event loop
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            )
+            self._client = KeepAliveClient(self.url, timeout=self.timeout, max_connections=64)
         return self._client
 
     async def authenticate(
@@ -150,23 +158,28 @@ class RemoteAuthenticator:
             body["authorization"] = authorization
         if source_ip is not None and _is_ip(source_ip):
             body["sourceIp"] = source_ip
-        headers = {"X-Taskcluster-Trace-Id": trace_id} if trace_id else {}
+        headers = {"X-Taskcluster-Trace-Id": trace_id} if trace_id and _is_token(trace_id) else None
         try:
-            response = await self._http().post(self.url, json=body, headers=headers)
-        except httpx.HTTPError as error:
-            raise AuthServiceError(f"auth service unreachable: {type(error).__name__}") from error
-        if response.status_code != 200:
-            raise AuthServiceError(f"auth service answered HTTP {response.status_code}")
+            status, answer = await self._http().post_json(orjson.dumps(body), headers)
+        except HttpError as error:
+            raise AuthServiceError(f"auth service unreachable: {error}") from error
+        if status != 200:
+            raise AuthServiceError(f"auth service answered HTTP {status}")
         try:
-            answer = response.json()
-        except ValueError as error:
+            parsed = orjson.loads(answer)
+        except orjson.JSONDecodeError as error:
             raise AuthServiceError("auth service answered invalid JSON") from error
-        return _parse_verdict(answer)
+        return _parse_verdict(parsed)
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
+
+
+def _is_token(text: str) -> bool:
+    """Whether a caller's trace id can be passed on as a header value as it is."""
+    return len(text) <= 256 and text.isascii() and text.isprintable()
 
 
 def _is_ip(text: str) -> bool:
