@@ -21,6 +21,7 @@ from harness import report
 from harness.backend import run_backend
 from harness.install import InstallError, ensure_debian_tools
 from harness.measure import ENDPOINTS
+from harness.sched import autogroup_off
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -56,6 +57,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--profile", action="store_true", help="also py-spy the worker during each endpoint")
     add("--results", type=Path, default=BENCH_DIR / "results", help="output folder")
     add("--keep", action="store_true", help="keep the work directory (logs, request files)")
+    add(
+        "--keep-autogroup",
+        action="store_true",
+        help="leave the kernel's autogroup scheduling as it is (see harness/sched.py)",
+    )
     add("--time-limit", type=float, help="minutes before giving up (2 x estimate + 10)")
     args = p.parse_args(argv)
     quick = args.quick
@@ -141,8 +147,11 @@ def main(argv: list[str]) -> int:
         tools = ensure_debian_tools()
         meta["versions"] = versions(tools)
         say(f"versions: {meta['versions']}")
-        for name in args.backends:
-            results.append(run_backend(name, args, tools, workdir, say))
+        with autogroup_off(not args.keep_autogroup) as scheduling:
+            meta["scheduling"] = scheduling
+            say(scheduling)
+            for name in args.backends:
+                results.append(run_backend(name, args, tools, workdir, say))
     except (KeyboardInterrupt, Interrupted) as error:
         say(f"interrupted ({str(error) or 'Ctrl-C'}); servers stopped")
         return 130

@@ -195,7 +195,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict
         f"`purgecache serve --workers {args.workers} --cache-time {args.cache_time} "
         f"--no-access-log` · checkout {meta.get('checkout', '?')} "
         f"(purgecache from {meta.get('purgecache_from', '?')}) · {meta['host']} · "
-        + ", ".join(f"{name} {v}" for name, v in meta.get("versions", {}).items()),
+        + ", ".join(f"{name} {v}" for name, v in meta.get("versions", {}).items())
+        + f" · {meta.get('scheduling', 'scheduling: ?')}",
         "",
         "## Throughput (ratio = service req/s ÷ nginx req/s; p99 ratio = service p99 ÷ nginx p99)",
         "",
