@@ -1,8 +1,14 @@
 """SQLite storage: the zero-configuration default.
 
-One connection per process, used from one dedicated thread so the event loop never blocks on
-the disk. WAL mode lets several processes share the file; `synchronous=NORMAL` makes every
-committed purge survive a crash of the process (kill -9), `synchronous=FULL` also a power loss.
+Writes go through one connection used from one dedicated thread, so the event loop never
+waits for a commit or a lock. Reads (a pool's requests, a listing page) run on the event loop's
+own thread with a second, read-only connection that never waits (busy timeout 0): in WAL mode a
+reader does not wait for writers, a page of 1,000 rows takes a few hundred µs, and it avoids
+handing the GIL back and forth with the thread once per row (sqlite3 releases it around every
+step), which made a listing several times dearer under load. Should a read find the database
+busy (WAL recovery after a crash), it is retried on the writer's thread, which may wait.
+WAL mode lets several processes share the file; `synchronous=NORMAL` makes every committed
+purge survive a crash of the process (kill -9), `synchronous=FULL` also a power loss.
 """
 
 from __future__ import annotations
@@ -131,6 +137,7 @@ class SqliteStorage:
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
         self._batcher: WriteBatcher[tuple[str, str, int, int, str]] = WriteBatcher(
             self._write_batch
         )
@@ -160,6 +167,27 @@ class SqliteStorage:
             return NO_CHANGES
         self._wal_seen = state
         return EVERYTHING
+
+    def _read_now(self, work: Callable[[sqlite3.Connection], T]) -> T | None:
+        """Run a read on the calling (event loop) thread; None when the database is busy."""
+        try:
+            if self._reader is None:
+                reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                reader.execute("PRAGMA busy_timeout=0")
+                reader.execute("PRAGMA query_only=1")
+                self._reader = reader
+            return work(self._reader)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return None
+            raise StorageError(f"SQLite: {error}") from error
+        except sqlite3.Error as error:
+            raise StorageError(f"SQLite: {error}") from error
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A read: at once on this thread, or on the writer's thread if the file is busy."""
+        done = self._read_now(work)
+        return done if done is not None else await self._run(work)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -217,7 +245,7 @@ class SqliteStorage:
         await self._run(write)
 
     async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
-        rows = await self._run(lambda c: c.execute(_POOL, (worker_pool_id, now)).fetchall())
+        rows = await self._read(lambda c: c.execute(_POOL, (worker_pool_id, now)).fetchall())
         return [_row(r) for r in rows]
 
     async def list_page(
@@ -237,7 +265,7 @@ class SqliteStorage:
             if after is None
             else (_NEXT_WIRE, (after[0], after[1], now, limit))
         )
-        rows = await self._run(lambda c: c.execute(query, args).fetchall())
+        rows = await self._read(lambda c: c.execute(query, args).fetchall())
         return [row[0] for row in rows]
 
     async def expire(self, now: int) -> int:
@@ -254,6 +282,10 @@ class SqliteStorage:
         await self._run(lambda c: c.execute("SELECT 1 FROM cache_purges LIMIT 1").fetchone())
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
         def shut() -> None:
             if self._conn is not None:
                 self._conn.close()
