@@ -579,11 +579,9 @@ class PurgeCacheApp:
                 "InvalidRequestArguments", "Invalid query-string parameter continuationToken"
             )
         try:
-            entries, next_token = await self.service.list_page(token, int(limit_text))
+            body = await self.service.list_json(token, int(limit_text))
         except InvalidContinuationToken as error:
             raise ApiError("InputError", "invalid continuation token") from error
-        head = b'{"continuationToken":"%s",' % next_token.encode() if next_token else b"{"
-        body = head + b'"requests":' + entries + b"}"
         return self._maybe_gzip(request, json_response(200, body))
 
     def _maybe_gzip(self, request: Request, response: Response) -> Response:
