@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from purgecache.storage.base import wire_entry
+
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
 from hawk_signing import HawkAuth
 
@@ -252,7 +254,10 @@ def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: P
         far = 2**50
         conn.executemany(
             "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
-            [(f"p{i // 100}/w", f"c{i}", 1, far, f'{{"n":{i}}}') for i in range(3000)],
+            [
+                (f"p{i // 100}/w", f"c{i}", 1, far, wire_entry(f"p{i // 100}/w", f"c{i}", 1))
+                for i in range(3000)
+            ],
         )
     url = f"{live.api}/purge-cache/list?limit=1000"
     with httpx.Client(auth=HawkAuth(*ADMIN), timeout=10) as client:

@@ -45,7 +45,7 @@ from purgecache.api.responses import (
 )
 from purgecache.api.routes import Call, match_route
 from purgecache.auth.authenticators import Authenticator
-from purgecache.logs import log_event
+from purgecache.logs import LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
@@ -115,6 +115,8 @@ class PurgeCacheApp:
         self.max_body_bytes = max_body_bytes
         self.expire_interval_ms = expire_interval_ms
         self.access_log_enabled = access_log_enabled
+        self._access_lines = LineBatcher(access_log)
+        self._audit_lines = LineBatcher(audit_log)
         self.on_shutdown = on_shutdown
         self.metrics = metrics or Metrics()
         service.on_cache_hit = self.metrics.cache_hit
@@ -176,6 +178,7 @@ class PurgeCacheApp:
                 protocol.response_bytes(200, hot[0], hot[1])
                 return
         request = Request.from_rsgi(scope)
+        request.read_whole = protocol
         status, headers, body = await self.handle(request, protocol)
         protocol.response_bytes(status, headers, body)
 
@@ -293,6 +296,8 @@ class PurgeCacheApp:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self.metrics.flush()
+        self._access_lines.flush()
+        self._audit_lines.flush()
         if self.on_shutdown is not None:
             await self.on_shutdown()
 
@@ -358,19 +363,17 @@ class PurgeCacheApp:
         client_ip: str | None,
         request_id: str,
     ) -> None:
-        access_log.info(
-            orjson.dumps(
-                {
-                    "event": "request",
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    "client_id": client_id,
-                    "client_ip": client_ip,
-                    "request_id": request_id,
-                }
-            ).decode()
+        self._access_lines.add(
+            {
+                "event": "request",
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                "client_id": client_id,
+                "client_ip": client_ip,
+                "request_id": request_id,
+            }
         )
 
     # ---- dispatch ----------------------------------------------------------------------
@@ -519,16 +522,14 @@ class PurgeCacheApp:
         await self.authorizer.authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
         self.metrics.purges_accepted += 1
-        audit_log.info(
-            orjson.dumps(
-                {
-                    "event": "purge",
-                    "client_id": call.client_id,
-                    "worker_pool_id": pool,
-                    "cache_name": cache_name,
-                    "before": format_time(purge.before),
-                }
-            ).decode()
+        self._audit_lines.add(
+            {
+                "event": "purge",
+                "client_id": call.client_id,
+                "worker_pool_id": pool,
+                "cache_name": cache_name,
+                "before": format_time(purge.before),
+            }
         )
         return Response(204)
 

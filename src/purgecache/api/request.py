@@ -50,6 +50,8 @@ class Request:
     body: bytes = b""
     payload: Any = field(default_factory=dict)  # parsed JSON body, or {} when there is none
     is_json: bool = False
+    # The whole body at once (RSGI); used when Content-Length says it is small enough.
+    read_whole: Callable[[], Awaitable[bytes]] | None = None
 
     @classmethod
     def from_asgi(cls, scope: Mapping[str, Any]) -> Request:
@@ -192,14 +194,17 @@ async def read_body(request: Request, chunks: AsyncIterable[bytes], limit: int) 
         return b""  # no body: the common GET
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-        parts.append(chunk)
-    body = b"".join(parts)
+    if request.read_whole is not None and declared is not None and declared.isdigit():
+        body = await request.read_whole()  # the server stops at Content-Length
+    else:
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
+            parts.append(chunk)
+        body = b"".join(parts)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if body and encoding not in ("", "identity"):
         body = _inflate(body, encoding, limit)
