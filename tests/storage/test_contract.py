@@ -58,6 +58,28 @@ def test_upsert_keeps_one_row_and_moves_both_times(
     runner.run(scenario())
 
 
+def test_concurrent_purges_of_one_cache_share_a_batch_and_the_last_stands(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Purges queued together (one group commit) may name the same cache several times; every
+    one is acknowledged, one row remains, and it holds the last one queued."""
+
+    async def scenario() -> None:
+        await asyncio.gather(
+            *(storage.purge("p/w", f"c{i % 3}", NOW + i, NOW + 100 + i) for i in range(30)),
+            storage.purge("q/w", "c0", NOW, NOW + 100),
+        )
+        rows = await storage.purge_requests("p/w", NOW)
+        assert [(r.cache_name, r.before) for r in rows] == [
+            ("c0", NOW + 27),
+            ("c1", NOW + 28),
+            ("c2", NOW + 29),
+        ]
+        assert len(await storage.purge_requests("q/w", NOW)) == 1
+
+    runner.run(scenario())
+
+
 def test_pool_reads_are_ordered_and_skip_expired(storage: Storage, runner: asyncio.Runner) -> None:
     """A pool's rows come in cache-name order without rows whose expiry has passed."""
 

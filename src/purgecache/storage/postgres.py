@@ -43,10 +43,16 @@ MIGRATE_LOCK = 0x70757267_6D696772 & 0x7FFFFFFFFFFFFFFF
 EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
-_UPSERT = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
+# A whole batch in one statement (one round trip, its own transaction in autocommit mode):
+# the rows as arrays, upserted, and a notification per pool they touched, sent at commit.
+_UPSERT_BATCH = (
+    "WITH written AS ("
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
     "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire "
+    "RETURNING worker_pool_id) "
+    "SELECT pg_notify(%s, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
@@ -209,18 +215,13 @@ class PostgresStorage:
         await self._batcher.write((worker_pool_id, cache_name, before, expires, wire))
 
     async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
-        pools = sorted({row[0] for row in rows})
+        # One statement may not update a row twice: of several purges of one cache in the
+        # batch, the last one stands (as it would have, written one after the other).
+        latest = {(row[0], row[1]): row for row in rows}
+        columns = [list(column) for column in zip(*latest.values(), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            async with conn.transaction():
-                if len(rows) == 1:
-                    await conn.execute(_UPSERT, rows[0])
-                else:
-                    async with conn.cursor() as cursor:
-                        await cursor.executemany(_UPSERT, rows)
-                await conn.execute(
-                    "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p", (CHANNEL, pools)
-                )
+            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL))
 
         await self._run(write)
 
