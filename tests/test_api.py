@@ -548,3 +548,30 @@ def test_hot_and_general_paths_answer_alike(admin: httpx.Client, path: str) -> N
     else:
         assert hot.content == general.content
         assert [r["cacheName"] for r in hot.json()["requests"]] == ["cache-a", "cache-b"]
+
+
+def test_hot_and_general_purges_answer_alike(admin: httpx.Client) -> None:
+    """A plain signed purge takes the RSGI hot path; with `Content-Encoding: identity` it takes
+    the general one. Both store the purge and answer the same 204."""
+    url = "/purge-cache/same%2Fpurge"
+    trace = {"X-Taskcluster-Trace-Id": "trace-alike"}
+    hot = admin.post(url, json={"cacheName": "hot"}, headers=trace)
+    general = admin.post(
+        url, json={"cacheName": "general"}, headers={**trace, "Content-Encoding": "identity"}
+    )
+    assert hot.status_code == general.status_code == 204
+    assert hot.content == general.content == b""
+    varying = {"x-for-request-id", "date"}
+    assert {k: v for k, v in hot.headers.items() if k not in varying} == {
+        k: v for k, v in general.headers.items() if k not in varying
+    }
+    stored = admin.get("/purge-cache/same%2Fpurge").json()["requests"]
+    assert [r["cacheName"] for r in stored] == ["general", "hot"]
+
+
+def test_a_signed_purge_with_a_bad_body_still_gets_the_schema_error(admin: httpx.Client) -> None:
+    """The hot path reads the body, gives up on it, and the general path explains it."""
+    response = admin.post("/purge-cache/bad%2Fbody", json={"cacheName": 5, "extra": True})
+    body = assert_error(response, 400, "InputValidationError")
+    assert "must match the schema" in str(body["message"])
+    assert body["requestInfo"]["payload"] == {"cacheName": 5, "extra": True}

@@ -44,6 +44,7 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.api.routes import Call, match_route
+from purgecache.auth import hawk
 from purgecache.auth.authenticators import Authenticator
 from purgecache.logs import LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
@@ -69,6 +70,18 @@ ROBOTS = b"User-Agent: *\nDisallow: /\n"
 
 _NOSNIFF = ("x-content-type-options", "nosniff")
 _SECURITY_HEADERS = (("content-security-policy", API_CSP), _NOSNIFF)
+
+
+async def scope_body(request: Request) -> bytes:
+    """Read the whole body once; later reads (the general path) get the same bytes."""
+    assert request.read_whole is not None
+    body = await request.read_whole()
+
+    async def again() -> bytes:
+        return body
+
+    request.read_whole = again
+    return body
 
 
 def _only_since(query: str) -> int | None:
@@ -134,6 +147,7 @@ class PurgeCacheApp:
         self._pool_path = f"{self.base}purge-cache/"
         self._ping_path = f"{self.base}ping"
         self._hot_headers: Headers = [JSON_TYPE, *API_HEADERS, *_SECURITY_HEADERS]
+        self._hot_204_headers: Headers = [*API_HEADERS, *_SECURITY_HEADERS]
         self._handlers: dict[str, Callable[[Request, Call], Awaitable[Response]]] = {
             "ping": self.ping,
             "lbheartbeat": self.lbheartbeat,
@@ -179,6 +193,11 @@ class PurgeCacheApp:
                 return
         request = Request.from_rsgi(scope)
         request.read_whole = protocol
+        if scope.method == "POST" and request.path.startswith(self._pool_path):
+            purged = await self._hot_purge_cache(scope, request)
+            if purged is not None:
+                protocol.response_empty(204, purged)
+                return
         status, headers, body = await self.handle(request, protocol)
         protocol.response_bytes(status, headers, body)
 
@@ -258,6 +277,92 @@ class PurgeCacheApp:
         if len(body) >= GZIP_MIN_BYTES and "gzip" in headers.get("accept-encoding", ""):
             return None
         return self._hot_answer(scope, "purgeRequests", started, body, verdict.client_id)
+
+    async def _hot_purge_cache(self, scope: Any, request: Request) -> Headers | None:
+        """purgeCache's common success. The body, once read, stays with `request` for the
+        general path should this one give up."""
+        started = time.perf_counter()
+        headers = request.headers
+        pool = request.path[len(self._pool_path) :]
+        length = headers.get("content-length", "")
+        authorization = headers.get("authorization")
+        content_type = headers.get("content-type", "")
+        if (
+            authorization is None
+            or request.query
+            or not length.isdigit()
+            or int(length) > self.max_body_bytes
+            or "content-encoding" in headers
+            or "transfer-encoding" in headers
+            or content_type.partition(";")[0].strip().lower() != "application/json"
+            or not is_worker_pool_id(pool)
+        ):
+            return None
+        body = await scope_body(request)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if not plainly_valid(payload, self.max_cache_name):
+            return None
+        cache_name: str = payload["cacheName"]
+        found = host_port(
+            headers.get("host", ""),
+            headers.get("x-forwarded-port", ""),
+            headers.get("x-forwarded-proto", ""),
+            request.tls,
+        )
+        if found is None:
+            return None
+        targets = decoded_pool_targets(self.base, request.path, "", pool)
+        try:
+            verdict = self.authorizer.local_verdict(
+                "POST", targets, found[0], found[1], authorization
+            ) or await self.authorizer.verdict(
+                "POST",
+                targets,
+                found[0],
+                found[1],
+                authorization,
+                self.authorizer.client_ip(request),
+                headers.get("x-taskcluster-trace-id"),
+            )
+            if (
+                verdict.failed
+                or verdict.scopes is None
+                or (
+                    verdict.hash is not None
+                    and not hawk.same(hawk.payload_hash(content_type, body), verdict.hash)
+                )
+                or not verdict.scopes.satisfies_scope(f"purge-cache:{pool}:{cache_name}")
+            ):
+                return None
+            purge = await self.service.purge(pool, cache_name)
+        except (ApiError, StorageError):
+            return None
+        self.metrics.purges_accepted += 1
+        self._audit_lines.add(
+            {
+                "event": "purge",
+                "client_id": verdict.client_id,
+                "worker_pool_id": pool,
+                "cache_name": cache_name,
+                "before": format_time(purge.before),
+            }
+        )
+        request_id = new_id()
+        answer = [
+            *self._hot_204_headers,
+            ("x-for-request-id", request_id),
+            ("x-for-trace-id", headers.get("x-taskcluster-trace-id") or new_id()),
+        ]
+        self.metrics.observe_request("purgeCache", 204, time.perf_counter() - started)
+        if self.access_log_enabled:
+            client_ip = self.authorizer.client_ip(request)
+            self._write_access_log(
+                "POST", "purgeCache", 204, started, verdict.client_id, client_ip, request_id
+            )
+        return answer
 
     def _hot_answer(
         self, scope: Any, name: str, started: float, body: bytes, client_id: str | None
