@@ -88,7 +88,12 @@ def test_api_reference_lists_current_entries(server: LiveServer) -> None:
     assert ref["$schema"] == f"{server.root_url}/schemas/common/api-reference-v0.json#"
     entries = {entry["name"]: entry for entry in ref["entries"]}
     assert list(entries) == [
-        "ping", "lbheartbeat", "version", "purgeCache", "allPurgeRequests", "purgeRequests",
+        "ping",
+        "lbheartbeat",
+        "version",
+        "purgeCache",
+        "allPurgeRequests",
+        "purgeRequests",
         "heartbeat",
     ]
     assert entries["purgeRequests"]["route"] == "/purge-cache/<workerPoolId>"
@@ -118,8 +123,11 @@ def test_seed_and_current_routes_address_the_same_pool(admin: httpx.Client) -> N
     """A purge via /a/b is listed via a%2Fb and a%2fb, and the other way round."""
     assert admin.post("/purge-cache/gen-a/linux", json={"cacheName": "seed"}).status_code == 204
     purge(admin, "gen-a/linux", "current")
-    for path in ("/purge-cache/gen-a/linux", "/purge-cache/gen-a%2Flinux",
-                 "/purge-cache/gen-a%2flinux"):
+    for path in (
+        "/purge-cache/gen-a/linux",
+        "/purge-cache/gen-a%2Flinux",
+        "/purge-cache/gen-a%2flinux",
+    ):
         names = [entry["cacheName"] for entry in admin.get(path).json()["requests"]]
         assert names == ["current", "seed"], path
 
@@ -263,8 +271,8 @@ def test_pagination_neither_skips_nor_repeats_when_rows_arrive(
         purge(client, "keyset/pool", "a-before-cursor")
         purge(client, "keyset/pool", "z-after-cursor")
         rest = client.get(
-            "/purge-cache/list", params={"limit": "100", "continuationToken":
-                                         first["continuationToken"]}
+            "/purge-cache/list",
+            params={"limit": "100", "continuationToken": first["continuationToken"]},
         ).json()
         names = [e["cacheName"] for e in first["requests"] + rest["requests"]]
         assert names == [f"m{i}" for i in range(10)] + ["z-after-cursor"]
@@ -349,8 +357,12 @@ def test_request_without_payload_hash_is_accepted(server: LiveServer) -> None:
     url = f"{server.api}/purge-cache/nohash/pool"
     body = b'{"cacheName":"c"}'
     sender = mohawk.Sender(
-        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"}, url, "POST",
-        always_hash_content=False, content=EmptyValue, content_type=EmptyValue,
+        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"},
+        url,
+        "POST",
+        always_hash_content=False,
+        content=EmptyValue,
+        content_type=EmptyValue,
     )
     headers = {"Authorization": sender.request_header, "Content-Type": "application/json"}
     assert "hash=" not in sender.request_header
@@ -363,8 +375,11 @@ def test_tampered_payload_fails_the_hash_check(server: LiveServer) -> None:
 
     url = f"{server.api}/purge-cache/tamper/pool"
     sender = mohawk.Sender(
-        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"}, url, "POST",
-        content='{"cacheName":"a"}', content_type="application/json",
+        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"},
+        url,
+        "POST",
+        content='{"cacheName":"a"}',
+        content_type="application/json",
     )
     headers = {"Authorization": sender.request_header, "Content-Type": "application/json"}
     response = httpx.post(url, content=b'{"cacheName":"b"}', headers=headers)
@@ -438,7 +453,8 @@ def test_oversize_body_is_413(server: LiveServer) -> None:
     """Bodies over the documented 64 KiB limit get 413 InputTooLarge."""
     body = json.dumps({"cacheName": "x" * (70 * 1024)})
     response = httpx.post(
-        f"{server.api}/purge-cache/big/pool", content=body,
+        f"{server.api}/purge-cache/big/pool",
+        content=body,
         headers={"Content-Type": "application/json"},
     )
     assert_error(response, 413, "InputTooLarge")
@@ -451,8 +467,12 @@ def test_gzip_encoded_request_body_is_inflated(server: LiveServer) -> None:
 
     url = f"{server.api}/purge-cache/gz/pool"
     sender = mohawk.Sender(
-        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"}, url, "POST",
-        always_hash_content=False, content=EmptyValue, content_type=EmptyValue,
+        {"id": ADMIN[0], "key": ADMIN[1], "algorithm": "sha256"},
+        url,
+        "POST",
+        always_hash_content=False,
+        content=EmptyValue,
+        content_type=EmptyValue,
     )
     headers = {
         "Authorization": sender.request_header,
@@ -471,8 +491,13 @@ def test_gzip_encoded_request_body_is_inflated(server: LiveServer) -> None:
 
 def test_unknown_paths_and_methods_are_plain_404(server: LiveServer) -> None:
     """Unknown routes and wrong methods get 404 {"error": "Not found"} with API headers."""
-    for method, path in [("GET", "/nope"), ("DELETE", "/ping"), ("PUT", "/purge-cache/a/b"),
-                         ("GET", "/Purge-Cache/a/b"), ("GET", "/purge-cache")]:
+    for method, path in [
+        ("GET", "/nope"),
+        ("DELETE", "/ping"),
+        ("PUT", "/purge-cache/a/b"),
+        ("GET", "/Purge-Cache/a/b"),
+        ("GET", "/purge-cache"),
+    ]:
         response = httpx.request(method, f"{server.api}{path}")
         assert response.status_code == 404, (method, path)
         assert response.json() == {"error": "Not found"}
@@ -514,6 +539,19 @@ def test_gzip_replies_when_asked(admin: httpx.Client) -> None:
     assert len(raw.json()["requests"]) == 40
     plain = admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+    refused = admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "gzip;q=0, br"})
+    assert "content-encoding" not in refused.headers
+    # The hot path (a plain GET) and the general one (a GET with an empty body) compress alike,
+    # and a repeated answer (kept compressed) is the same answer.
+    hot = [admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "GZIP"}) for _ in "ab"]
+    general = admin.get(
+        "/purge-cache/gzip/pool", headers={"Accept-Encoding": "gzip", "Content-Length": "0"}
+    )
+    for answer in (*hot, general):
+        assert answer.headers["content-encoding"] == "gzip"
+        assert answer.headers["vary"] == "Accept-Encoding"
+        assert answer.json() == plain.json()
+    assert hot[0].headers["content-length"] == general.headers["content-length"]
 
 
 @pytest.mark.parametrize(

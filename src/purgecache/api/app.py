@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import logging
 import time
@@ -65,6 +66,9 @@ audit_log = logging.getLogger("purgecache.audit")
 log = logging.getLogger("purgecache")
 
 GZIP_MIN_BYTES = 1024
+GZIP_KEEP = 128  # compressed answers kept, each at most GZIP_KEEP_MAX_BYTES before compression
+GZIP_KEEP_MAX_BYTES = 64 * 1024
+_GZIP_HEADERS: Headers = [("content-encoding", "gzip"), ("vary", "Accept-Encoding")]
 ROBOTS = b"User-Agent: *\nDisallow: /\n"
 
 
@@ -92,6 +96,16 @@ def _only_since(query: str) -> int | None:
         return parse_since(unquote_plus(query[6:], errors="strict"))
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept-Encoding values
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value allows gzip (mentioned, and not with q=0)."""
+    accept_encoding = accept_encoding.lower()
+    if "gzip" not in accept_encoding:
+        return False
+    refused = ("gzip;q=0", "gzip;q=0.0", "gzip;q=0.00", "gzip;q=0.000")
+    return not any(p.strip().replace(" ", "") in refused for p in accept_encoding.split(","))
 
 
 def plainly_valid(payload: object, max_cache_name: int) -> bool:
@@ -148,6 +162,7 @@ class PurgeCacheApp:
         self._ping_path = f"{self.base}ping"
         self._hot_headers: Headers = [JSON_TYPE, *API_HEADERS, *_SECURITY_HEADERS]
         self._hot_204_headers: Headers = [*API_HEADERS, *_SECURITY_HEADERS]
+        self._gzipped: dict[bytes, bytes] = {}
         self._handlers: dict[str, Callable[[Request, Call], Awaitable[Response]]] = {
             "ping": self.ping,
             "lbheartbeat": self.lbheartbeat,
@@ -274,9 +289,10 @@ class PurgeCacheApp:
             ) or await self.service.purge_requests_json(pool, since)
         except (ApiError, StorageError):
             return None
-        if len(body) >= GZIP_MIN_BYTES and "gzip" in headers.get("accept-encoding", ""):
-            return None
-        return self._hot_answer(scope, "purgeRequests", started, body, verdict.client_id)
+        encoding = None
+        if len(body) >= GZIP_MIN_BYTES and accepts_gzip(headers.get("accept-encoding", "")):
+            body, encoding = self._gzip(body), _GZIP_HEADERS
+        return self._hot_answer(scope, "purgeRequests", started, body, verdict.client_id, encoding)
 
     async def _hot_purge_cache(self, scope: Any, request: Request) -> Headers | None:
         """purgeCache's common success. The body, once read, stays with `request` for the
@@ -365,7 +381,13 @@ class PurgeCacheApp:
         return answer
 
     def _hot_answer(
-        self, scope: Any, name: str, started: float, body: bytes, client_id: str | None
+        self,
+        scope: Any,
+        name: str,
+        started: float,
+        body: bytes,
+        client_id: str | None,
+        encoding: Headers | None = None,
     ) -> tuple[Headers, bytes]:
         request_id = new_id()
         headers = [
@@ -373,6 +395,8 @@ class PurgeCacheApp:
             ("x-for-request-id", request_id),
             ("x-for-trace-id", scope.headers.get("x-taskcluster-trace-id") or new_id()),
         ]  # granian adds Content-Length to a response_bytes reply
+        if encoding is not None:
+            headers += encoding
         self.metrics.observe_request(name, 200, time.perf_counter() - started)
         if self.access_log_enabled:
             client_ip = self._rsgi_client_ip(scope, scope.headers)
@@ -691,13 +715,23 @@ class PurgeCacheApp:
         return self._maybe_gzip(request, json_response(200, body))
 
     def _maybe_gzip(self, request: Request, response: Response) -> Response:
-        accepted = request.headers.get("accept-encoding", "")
-        if len(response.body) < GZIP_MIN_BYTES or "gzip" not in accepted:
-            return response
-        if any(
-            p.strip().replace(" ", "") in ("gzip;q=0", "gzip;q=0.0") for p in accepted.split(",")
+        if len(response.body) < GZIP_MIN_BYTES or not accepts_gzip(
+            request.headers.get("accept-encoding", "")
         ):
             return response
-        response.body = gzip.compress(response.body, compresslevel=5, mtime=0)
-        response.headers += [("content-encoding", "gzip"), ("vary", "Accept-Encoding")]
+        response.body = self._gzip(response.body)
+        response.headers += _GZIP_HEADERS
         return response
+
+    def _gzip(self, body: bytes) -> bytes:
+        """gzip of an answer; the last few compressed answers are kept (a pool's answer is
+        one bytes object for as long as it is cached, and every worker of a fleet asks for
+        it: compress it once, not once per request)."""
+        if len(body) > GZIP_KEEP_MAX_BYTES:
+            return gzip.compress(body, compresslevel=5, mtime=0)
+        packed = self._gzipped.get(body)
+        if packed is None:
+            packed = self._gzipped[body] = gzip.compress(body, compresslevel=5, mtime=0)
+            if len(self._gzipped) > GZIP_KEEP:
+                del self._gzipped[next(iter(self._gzipped))]  # the oldest
+        return packed
