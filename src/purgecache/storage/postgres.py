@@ -221,7 +221,7 @@ class PostgresStorage:
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL), binary=True)
 
         await self._run(write)
 
