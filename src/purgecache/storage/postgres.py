@@ -44,15 +44,16 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
-# the rows as arrays, upserted, and a notification per pool they touched, sent at commit.
+# the rows as arrays (sent in binary: no escaping), upserted, and a notification per pool they
+# touched, sent at commit.
 _UPSERT_BATCH = (
     "WITH written AS ("
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
-    "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::text[]) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[]) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire "
     "RETURNING worker_pool_id) "
-    "SELECT pg_notify(%s, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
+    "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
@@ -221,7 +222,7 @@ class PostgresStorage:
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL), binary=True)
+            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL))
 
         await self._run(write)
 
