@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +203,38 @@ def test_a_server_that_never_answers_times_out() -> None:
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError):
         KeepAliveClient("ftp://example.com/")
+
+
+def test_https_with_a_verified_certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Taskcluster deployment's auth service is https: the certificate is verified against
+    the default trust store (here one holding only a throwaway certificate for 127.0.0.1)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+
+    async def scenario() -> None:
+        server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_side.load_cert_chain(cert, key)
+        scripted = ScriptedServer(lambda body, n: ok(b'{"tls":true}'))
+        scripted.server = await asyncio.start_server(
+            scripted._serve, "127.0.0.1", 0, ssl=server_side
+        )
+        port = scripted.server.sockets[0].getsockname()[1]
+        client = KeepAliveClient(f"https://127.0.0.1:{port}/api/auth/v1/authenticate-hawk")
+        for _ in range(3):
+            assert await client.post_json(b"{}") == (200, b'{"tls":true}')
+        assert scripted.connections == 1
+        await client.close()
+        monkeypatch.delenv("SSL_CERT_FILE")
+        stranger = KeepAliveClient(f"https://127.0.0.1:{port}/")  # system CAs only
+        with pytest.raises(HttpError):
+            await stranger.post_json(b"{}")
+        await scripted.stop()
+        await asyncio.sleep(0.01)
+
+    run(scenario)
