@@ -199,17 +199,25 @@ class PurgeCacheApp:
         if scope.method == "GET":
             path = scope.path
             hot: tuple[Headers, bytes] | None = None
-            if path.startswith(self._pool_path):
-                hot = await self._hot_purge_requests(scope, path[len(self._pool_path) :])
-            elif path == self._ping_path:
-                hot = self._hot_ping(scope)
+            try:
+                if path.startswith(self._pool_path):
+                    hot = await self._hot_purge_requests(scope, path[len(self._pool_path) :])
+                elif path == self._ping_path:
+                    hot = self._hot_ping(scope)
+            except Exception:  # a bug: logged, and the general path answers
+                log.exception("hot path failed; the general path answers")
             if hot is not None:
                 protocol.response_bytes(200, hot[0], hot[1])
                 return
         request = Request.from_rsgi(scope)
         request.read_whole = protocol
         if scope.method == "POST" and request.path.startswith(self._pool_path):
-            purged = await self._hot_purge_cache(scope, request)
+            purged: Headers | None = None
+            # On a bug: logged, and the general path answers (storing a purge is idempotent).
+            try:
+                purged = await self._hot_purge_cache(scope, request)
+            except Exception:
+                log.exception("hot path failed; the general path answers")
             if purged is not None:
                 protocol.response_empty(204, purged)
                 return
@@ -224,10 +232,10 @@ class PurgeCacheApp:
         """RSGI: called in the worker after it stopped serving."""
         loop.run_until_complete(self.shutdown())
 
-    # ---- the hot paths: the common successes of ping and purgeRequests under RSGI ------------
-    # They answer exactly what the general path would (a test compares the two); anything
-    # unusual (a body, gzip, another query parameter, any failure) returns None and takes the
-    # general path, which then produces the answer or the precise error.
+    # ---- the hot paths: the common successes of ping, purgeRequests, purgeCache under RSGI ---
+    # They answer exactly what the general path would (tests compare the two); anything
+    # unusual (a body on a GET, another query parameter, any failure) returns None and takes
+    # the general path, which then produces the answer or the precise error.
 
     def _hot_ping(self, scope: Any) -> tuple[Headers, bytes] | None:
         if scope.query_string:
