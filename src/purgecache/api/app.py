@@ -45,12 +45,13 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.api.routes import Call, match_route
-from purgecache.auth import hawk
+from purgecache.auth import credentials, hawk
 from purgecache.auth.authenticators import Authenticator
 from purgecache.logs import LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import (
     WORKER_POOL_ID_JS_PATTERN,
+    PurgeRequest,
     format_time,
     is_worker_pool_id,
     parse_since,
@@ -247,9 +248,8 @@ class PurgeCacheApp:
     async def _hot_purge_requests(self, scope: Any, pool: str) -> tuple[Headers, bytes] | None:
         started = time.perf_counter()
         headers = scope.headers
-        authorization = headers.get("authorization")
         if (
-            authorization is None
+            "authorization" not in headers
             or "content-length" in headers
             or "transfer-encoding" in headers
             or not is_worker_pool_id(pool)
@@ -261,35 +261,20 @@ class PurgeCacheApp:
             since = _only_since(query)
             if since is None:
                 return None
-        found = host_port(
-            headers.get("host", ""),
-            headers.get("x-forwarded-port", ""),
-            headers.get("x-forwarded-proto", ""),
-            scope.scheme == "https",
-        )
-        if found is None:
-            return None
-        targets = decoded_pool_targets(self.base, scope.path, query, pool)
         try:
-            verdict = self.authorizer.local_verdict(
-                "GET", targets, found[0], found[1], authorization
-            ) or await self.authorizer.verdict(
+            verdict = await self._hot_verdict(
                 "GET",
-                targets,
-                found[0],
-                found[1],
-                authorization,
-                self._rsgi_client_ip(scope, headers),
-                headers.get("x-taskcluster-trace-id"),
+                scope.path,
+                query,
+                pool,
+                headers,
+                scope.scheme == "https",
+                scope.client,
+                f"purge-cache:purge-requests::{pool}",
             )
-            if (
-                verdict.failed
-                or verdict.scopes is None
-                or (
-                    verdict.hash is not None
-                    and verdict.hash != empty_payload_hash(headers.get("content-type"))
-                )
-                or not verdict.scopes.satisfies_scope(f"purge-cache:purge-requests::{pool}")
+            if verdict is None or (
+                verdict.hash is not None
+                and verdict.hash != empty_payload_hash(headers.get("content-type"))
             ):
                 return None
             body = self.service.cached_purge_requests_json(
@@ -309,10 +294,9 @@ class PurgeCacheApp:
         headers = request.headers
         pool = request.path[len(self._pool_path) :]
         length = headers.get("content-length", "")
-        authorization = headers.get("authorization")
         content_type = headers.get("content-type", "")
         if (
-            authorization is None
+            "authorization" not in headers
             or request.query
             or not length.isdigit()
             or int(length) > self.max_body_bytes
@@ -330,63 +314,68 @@ class PurgeCacheApp:
         if not plainly_valid(payload, self.max_cache_name):
             return None
         cache_name: str = payload["cacheName"]
-        found = host_port(
-            headers.get("host", ""),
-            headers.get("x-forwarded-port", ""),
-            headers.get("x-forwarded-proto", ""),
-            request.tls,
-        )
-        if found is None:
-            return None
-        targets = decoded_pool_targets(self.base, request.path, "", pool)
         try:
-            verdict = self.authorizer.local_verdict(
-                "POST", targets, found[0], found[1], authorization
-            ) or await self.authorizer.verdict(
+            verdict = await self._hot_verdict(
                 "POST",
-                targets,
-                found[0],
-                found[1],
-                authorization,
-                self.authorizer.client_ip(request),
-                headers.get("x-taskcluster-trace-id"),
+                request.path,
+                "",
+                pool,
+                headers,
+                request.tls,
+                scope.client,
+                f"purge-cache:{pool}:{cache_name}",
             )
-            if (
-                verdict.failed
-                or verdict.scopes is None
-                or (
-                    verdict.hash is not None
-                    and not hawk.same(hawk.payload_hash(content_type, body), verdict.hash)
-                )
-                or not verdict.scopes.satisfies_scope(f"purge-cache:{pool}:{cache_name}")
+            if verdict is None or (
+                verdict.hash is not None
+                and not hawk.same(hawk.payload_hash(content_type, body), verdict.hash)
             ):
                 return None
             purge = await self.service.purge(pool, cache_name)
         except (ApiError, StorageError):
             return None
-        self.metrics.purges_accepted += 1
-        self._audit_lines.add(
-            {
-                "event": "purge",
-                "client_id": verdict.client_id,
-                "worker_pool_id": pool,
-                "cache_name": cache_name,
-                "before": format_time(purge.before),
-            }
+        self._audit_purge(verdict.client_id, purge)
+        return self._hot_headers_for(
+            self._hot_204_headers, "POST", "purgeCache", 204, started, verdict.client_id, scope
         )
-        request_id = new_id()
-        answer = [
-            *self._hot_204_headers,
-            ("x-for-request-id", request_id),
-            ("x-for-trace-id", headers.get("x-taskcluster-trace-id") or new_id()),
-        ]
-        self.metrics.observe_request("purgeCache", 204, time.perf_counter() - started)
-        if self.access_log_enabled:
-            client_ip = self.authorizer.client_ip(request)
-            self._write_access_log(
-                "POST", "purgeCache", 204, started, verdict.client_id, client_ip, request_id
+
+    async def _hot_verdict(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        pool: str,
+        headers: Any,
+        tls: bool,
+        peer: str | None,
+        required: str,
+    ) -> credentials.Verdict | None:
+        """A successful verdict holding `required` for a pool URL, or None (the general path
+        will explain the failure)."""
+        found = host_port(
+            headers.get("host", ""),
+            headers.get("x-forwarded-port", ""),
+            headers.get("x-forwarded-proto", ""),
+            tls,
+        )
+        if found is None:
+            return None
+        host, port = found
+        targets = decoded_pool_targets(self.base, path, query, pool)
+        authorization = headers.get("authorization")
+        verdict = self.authorizer.local_verdict(method, targets, host, port, authorization)
+        if verdict is None:
+            verdict = await self.authorizer.verdict(
+                method,
+                targets,
+                host,
+                port,
+                authorization,
+                self._rsgi_client_ip(headers, peer),
+                headers.get("x-taskcluster-trace-id"),
             )
-        return answer
+        if verdict.failed or verdict.scopes is None or not verdict.scopes.satisfies_scope(required):
+            return None
+        return verdict
 
     def _hot_answer(
         self,
@@ -397,27 +386,38 @@ class PurgeCacheApp:
         client_id: str | None,
         encoding: Headers | None = None,
     ) -> tuple[Headers, bytes]:
-        request_id = new_id()
-        headers = [
-            *self._hot_headers,
-            ("x-for-request-id", request_id),
-            ("x-for-trace-id", scope.headers.get("x-taskcluster-trace-id") or new_id()),
-        ]  # granian adds Content-Length to a response_bytes reply
-        if encoding is not None:
-            headers += encoding
-        self.metrics.observe_request(name, 200, time.perf_counter() - started)
-        if self.access_log_enabled:
-            client_ip = self._rsgi_client_ip(scope, scope.headers)
-            self._write_access_log("GET", name, 200, started, client_id, client_ip, request_id)
+        # granian adds Content-Length to a response_bytes reply
+        base = self._hot_headers if encoding is None else [*self._hot_headers, *encoding]
+        headers = self._hot_headers_for(base, "GET", name, 200, started, client_id, scope)
         return headers, body
 
-    def _rsgi_client_ip(self, scope: Any, headers: Any) -> str | None:
-        if self.authorizer.trust_proxy:
-            forwarded = headers.get("x-forwarded-for")
-            if forwarded:
-                return str(forwarded).split(",")[0].strip()
-        client = scope.client
-        return client.rpartition(":")[0] if client else None
+    def _hot_headers_for(
+        self,
+        base: Headers,
+        method: str,
+        name: str,
+        status: int,
+        started: float,
+        client_id: str | None,
+        scope: Any,
+    ) -> Headers:
+        """A hot reply's headers (with fresh ids), counted in the metrics and the access log."""
+        request_id = new_id()
+        headers = scope.headers
+        answer = [
+            *base,
+            ("x-for-request-id", request_id),
+            ("x-for-trace-id", headers.get("x-taskcluster-trace-id") or new_id()),
+        ]
+        self.metrics.observe_request(name, status, time.perf_counter() - started)
+        if self.access_log_enabled:
+            client_ip = self._rsgi_client_ip(headers, scope.client)
+            self._write_access_log(method, name, status, started, client_id, client_ip, request_id)
+        return answer
+
+    def _rsgi_client_ip(self, headers: Any, peer: str | None) -> str | None:
+        address = peer.rpartition(":")[0] if peer else None
+        return self.authorizer.client_address(headers.get("x-forwarded-for"), address)
 
     async def startup(self) -> None:
         """Start background work: change notifications and periodic expiry."""
@@ -658,17 +658,21 @@ class PurgeCacheApp:
         cache_name: str = request.payload["cacheName"]
         await self.authorizer.authorize(request, call, f"purge-cache:{pool}:{cache_name}")
         purge = await self.service.purge(pool, cache_name)
+        self._audit_purge(call.client_id, purge)
+        return Response(204)
+
+    def _audit_purge(self, client_id: str | None, purge: PurgeRequest) -> None:
+        """Count an accepted purge and write its audit line."""
         self.metrics.purges_accepted += 1
         self._audit_lines.add(
             {
                 "event": "purge",
-                "client_id": call.client_id,
-                "worker_pool_id": pool,
-                "cache_name": cache_name,
+                "client_id": client_id,
+                "worker_pool_id": purge.worker_pool_id,
+                "cache_name": purge.cache_name,
                 "before": format_time(purge.before),
             }
         )
-        return Response(204)
 
     def _validate_input(self, payload: object) -> None:
         if plainly_valid(payload, self.max_cache_name):

@@ -95,10 +95,13 @@ class Authorizer:
 
     def client_ip(self, request: Request) -> str | None:
         """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
-        forwarded = request.headers.get("x-forwarded-for")
-        if self.trust_proxy and forwarded:
-            return forwarded.split(",")[0].strip()
-        return request.client_ip
+        return self.client_address(request.headers.get("x-forwarded-for"), request.client_ip)
+
+    def client_address(self, forwarded_for: str | None, peer: str | None) -> str | None:
+        """The caller's address from X-Forwarded-For (only with --trust-proxy) or the peer."""
+        if self.trust_proxy and forwarded_for:
+            return forwarded_for.split(",")[0].strip()
+        return peer
 
     async def authorize(self, request: Request, call: Call, required: str) -> None:
         """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
