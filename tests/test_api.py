@@ -120,16 +120,27 @@ def test_served_schema_is_the_one_bodies_are_checked_against(
 
 
 def test_seed_and_current_routes_address_the_same_pool(admin: httpx.Client) -> None:
-    """A purge via /a/b is listed via a%2Fb and a%2fb, and the other way round."""
+    """A purge via /a/b is listed via a%2Fb, and the other way round."""
     assert admin.post("/purge-cache/gen-a/linux", json={"cacheName": "seed"}).status_code == 204
     purge(admin, "gen-a/linux", "current")
-    for path in (
-        "/purge-cache/gen-a/linux",
-        "/purge-cache/gen-a%2Flinux",
-        "/purge-cache/gen-a%2flinux",
-    ):
+    for path in ("/purge-cache/gen-a/linux", "/purge-cache/gen-a%2Flinux"):
         names = [entry["cacheName"] for entry in admin.get(path).json()["requests"]]
         assert names == ["current", "seed"], path
+
+
+def test_a_lowercase_escape_verifies_only_where_the_raw_path_is_seen(
+    server: LiveServer, admin: httpx.Client, anonymous: httpx.Client
+) -> None:
+    """`a%2fb` (no official client sends it) reaches the pool `a/b`; its signature verifies
+    under ASGI, which sees the target as sent, and not under RSGI, which rebuilds only the
+    `%2F` and literal-slash spellings."""
+    purge(admin, "gen-b/linux", "c")
+    signed = admin.get("/purge-cache/gen-b%2flinux")
+    if "asgi" in server.args:
+        assert [entry["cacheName"] for entry in signed.json()["requests"]] == ["c"]
+    else:
+        assert_error(signed, 401, "AuthenticationFailed")
+    assert anonymous.get("/purge-cache/gen-b%2flinux").status_code == 403
 
 
 def test_entries_have_exactly_the_four_fields(admin: httpx.Client) -> None:
@@ -541,8 +552,8 @@ def test_gzip_replies_when_asked(admin: httpx.Client) -> None:
     assert "content-encoding" not in plain.headers
     refused = admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "gzip;q=0, br"})
     assert "content-encoding" not in refused.headers
-    # The hot path (a plain GET) and the general one (a GET with an empty body) compress alike,
-    # and a repeated answer (kept compressed) is the same answer.
+    # The fast path (a plain GET) and the general one (a GET with an empty body) compress
+    # alike, and a repeated answer (kept compressed) is the same answer.
     hot = [admin.get("/purge-cache/gzip/pool", headers={"Accept-Encoding": "GZIP"}) for _ in "ab"]
     general = admin.get(
         "/purge-cache/gzip/pool", headers={"Accept-Encoding": "gzip", "Content-Length": "0"}
@@ -554,57 +565,70 @@ def test_gzip_replies_when_asked(admin: httpx.Client) -> None:
     assert hot[0].headers["content-length"] == general.headers["content-length"]
 
 
+def fast_answers(server: LiveServer, endpoint: str) -> float:
+    """The server's `purgecache_fast_path_answers_total` for an endpoint (0 before any)."""
+    text = httpx.get(f"{server.root_url}/metrics").text
+    label = f'purgecache_fast_path_answers_total{{endpoint="{endpoint}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(label)]
+    return float(lines[0][len(label) :]) if lines else 0.0
+
+
 @pytest.mark.parametrize(
-    "path",
+    ("path", "endpoint"),
     [
-        "/purge-cache/same%2Fanswer",
-        "/purge-cache/same/answer",
-        "/purge-cache/same%2Fanswer?since=2000-01-01T00%3A00%3A00.000Z",
-        "/ping",
+        ("/purge-cache/same%2Fanswer", "purgeRequests"),
+        ("/purge-cache/same/answer", "purgeRequests"),
+        ("/purge-cache/same%2Fanswer?since=2000-01-01T00%3A00%3A00.000Z", "purgeRequests"),
+        ("/ping", "ping"),
     ],
 )
-def test_hot_and_general_paths_answer_alike(admin: httpx.Client, path: str) -> None:
-    """A plain GET of purgeRequests or ping takes the RSGI hot path; the same GET carrying an
-    empty body (purgeRequests) or a query string ping ignores takes the general one. Callers
-    cannot tell which answered."""
+def test_fast_and_general_paths_answer_alike(
+    server: LiveServer, admin: httpx.Client, path: str, endpoint: str
+) -> None:
+    """A plain GET of purgeRequests or ping takes the fast path (the counter says so); the same
+    GET carrying an empty body takes the general one. Callers cannot tell which answered."""
     purge(admin, "same/answer", "cache-b")
     purge(admin, "same/answer", "cache-a")
     trace = {"X-Taskcluster-Trace-Id": "trace-alike"}
-    hot = admin.get(path, headers=trace)
-    if path == "/ping":
-        general = admin.get(f"{path}?unused=1", headers=trace)
-    else:
-        general = admin.get(path, headers={**trace, "Content-Length": "0"})
-    assert hot.status_code == general.status_code == 200
+    before = fast_answers(server, endpoint)
+    fast = admin.get(path, headers=trace)
+    assert fast_answers(server, endpoint) == before + 1
+    general = admin.get(path, headers={**trace, "Content-Length": "0"})
+    assert fast_answers(server, endpoint) == before + 1
+    assert fast.status_code == general.status_code == 200
     varying = {"x-for-request-id", "date", "content-length"}
-    assert {k: v for k, v in hot.headers.items() if k not in varying} == {
+    assert {k: v for k, v in fast.headers.items() if k not in varying} == {
         k: v for k, v in general.headers.items() if k not in varying
     }
-    assert hot.headers["x-for-request-id"] != general.headers["x-for-request-id"]
+    assert fast.headers["x-for-request-id"] != general.headers["x-for-request-id"]
     if path == "/ping":
-        assert hot.json().keys() == general.json().keys() == {"alive", "uptime"}
+        assert fast.json().keys() == general.json().keys() == {"alive", "uptime"}
     else:
-        assert hot.content == general.content
-        assert [r["cacheName"] for r in hot.json()["requests"]] == ["cache-a", "cache-b"]
+        assert fast.content == general.content
+        assert [r["cacheName"] for r in fast.json()["requests"]] == ["cache-a", "cache-b"]
 
 
-def test_hot_and_general_purges_answer_alike(admin: httpx.Client) -> None:
-    """A plain signed purge takes the RSGI hot path; with `Content-Encoding: identity` it takes
-    the general one. Both store the purge and answer the same 204."""
+def test_fast_and_general_purges_answer_alike(server: LiveServer, admin: httpx.Client) -> None:
+    """A plain signed purge takes the fast path (the counter says so); with
+    `Content-Encoding: identity` it takes the general one. Both store the purge and answer the
+    same 204."""
     url = "/purge-cache/same%2Fpurge"
     trace = {"X-Taskcluster-Trace-Id": "trace-alike"}
-    hot = admin.post(url, json={"cacheName": "hot"}, headers=trace)
+    before = fast_answers(server, "purgeCache")
+    fast = admin.post(url, json={"cacheName": "fast"}, headers=trace)
+    assert fast_answers(server, "purgeCache") == before + 1
     general = admin.post(
         url, json={"cacheName": "general"}, headers={**trace, "Content-Encoding": "identity"}
     )
-    assert hot.status_code == general.status_code == 204
-    assert hot.content == general.content == b""
+    assert fast_answers(server, "purgeCache") == before + 1
+    assert fast.status_code == general.status_code == 204
+    assert fast.content == general.content == b""
     varying = {"x-for-request-id", "date"}
-    assert {k: v for k, v in hot.headers.items() if k not in varying} == {
+    assert {k: v for k, v in fast.headers.items() if k not in varying} == {
         k: v for k, v in general.headers.items() if k not in varying
     }
     stored = admin.get("/purge-cache/same%2Fpurge").json()["requests"]
-    assert [r["cacheName"] for r in stored] == ["general", "hot"]
+    assert [r["cacheName"] for r in stored] == ["fast", "general"]
 
 
 def test_a_signed_purge_with_a_bad_body_still_gets_the_schema_error(admin: httpx.Client) -> None:

@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,66 +18,42 @@ import pytest
 
 from conftest import ADMIN, CLIENTS_TOML, LiveServer
 from hawk_signing import HawkAuth
+from support.auth_service import AuthService
 
 ServerFactory = Callable[..., LiveServer]
 AUTH_PATH = "/api/auth/v1/authenticate-hawk"
 
 
-class FakeAuthService:
-    """An auth service speaking `authenticateHawk`: it records each body and answers by the
-    Hawk id in the header (`admin` -> success with `*`, `reader` -> success with read scopes,
-    anything else -> `auth-failed`; no header -> `no-auth` with no scopes). `status` forces an
-    HTTP error status to simulate an outage.
-    """
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.status = 200
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                fake.bodies.append(body)
-                answer = json.dumps(fake.answer(body)).encode()
-                self.send_response(fake.status if self.path == AUTH_PATH else 404)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+class FakeAuthService(AuthService):
+    """An auth service that answers by the Hawk id in the header without verifying it
+    (`admin` -> success with `*`, `reader` -> success with read scopes, anything else ->
+    `auth-failed`; no header -> `no-auth` with no scopes)."""
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         header = body.get("authorization")
         if header is None:
-            return {"status": "no-auth", "scheme": "none", "scopes": [],
-                    "expires": "2030-01-01T00:00:00.000Z"}
+            return {
+                "status": "no-auth",
+                "scheme": "none",
+                "scopes": [],
+                "expires": "2030-01-01T00:00:00.000Z",
+            }
         client_id = re.search(r'id="([^"]*)"', header)
         found = client_id[1] if client_id else ""
         scopes = {"admin": ["*"], "reader": ["purge-cache:purge-requests::*"]}.get(found)
         if scopes is None:
             return {"status": "auth-failed", "message": "Unauthorized: Bad mac"}
-        answer = {"status": "auth-success", "scheme": "hawk", "clientId": found,
-                  "scopes": scopes, "expires": "2031-01-01T00:00:00.000Z"}
+        answer = {
+            "status": "auth-success",
+            "scheme": "hawk",
+            "clientId": found,
+            "scopes": scopes,
+            "expires": "2031-01-01T00:00:00.000Z",
+        }
         payload_hash = re.search(r'hash="([^"]*)"', header)
         if payload_hash:
             answer["hash"] = payload_hash[1]
         return answer
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -125,10 +100,18 @@ def test_remote_auth_still_checks_the_payload_hash(
 
     live = server_factory("--auth-root-url", fake_auth.root_url)
     url = f"{live.api}/purge-cache/proj-a%2Flinux"
-    sender = mohawk.Sender({"id": "admin", "key": "k", "algorithm": "sha256"}, url, "POST",
-                           content='{"cacheName":"a"}', content_type="application/json")
-    response = httpx.post(url, content=b'{"cacheName":"b"}', headers={
-        "Authorization": sender.request_header, "Content-Type": "application/json"})
+    sender = mohawk.Sender(
+        {"id": "admin", "key": "k", "algorithm": "sha256"},
+        url,
+        "POST",
+        content='{"cacheName":"a"}',
+        content_type="application/json",
+    )
+    response = httpx.post(
+        url,
+        content=b'{"cacheName":"b"}',
+        headers={"Authorization": sender.request_header, "Content-Type": "application/json"},
+    )
     assert response.status_code == 401
     assert "Computed payload hash" in response.json()["message"]
 
@@ -167,8 +150,11 @@ def test_sighup_reloads_clients_without_dropping_requests(
     newcomer = HawkAuth("newcomer", "newcomer-token-000")
     url = f"{live.api}/purge-cache/hup%2Fpool"
     assert httpx.get(url, auth=newcomer).status_code == 401
-    _write_clients(clients, '\n[[clients]]\nclient_id = "newcomer"\naccess_token = '
-                   '"newcomer-token-000"\nscopes = ["purge-cache:purge-requests::*"]\n')
+    _write_clients(
+        clients,
+        '\n[[clients]]\nclient_id = "newcomer"\naccess_token = '
+        '"newcomer-token-000"\nscopes = ["purge-cache:purge-requests::*"]\n',
+    )
     statuses: list[int | str] = []
     stop = threading.Event()
 

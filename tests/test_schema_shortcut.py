@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft6Validator, FormatChecker
 
-from purgecache.api.app import plainly_valid
+from purgecache.api.pipeline import plainly_valid
 from purgecache.api.reference import load_schema
 
 SCHEMA = load_schema("purge-cache-request.json", "http://127.0.0.1:8080")

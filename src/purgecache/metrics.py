@@ -66,6 +66,13 @@ class Metrics:
         self.expired_rows = Counter(
             "purgecache_expired_rows", "Purge requests deleted by expiry", registry=self.registry
         )
+        self.fast_path = Counter(
+            "purgecache_fast_path_answers",
+            "Successful answers given by the fast path, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self._fast: dict[str, int] = {}
         self.cache_hits = 0
         self.cache_misses = 0
         self.purges_accepted = 0
@@ -80,8 +87,11 @@ class Metrics:
         """A purgeRequests answer needed the database."""
         self.cache_misses += 1
 
-    def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        """Count one answered request and its latency (a few dict operations, no I/O)."""
+    def observe_request(self, endpoint: str, status: int, seconds: float, fast: bool) -> None:
+        """Count one answered request and its latency (a few dict operations, no I/O); `fast`:
+        a success the fast path gave."""
+        if fast:
+            self._fast[endpoint] = self._fast.get(endpoint, 0) + 1
         tally = self._pending.get((endpoint, status))
         if tally is None:
             tally = self._pending[(endpoint, status)] = [0, 0.0, [0] * (len(_LATENCY_BUCKETS) + 1)]
@@ -91,6 +101,9 @@ class Metrics:
 
     def flush(self) -> None:
         """Hand the tallies to prometheus_client."""
+        fast, self._fast = self._fast, {}
+        for endpoint, count in fast.items():
+            self.fast_path.labels(endpoint).inc(count)
         pending, self._pending = self._pending, {}
         for (endpoint, status), (count, total, buckets) in pending.items():
             self.requests.labels(endpoint, str(status)).inc(count)

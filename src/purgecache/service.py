@@ -108,6 +108,18 @@ class PurgeService:
         self.on_cache_hit = on_cache_hit
         self.on_cache_miss = on_cache_miss
 
+    async def start(self) -> None:
+        """Start watching storage for changes made elsewhere."""
+        await self.storage.start()
+
+    async def check(self) -> None:
+        """Raise StorageError unless the database answers."""
+        await self.storage.check()
+
+    async def count_open(self) -> int:
+        """How many purge requests are open now."""
+        return await self.storage.count_open(self.clock())
+
     async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
         """Record (or refresh) a purge request; durable when this returns."""
         now = self.clock()

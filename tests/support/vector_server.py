@@ -92,9 +92,14 @@ class VectorServer:
 
 
 def start_vector_server(
-    data_dir: Path, clients_toml: str, root_url: str, interface: str = "rsgi"
+    data_dir: Path,
+    clients_toml: str,
+    root_url: str,
+    interface: str = "rsgi",
+    factory: str = "support.vector_app:app",
 ) -> VectorServer:
-    """Write the clients file, upgrade the database, start granian and wait until it serves."""
+    """Write the clients file, upgrade the database, start granian with `factory` and wait
+    until it serves."""
     data_dir.mkdir(parents=True, exist_ok=True)
     clients_path = data_dir / "vector-clients.toml"
     clients_path.write_text(clients_toml, encoding="utf-8")
@@ -118,7 +123,7 @@ def start_vector_server(
     args = [
         sys.executable, "-m", "granian", "--interface", interface, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "support.vector_app:app",
+        factory,
     ]  # fmt: skip
     log_path = data_dir / f"granian-{port}.log"
     with log_path.open("wb") as log:

@@ -10,11 +10,10 @@ import logging
 from collections.abc import Callable
 
 from purgecache.api.errors import ApiError
-from purgecache.api.request import Request
-from purgecache.api.routes import Call
+from purgecache.api.request import Call, Request
 from purgecache.auth import credentials, hawk
 from purgecache.auth.authenticators import Authenticator, AuthServiceError, LocalAuthenticator
-from purgecache.auth.scopes import ScopeSet
+from purgecache.auth.scopes import ScopeExpression, ScopeSet, unsatisfied
 from purgecache.logs import log_event
 
 log = logging.getLogger("purgecache")
@@ -22,7 +21,9 @@ log = logging.getLogger("purgecache")
 BAD_MAC = "Unauthorized: Bad mac"  # the one failure after which another spelling is tried
 
 
-def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiError:
+def _insufficient_scopes(
+    verdict: credentials.Verdict, required: ScopeExpression, held: ScopeSet
+) -> ApiError:
     if verdict.status == "no-auth":
         text = (
             "This request requires Taskcluster credentials that satisfy the following scope "
@@ -34,7 +35,8 @@ def _insufficient_scopes(verdict: credentials.Verdict, required: str) -> ApiErro
             "following scopes:\n\n```\n{{unsatisfied}}\n```\n\nThis request requires the client "
             "to satisfy the following scope expression:\n\n```\n{{required}}\n```"
         )
-    return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": required})
+    missing = unsatisfied(held, required)
+    return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": missing})
 
 
 def hawk_host_port(request: Request) -> tuple[str, int]:
@@ -79,108 +81,135 @@ def empty_payload_hash(content_type: str | None) -> str:
 
 
 class Authorizer:
-    """Checks one call's credentials and scopes; the clock is read on every call."""
+    """Who is calling (asked once per call) and whether they hold an endpoint's scopes; the
+    clock is read on every call."""
 
     def __init__(
         self,
         authenticator: Authenticator,
         now: Callable[[], int],
-        api_base: str,
         trust_proxy: bool = False,
     ) -> None:
         self.authenticator = authenticator
+        self.local = authenticator if isinstance(authenticator, LocalAuthenticator) else None
         self.now = now
-        self.api_base = api_base
         self.trust_proxy = trust_proxy
+        # Hawk id -> which spelling of a pool URL it signed last (remote verdicts only: a
+        # seed-era client is then asked about once, not twice, per request).
+        self._spelling: dict[str, int] = {}
 
     def client_ip(self, request: Request) -> str | None:
         """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
-        return self.client_address(request.headers.get("x-forwarded-for"), request.client_ip)
+        if self.trust_proxy:
+            forwarded_for = request.headers.get("x-forwarded-for")
+            if forwarded_for:
+                return str(forwarded_for).split(",")[0].strip()
+        return request.client_ip
 
-    def client_address(self, forwarded_for: str | None, peer: str | None) -> str | None:
-        """The caller's address from X-Forwarded-For (only with --trust-proxy) or the peer."""
-        if self.trust_proxy and forwarded_for:
-            return forwarded_for.split(",")[0].strip()
-        return peer
+    def verdict_now(self, request: Request, call: Call) -> credentials.Verdict | None:
+        """The call's verdict without awaiting: already known, or given by the clients file;
+        None when the auth service must be asked (`ask`)."""
+        if call.verdict is None and self.local is not None:
+            host, port = hawk_host_port(request)
+            targets = request.resources(call.params.get("workerPoolId"))
+            authorization = request.headers.get("authorization")
+            verdict = self._local_verdict(request.method, targets, host, port, authorization)
+            self._settle(request, call, verdict)
+        return call.verdict
 
-    async def authorize(self, request: Request, call: Call, required: str) -> None:
-        """Authenticate the request and check it holds `required`; raise 401/403 otherwise."""
+    async def ask(self, request: Request, call: Call) -> credentials.Verdict:
+        """The auth service's verdict on the call (asked once per call); 503 ApiError if none
+        can be had."""
         host, port = hawk_host_port(request)
-        verdict = await self.verdict(
-            request.method,
-            request.resources(self.api_base, call.params.get("workerPoolId")),
-            host,
-            port,
-            request.headers.get("authorization"),
-            self.client_ip(request),
-            request.headers.get("x-taskcluster-trace-id"),
-        )
+        targets = request.resources(call.params.get("workerPoolId"))
+        authorization = request.headers.get("authorization")
+        verdict = await self._remote_verdict(request, targets, host, port, authorization)
+        return self._settle(request, call, verdict)
+
+    def _settle(
+        self, request: Request, call: Call, verdict: credentials.Verdict
+    ) -> credentials.Verdict:
+        """Check a signed payload hash, and keep the verdict with the call."""
         if not verdict.failed and verdict.hash is not None:
             verdict = check_payload_hash(request, verdict)
-        if verdict.failed:
-            raise ApiError(
-                "AuthenticationFailed", verdict.message, headers=(("www-authenticate", "hawk"),)
-            )
+        call.verdict = verdict
         call.client_id = verdict.client_id
-        scopes = verdict.scopes or ScopeSet([])
-        if not scopes.satisfies_scope(required):
-            raise _insufficient_scopes(verdict, required)
+        return verdict
 
-    def local_verdict(
+    def check(self, verdict: credentials.Verdict, required: ScopeExpression) -> None:
+        """401 unless authenticated, 403 unless holding `required`."""
+        if verdict.failed:
+            raise ApiError("AuthenticationFailed", verdict.message)
+        held = verdict.scopes or _NO_SCOPES
+        if not held.satisfies(required):
+            raise _insufficient_scopes(verdict, required, held)
+
+    def _local_verdict(
         self,
         method: str,
-        resources: tuple[str, ...],
+        targets: tuple[str, ...],
         host: str,
         port: int,
         authorization: str | None,
-    ) -> credentials.Verdict | None:
-        """Like `verdict`, without awaiting, when verdicts come from the clients file; None
-        when they come from an auth service."""
-        if not isinstance(self.authenticator, LocalAuthenticator):
-            return None
+    ) -> credentials.Verdict:
+        assert self.local is not None
         now = self.now()
-        for resource in resources:
-            verdict = self.authenticator.authenticate_now(
-                method, resource, host, port, authorization, now
-            )
+        for target in targets:
+            verdict = self.local.authenticate_now(method, target, host, port, authorization, now)
             if verdict.message != BAD_MAC:
                 break
         return verdict
 
-    async def verdict(
+    async def _remote_verdict(
         self,
-        method: str,
-        resources: tuple[str, ...],
+        request: Request,
+        targets: tuple[str, ...],
         host: str,
         port: int,
         authorization: str | None,
-        source_ip: str | None,
-        trace_id: str | None,
     ) -> credentials.Verdict:
-        """The authenticator's verdict, trying each spelling of the request target the client
-        may have signed until one is not a bad MAC; 503 ApiError if no verdict can be had."""
-        for resource in resources:
+        """Ask the auth service about each spelling the client may have signed, the one this
+        client signed last first, until one is not a bad MAC; never past a failure."""
+        hawk_id = _hawk_id(authorization) if len(targets) > 1 else None
+        first = self._spelling.get(hawk_id, 0) if hawk_id is not None else 0
+        order = (targets[first], *targets[:first], *targets[first + 1 :])
+        for target in order:
             try:
                 verdict = await self.authenticator.authenticate(
-                    method,
-                    resource,
+                    request.method,
+                    target,
                     host,
                     port,
                     authorization,
                     now=self.now(),
-                    source_ip=source_ip,
-                    trace_id=trace_id,
+                    source_ip=self.client_ip(request),
+                    trace_id=request.headers.get("x-taskcluster-trace-id"),
                 )
             except AuthServiceError as error:
                 log_event(log, logging.WARNING, "auth-service-error", error=str(error))
                 raise ApiError(
-                    "ServiceUnavailable",
-                    "The authentication service is unavailable; retry.",
-                    headers=(("retry-after", "5"),),
+                    "ServiceUnavailable", "The authentication service is unavailable; retry."
                 ) from error
             if verdict.message != BAD_MAC:
                 break
+        if hawk_id is not None and not verdict.failed:
+            if len(self._spelling) >= _SPELLINGS_KEPT:
+                self._spelling.clear()
+            self._spelling[hawk_id] = targets.index(target)
         return verdict
+
+
+_NO_SCOPES = ScopeSet([])
+_SPELLINGS_KEPT = 10_000
+
+
+def _hawk_id(authorization: str | None) -> str | None:
+    """The `id` attribute of a Hawk header, found cheaply (only used to order guesses)."""
+    if authorization is None:
+        return None
+    start = authorization.find('id="')
+    end = authorization.find('"', start + 4)
+    return authorization[start + 4 : end] if start >= 0 and end > 0 else None
 
 
 def check_payload_hash(request: Request, verdict: credentials.Verdict) -> credentials.Verdict:
@@ -188,7 +217,11 @@ def check_payload_hash(request: Request, verdict: credentials.Verdict) -> creden
     body = request.body if request.is_json else b""
     content_type = request.headers.get("content-type")
     computed = hawk.payload_hash(content_type, body) if body else empty_payload_hash(content_type)
-    if hmac.compare_digest(computed.encode(), (verdict.hash or "").encode()):
+    if (
+        verdict.hash is not None
+        and verdict.hash.isascii()
+        and hmac.compare_digest(computed, verdict.hash)
+    ):
         return verdict
     return credentials.failed(
         f"Invalid payload hash: {{{{hash}}}}\nComputed payload hash: {computed}\nThis "

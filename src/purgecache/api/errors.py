@@ -1,12 +1,15 @@
-"""API errors and the one place that renders Taskcluster's error body.
+"""API errors: one table from code to status and headers, and the one place that renders
+Taskcluster's error body.
 
 Exception tree (all raised inside request handling, all rendered by `error_body`):
 
-    ApiError(code, text, details)       -> status from STATUS_BY_CODE
+    ApiError(code, text, details)       -> status and headers from ERRORS
       raised as e.g. ApiError("InvalidRequestArguments", "...")
 
-Anything else escaping a handler becomes a 500 `InternalServerError` whose message carries
-only an incident id: internal exception text never reaches a caller.
+Failures of what the API stands on become ApiErrors in `pipeline.as_api_error` (storage or
+auth service down: 503). Anything else escaping a handler becomes a 500
+`InternalServerError` whose message carries only an incident id: internal exception text never
+reaches a caller.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from collections.abc import Mapping
 
 import orjson
 
-STATUS_BY_CODE: Mapping[str, int] = {
-    "MalformedPayload": 400,
-    "InvalidRequestArguments": 400,
-    "InputValidationError": 400,
-    "InputError": 400,
-    "AuthenticationFailed": 401,
-    "InsufficientScopes": 403,
-    "ResourceNotFound": 404,
-    "InputTooLarge": 413,
-    "InternalServerError": 500,
-    "ServiceUnavailable": 503,
+Headers = tuple[tuple[str, str], ...]
+RETRY_AFTER_SECONDS = 5
+
+# code -> (status, headers every reply of that code carries)
+ERRORS: Mapping[str, tuple[int, Headers]] = {
+    "MalformedPayload": (400, ()),
+    "InvalidRequestArguments": (400, ()),
+    "InputValidationError": (400, ()),
+    "InputError": (400, ()),
+    "AuthenticationFailed": (401, (("www-authenticate", "hawk"),)),
+    "InsufficientScopes": (403, ()),
+    "ResourceNotFound": (404, ()),
+    "InputTooLarge": (413, ()),
+    "InternalServerError": (500, ()),
+    "ServiceUnavailable": (503, (("retry-after", str(RETRY_AFTER_SECONDS)),)),
 }
 
 NOT_FOUND_BODY = b'{"error":"Not found"}'
@@ -38,19 +45,12 @@ class ApiError(Exception):
     `{{name}}` placeholders in `text` are filled from `details` when rendered.
     """
 
-    def __init__(
-        self,
-        code: str,
-        text: str,
-        details: Mapping[str, object] | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
+    def __init__(self, code: str, text: str, details: Mapping[str, object] | None = None) -> None:
         super().__init__(text)
         self.code = code
-        self.status = STATUS_BY_CODE[code]
+        self.status, self.headers = ERRORS[code]
         self.text = text
         self.details = details or {}
-        self.headers = headers
 
 
 def fill_placeholders(text: str, details: Mapping[str, object]) -> str:

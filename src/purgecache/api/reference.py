@@ -1,108 +1,20 @@
 """The API reference (`api.json`) and JSON schemas, in Taskcluster's reference format.
 
-The same schema documents are served to clients and used to validate request bodies.
+`api.json` is read off the endpoint table; the same schema documents are served to clients
+and used to validate request bodies.
 """
 
 from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from purgecache.api.endpoints import Endpoint
 
 SERVICE = "purge-cache"
 API_VERSION = "v1"
-
-_POOL_SCOPE = "purge-cache:<workerPoolId>:<cacheName>"
-
-ENTRIES: tuple[dict[str, Any], ...] = (
-    {
-        "name": "ping",
-        "method": "get",
-        "route": "/ping",
-        "args": [],
-        "query": [],
-        "category": "Monitoring",
-        "title": "Ping Server",
-        "description": "Respond without doing anything. Used to check the service is alive.",
-    },
-    {
-        "name": "lbheartbeat",
-        "method": "get",
-        "route": "/__lbheartbeat__",
-        "args": [],
-        "query": [],
-        "category": "Monitoring",
-        "title": "Load Balancer Heartbeat",
-        "description": "Answers 200 as long as the process serves requests.",
-    },
-    {
-        "name": "version",
-        "method": "get",
-        "route": "/__version__",
-        "args": [],
-        "query": [],
-        "category": "Monitoring",
-        "title": "Taskcluster Version",
-        "description": "The Dockerflow version object of this deployment.",
-    },
-    {
-        "name": "purgeCache",
-        "method": "post",
-        "route": "/purge-cache/<workerPoolId>",
-        "args": ["workerPoolId"],
-        "query": [],
-        "scopes": _POOL_SCOPE,
-        "input": "v1/purge-cache-request.json#",
-        "category": "Purge-Cache Service",
-        "title": "Purge Worker Cache",
-        "description": (
-            "Ask the workers of `workerPoolId` to discard their caches named `cacheName` "
-            "created before now. Purging the same cache again moves that time forward."
-        ),
-    },
-    {
-        "name": "allPurgeRequests",
-        "method": "get",
-        "route": "/purge-cache/list",
-        "args": [],
-        "query": ["continuationToken", "limit"],
-        "scopes": "purge-cache:all-purge-requests",
-        "output": "v1/all-purge-cache-request-list.json#",
-        "category": "Purge-Cache Service",
-        "title": "All Open Purge Requests",
-        "description": (
-            "Every open purge request, ordered by worker pool and cache name, in pages of at "
-            "most `limit` (1 to 1000). Pass `continuationToken` back to get the next page; "
-            "it is absent on the last page. For administrators, not workers."
-        ),
-    },
-    {
-        "name": "purgeRequests",
-        "method": "get",
-        "route": "/purge-cache/<workerPoolId>",
-        "args": ["workerPoolId"],
-        "query": ["since"],
-        "scopes": "purge-cache:purge-requests::<workerPoolId>",
-        "output": "v1/purge-cache-request-list.json#",
-        "category": "Purge-Cache Service",
-        "title": "Open Purge Requests for a worker pool",
-        "description": (
-            "The purge requests of one worker pool with `before` at or after `since` (default: "
-            "all), ordered by cache name. Workers call this before each task and discard "
-            "caches of those names created before `before`."
-        ),
-    },
-    {
-        "name": "heartbeat",
-        "method": "get",
-        "route": "/__heartbeat__",
-        "args": [],
-        "query": [],
-        "category": "Monitoring",
-        "title": "Heartbeat",
-        "description": "Answers 200 when the database answers, 503 otherwise.",
-    },
-)
 
 SCHEMA_NAMES = (
     "purge-cache-request.json",
@@ -121,9 +33,32 @@ def load_schema(name: str, root_url: str) -> dict[str, Any]:
     return schema
 
 
-def api_reference(root_url: str) -> dict[str, Any]:
+def reference_entry(endpoint: Endpoint) -> dict[str, Any]:
+    """An endpoint's entry in `api.json`."""
+    entry: dict[str, Any] = {
+        "type": "function",
+        "stability": endpoint.stability,
+        "name": endpoint.name,
+        "method": endpoint.method.lower(),
+        "route": endpoint.route,
+        "args": list(endpoint.args),
+        "query": list(endpoint.query_names),
+    }
+    if endpoint.scopes is not None:
+        entry["scopes"] = endpoint.scopes
+    if endpoint.input is not None:
+        entry["input"] = f"{API_VERSION}/{endpoint.input}#"
+    if endpoint.output is not None:
+        entry["output"] = f"{API_VERSION}/{endpoint.output}#"
+    entry["category"] = endpoint.category
+    entry["title"] = endpoint.title
+    entry["description"] = endpoint.description
+    return entry
+
+
+def api_reference(root_url: str, endpoints: tuple[Endpoint, ...]) -> dict[str, Any]:
     """`api.json` in its served (absolute) form."""
-    entries = [{"type": "function", "stability": "stable", **entry} for entry in ENTRIES]
+    entries = [reference_entry(endpoint) for endpoint in endpoints]
     return {
         "$schema": f"{root_url}/schemas/common/api-reference-v0.json#",
         "apiVersion": API_VERSION,
@@ -147,10 +82,10 @@ def manifest(root_url: str) -> dict[str, Any]:
     }
 
 
-def documents(root_url: str) -> dict[str, bytes]:
+def documents(root_url: str, endpoints: tuple[Endpoint, ...]) -> dict[str, bytes]:
     """Every reference document by its path on the server, as JSON bytes."""
     docs: dict[str, Any] = {
-        f"/references/{SERVICE}/{API_VERSION}/api.json": api_reference(root_url),
+        f"/references/{SERVICE}/{API_VERSION}/api.json": api_reference(root_url, endpoints),
         "/references/manifest.json": manifest(root_url),
     }
     for name in SCHEMA_NAMES:

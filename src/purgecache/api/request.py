@@ -7,14 +7,27 @@ import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
 
 from purgecache.api.errors import ApiError
 
+if TYPE_CHECKING:
+    from purgecache.api.endpoints import Endpoint, QueryParam
+    from purgecache.auth.credentials import Verdict
+
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
+
+
+class HeaderView(Protocol):
+    """Request headers by lower-case name: a dict (ASGI) or granian's RSGI headers as they are."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+    def __contains__(self, key: object, /) -> bool: ...
+
 
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _WANTED = frozenset(
@@ -34,6 +47,35 @@ _WANTED = frozenset(
 )
 
 
+class Call:
+    """One API call in progress: which endpoint, its URL parameters and query values, who is
+    calling (authenticated at most once), and whether the fast path is answering it."""
+
+    __slots__ = (
+        "client_id",
+        "endpoint",
+        "fast",
+        "name",
+        "param_error",
+        "params",
+        "query",
+        "verdict",
+    )
+
+    def __init__(self) -> None:
+        self.name = "-"
+        self.endpoint: Endpoint | None = None
+        self.params: dict[str, str] = _NONE
+        self.query: dict[str, object] = _NONE
+        self.client_id: str | None = None
+        self.param_error: str | None = None
+        self.verdict: Verdict | None = None
+        self.fast = False
+
+
+_NONE: dict[Any, Any] = {}  # shared, never written: calls replace it
+
+
 @dataclass(slots=True)
 class Request:
     """The parts of a request the service uses, whatever the server interface."""
@@ -43,9 +85,9 @@ class Request:
     # (`path_decoded`); then Hawk's signed resource is rebuilt (see `resources`).
     path: str
     query: str  # raw query string
-    headers: dict[str, str]
+    headers: HeaderView
     tls: bool
-    client_ip: str | None
+    peer: str | None  # ASGI: the client's address; RSGI: `address:port`
     path_decoded: bool = False
     body: bytes = b""
     payload: Any = field(default_factory=dict)  # parsed JSON body, or {} when there is none
@@ -74,49 +116,52 @@ class Request:
 
     @classmethod
     def from_rsgi(cls, scope: Any) -> Request:
-        """From a granian RSGI scope (its path is already percent-decoded)."""
-        headers: dict[str, str] = {}
-        for name, value in scope.headers.items():  # granian gives lower-case names
-            if name in _WANTED and name not in headers:
-                headers[name] = value
-        client = scope.client
+        """From a granian RSGI scope: its headers are used as they are (lower-case names, no
+        copy); its path is already percent-decoded."""
         return cls(
             scope.method,
             scope.path,
             scope.query_string,
-            headers,
+            scope.headers,
             scope.scheme == "https",
-            client.rpartition(":")[0] if client else None,
+            scope.client,
             path_decoded=True,
         )
+
+    @property
+    def client_ip(self) -> str | None:
+        """The peer's address (without the port RSGI appends)."""
+        if self.path_decoded and self.peer:
+            return self.peer.rpartition(":")[0]
+        return self.peer
 
     @property
     def resource(self) -> str:
         """The request target as signed by Hawk: raw path plus query."""
         return f"{self.path}?{self.query}" if self.query else self.path
 
-    def resources(self, api_base: str, worker_pool_id: str | None) -> tuple[str, ...]:
+    def resources(self, worker_pool_id: str | None) -> tuple[str, ...]:
         """The request targets the client may have signed, most likely first.
 
         Exact with ASGI. With RSGI the path arrives decoded: a pool id was sent with its slash
-        encoded (`a%2Fb`, as every current client does; `a%2fb` by hand) or literally (`a/b`,
-        seed era); no other spelling of a valid pool id is rebuilt.
+        encoded (`a%2Fb`, as every current client does) or literally (`a/b`, seed era); no
+        other spelling is rebuilt (a hand-made `a%2fb` verifies under ASGI only).
         """
         if not self.path_decoded or worker_pool_id is None:
             return (self.resource,)
-        return decoded_pool_targets(api_base, self.path, self.query, worker_pool_id)
+        return decoded_pool_targets(self.path, self.query, worker_pool_id)
 
 
-def decoded_pool_targets(
-    api_base: str, path: str, query: str, worker_pool_id: str
-) -> tuple[str, ...]:
-    """The request targets a client may have signed for a pool URL that arrived decoded."""
+@functools.lru_cache(maxsize=4096)  # a fleet asks about the same few URLs all the time
+def decoded_pool_targets(path: str, query: str, worker_pool_id: str) -> tuple[str, ...]:
+    """The request targets a client may have signed for a URL that arrived decoded and ends
+    with a pool id (the wildcard parameter is always last)."""
     query = f"?{query}" if query else ""
-    encoded = f"{api_base}purge-cache/{_quote_pool(worker_pool_id)}{query}"
     received = path + query
-    if encoded == received:
-        return (encoded,)
-    return (encoded, received, encoded.replace("%2F", "%2f"))
+    if not path.endswith(worker_pool_id):
+        return (received,)
+    encoded = f"{path[: len(path) - len(worker_pool_id)]}{_quote_pool(worker_pool_id)}{query}"
+    return (encoded,) if encoded == received else (encoded, received)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,24 +195,33 @@ def decode_wildcard(raw: str) -> str:
     return "/".join(decode_segment(piece) for piece in raw.split("/"))
 
 
-def parse_query(query: str, allowed: tuple[str, ...]) -> dict[str, str]:
-    """Form-decode the query string; unknown or repeated keys are 400 (bewit is always known)."""
+def parse_query(query: str, accepted: tuple[QueryParam, ...]) -> dict[str, object]:
+    """Form-decode the query string and check each value by its parameter's rule; unknown or
+    repeated keys and bad values are one 400 listing every problem (bewit is always known)."""
     if not query:
         return {}
     try:
         pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError) as error:
         raise ApiError("InvalidRequestArguments", "Query string is not valid UTF-8") from error
-    values: dict[str, str] = {}
+    rules = {param.name: param for param in accepted}
+    texts: dict[str, str] = {}
     problems: list[str] = []
     for key, value in pairs:
         if key == "bewit":
             continue
-        if key not in allowed:
+        if key not in rules:
             problems.append(f"Unknown query-string parameter {key}")
-        elif key in values:
+        elif key in texts:
             problems.append(f"Query-string parameter {key} must be given at most once")
-        values[key] = value
+        texts[key] = value
+    values: dict[str, object] = {}
+    if not problems:
+        for key, value in texts.items():
+            try:
+                values[key] = rules[key].parse(value)
+            except ValueError as error:
+                problems.append(str(error))
     if problems:
         raise ApiError("InvalidRequestArguments", "\n".join(problems))
     return values

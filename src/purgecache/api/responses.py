@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Headers = list[tuple[str, str]]
 
@@ -31,19 +31,27 @@ API_HEADERS: Headers = [
 ]
 
 
-@dataclass(slots=True)
-class Response:
+NOSNIFF = ("x-content-type-options", "nosniff")
+
+
+class Response(NamedTuple):
     """What goes back: status, body and the headers beyond the standard ones."""
 
     status: int
     body: bytes = b""
-    headers: Headers = field(default_factory=list)
+    headers: tuple[tuple[str, str], ...] = ()
     csp: str = API_CSP
+
+
+NO_CONTENT = Response(204)
+
+
+_JSON_ONLY = (JSON_TYPE,)
 
 
 def json_response(status: int, body: bytes, *extra: tuple[str, str]) -> Response:
     """A JSON reply with already serialised `body`."""
-    return Response(status, body, [JSON_TYPE, *extra])
+    return Response(status, body, (JSON_TYPE, *extra) if extra else _JSON_ONLY)
 
 
 class _Ids:

@@ -1,0 +1,268 @@
+"""Every endpoint of the API, declared once.
+
+An `Endpoint` holds everything the rest of the API reads about it: method and route (as
+published, with the seed era's spelling beside it), handler, scope template (compiled once),
+the query parameters it accepts and how each is checked, its body and answer schemas, and
+whether the fast path may answer it. Routing (`EndpointTable`), scope enforcement and query
+validation (`pipeline`) and the published `api.json` (`reference`) are all read off `ENDPOINTS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from purgecache.auth.scopes import ScopeTemplate
+from purgecache.model import WORKER_POOL_ID_JS_PATTERN, is_worker_pool_id, parse_since
+
+if TYPE_CHECKING:
+    from purgecache.api.handlers import Deps
+    from purgecache.api.request import Call, Request
+    from purgecache.api.responses import Response
+
+Handler = Callable[["Deps", "Request", "Call"], "Response | Awaitable[Response]"]
+
+MAX_PAGE = 1000  # the largest `limit` of a listing; larger values are capped
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """A query-string parameter an endpoint accepts: `parse` gives its value or raises
+    ValueError with the one line the 400 reply shows."""
+
+    name: str
+    parse: Callable[[str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParam:
+    """A URL parameter: `valid` decides; the 400 reply quotes `pattern`. A wildcard takes the
+    rest of the path, slashes and all (upstream's `{*workerPoolId}`)."""
+
+    valid: Callable[[str], bool]
+    pattern: str
+    wildcard: bool = False
+
+
+URL_PARAMS: Mapping[str, UrlParam] = {
+    "workerPoolId": UrlParam(is_worker_pool_id, WORKER_POOL_ID_JS_PATTERN, wildcard=True),
+}
+
+
+def _since(value: str) -> int:
+    try:
+        return parse_since(value)
+    except ValueError as error:
+        raise ValueError(f"Invalid query-string parameter since={value!r}: {error}") from error
+
+
+def _limit(value: str) -> int:
+    if not value.isdigit() or not value.isascii() or int(value) == 0:
+        raise ValueError(f"Invalid query-string parameter limit={value!r}: must be an integer >= 1")
+    return min(int(value), MAX_PAGE)
+
+
+def _continuation_token(value: str) -> str:
+    if not value.strip("\r\n"):
+        raise ValueError("Invalid query-string parameter continuationToken")
+    return value
+
+
+SINCE = QueryParam("since", _since)
+LIMIT = QueryParam("limit", _limit)
+CONTINUATION_TOKEN = QueryParam("continuationToken", _continuation_token)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint, as routed, checked, enforced and published."""
+
+    name: str
+    method: str  # GET or POST; HEAD is answered wherever GET is
+    route: str  # relative to the API base, current generation, `<param>` placeholders
+    handler: Handler
+    category: str
+    title: str
+    description: str
+    seed_route: str | None = None  # the same URL as the seed era (taskcluster 19) spelt it
+    scopes: str | dict[str, Any] | None = None  # scope expression template, as published
+    query: tuple[QueryParam, ...] = ()
+    input: str | None = None  # schema file name under schemas/v1/
+    output: str | None = None
+    fast: bool = False  # its common successes may take the fast path
+    stability: str = "stable"
+    # Read off the fields above once (compiled for the request path):
+    template: ScopeTemplate | None = field(init=False, compare=False)
+    args: tuple[str, ...] = field(init=False)  # URL parameters, in route order
+    query_names: tuple[str, ...] = field(init=False)  # accepted query keys (besides `bewit`)
+    # Whether the scope check comes before validation: when the URL alone renders the
+    # template (upstream's order, spec api.md §2); otherwise a bad body is a 400 first.
+    authorizes_early: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        template = None if self.scopes is None else ScopeTemplate(self.scopes)
+        args = tuple(part[1:-1] for part in self.route.split("/") if part.startswith("<"))
+        unknown = set(args) - set(URL_PARAMS)
+        if unknown:
+            raise ValueError(f"{self.name}: no rule for URL parameter(s) {sorted(unknown)}")
+        early = template is not None and set(template.params) <= set(args)
+        object.__setattr__(self, "template", template)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "query_names", tuple(param.name for param in self.query))
+        object.__setattr__(self, "authorizes_early", early)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    """A route compiled for matching against the sub-path under the API base."""
+
+    fixed: tuple[str, ...]  # literal leading segments
+    wildcard: str | None  # the parameter taking the rest, if any
+
+
+Methods = Mapping[str, "Endpoint"]
+
+
+def _compile(route: str) -> _Pattern:
+    segments = route.strip("/").split("/")
+    if segments[-1].startswith("<"):
+        name = segments[-1][1:-1]
+        if not URL_PARAMS[name].wildcard or any(s.startswith("<") for s in segments[:-1]):
+            raise ValueError(f"route {route!r}: only a trailing wildcard parameter is supported")
+        return _Pattern(tuple(segments[:-1]), name)
+    return _Pattern(tuple(segments), None)
+
+
+class EndpointTable:
+    """The routes of `endpoints`, matched in declaration order (which decides between
+    `GET /purge-cache/list` and a pool called `list`, spec api.md §3.1)."""
+
+    def __init__(self, endpoints: Iterable[Endpoint]) -> None:
+        self.endpoints = tuple(endpoints)
+        self.by_name = {endpoint.name: endpoint for endpoint in self.endpoints}
+        fixed: dict[str, dict[str, Endpoint]] = {}
+        wild: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in self.endpoints:
+            pattern = _compile(endpoint.route)
+            if pattern.wildcard is None:
+                fixed.setdefault("/".join(pattern.fixed), {}).setdefault(endpoint.method, endpoint)
+            else:
+                prefix = "".join(f"{segment}/" for segment in pattern.fixed)
+                wild.setdefault(prefix, {}).setdefault(endpoint.method, endpoint)
+        self._wild = tuple(wild.items())
+        # A method a fixed route lacks falls through to a wildcard route that matches the
+        # same path (`POST /purge-cache/list` purges the pool `list`): merged once, here.
+        self._fixed: dict[str, tuple[Methods, str | None]] = {}
+        for path, methods in fixed.items():
+            under = next((p for p, _ in self._wild if f"{path}/".startswith(p)), None)
+            merged = methods if under is None else {**wild[under], **methods}
+            for spelling in (path, f"{path}/"):  # a fixed route also answers with a slash
+                tail = None if under is None else spelling[len(under) :]
+                self._fixed[spelling] = (merged, tail)
+
+    def match(self, sub: str) -> tuple[Methods, str | None] | None:
+        """The endpoints by method that a raw sub-path (after the API base) reaches, with the
+        raw text of the wildcard parameter, or None (404)."""
+        found = self._fixed.get(sub)
+        if found is not None:
+            return found
+        for prefix, methods in self._wild:
+            if sub.startswith(prefix):
+                return methods, sub[len(prefix) :]
+        return None
+
+
+def _declare() -> tuple[Endpoint, ...]:
+    from purgecache.api import handlers
+
+    monitoring = "Monitoring"
+    purging = "Purge-Cache Service"
+    return (
+        Endpoint(
+            "ping",
+            "GET",
+            "/ping",
+            handlers.ping,
+            monitoring,
+            "Ping Server",
+            "Respond without doing anything. Used to check the service is alive.",
+            seed_route="/ping",
+            fast=True,
+        ),
+        Endpoint(
+            "lbheartbeat",
+            "GET",
+            "/__lbheartbeat__",
+            handlers.lbheartbeat,
+            monitoring,
+            "Load Balancer Heartbeat",
+            "Answers 200 as long as the process serves requests.",
+        ),
+        Endpoint(
+            "version",
+            "GET",
+            "/__version__",
+            handlers.version,
+            monitoring,
+            "Taskcluster Version",
+            "The Dockerflow version object of this deployment.",
+        ),
+        Endpoint(
+            "purgeCache",
+            "POST",
+            "/purge-cache/<workerPoolId>",
+            handlers.purge_cache,
+            purging,
+            "Purge Worker Cache",
+            "Ask the workers of `workerPoolId` to discard their caches named `cacheName` "
+            "created before now. Purging the same cache again moves that time forward.",
+            seed_route="/purge-cache/<provisionerId>/<workerType>",
+            scopes="purge-cache:<workerPoolId>:<cacheName>",
+            input="purge-cache-request.json",
+            fast=True,
+        ),
+        Endpoint(
+            "allPurgeRequests",
+            "GET",
+            "/purge-cache/list",
+            handlers.all_purge_requests,
+            purging,
+            "All Open Purge Requests",
+            "Every open purge request, ordered by worker pool and cache name, in pages of at "
+            "most `limit` (1 to 1000). Pass `continuationToken` back to get the next page; "
+            "it is absent on the last page. For administrators, not workers.",
+            seed_route="/purge-cache/list",
+            scopes="purge-cache:all-purge-requests",
+            query=(CONTINUATION_TOKEN, LIMIT),
+            output="all-purge-cache-request-list.json",
+        ),
+        Endpoint(
+            "purgeRequests",
+            "GET",
+            "/purge-cache/<workerPoolId>",
+            handlers.purge_requests,
+            purging,
+            "Open Purge Requests for a worker pool",
+            "The purge requests of one worker pool with `before` at or after `since` (default: "
+            "all), ordered by cache name. Workers call this before each task and discard "
+            "caches of those names created before `before`.",
+            seed_route="/purge-cache/<provisionerId>/<workerType>",
+            scopes="purge-cache:purge-requests::<workerPoolId>",
+            query=(SINCE,),
+            output="purge-cache-request-list.json",
+            fast=True,
+        ),
+        Endpoint(
+            "heartbeat",
+            "GET",
+            "/__heartbeat__",
+            handlers.heartbeat,
+            monitoring,
+            "Heartbeat",
+            "Answers 200 when the database answers, 503 otherwise.",
+        ),
+    )
+
+
+ENDPOINTS: tuple[Endpoint, ...] = _declare()

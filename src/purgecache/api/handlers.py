@@ -1,0 +1,95 @@
+"""The endpoints' handlers: what each does once its request is matched, valid and authorised.
+
+A handler reads the call's checked values (`call.params`, `call.query`, `request.payload`) and
+answers: with a Response at once when it can, else with an awaitable one. Every rule about the
+request itself lives in the pipeline and the endpoint table.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Protocol, TypeAlias
+
+import orjson
+
+from purgecache.api.request import Call, Request
+from purgecache.api.responses import NO_CONTENT, Response, json_response
+from purgecache.logs import log_event
+from purgecache.model import PurgeRequest
+from purgecache.service import PurgeService
+from purgecache.storage import StorageError
+
+log = logging.getLogger("purgecache")
+
+Answer: TypeAlias = Response | Awaitable[Response]
+HEARTBEAT_FAILED = b'{"checks":{"database":"unavailable"}}'
+
+
+class Deps(Protocol):
+    """What handlers use of the application."""
+
+    service: PurgeService
+    version_body: bytes
+
+    def uptime(self) -> float:
+        """Seconds since this process started serving."""
+
+    def audit_purge(self, client_id: str | None, purge: PurgeRequest) -> None:
+        """Count an accepted purge and write its audit line."""
+
+
+def ping(deps: Deps, request: Request, call: Call) -> Response:
+    """`ping`: alive, with the process uptime."""
+    return json_response(200, orjson.dumps({"alive": True, "uptime": deps.uptime()}))
+
+
+def lbheartbeat(deps: Deps, request: Request, call: Call) -> Response:
+    """`lbheartbeat`: the process answers."""
+    return json_response(200, b"{}")
+
+
+def version(deps: Deps, request: Request, call: Call) -> Response:
+    """`version`: the Dockerflow version object."""
+    return json_response(200, deps.version_body)
+
+
+async def heartbeat(deps: Deps, request: Request, call: Call) -> Response:
+    """`heartbeat`: 200 when the database answers, 503 naming the failed check otherwise."""
+    try:
+        await deps.service.check()
+    except StorageError as error:
+        log_event(log, logging.WARNING, "heartbeat-failed", error=str(error))
+        return json_response(503, HEARTBEAT_FAILED, ("retry-after", "5"))
+    return json_response(200, b"{}")
+
+
+async def purge_cache(deps: Deps, request: Request, call: Call) -> Response:
+    """`purgeCache`: store the purge durably (204)."""
+    cache_name: str = request.payload["cacheName"]
+    purge = await deps.service.purge(call.params["workerPoolId"], cache_name)
+    deps.audit_purge(call.client_id, purge)
+    return NO_CONTENT
+
+
+def purge_requests(deps: Deps, request: Request, call: Call) -> Answer:
+    """`purgeRequests`: the pool's answer, at once from the per-pool cache when it is there."""
+    pool = call.params["workerPoolId"]
+    since = call.query.get("since")
+    assert since is None or isinstance(since, int)
+    body = deps.service.cached_purge_requests_json(pool, since)
+    if body is None:
+        return _stored_purge_requests(deps.service, pool, since)
+    return json_response(200, body)
+
+
+async def _stored_purge_requests(service: PurgeService, pool: str, since: int | None) -> Response:
+    return json_response(200, await service.purge_requests_json(pool, since))
+
+
+async def all_purge_requests(deps: Deps, request: Request, call: Call) -> Response:
+    """`allPurgeRequests`: one keyset-paginated page of every open request."""
+    token = call.query.get("continuationToken")
+    limit = call.query.get("limit", 1000)
+    assert (token is None or isinstance(token, str)) and isinstance(limit, int)
+    return json_response(200, await deps.service.list_json(token, limit))

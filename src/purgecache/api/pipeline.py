@@ -1,0 +1,303 @@
+"""The request pipeline under the API base, one set of steps for every transport:
+
+    match -> read body -> [authorize, when the URL alone renders the scope] -> validate
+          -> [authorize, when the scope needs the body] -> handle -> render
+
+Authentication happens at most once per request (`Authorizer.authenticate` keeps the verdict
+on the `Call`). The fast path is not a second set of rules: a request that passes `plain`
+(an endpoint marked `fast`, no body tricks) runs the same steps, with the body read in one
+go and its success rendered from precomputed headers; `purgecache_fast_path_answers_total`
+counts those answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import logging
+import uuid
+from collections.abc import AsyncIterable, Callable, Mapping
+from typing import Any
+
+from jsonschema import Draft6Validator, FormatChecker
+
+from purgecache.api import reference
+from purgecache.api.authorization import Authorizer
+from purgecache.api.endpoints import URL_PARAMS, Endpoint, EndpointTable
+from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
+from purgecache.api.handlers import Deps
+from purgecache.api.request import (
+    Call,
+    Request,
+    decode_wildcard,
+    parse_payload,
+    parse_query,
+    read_body,
+)
+from purgecache.api.responses import (
+    API_CSP,
+    API_HEADERS,
+    NOSNIFF,
+    Headers,
+    Response,
+    json_response,
+    new_id,
+)
+from purgecache.auth.authenticators import AuthServiceError
+from purgecache.logs import log_event
+from purgecache.model import format_time
+from purgecache.service import InvalidContinuationToken
+from purgecache.storage import StorageError
+
+log = logging.getLogger("purgecache")
+
+GZIP_MIN_BYTES = 1024
+GZIP_KEEP = 128  # compressed answers kept, each at most GZIP_KEEP_MAX_BYTES before compression
+GZIP_KEEP_MAX_BYTES = 64 * 1024
+GZIP_HEADERS = (("content-encoding", "gzip"), ("vary", "Accept-Encoding"))
+NOT_FOUND = json_response(404, NOT_FOUND_BODY)
+
+
+def plainly_valid(payload: object, max_cache_name: int) -> bool:
+    """The one shape a valid purge body has, checked without the schema machinery (the served
+    schema still decides, and explains, everything else; a test pins the two together)."""
+    if type(payload) is not dict or len(payload) != 1:
+        return False
+    name = payload.get("cacheName")
+    return type(name) is str and len(name) <= max_cache_name and "\x00" not in name
+
+
+class BodyCheck:
+    """An input schema, served and enforced; `shortcut` accepts the common valid body
+    without the schema machinery."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema_id: str = schema["$id"]
+        self.validator = Draft6Validator(schema, format_checker=FormatChecker())
+        self.shortcut: Callable[[object], bool] = lambda payload: False
+        if schema["$id"].endswith("/purge-cache-request.json#"):
+            cap: int = schema["properties"]["cacheName"]["maxLength"]
+            self.shortcut = functools.partial(plainly_valid, max_cache_name=cap)
+
+    def check(self, payload: object) -> None:
+        """400 InputValidationError listing every problem, unless the payload is valid."""
+        if self.shortcut(payload):
+            return
+        errors = sorted(self.validator.iter_errors(payload), key=lambda e: list(e.path))
+        if errors:
+            lines = "\n".join(
+                f" * data{''.join(f'[{p!r}]' for p in e.path)}: {e.message}" for e in errors
+            )
+            raise ApiError(
+                "InputValidationError",
+                f"Request payload must match the schema {self.schema_id}:\n{lines}",
+            )
+
+
+def as_api_error(error: Exception, call: Call) -> ApiError:
+    """The reply for an exception escaping the steps: the one place a 500 is made."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, StorageError):
+        log_event(log, logging.WARNING, "storage-error", route=call.name, error=str(error))
+        return ApiError("ServiceUnavailable", "The database is unavailable; retry.")
+    if isinstance(error, AuthServiceError):
+        return ApiError("ServiceUnavailable", "The authentication service is unavailable; retry.")
+    if isinstance(error, InvalidContinuationToken):
+        return ApiError("InputError", "invalid continuation token")
+    incident = str(uuid.uuid4())
+    log.error("internal error in %s, incident %s", call.name, incident, exc_info=error)
+    return ApiError("InternalServerError", f"Internal Server Error, incidentId {incident}.")
+
+
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept-Encoding values
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value allows gzip (mentioned, and not with q=0)."""
+    accept_encoding = accept_encoding.lower()
+    if "gzip" not in accept_encoding:
+        return False
+    refused = ("gzip;q=0", "gzip;q=0.0", "gzip;q=0.00", "gzip;q=0.000")
+    return not any(p.strip().replace(" ", "") in refused for p in accept_encoding.split(","))
+
+
+class Pipeline:
+    """The steps every API request takes, whichever server interface brought it."""
+
+    def __init__(
+        self,
+        table: EndpointTable,
+        authorizer: Authorizer,
+        deps: Deps,
+        *,
+        root_url: str,
+        max_body_bytes: int,
+        clock: Callable[[], int],
+    ) -> None:
+        self.table = table
+        self.authorizer = authorizer
+        self.deps = deps
+        self.max_body_bytes = max_body_bytes
+        self.clock = clock
+        self.bodies: Mapping[str, BodyCheck] = {
+            e.input: BodyCheck(reference.load_schema(e.input, root_url))
+            for e in table.endpoints
+            if e.input is not None
+        }
+        # Everything a reply under the API base carries after its own headers.
+        self.tail = (*API_HEADERS, ("content-security-policy", API_CSP), NOSNIFF)
+        self._gzipped: dict[bytes, bytes] = {}
+
+    # ---- the steps ---------------------------------------------------------------------
+
+    async def answer(
+        self, request: Request, chunks: AsyncIterable[bytes], sub: str, call: Call
+    ) -> Response:
+        """Run the steps for the API sub-path `sub`; `call` learns the endpoint reached and
+        who called."""
+        try:
+            endpoint = self.match(request, sub, call)
+            if isinstance(endpoint, Response):
+                return endpoint
+            if not (call.fast and request.method == "GET"):  # `plain` saw no body then
+                await self.read(request, chunks)
+            early = endpoint.authorizes_early
+            if early:
+                await self.authorize(request, call, endpoint)
+            self.validate(request, call, endpoint)
+            if not early and endpoint.template is not None:
+                await self.authorize(request, call, endpoint)
+            answer = endpoint.handler(self.deps, request, call)
+            return answer if isinstance(answer, Response) else await answer
+        except Exception as error:
+            return self.error(as_api_error(error, call), request, call)
+
+    def match(self, request: Request, sub: str, call: Call) -> Endpoint | Response:
+        """The endpoint and its URL parameters, or the reply (404, OPTIONS) when none is."""
+        found = self.table.match(sub)
+        if found is None:
+            return NOT_FOUND
+        methods, raw = found
+        method = request.method
+        if method == "OPTIONS":
+            allow = ", ".join(sorted({*methods, *(["HEAD"] if "GET" in methods else [])}))
+            return Response(200, allow.encode(), (("allow", allow),))
+        endpoint = methods.get("GET" if method == "HEAD" else method)
+        if endpoint is None:
+            return NOT_FOUND
+        call.endpoint, call.name = endpoint, endpoint.name
+        if endpoint.args and raw is not None:  # the one (wildcard) URL parameter
+            try:
+                value = raw if request.path_decoded else decode_wildcard(raw)
+            except ValueError:
+                value = raw
+                call.param_error = "is not properly percent-encoded"
+            call.params = {endpoint.args[0]: value}
+        call.fast = endpoint.fast and self.plain(request, endpoint)
+        return endpoint
+
+    def plain(self, request: Request, endpoint: Endpoint) -> bool:
+        """The fast path's precondition: the endpoint's own method and a body that needs no
+        decoding (none on a GET; a JSON one of declared, acceptable length on a POST)."""
+        headers = request.headers
+        if (
+            request.method != endpoint.method
+            or "transfer-encoding" in headers
+            or "content-encoding" in headers
+        ):
+            return False
+        length = headers.get("content-length")
+        if endpoint.method == "GET":
+            return length is None
+        return (
+            length is not None
+            and length.isdigit()
+            and int(length) <= self.max_body_bytes
+            and str(headers.get("content-type", "")).partition(";")[0].strip().lower()
+            == "application/json"
+        )
+
+    async def read(self, request: Request, chunks: AsyncIterable[bytes]) -> None:
+        """The body (size limit, inflation) and its JSON (spec api.md §2 step 2)."""
+        request.body = await read_body(request, chunks, self.max_body_bytes)
+        parse_payload(request)
+
+    def validate(self, request: Request, call: Call, endpoint: Endpoint) -> None:
+        """URL parameters, then the query, then the body, each by the endpoint's rules."""
+        for name in endpoint.args:
+            value = call.params[name]
+            rule = URL_PARAMS[name]
+            if call.param_error is not None or not rule.valid(value):
+                reason = call.param_error or f"does not match the pattern {rule.pattern}"
+                raise ApiError(
+                    "InvalidRequestArguments", f"Invalid URL parameter {name}: {value!r} {reason}"
+                )
+        call.query = parse_query(request.query, endpoint.query)
+        if endpoint.input is None:
+            return
+        if not request.is_json:
+            content_type = request.headers.get("content-type")
+            raise ApiError(
+                "MalformedPayload",
+                f"Payload must be JSON with content-type: application/json "
+                f"got content-type: {content_type if content_type is not None else 'null'}",
+            )
+        self.bodies[endpoint.input].check(request.payload)
+
+    async def authorize(self, request: Request, call: Call, endpoint: Endpoint) -> None:
+        """The scope the endpoint's template renders for this call, checked against the
+        caller's (authenticated once)."""
+        assert endpoint.template is not None
+        payload = request.payload
+        values = (
+            {**payload, **call.params} if payload and isinstance(payload, dict) else call.params
+        )
+        required = endpoint.template.render(values)
+        if required is not None:
+            authorizer = self.authorizer
+            verdict = authorizer.verdict_now(request, call) or await authorizer.ask(request, call)
+            authorizer.check(verdict, required)
+
+    def error(self, error: ApiError, request: Request, call: Call) -> Response:
+        """The Taskcluster error reply."""
+        now = format_time(self.clock())
+        body = error_body(error, call.name, call.params, request.payload, now)
+        return json_response(error.status, body, *error.headers)
+
+    # ---- render ------------------------------------------------------------------------
+
+    def render(
+        self, request: Request, call: Call, response: Response, api: bool, request_id: str
+    ) -> tuple[Headers, bytes]:
+        """Every header of the reply (`api`: under the API base) and its body, compressed for
+        a listing that is large enough when the client accepts gzip."""
+        status, body, own, csp = response
+        if (
+            status == 200
+            and len(body) >= GZIP_MIN_BYTES
+            and call.endpoint is not None
+            and call.endpoint.output is not None
+            and accepts_gzip(request.headers.get("accept-encoding") or "")
+        ):
+            body, own = self._gzip(body), (*own, *GZIP_HEADERS)
+        trace_id = request.headers.get("x-taskcluster-trace-id") or new_id()
+        ids = (("x-for-request-id", request_id), ("x-for-trace-id", trace_id))
+        if api:
+            reply = [*own, *self.tail, *ids]
+        else:
+            reply = [*own, ("content-security-policy", csp), NOSNIFF, *ids]
+        if status != 204:
+            reply.append(("content-length", str(len(body))))
+        return reply, body
+
+    def _gzip(self, body: bytes) -> bytes:
+        """gzip of an answer; the last few compressed answers are kept (a pool's answer is
+        one bytes object for as long as it is cached, and every worker of a fleet asks for
+        it: compress it once, not once per request)."""
+        if len(body) > GZIP_KEEP_MAX_BYTES:
+            return gzip.compress(body, compresslevel=5, mtime=0)
+        packed = self._gzipped.get(body)
+        if packed is None:
+            packed = self._gzipped[body] = gzip.compress(body, compresslevel=5, mtime=0)
+            if len(self._gzipped) > GZIP_KEEP:
+                del self._gzipped[next(iter(self._gzipped))]  # the oldest
+        return packed
