@@ -62,15 +62,24 @@ class FakeAuthService:
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         header = body.get("authorization")
         if header is None:
-            return {"status": "no-auth", "scheme": "none", "scopes": [],
-                    "expires": "2030-01-01T00:00:00.000Z"}
+            return {
+                "status": "no-auth",
+                "scheme": "none",
+                "scopes": [],
+                "expires": "2030-01-01T00:00:00.000Z",
+            }
         client_id = re.search(r'id="([^"]*)"', header)
         found = client_id[1] if client_id else ""
         scopes = {"admin": ["*"], "reader": ["purge-cache:purge-requests::*"]}.get(found)
         if scopes is None:
             return {"status": "auth-failed", "message": "Unauthorized: Bad mac"}
-        answer = {"status": "auth-success", "scheme": "hawk", "clientId": found,
-                  "scopes": scopes, "expires": "2031-01-01T00:00:00.000Z"}
+        answer = {
+            "status": "auth-success",
+            "scheme": "hawk",
+            "clientId": found,
+            "scopes": scopes,
+            "expires": "2031-01-01T00:00:00.000Z",
+        }
         payload_hash = re.search(r'hash="([^"]*)"', header)
         if payload_hash:
             answer["hash"] = payload_hash[1]
@@ -125,10 +134,18 @@ def test_remote_auth_still_checks_the_payload_hash(
 
     live = server_factory("--auth-root-url", fake_auth.root_url)
     url = f"{live.api}/purge-cache/proj-a%2Flinux"
-    sender = mohawk.Sender({"id": "admin", "key": "k", "algorithm": "sha256"}, url, "POST",
-                           content='{"cacheName":"a"}', content_type="application/json")
-    response = httpx.post(url, content=b'{"cacheName":"b"}', headers={
-        "Authorization": sender.request_header, "Content-Type": "application/json"})
+    sender = mohawk.Sender(
+        {"id": "admin", "key": "k", "algorithm": "sha256"},
+        url,
+        "POST",
+        content='{"cacheName":"a"}',
+        content_type="application/json",
+    )
+    response = httpx.post(
+        url,
+        content=b'{"cacheName":"b"}',
+        headers={"Authorization": sender.request_header, "Content-Type": "application/json"},
+    )
     assert response.status_code == 401
     assert "Computed payload hash" in response.json()["message"]
 
@@ -167,8 +184,11 @@ def test_sighup_reloads_clients_without_dropping_requests(
     newcomer = HawkAuth("newcomer", "newcomer-token-000")
     url = f"{live.api}/purge-cache/hup%2Fpool"
     assert httpx.get(url, auth=newcomer).status_code == 401
-    _write_clients(clients, '\n[[clients]]\nclient_id = "newcomer"\naccess_token = '
-                   '"newcomer-token-000"\nscopes = ["purge-cache:purge-requests::*"]\n')
+    _write_clients(
+        clients,
+        '\n[[clients]]\nclient_id = "newcomer"\naccess_token = '
+        '"newcomer-token-000"\nscopes = ["purge-cache:purge-requests::*"]\n',
+    )
     statuses: list[int | str] = []
     stop = threading.Event()
 

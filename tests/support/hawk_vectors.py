@@ -1,5 +1,4 @@
-"""The Hawk request vectors (spec/vectors/hawk.json): loading, and the world as a clients file.
-"""
+"""The Hawk request vectors (spec/vectors/hawk.json): loading, and the world as a clients file."""
 
 from __future__ import annotations
 
