@@ -6,6 +6,7 @@ import gzip
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ def anonymous(server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The reply is a Taskcluster error body with this status and code; return it."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json; charset=utf-8"
@@ -343,7 +344,7 @@ def test_purge_scope_is_per_pool_and_cache(server: LiveServer) -> None:
         body = assert_error(denied, 403, "InsufficientScopes")
         assert "Client ID limited does not have sufficient scopes" in str(body["message"])
         assert "purge-cache:proj-a/linux:cache-2" in str(body["message"])
-        assert body["requestInfo"]["payload"] == {"cacheName": "cache-2"}  # type: ignore[index]
+        assert body["requestInfo"]["payload"] == {"cacheName": "cache-2"}
 
 
 def test_reader_can_list_but_not_purge(server: LiveServer) -> None:

@@ -43,7 +43,9 @@ CASES: list[Case] = VECTORS["cases"]
 # Where we knowingly answer differently from upstream: case id -> expected.http override.
 OUR_ANSWERS: dict[str, dict[str, Any]] = {
     "plain-get-allPurgeRequests-via-role": {
-        "status": 400, "code": "InputError", "message": "invalid continuation token",
+        "status": 400,
+        "code": "InputError",
+        "message": "invalid continuation token",
     },
 }
 FOOTER = "\n\n---\n\n"
@@ -60,7 +62,9 @@ def vector_server(
 ) -> Iterator[VectorServer]:
     """granian serving the vector app over each interface, shared by the live cases."""
     server = start_vector_server(
-        tmp_path_factory.mktemp("hawk-vectors"), clients_toml(WORLD), WORLD["rootUrl"],
+        tmp_path_factory.mktemp("hawk-vectors"),
+        clients_toml(WORLD),
+        WORLD["rootUrl"],
         request.param,
     )
     yield server

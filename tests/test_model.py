@@ -51,8 +51,15 @@ def test_format_then_parse_round_trips() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "ms"), [("30d", 30 * 86_400_000), ("12h", 43_200_000), ("1h30m", 5_400_000),
-                     ("90s", 90_000), ("500ms", 500), ("2w", 14 * 86_400_000)],
+    ("text", "ms"),
+    [
+        ("30d", 30 * 86_400_000),
+        ("12h", 43_200_000),
+        ("1h30m", 5_400_000),
+        ("90s", 90_000),
+        ("500ms", 500),
+        ("2w", 14 * 86_400_000),
+    ],
 )
 def test_parse_duration(text: str, ms: int) -> None:
     """Retention and cache durations accept unit suffixes."""
@@ -68,9 +75,18 @@ def test_parse_duration_rejects_nonsense(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("pool", "valid"),
-    [("a/b", True), ("A-_9/x", True), (f"{'a' * 38}/{'b' * 38}", True), (f"{'a' * 39}/b", False),
-     ("a", False), ("a/b/c", False), ("a/b\n", False), ("/b", False), ("a/", False),
-     ("a.b/c", False)],
+    [
+        ("a/b", True),
+        ("A-_9/x", True),
+        (f"{'a' * 38}/{'b' * 38}", True),
+        (f"{'a' * 39}/b", False),
+        ("a", False),
+        ("a/b/c", False),
+        ("a/b\n", False),
+        ("/b", False),
+        ("a/", False),
+        ("a.b/c", False),
+    ],
 )
 def test_worker_pool_id_pattern(pool: str, valid: bool) -> None:
     """Pool ids are two 1-38 character identifiers around one slash, fully matched."""

@@ -49,7 +49,9 @@ class PrivatePostgres:
     def _pg(self, tool: str, *args: str) -> None:
         subprocess.run(
             ["runuser", "-u", "postgres", "--", str(self.bin / tool), *args],
-            check=True, capture_output=True, timeout=60,
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
 
     @property
@@ -58,16 +60,37 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        self._pg("pg_ctl", "-D", str(self.dir / "data"), "-o", options,
-                 "-l", str(self.dir / "log"), "-w", "start")
+        self._pg(
+            "pg_ctl",
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            options,
+            "-l",
+            str(self.dir / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         self._pg("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
 
     def remove(self) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self.bin / "pg_ctl"), "-D",
-             str(self.dir / "data"), "-m", "immediate", "stop"], capture_output=True, timeout=60,
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
 

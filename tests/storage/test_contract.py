@@ -240,6 +240,7 @@ def test_migration_2_backfills_the_served_entry_exactly(
     befores = [0, 1, 999, 1_795_827_453_123, 1_577_836_800_000, 4_102_444_800_001]
 
     async def scenario() -> list[bytes]:
+        legacy: SqliteStorage | PostgresStorage
         if isinstance(storage, SqliteStorage):
             legacy = SqliteStorage(tmp_path / "legacy.db")
 
@@ -257,7 +258,7 @@ def test_migration_2_backfills_the_served_entry_exactly(
         else:
             legacy = PostgresStorage(pg.create_database())
 
-            async def make_v1(conn: Any) -> None:
+            async def make_v1_postgres(conn: Any) -> None:
                 for statement in statements(migrations("postgres")[0][1]):
                     await conn.execute(statement)
                 await conn.execute("CREATE TABLE purgecache_schema (version integer)")
@@ -268,7 +269,7 @@ def test_migration_2_backfills_the_served_entry_exactly(
                         ("prov-1/wt_2", name, before, 2**60),
                     )
 
-            await legacy._run(make_v1)
+            await legacy._run(make_v1_postgres)
         assert await legacy.upgrade() == 2
         rows = await legacy.list_wire(None, 100, 0)
         await legacy.close()
@@ -301,6 +302,7 @@ def test_rows_without_a_stored_entry_are_still_listed(
                 )
             )
         else:
+            assert isinstance(storage, PostgresStorage)
             await storage._run(
                 lambda c: c.execute(
                     "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "

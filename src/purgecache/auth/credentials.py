@@ -14,6 +14,7 @@ from typing import Protocol
 from purgecache.auth import hawk
 from purgecache.auth.hawk import AuthFailure
 from purgecache.auth.scopes import ScopeSet, is_valid_scope, js_number
+from purgecache.hawk_mac import derived_access_token
 
 ANONYMOUS = "assume:anonymous"
 CERT_GRACE_MS = 300_000
@@ -146,11 +147,6 @@ def _signature_text(cert: dict[str, object], name: str | None) -> str:
         *(str(scope) for scope in cert["scopes"]),  # type: ignore[attr-defined]
     ]
     return "\n".join(lines)
-
-
-def derived_access_token(issuer_token: str, seed: str) -> str:
-    """The access token of temporary credentials: base64url, unpadded, of HMAC(token, seed)."""
-    return hawk.compute_mac(issuer_token, seed).replace("+", "-").replace("/", "_").rstrip("=")
 
 
 def _check_certificate(

@@ -1,5 +1,7 @@
 """Hawk 1.x as Taskcluster uses it (spec auth.md §1 and §4): header and bewit parsing, the MAC,
 the payload hash and the `ext` attribute. No HTTP types, no credentials: see `credentials.py`.
+The arithmetic the client shares (normalized string, MAC, payload hash) lives in
+`purgecache.hawk_mac` and is re-exported here.
 
 Failures raise `AuthFailure` whose text is upstream's exact message.
 """
@@ -9,11 +11,15 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import json
 import re
 from dataclasses import dataclass
+
+from purgecache.hawk_mac import compute_mac as compute_mac
+from purgecache.hawk_mac import hmac_sha256 as hmac_sha256
+from purgecache.hawk_mac import mac_input as mac_input
+from purgecache.hawk_mac import payload_hash as payload_hash
 
 MAX_HEADER_LENGTH = 4096
 MAX_SKEW_MS = 900_000  # 15 minutes either way, boundary included
@@ -138,25 +144,6 @@ def parse_bewit(method: str, resource: str) -> Bewit:
     return Bewit(parts[0], exp, parts[2], parts[3], signed)
 
 
-def mac_input(
-    kind: str,
-    ts: str,
-    nonce: str,
-    method: str,
-    resource: str,
-    host: str,
-    port: int,
-    payload_hash: str = "",
-    ext: str = "",
-) -> str:
-    """The normalized string Hawk signs (`kind` is `header` or `bewit`)."""
-    ext = ext.replace("\\", "\\\\").replace("\n", "\\n")
-    return (
-        f"hawk.1.{kind}\n{ts}\n{nonce}\n{method.upper()}\n{resource}\n{host.lower()}\n{port}\n"
-        f"{payload_hash}\n{ext}\n"
-    )
-
-
 def header_mac_input(
     attributes: dict[str, str], method: str, resource: str, host: str, port: int
 ) -> str:
@@ -177,44 +164,9 @@ def header_mac_input(
     return text
 
 
-@functools.lru_cache(maxsize=1024)
-def _hmac_states(key: str) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """SHA-256 states with HMAC's inner and outer key pads already absorbed (RFC 2104)."""
-    raw = key.encode("utf-8")
-    if len(raw) > 64:
-        raw = hashlib.sha256(raw).digest()
-    raw = raw.ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in raw))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in raw))
-    return inner, outer
-
-
-def hmac_sha256(key: str, message: bytes) -> bytes:
-    """HMAC-SHA256, from per-key states kept between calls: about three times cheaper than
-    `hmac.digest` with OpenSSL 3, which sets the key up again on every call."""
-    inner_base, outer_base = _hmac_states(key)
-    inner = inner_base.copy()
-    inner.update(message)
-    outer = outer_base.copy()
-    outer.update(inner.digest())
-    return outer.digest()
-
-
-def compute_mac(key: str, text: str) -> str:
-    """Standard base64 of HMAC-SHA256 of `text` (Hawk MACs, certificate signatures)."""
-    return base64.b64encode(hmac_sha256(key, text.encode("utf-8"))).decode("ascii")
-
-
 def same(a: str, b: str) -> bool:
     """Constant-time string comparison."""
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
-def payload_hash(content_type: str | None, body: bytes) -> str:
-    """The Hawk payload hash of a body sent with `content_type`."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    digest = hashlib.sha256(b"hawk.1.payload\n" + mime.encode() + b"\n" + body + b"\n").digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 @functools.lru_cache(maxsize=1024)

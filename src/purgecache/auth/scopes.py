@@ -1,16 +1,18 @@
-"""Scope algebra for Taskcluster-compatible authorization (spec auth.md §5).
+"""Scope algebra for Taskcluster-compatible authorization (spec auth.md §5): what the service
+runs.
 
 Everything here is pure: no I/O, no clock, no HTTP types.
 
 * valid scopes (§5.1): :func:`is_valid_scope`;
 * satisfaction of scope expressions (§5.2): :class:`ScopeSet` (precompiled, for the hot
-  path), :func:`satisfies`, :func:`unsatisfied` (the 403 "missing" reduction),
-  :func:`satisfying_scopes`;
+  path), :func:`unsatisfied` (the 403 "missing" reduction);
 * normal form (§5.2): :func:`sort_scopes`, :func:`normalize`;
-* endpoint templates (§5.3): :class:`ScopeTemplate`, :func:`render_template`,
-  :func:`is_valid_template`, :func:`params_sufficient`;
-* roles and ``assume:`` (§5.4): :class:`RoleResolver`, :func:`expand_roles`;
+* endpoint templates (§5.3): :class:`ScopeTemplate` (AllOf/AnyOf, for/each, if/then/else);
+* roles and ``assume:`` (§5.4): :class:`RoleResolver`;
 * 403 message formatting (§7.2): :func:`format_expression`.
+
+The rest of §5 that the shared vectors pin (free-function forms, ``satisfying_scopes``,
+validity checks) lives with the tests, in ``tests/support/scopes_reference.py``.
 """
 
 from __future__ import annotations
@@ -35,16 +37,10 @@ __all__ = [
     "ScopeSet",
     "ScopeTemplate",
     "ScopeTemplateError",
-    "expand_roles",
     "format_expression",
-    "is_valid_expression",
     "is_valid_scope",
-    "is_valid_template",
+    "js_number",
     "normalize",
-    "params_sufficient",
-    "render_template",
-    "satisfies",
-    "satisfying_scopes",
     "sort_scopes",
     "unsatisfied",
 ]
@@ -84,20 +80,6 @@ class RoleExpansionError(ValueError):
 def is_valid_scope(scope: object) -> bool:
     """True iff ``scope`` is a string of characters U+0020-U+007E only (empty is valid)."""
     return isinstance(scope, str) and _VALID_SCOPE.fullmatch(scope) is not None
-
-
-def is_valid_expression(expr: object) -> bool:
-    """True iff ``expr`` is a scope expression made of valid scopes."""
-    if isinstance(expr, str):
-        return is_valid_scope(expr)
-    if not isinstance(expr, dict) or len(expr) != 1:
-        return False
-    ((op, parts),) = expr.items()
-    return (
-        op in (ALL_OF, ANY_OF)
-        and isinstance(parts, list)
-        and all(is_valid_expression(part) for part in parts)
-    )
 
 
 # --------------------------------------------------------------------------- §5.2 normal form
@@ -227,11 +209,6 @@ def _held(held: ScopeSet | Iterable[str]) -> ScopeSet:
     return held if isinstance(held, ScopeSet) else ScopeSet(held)
 
 
-def satisfies(held: ScopeSet | Iterable[str], required: ScopeExpression) -> bool:
-    """True iff the held scopes satisfy the scope expression ``required``."""
-    return _held(held).satisfies(required)
-
-
 def unsatisfied(
     held: ScopeSet | Iterable[str], required: ScopeExpression
 ) -> ScopeExpression | None:
@@ -256,40 +233,6 @@ def _remove_given(held: ScopeSet, expr: ScopeExpression) -> ScopeExpression | No
     if op == ALL_OF and not missing:
         return None
     return missing[0] if len(missing) == 1 else {op: missing}
-
-
-def satisfying_scopes(
-    held: ScopeSet | Iterable[str], required: ScopeExpression
-) -> list[str] | None:
-    """The required scopes that ``held`` uses to satisfy ``required``, in normal form.
-
-    Upstream ``scopesSatisfying``: not minimal (every satisfied ``AnyOf`` branch counts);
-    None when ``required`` is not satisfied.
-    """
-    used: list[str] = []
-    if not _collect_used(_held(held), required, used):
-        return None
-    return normalize(used)
-
-
-def _collect_used(held: ScopeSet, expr: ScopeExpression, used: list[str]) -> bool:
-    """Append satisfied scopes of ``expr`` to ``used``; on failure leave ``used`` unchanged."""
-    if isinstance(expr, str):
-        if held.satisfies_scope(expr):
-            used.append(expr)
-            return True
-        return False
-    op, parts = _operands(expr)
-    mark = len(used)
-    if op == ALL_OF:
-        ok = all(_collect_used(held, part, used) for part in parts)
-    else:
-        ok = False
-        for part in parts:
-            ok = _collect_used(held, part, used) or ok
-    if not ok:
-        del used[mark:]
-    return ok
 
 
 def format_expression(expr: ScopeExpression) -> str:
@@ -542,42 +485,6 @@ class ScopeTemplate:
         """Render with ``params``; None means the endpoint is public for this request."""
         return _render(self._root, params)
 
-    def params_sufficient(self, params: Mapping[str, object]) -> bool:
-        """True iff ``params`` give every parameter, in every branch, a value of its type."""
-        return all(_has_type(params.get(name), kind) for name, kind in self._params.items())
-
-
-def _has_type(value: object, kind: str) -> bool:
-    """True iff ``value`` fits a template parameter of type ``kind``."""
-    if kind == "string":
-        return isinstance(value, str) or _is_number(value)
-    if kind == "array":
-        return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
-    return isinstance(value, bool)
-
-
-def is_valid_template(template: object) -> bool:
-    """True iff ``template`` is a syntactically valid (root) scope expression template."""
-    try:
-        _compile(template, root=True)
-    except ScopeTemplateError:
-        return False
-    return True
-
-
-def render_template(template: object, params: Mapping[str, object]) -> ScopeExpression | None:
-    """Render a template (§5.3); None when it renders to nothing.
-
-    Raises :class:`ScopeTemplateError` with upstream's message when a parameter is missing
-    or of the wrong type, or when the template itself is malformed.
-    """
-    return _render(_compile(template, root=True), params)
-
-
-def params_sufficient(template: object, params: Mapping[str, object]) -> bool:
-    """True iff ``params`` alone can render ``template`` whichever branches are taken."""
-    return ScopeTemplate(template).params_sufficient(params)
-
 
 # --------------------------------------------------------------------------- §5.4 roles
 
@@ -708,11 +615,3 @@ class RoleResolver:
         while index < len(self._ids) and self._ids[index].startswith(prefix):
             yield self._ids[index]
             index += 1
-
-
-def expand_roles(scopes: Iterable[str], roles: Mapping[str, Sequence[str]]) -> list[str]:
-    """Expand ``assume:`` scopes through ``roles`` (§5.4); result in normal form.
-
-    For many expansions against the same roles, build one :class:`RoleResolver` instead.
-    """
-    return RoleResolver(roles).expand(scopes)

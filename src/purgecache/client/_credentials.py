@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from purgecache.auth.credentials import derived_access_token
-from purgecache.auth.hawk import compute_mac
 from purgecache.client._errors import ConfigurationError
+from purgecache.hawk_mac import compute_mac, derived_access_token
 from purgecache.model import to_ms
 
 MAX_TEMPORARY_LIFETIME = timedelta(days=31)

@@ -3,8 +3,8 @@
 The Hawk header carries a payload hash (also for a GET) and an `ext` of URL-safe base64 JSON
 holding the certificate of temporary credentials and `authorizedScopes`; plain credentials
 send `e30=` (`{}`). Bewits sign a GET URL until an absolute expiry. The MAC arithmetic is
-the server's own (`purgecache.auth.hawk`), so both sides agree by construction; the vectors
-in the shared spec pin it against the official client.
+the one the server verifies with (`purgecache.hawk_mac`), so both sides agree by construction;
+the vectors in the shared spec pin it against the official client.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from purgecache.auth.hawk import compute_mac, mac_input, payload_hash
 from purgecache.client._credentials import Credentials
+from purgecache.hawk_mac import compute_mac, mac_input, payload_hash
 
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 _DEFAULT_PORTS = {"http": 80, "https": 443}
