@@ -5,9 +5,9 @@ the README's configuration table all come from `purgecache.settings.SETTINGS`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
-from collections.abc import Callable
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -16,7 +16,7 @@ import pytest
 from purgecache.cli import db_upgrade, expire, serve
 from purgecache.settings import SETTINGS, Settings, markdown_table
 
-from conftest import LiveServer
+from conftest import CLIENTS_TOML, free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -134,17 +134,43 @@ def test_settings_survive_pickling() -> None:
     assert pickle.loads(pickle.dumps(settings)) == settings
 
 
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(item.decode().partition("=")[::2] for item in raw if item)
+WATCH_THE_ENVIRONMENT = """
+import os, signal, sys, threading, time
+import httpx
+from purgecache.server import run
+from purgecache.settings import Settings
+
+port, data_dir, clients = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+before = set(os.environ)
+
+def watch():
+    served = False
+    for _ in range(400):
+        try:
+            served = httpx.get(f"http://127.0.0.1:{port}/api/purge-cache/v1/ping").is_success
+        except httpx.HTTPError:
+            pass
+        if served:
+            break
+        time.sleep(0.05)
+    added = sorted(name for name in set(os.environ) - before if name.startswith("PURGECACHE"))
+    print(served, added, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+threading.Thread(target=watch, daemon=True).start()
+run(Settings(port=port, data_dir=data_dir, clients_file=clients))
+"""
 
 
-def test_workers_get_settings_without_the_environment(
-    server_factory: Callable[..., LiveServer],
-) -> None:
-    """No worker's environment holds the settings or the clients snapshot path."""
-    live = server_factory()
-    children = Path(f"/proc/{live.process.pid}/task/{live.process.pid}/children").read_text()
-    (worker,) = map(int, children.split())
-    added = set(_environ(worker)) - set(os.environ)
-    assert [name for name in added if name.startswith("PURGECACHE_")] == []
+def test_workers_get_settings_without_the_environment(tmp_path: Path) -> None:
+    """`run` serves without putting settings (or the clients snapshot) in the environment that
+    its workers inherit."""
+    clients = tmp_path / "clients.toml"
+    clients.write_text(CLIENTS_TOML)
+    args = [str(free_port()), str(tmp_path), str(clients)]
+    result = subprocess.run(
+        [sys.executable, "-c", WATCH_THE_ENVIRONMENT, *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True []", result.stderr
