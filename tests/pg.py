@@ -48,6 +48,14 @@ def create_database() -> str:
     return _with_database(ADMIN_URL, name)
 
 
+def drop_database(url: str) -> None:
+    """Drop one database now, ending its connections (a database vanishing under a server)."""
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{url.rpartition("/")[2]}" WITH (FORCE)')
+
+
 def drop_databases() -> None:
     """Drop every database this session created."""
     import psycopg

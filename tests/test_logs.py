@@ -32,9 +32,14 @@ def test_lines_added_in_one_turn_are_written_together_in_order(
     assert json.loads(second[0])["n"] == 3 and second[0].startswith('{"event":"request"')
 
 
-def test_nothing_is_queued_when_the_logger_is_off() -> None:
+def test_nothing_is_queued_when_the_logger_is_off(caplog: pytest.LogCaptureFixture) -> None:
+    """With the logger off a line is dropped at once: nothing scheduled, nothing written later."""
     logger = logging.getLogger("purgecache.test-off")
-    logger.setLevel(logging.WARNING)
     batcher = LineBatcher(logger)
-    batcher.add({"event": "request"})  # no running loop needed: it is dropped at once
-    batcher.flush()
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        assert not batcher.enabled
+        batcher.add({"event": "request"})  # no running loop: scheduling a flush would raise
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        assert batcher.enabled
+        batcher.flush()  # had the line been queued, it would be written now
+    assert caplog.records == []

@@ -22,6 +22,7 @@ import pytest
 
 from purgecache.storage.base import wire_entry
 
+import pg
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
 from hawk_signing import HawkAuth
 
@@ -52,6 +53,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         timeout=60,
         env={**os.environ, **(env or {})},
     )
+
+
+def startup_failure(result: subprocess.CompletedProcess[str]) -> str:
+    """The error of a `serve` that refused to start: its last JSON log line (all are JSON)."""
+    assert result.returncode == 1, result.stderr
+    records = json_records(result.stderr)
+    assert records[-1]["event"] == "startup-failed"
+    return str(records[-1]["error"])
 
 
 def test_purges_survive_a_restart(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -124,10 +133,7 @@ def test_port_taken_is_one_clear_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli("serve", "--port", str(port), "--data-dir", str(tmp_path))
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("Error: cannot listen on 127.0.0.1:")
-    assert "Traceback" not in result.stderr
+    assert startup_failure(result).startswith(f"cannot listen on 127.0.0.1:{port}: ")
 
 
 def test_unwritable_database_is_one_clear_line(tmp_path: Path) -> None:
@@ -143,9 +149,7 @@ def test_unwritable_database_is_one_clear_line(tmp_path: Path) -> None:
         "--db",
         f"sqlite:///{blocker}/sub/x.db",
     )
-    assert result.returncode != 0
-    assert "Error: cannot use database" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert startup_failure(result).startswith(f"cannot use database sqlite:///{blocker}/sub/x.db")
 
 
 @pytest.mark.parametrize(
@@ -159,8 +163,7 @@ def test_bad_clients_file_is_one_clear_line(tmp_path: Path, content: str) -> Non
     result = run_cli(
         "serve", "--port", str(free_port()), "--data-dir", str(tmp_path), "--clients", str(clients)
     )
-    assert result.returncode != 0
-    assert f"clients file {clients}" in result.stderr
+    assert f"clients file {clients}" in startup_failure(result)
     assert len(result.stderr.strip().splitlines()) == 1
 
 
@@ -256,6 +259,34 @@ def test_logs_one_line_per_request_and_an_audit_line_per_purge(
     ]
     assert ADMIN[1] not in live.log_text()
     assert "Hawk " not in live.log_text()
+
+
+def json_records(text: str) -> list[dict[str, object]]:
+    """Every line of a server's output as a JSON object (fails on any other line)."""
+    records = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(record, dict) for record in records)
+    for record in records:
+        if record.get("event") not in ("request", "purge"):  # batched lines: their own fields
+            assert {"time", "level", "logger"} <= set(record)
+            assert record.keys() & {"event", "message"}
+    return records
+
+
+def test_every_output_line_is_a_json_object(server_factory: ServerFactory) -> None:
+    """Start, requests, psycopg_pool's warnings when the database vanishes, granian's lines and
+    stop: every line the server writes is one JSON object."""
+    url = pg.create_database()
+    live = server_factory("--db", url)
+    assert purge(live, "json/pool", "c").status_code == 204
+    pg.drop_database(url)
+    assert httpx.get(f"{live.root_url}/__heartbeat__", timeout=30).status_code == 503
+    assert live.stop() == 0
+    records = json_records(live.log_text())
+    loggers = {record.get("logger") for record in records}
+    events = [record.get("event") for record in records]
+    assert {"purgecache", "_granian", "psycopg.pool"} <= loggers
+    assert {"serving", "request", "purge", "heartbeat-failed"} <= set(events)
+    assert events[-1] == "stopped"
 
 
 def test_test_clients_file_is_valid_toml() -> None:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from purgecache.model import parse_duration
-from purgecache.settings import DEFAULT_CACHE_TIME_MS, DEFAULT_RETENTION_MS, Settings
+from purgecache.redact import dsn_secrets, scrub
+from purgecache.settings import SETTINGS, Setting, Settings, settings_named
 
 if TYPE_CHECKING:
     from purgecache.storage import Storage
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The top-level packages of the `[server]` extra (the base install is the client and agent).
+SERVER_PACKAGES = frozenset(
+    {"granian", "uvloop", "orjson", "jsonschema", "psycopg", "psycopg_pool", "prometheus_client"}
+)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -33,157 +41,106 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(error), param, ctx)
 
 
-DB_HELP = "Database URL: sqlite:///relative.db or sqlite:////abs/path.db."
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="purgecache")
 def main() -> None:
     """purgecache: a Taskcluster-compatible purge-cache service."""
 
 
+def _click_type(row: Setting) -> click.ParamType | type | None:  # type: ignore[type-arg]
+    if row.kind == "duration":
+        return Duration()
+    if row.kind == "choice":
+        return click.Choice(row.choices, case_sensitive=False)
+    if row.int_range is not None:
+        return click.IntRange(*row.int_range)
+    return {"integer": int, "text": str}.get(row.kind)
+
+
+def _shown_default(row: Setting) -> bool | str:
+    """--help shows a literal default as it is, a derived one as the table words it."""
+    if row.kind == "switch" or row.shown_default == str(row.default):
+        return True
+    return row.shown_default or False
+
+
+def _option(row: Setting) -> Callable[[F], F]:
+    """The click option of one row of the settings table."""
+    return click.option(
+        row.flag,
+        row.name,
+        envvar=row.envvar,
+        default=row.default,
+        type=_click_type(row),
+        show_default=_shown_default(row),
+        show_envvar=True,
+        help=row.help,
+    )
+
+
+def settings_options(rows: tuple[Setting, ...]) -> Callable[[F], F]:
+    """The click options of these settings, in the table's order."""
+
+    def decorate(command: F) -> F:
+        for row in reversed(rows):
+            command = _option(row)(command)
+        return command
+
+    return decorate
+
+
+@contextmanager
+def _server_installed() -> Iterator[None]:
+    """Without the `[server]` extra, one line saying so instead of a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if (error.name or "").partition(".")[0] not in SERVER_PACKAGES:
+            raise
+        raise click.ClickException(
+            f"this command needs the server's dependencies ({error.name} is missing): "
+            "pip install 'purgecache[server]'"
+        ) from None
+
+
+def _scrubbed(error: Exception, *dsns: str) -> click.ClickException:
+    """A one-line error naming no database password."""
+    secrets = tuple(secret for dsn in dsns for secret in dsn_secrets(dsn))
+    return click.ClickException(scrub(str(error), secrets))
+
+
 @main.command()
-@click.option(
-    "--host",
-    envvar="PURGECACHE_HOST",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on.",
-)
-@click.option(
-    "--port",
-    envvar="PURGECACHE_PORT",
-    default=8080,
-    show_default=True,
-    type=int,
-    help="Port to listen on.",
-)
-@click.option(
-    "--root-url",
-    envvar="PURGECACHE_ROOT_URL",
-    default="",
-    help="Public root URL clients use (default http://HOST:PORT).",
-)
-@click.option(
-    "--db",
-    "db_url",
-    envvar="PURGECACHE_DB",
-    default="",
-    help=DB_HELP + " Default: purgecache.db in the data directory.",
-)
-@click.option(
-    "--clients",
-    "clients_file",
-    envvar="PURGECACHE_CLIENTS",
-    default="",
-    help="TOML clients file (default: clients.toml in the data directory, created "
-    "with an admin credential on first start).",
-)
-@click.option(
-    "--data-dir",
-    envvar="PURGECACHE_DATA_DIR",
-    default="",
-    help="Data directory (default $XDG_DATA_HOME/purgecache or ~/.local/share/purgecache).",
-)
-@click.option(
-    "--retention",
-    envvar="PURGECACHE_RETENTION",
-    type=Duration(),
-    default=DEFAULT_RETENTION_MS,
-    help="How long a purge request stays open (e.g. 30d, 12h). Default 30d.",
-)
-@click.option(
-    "--cache-time",
-    envvar="PURGECACHE_CACHE_TIME",
-    type=Duration(),
-    default=DEFAULT_CACHE_TIME_MS,
-    help="How long a pool's requests are served from "
-    "memory before the database is read again. Default 10s.",
-)
-@click.option(
-    "--sqlite-synchronous",
-    envvar="PURGECACHE_SQLITE_SYNCHRONOUS",
-    type=click.Choice(["NORMAL", "FULL"], case_sensitive=False),
-    default="NORMAL",
-    show_default=True,
-    help="NORMAL survives a crash of the service; FULL also a power loss (slower writes).",
-)
-@click.option(
-    "--workers",
-    envvar="PURGECACHE_WORKERS",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Worker processes.",
-)
-@click.option(
-    "--interface",
-    envvar="PURGECACHE_INTERFACE",
-    type=click.Choice(["rsgi", "asgi"]),
-    default="rsgi",
-    show_default=True,
-    help="granian interface: rsgi is faster; asgi hands Hawk the raw request path (rsgi "
-    "rebuilds it, which covers every Taskcluster client's spelling of pool ids).",
-)
-@click.option(
-    "--migrate/--no-migrate",
-    envvar="PURGECACHE_MIGRATE",
-    default=True,
-    show_default=True,
-    help="Apply missing database migrations at start-up (with --no-migrate, refuse to start "
-    "on an outdated schema; run `purgecache db upgrade`).",
-)
-@click.option(
-    "--auth-root-url",
-    envvar="PURGECACHE_AUTH_ROOT_URL",
-    default="",
-    help="Delegate authentication to this Taskcluster deployment's auth service "
-    "(authenticateHawk) instead of the clients file.",
-)
-@click.option(
-    "--trust-proxy/--no-trust-proxy",
-    envvar="PURGECACHE_TRUST_PROXY",
-    default=False,
-    show_default=True,
-    help="Believe X-Forwarded-For for the client address in logs.",
-)
-@click.option(
-    "--access-log/--no-access-log",
-    envvar="PURGECACHE_ACCESS_LOG",
-    default=True,
-    show_default=True,
-    help="One JSON line per request on stderr.",
-)
-def serve(**options: object) -> None:
+@settings_options(SETTINGS)
+def serve(**options: Any) -> None:
     """Serve the purge-cache API in the foreground until SIGTERM or Ctrl-C.
+
+    Every log line, a start-up problem's included, is one JSON object on stderr.
 
     \b
     Examples:
       purgecache serve
       purgecache serve --port 9000 --root-url https://tc.example.com --db sqlite:////var/lib/pc.db
     """
-    from purgecache.server import StartupError, run
+    with _server_installed():
+        from purgecache.server import StartupError, run
 
-    options["sqlite_synchronous"] = str(options["sqlite_synchronous"]).upper()
-    options["retention_ms"] = options.pop("retention")
-    options["cache_time_ms"] = options.pop("cache_time")
-    try:
-        run(Settings(**options))  # type: ignore[arg-type]
-    except StartupError as error:
-        raise click.ClickException(str(error)) from error
+        try:
+            run(Settings(**options))
+        except StartupError:
+            raise SystemExit(1) from None  # already logged
 
 
-def _database_settings(db_url: str, data_dir: str) -> Settings:
-    try:
-        return Settings(db_url=db_url, data_dir=data_dir).resolved()
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
-
-
-def _run_storage(work: Callable[[Storage], Awaitable[T]], settings: Settings) -> T:
+def _run_storage(work: Callable[[Storage], Awaitable[T]], db_url: str, data_dir: str) -> T:
     """Upgrade the schema, then run `work` on the storage; one-line errors."""
+    from purgecache.logformat import configure_logging
     from purgecache.server import StartupError, upgrade_database
     from purgecache.storage import StorageError, open_storage
+
+    configure_logging(dsn_secrets(db_url))
+    try:
+        settings = Settings(db_url=db_url, data_dir=data_dir).resolved()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
 
     async def run() -> T:
         await upgrade_database(settings)
@@ -196,27 +153,24 @@ def _run_storage(work: Callable[[Storage], Awaitable[T]], settings: Settings) ->
     try:
         return asyncio.run(run())
     except (StartupError, StorageError) as error:
-        raise click.ClickException(str(error)) from error
+        raise _scrubbed(error, db_url) from error
 
 
-DB_OPTION = click.option("--db", "db_url", envvar="PURGECACHE_DB", default="", help=DB_HELP)
-DATA_DIR_OPTION = click.option(
-    "--data-dir", envvar="PURGECACHE_DATA_DIR", default="", help="Data directory."
-)
+DATABASE_OPTIONS = settings_options(settings_named("db_url", "data_dir"))
 
 
 @main.command()
-@DB_OPTION
-@DATA_DIR_OPTION
+@DATABASE_OPTIONS
 def expire(db_url: str, data_dir: str) -> None:
     """Delete purge requests whose retention has passed (safe to run from cron, and from
     several machines at once: one of them does the work)."""
-    from purgecache.service import wall_clock_ms
+    with _server_installed():
+        from purgecache.service import wall_clock_ms
 
-    async def work(storage: Storage) -> int | None:
-        return await storage.expire(wall_clock_ms())
+        async def work(storage: Storage) -> int | None:
+            return await storage.expire(wall_clock_ms())
 
-    removed = _run_storage(work, _database_settings(db_url, data_dir))
+        removed = _run_storage(work, db_url, data_dir)
     if removed is None:
         click.echo("another process is expiring purge requests right now; nothing to do")
     else:
@@ -229,15 +183,15 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@DB_OPTION
-@DATA_DIR_OPTION
+@DATABASE_OPTIONS
 def db_upgrade(db_url: str, data_dir: str) -> None:
     """Create the schema or bring it up to date (never downgrades)."""
 
     async def work(storage: Storage) -> int:
         return await storage.upgrade()
 
-    version = _run_storage(work, _database_settings(db_url, data_dir))
+    with _server_installed():
+        version = _run_storage(work, db_url, data_dir)
     click.echo(f"database schema is at version {version}")
 
 
@@ -255,14 +209,17 @@ def db_copy(source: str, target: str) -> None:
     Example:
       purgecache db copy --from postgresql://tc@db/taskcluster --to sqlite:////var/lib/pc.db
     """
-    from purgecache.service import wall_clock_ms
-    from purgecache.storage import StorageError
-    from purgecache.storage.copy import copy_requests
+    with _server_installed():
+        from purgecache.logformat import configure_logging
+        from purgecache.service import wall_clock_ms
+        from purgecache.storage import StorageError
+        from purgecache.storage.copy import copy_requests
 
-    try:
-        copied, kind = asyncio.run(copy_requests(source, target, wall_clock_ms()))
-    except (StorageError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+        configure_logging(dsn_secrets(source) + dsn_secrets(target))
+        try:
+            copied, kind = asyncio.run(copy_requests(source, target, wall_clock_ms()))
+        except (StorageError, ValueError) as error:
+            raise _scrubbed(error, source, target) from error
     click.echo(f"copied {copied} purge request(s) from {kind}")
 
 

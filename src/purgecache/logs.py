@@ -1,4 +1,4 @@
-"""Structured log lines: one JSON object per line."""
+"""Structured log lines: one JSON object per line (rendered by `purgecache.logformat`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import logging
 
 import orjson
 
+# The record attribute holding `log_event`'s fields, for the formatter.
+FIELDS_ATTRIBUTE = "purgecache_fields"
+
 
 def log_event(logger: logging.Logger, level: int, event: str, **fields: object) -> None:
-    """Log `{"event": event, **fields}` as one JSON line (values that are not JSON: as str)."""
+    """Log `event` with `fields`: one JSON line `{..., "event": event, **fields}` (values that
+    are not JSON: as str)."""
     if logger.isEnabledFor(level):
-        logger.log(level, orjson.dumps({"event": event, **fields}, default=str).decode())
+        logger.log(level, event, extra={FIELDS_ATTRIBUTE: fields})
 
 
 class LineBatcher:

@@ -1,10 +1,12 @@
 """Running the service: checks made once before serving, the worker-side app factory, granian.
 
 `serve` validates everything in the parent process (root URL, database, clients file, port) so
-that a mistake is one clear line and a non-zero exit, then hands the settings to granian's
-workers. The clients file is copied to a private snapshot the workers load; SIGHUP re-reads the
-file, replaces the snapshot only if the file is valid, and granian respawns the workers
-gracefully (no request is dropped).
+that a mistake is one clear log line and a non-zero exit, then hands the settings object to
+granian's workers: granian calls our loader, `worker_app` bound to the settings, in each worker
+(forked, or spawned with the loader pickled), so nothing travels through the environment. The
+clients file is copied to a private snapshot the workers load; SIGHUP re-reads the file,
+replaces the snapshot only if the file is valid, and granian respawns the workers gracefully (no
+request is dropped).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import tempfile
+from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 from purgecache.api.app import PurgeCacheApp
+from purgecache.api.endpoints import ENDPOINTS, Endpoint
 from purgecache.auth.authenticators import Authenticator, LocalAuthenticator, RemoteAuthenticator
 from purgecache.auth.clients import (
     ClientsFileError,
@@ -29,31 +33,21 @@ from purgecache.auth.clients import (
     ensure_admin_clients_file,
     load_clients,
 )
+from purgecache.logformat import configure_logging
 from purgecache.logs import log_event
 from purgecache.metrics import MULTIPROC_ENV
+from purgecache.redact import dsn_secrets, redact_dsn, scrub
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
 from purgecache.storage.migrations import migrations
 
-SETTINGS_ENV = "PURGECACHE_INTERNAL_SETTINGS"
 LATEST_VERSIONS = {kind: migrations(kind)[-1][0] for kind in ("sqlite", "postgres")}
-SNAPSHOT_ENV = "PURGECACHE_INTERNAL_CLIENTS_SNAPSHOT"
 log = logging.getLogger("purgecache")
 
 
 class StartupError(Exception):
     """The service cannot start; the message is the one line the operator sees."""
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """One line per message on stderr (messages are already JSON or plain sentences)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("purgecache")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def version_info() -> dict[str, str]:
@@ -99,7 +93,7 @@ async def upgrade_database(settings: Settings) -> None:
         if isinstance(storage, SqliteStorage):
             storage.path.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:
-        raise StartupError(f"cannot use database {settings.db_url}: {error}") from error
+        raise _database_error(settings, error) from error
     try:
         if settings.migrate:
             await storage.upgrade()
@@ -111,9 +105,15 @@ async def upgrade_database(settings: Settings) -> None:
     except StartupError:
         raise
     except Exception as error:
-        raise StartupError(f"cannot use database {settings.db_url}: {error}") from error
+        raise _database_error(settings, error) from error
     finally:
         await storage.close()
+
+
+def _database_error(settings: Settings, error: Exception) -> StartupError:
+    """`cannot use database URL: why`, with the URL's password masked and scrubbed from why."""
+    why = scrub(str(error), dsn_secrets(settings.db_url))
+    return StartupError(f"cannot use database {redact_dsn(settings.db_url)}: {why}")
 
 
 def storage_kind(settings: Settings) -> str:
@@ -121,8 +121,10 @@ def storage_kind(settings: Settings) -> str:
     return "sqlite" if settings.db_url.startswith("sqlite:") else "postgres"
 
 
-def build_app(settings: Settings, authenticator: Authenticator) -> PurgeCacheApp:
-    """The ASGI app for resolved settings."""
+def build_app(
+    settings: Settings, authenticator: Authenticator, endpoints: tuple[Endpoint, ...] = ENDPOINTS
+) -> PurgeCacheApp:
+    """The ASGI/RSGI app for resolved settings, serving `endpoints`."""
     storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
     service = PurgeService(
         storage,
@@ -145,6 +147,7 @@ def build_app(settings: Settings, authenticator: Authenticator) -> PurgeCacheApp
         access_log_enabled=settings.access_log,
         trust_proxy=settings.trust_proxy,
         on_shutdown=close,
+        endpoints=endpoints,
     )
 
 
@@ -156,12 +159,14 @@ def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenti
     return LocalAuthenticator(load_clients(clients_path))
 
 
-def worker_app() -> PurgeCacheApp:
-    """granian's factory, called in each worker process with the settings the parent checked."""
-    settings = Settings.from_json(os.environ[SETTINGS_ENV])
-    configure_logging()
-    snapshot = os.environ.get(SNAPSHOT_ENV)
-    return build_app(settings, authenticator_for(settings, Path(snapshot) if snapshot else None))
+def worker_app(settings: Settings, clients_snapshot: Path | None) -> PurgeCacheApp:
+    """granian's loader, called in each worker process with the settings the parent checked."""
+    configure_logging(dsn_secrets(settings.db_url))
+    try:
+        return build_app(settings, authenticator_for(settings, clients_snapshot))
+    except Exception:
+        log.exception("worker-failed")  # one JSON line, not multiprocessing's traceback
+        raise SystemExit(1) from None
 
 
 class ClientsSnapshot:
@@ -206,60 +211,91 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Serve in the foreground until SIGTERM/SIGINT; StartupError for configuration mistakes."""
-    from granian.constants import Interfaces, Loops, TaskImpl
+    """Serve in the foreground until SIGTERM/SIGINT.
+
+    Every log line is JSON on stderr; a configuration mistake is logged (`startup-failed`) and
+    raised as StartupError.
+    """
     from granian.server import Server
 
-    settings, clients, created = prepare(settings)
-    check_port_free(settings.host, settings.port)
-    configure_logging()
-    if created:
-        log.warning(
-            "created an admin credential (client id 'admin', scopes ['*']) in %s; "
-            "read the access token there",
-            settings.clients_file,
-        )
-    os.environ[SETTINGS_ENV] = settings.to_json()
+    log_config = configure_logging(dsn_secrets(settings.db_url))
+    settings, clients = checked(settings)
     metrics_dir = tempfile.mkdtemp(prefix="purgecache-metrics-")
-    os.environ[MULTIPROC_ENV] = metrics_dir  # before any worker creates a metric
-    snapshot = None if settings.auth_root_url else ClientsSnapshot(Path(settings.clients_file))
-    if snapshot is not None:
-        os.environ[SNAPSHOT_ENV] = str(snapshot.path)
-    server = Server(
-        "purgecache.server:worker_app",
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces(settings.interface),
-        loop=Loops.uvloop,
-        # Not granian's experimental Rust task implementation: about 15% less CPU per request,
-        # but it leaked the response of every listing (bench/run's RSS probe: 5 GB).
-        task_impl=TaskImpl.asyncio,
-        workers=settings.workers,
-        factory=True,
-        log_enabled=False,
-        workers_kill_timeout=8,
-        respawn_interval=1.0,
-    )
+    os.environ[MULTIPROC_ENV] = metrics_dir  # prometheus_client reads it; set before any worker
+    snapshot = None if clients is None else ClientsSnapshot(Path(settings.clients_file))
+    server = Server("purgecache.server:worker_app", log_dictconfig=log_config,
+                    **granian_options(settings))  # fmt: skip
     if snapshot is not None:
         server.on_reload(snapshot.reload)
-    auth = (
-        f"auth service {settings.auth_root_url}"
-        if clients is None
-        else f"clients {settings.clients_file} ({len(clients.clients)} client(s))"
-    )
-    log.info(
-        "purgecache serving %s/api/purge-cache/v1/ on %s:%d (database %s, %s)",
-        settings.root_url,
-        settings.host,
-        settings.port,
-        settings.db_url,
-        auth,
-    )
+    log_serving(settings, clients)
     try:
-        server.serve()
+        server.serve(
+            target_loader=partial(worker_app, settings, snapshot.path if snapshot else None),
+            wrap_loader=False,
+        )
     except RuntimeError as error:
-        raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {error}") from error
+        message = f"cannot listen on {settings.host}:{settings.port}: {error}"
+        log_event(log, logging.ERROR, "startup-failed", error=message)
+        raise StartupError(message) from error
     finally:
         if snapshot is not None:
             snapshot.remove()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    log_event(log, logging.INFO, "stopped")
+
+
+def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
+    """`prepare` and the port check, a failure logged as `startup-failed`."""
+    try:
+        settings, clients, created = prepare(settings)
+        check_port_free(settings.host, settings.port)
+    except StartupError as error:
+        log_event(log, logging.ERROR, "startup-failed", error=str(error))
+        raise
+    if created:
+        log_event(
+            log,
+            logging.WARNING,
+            "admin-credential-created",
+            client_id="admin",
+            scopes=["*"],
+            clients_file=settings.clients_file,
+            note="read the access token in the clients file",
+        )
+    return settings, clients
+
+
+def log_serving(settings: Settings, clients: ClientStore | None) -> None:
+    """The start-up line: where the API is, and what it uses (the database password masked)."""
+    log_event(
+        log,
+        logging.INFO,
+        "serving",
+        api=f"{settings.root_url}/api/purge-cache/v1/",
+        address=f"{settings.host}:{settings.port}",
+        database=redact_dsn(settings.db_url),
+        auth=settings.auth_root_url or settings.clients_file,
+        clients=None if clients is None else len(clients.clients),
+        workers=settings.workers,
+        interface=settings.interface,
+    )
+
+
+def granian_options(settings: Settings) -> dict[str, Any]:
+    """How granian runs the workers for these settings."""
+    from granian.constants import Interfaces, Loops, TaskImpl
+
+    return {
+        "address": settings.host,
+        "port": settings.port,
+        "interface": Interfaces(settings.interface),
+        "loop": Loops.uvloop,
+        # Not granian's experimental Rust task implementation: about 15% less CPU per request,
+        # but it leaked the response of every listing (bench/run's RSS probe: 5 GB).
+        "task_impl": TaskImpl.asyncio,
+        "workers": settings.workers,
+        # granian's own lines (workers started, stopped, respawned) go through our JSON handler.
+        "log_enabled": True,
+        "workers_kill_timeout": 8,
+        "respawn_interval": 1.0,
+    }

@@ -1,20 +1,212 @@
 """The service's configuration: one frozen object, built once by the CLI (flags > environment >
-defaults), handed to every worker process as JSON.
+defaults) and handed to every worker process as it is.
+
+Each operator-facing setting is declared once, as a field of `Settings` made by `setting(...)`:
+its flag, environment variable, default and help. `SETTINGS` reads that table back; the CLI
+builds `serve`'s options from it and `markdown_table` the README's configuration table.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from purgecache.model import DAY_MS
+from purgecache.redact import redact_dsn
+
+T = TypeVar("T")
+Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
 MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table: how an operator sets one field of `Settings`."""
+
+    name: str  # the field of Settings
+    flag: str  # as on the command line, e.g. "--db" or "--migrate/--no-migrate"
+    envvar: str
+    default: object
+    help: str
+    shown_default: str  # the default as documented (and shown by --help)
+    kind: Kind = "text"
+    choices: tuple[str, ...] = ()
+    int_range: tuple[int, int] | None = None
+
+
+def setting(
+    default: T,
+    *,
+    flag: str,
+    envvar: str,
+    help: str,
+    shown: str | None = None,
+    duration: bool = False,
+    choices: tuple[str, ...] = (),
+    int_range: tuple[int, int] | None = None,
+) -> T:
+    """A `Settings` field that operators set by `flag` or `envvar` (the name is filled later)."""
+    shown_default = str(default) if shown is None else shown
+    kind = _kind(default, choices, duration)
+    row = Setting("", flag, envvar, default, help, shown_default, kind, choices, int_range)
+    result: T = field(default=default, metadata={"setting": row})
+    return result
+
+
+def _kind(default: object, choices: tuple[str, ...], duration: bool) -> Kind:
+    if isinstance(default, bool):
+        return "switch"
+    if choices:
+        return "choice"
+    if duration:
+        return "duration"
+    return "integer" if isinstance(default, int) else "text"
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Everything `serve` needs. No secret lives here but a password inside `db_url`, which
+    the repr masks (the clients file is named, not read)."""
+
+    host: str = setting(
+        "127.0.0.1", flag="--host", envvar="PURGECACHE_HOST", help="Address to listen on."
+    )
+    port: int = setting(8080, flag="--port", envvar="PURGECACHE_PORT", help="Port to listen on.")
+    root_url: str = setting(
+        "",
+        flag="--root-url",
+        envvar="PURGECACHE_ROOT_URL",
+        shown="http://<host>:<port>",
+        help="Public root URL clients use (scheme://host[:port], no path).",
+    )
+    db_url: str = setting(
+        "",
+        flag="--db",
+        envvar="PURGECACHE_DB",
+        shown="sqlite:///<data dir>/purgecache.db",
+        help="Database URL: sqlite:///relative.db, sqlite:////abs/path.db or "
+        "postgresql://user@host:port/dbname (a password is masked in every output).",
+    )
+    clients_file: str = setting(
+        "",
+        flag="--clients",
+        envvar="PURGECACHE_CLIENTS",
+        shown="<data dir>/clients.toml",
+        help="TOML clients file; the default one is created with an admin credential on "
+        "first start.",
+    )
+    data_dir: str = setting(
+        "",
+        flag="--data-dir",
+        envvar="PURGECACHE_DATA_DIR",
+        shown="$XDG_DATA_HOME/purgecache",
+        help="Data directory (without XDG_DATA_HOME: ~/.local/share/purgecache).",
+    )
+    retention_ms: int = setting(
+        DEFAULT_RETENTION_MS,
+        flag="--retention",
+        envvar="PURGECACHE_RETENTION",
+        shown="30d",
+        duration=True,
+        help="How long a purge request stays open (units w d h m s ms, e.g. 12h, 1h30m).",
+    )
+    cache_time_ms: int = setting(
+        DEFAULT_CACHE_TIME_MS,
+        flag="--cache-time",
+        envvar="PURGECACHE_CACHE_TIME",
+        shown="10s",
+        duration=True,
+        help="How long a pool's requests are served from memory before the database is read again.",
+    )
+    sqlite_synchronous: str = setting(
+        "NORMAL",
+        flag="--sqlite-synchronous",
+        envvar="PURGECACHE_SQLITE_SYNCHRONOUS",
+        choices=("NORMAL", "FULL"),
+        help="NORMAL survives a crash of the service; FULL also a power loss (slower writes).",
+    )
+    workers: int = setting(
+        1,
+        flag="--workers",
+        envvar="PURGECACHE_WORKERS",
+        int_range=(1, 64),
+        help="Worker processes.",
+    )
+    access_log: bool = setting(
+        True,
+        flag="--access-log/--no-access-log",
+        envvar="PURGECACHE_ACCESS_LOG",
+        help="One JSON line per request on stderr.",
+    )
+    interface: str = setting(
+        "rsgi",
+        flag="--interface",
+        envvar="PURGECACHE_INTERFACE",
+        choices=("rsgi", "asgi"),
+        help="granian interface: rsgi is faster; asgi hands Hawk the raw request path (rsgi "
+        "rebuilds it, which covers every Taskcluster client's spelling of pool ids).",
+    )
+    migrate: bool = setting(
+        True,
+        flag="--migrate/--no-migrate",
+        envvar="PURGECACHE_MIGRATE",
+        help="Apply missing database migrations at start-up (with --no-migrate, refuse to "
+        "start on an outdated schema; run purgecache db upgrade).",
+    )
+    auth_root_url: str = setting(
+        "",
+        flag="--auth-root-url",
+        envvar="PURGECACHE_AUTH_ROOT_URL",
+        shown="",
+        help="Delegate authentication to this Taskcluster deployment's auth service "
+        "(authenticateHawk) instead of the clients file.",
+    )
+    trust_proxy: bool = setting(
+        False,
+        flag="--trust-proxy/--no-trust-proxy",
+        envvar="PURGECACHE_TRUST_PROXY",
+        help="Believe X-Forwarded-For for the client address in logs.",
+    )
+    # Internal tuning, not offered to operators.
+    cache_max_pools: int = 10_000
+    expire_interval_ms: int = 3_600_000
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["db_url"] = redact_dsn(self.db_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def resolved(self) -> Settings:
+        """Fill the defaults that depend on other settings."""
+        data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
+        host_in_url = f"[{self.host}]" if ":" in self.host else self.host
+        auth_root_url = normalize_root_url(self.auth_root_url) if self.auth_root_url else ""
+        return replace(
+            self,
+            auth_root_url=auth_root_url,
+            data_dir=str(data_dir),
+            root_url=normalize_root_url(self.root_url or f"http://{host_in_url}:{self.port}"),
+            db_url=self.db_url or f"sqlite:///{(data_dir / 'purgecache.db').resolve()}",
+            clients_file=self.clients_file or str(data_dir / "clients.toml"),
+        )
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    replace(f.metadata["setting"], name=f.name) for f in fields(Settings) if f.metadata
+)
+
+
+def settings_named(*names: str) -> tuple[Setting, ...]:
+    """The rows for these fields, in this order."""
+    by_name = {row.name: row for row in SETTINGS}
+    return tuple(by_name[name] for name in names)
 
 
 def default_data_dir() -> Path:
@@ -37,50 +229,17 @@ def normalize_root_url(root_url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything `serve` needs; no secrets live here (only the clients file's path)."""
+def _documented_default(row: Setting) -> str:
+    if row.kind == "switch":
+        return "on" if row.default else "off"
+    return f"`{row.shown_default}`" if row.shown_default else "none"
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    root_url: str = ""  # empty: http://<host>:<port>
-    db_url: str = ""  # empty: sqlite in the data directory
-    clients_file: str = ""  # empty: <data dir>/clients.toml, created with an admin credential
-    data_dir: str = ""
-    retention_ms: int = DEFAULT_RETENTION_MS
-    cache_time_ms: int = DEFAULT_CACHE_TIME_MS
-    cache_max_pools: int = 10_000
-    expire_interval_ms: int = 3_600_000
-    sqlite_synchronous: str = "NORMAL"
-    workers: int = 1
-    access_log: bool = True
-    max_body_bytes: int = MAX_BODY_BYTES
-    auth_root_url: str = ""  # set: delegate authentication to that deployment's auth service
-    trust_proxy: bool = False
-    migrate: bool = True  # apply missing schema migrations at start-up
-    interface: str = "rsgi"  # granian's native interface (faster); "asgi" sees the raw path
 
-    def resolved(self) -> Settings:
-        """Fill the defaults that depend on other settings."""
-        data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
-        host_in_url = f"[{self.host}]" if ":" in self.host else self.host
-        auth_root_url = normalize_root_url(self.auth_root_url) if self.auth_root_url else ""
-        return replace(
-            self,
-            auth_root_url=auth_root_url,
-            data_dir=str(data_dir),
-            root_url=normalize_root_url(self.root_url or f"http://{host_in_url}:{self.port}"),
-            db_url=self.db_url or f"sqlite:///{(data_dir / 'purgecache.db').resolve()}",
-            clients_file=self.clients_file or str(data_dir / "clients.toml"),
-        )
-
-    def to_json(self) -> str:
-        """Serialise for a worker process."""
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        """The inverse of `to_json`."""
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+def markdown_table(rows: tuple[Setting, ...] = SETTINGS) -> str:
+    """The README's configuration table, one row per setting."""
+    lines = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    lines += [
+        f"| `{row.flag}` | `{row.envvar}` | {_documented_default(row)} | {row.help} |"
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"

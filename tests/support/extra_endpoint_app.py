@@ -6,6 +6,7 @@ Run like `support.vector_app:app`, with `$PURGECACHE_VECTOR_SETTINGS` holding re
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,10 +19,8 @@ from purgecache.api.request import Call, Request
 from purgecache.api.responses import Response, json_response
 from purgecache.auth.authenticators import LocalAuthenticator
 from purgecache.auth.clients import load_clients
-from purgecache.server import configure_logging, version_info
-from purgecache.service import PurgeService
+from purgecache.server import build_app, configure_logging
 from purgecache.settings import Settings
-from purgecache.storage import open_storage
 
 from support.vector_app import SETTINGS_ENV
 
@@ -56,17 +55,7 @@ ECHO = Endpoint(
 
 def app() -> PurgeCacheApp:
     """granian's factory: the real app with ECHO added to its endpoint table."""
-    settings = Settings.from_json(os.environ[SETTINGS_ENV])
+    settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     configure_logging()
-    storage = open_storage(settings.db_url)
-    service = PurgeService(storage, retention_ms=settings.retention_ms)
     authenticator = LocalAuthenticator(load_clients(Path(settings.clients_file)))
-    return PurgeCacheApp(
-        service,
-        authenticator,
-        root_url=settings.root_url,
-        version=version_info(),
-        max_body_bytes=settings.max_body_bytes,
-        access_log_enabled=False,
-        endpoints=(*ENDPOINTS, ECHO),
-    )
+    return build_app(settings, authenticator, (*ENDPOINTS, ECHO))

@@ -13,9 +13,11 @@ header, and background work such as the periodic expiry, see the wall clock.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +80,14 @@ class ClockFromHeader:
         self.inner.__rsgi_del__(loop)
 
 
+def settings_json(settings: Settings) -> str:
+    """Settings for `$PURGECACHE_VECTOR_SETTINGS` (this granian is started by its own CLI)."""
+    return json.dumps(asdict(settings))
+
+
 def app() -> ClockFromHeader:
     """granian's factory: the real app from `$PURGECACHE_VECTOR_SETTINGS`, clock injectable."""
-    settings = Settings.from_json(os.environ[SETTINGS_ENV])
+    settings = Settings(**json.loads(os.environ[SETTINGS_ENV]))
     configure_logging()
     return ClockFromHeader(
         build_app(settings, LocalAuthenticator(load_clients(Path(settings.clients_file))))

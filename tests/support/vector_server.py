@@ -19,7 +19,7 @@ from pathlib import Path
 from purgecache.server import prepare
 from purgecache.settings import Settings
 
-from support.vector_app import NOW_HEADER, SETTINGS_ENV
+from support.vector_app import NOW_HEADER, SETTINGS_ENV, settings_json
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_DIR = TESTS_DIR.parent
@@ -115,7 +115,7 @@ def start_vector_server(
     )
     env = {
         **os.environ,
-        SETTINGS_ENV: settings.to_json(),
+        SETTINGS_ENV: settings_json(settings),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(TESTS_DIR), os.environ.get("PYTHONPATH", "")) if p
         ),
