@@ -91,7 +91,9 @@ class PurgeCacheApp:
         """ASGI: requests and the lifespan protocol."""
         if scope["type"] == "http":
             request = Request.from_asgi(scope)
-            status, headers, body = await self.exchange(request, asgi_chunks(receive))
+            call, started = Call(), time.perf_counter()
+            response = await self.respond(request, asgi_chunks(receive), call)
+            status, headers, body = self.finish(request, call, response, started)
             raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
             await send({"type": "http.response.start", "status": status, "headers": raw})
             await send({"type": "http.response.body", "body": body})
@@ -110,7 +112,9 @@ class PurgeCacheApp:
         """RSGI (granian's native interface, the faster one): one HTTP request."""
         request = Request.from_rsgi(scope)
         request.read_whole = protocol
-        status, headers, body = await self.exchange(request, protocol)
+        call, started = Call(), time.perf_counter()
+        response = await self.respond(request, protocol, call)
+        status, headers, body = self.finish(request, call, response, started)
         if status == 204:
             protocol.response_empty(204, headers)
         else:
@@ -124,23 +128,23 @@ class PurgeCacheApp:
         """RSGI: called in the worker after it stopped serving."""
         loop.run_until_complete(self.shutdown())
 
-    async def exchange(
-        self, request: Request, chunks: AsyncIterable[bytes]
-    ) -> tuple[int, Headers, bytes]:
-        """Answer one request: status, every header, and the body to send; counted in the
-        metrics and written to the access log."""
-        started = time.perf_counter()
-        call = Call()
+    def respond(
+        self, request: Request, chunks: AsyncIterable[bytes], call: Call
+    ) -> Awaitable[Response]:
+        """The response to one request (the pipeline under the API base, `_root` elsewhere);
+        `call` learns the endpoint and the caller."""
         path = request.path
-        api = path.startswith(self.base)
-        if api:
-            response = await self.pipeline.answer(request, chunks, path[len(self.base) :], call)
-        else:
-            try:
-                response = await self._root(request, path, call)
-            except Exception as error:
-                response = self.pipeline.error(as_api_error(error, call), request, call)
+        if path.startswith(self.base):
+            return self.pipeline.answer(request, chunks, path[len(self.base) :], call)
+        return self._root(request, path, call)
+
+    def finish(
+        self, request: Request, call: Call, response: Response, started: float
+    ) -> tuple[int, Headers, bytes]:
+        """Status, every header and the body to send; counted in the metrics and written to
+        the access log."""
         request_id = new_id()
+        api = request.path.startswith(self.base)
         headers, body = self.pipeline.render(request, call, response, api, request_id)
         status = response.status
         elapsed = time.perf_counter() - started
@@ -168,6 +172,12 @@ class PurgeCacheApp:
     # ---- outside the API base ----------------------------------------------------------
 
     async def _root(self, request: Request, path: str, call: Call) -> Response:
+        try:
+            return await self._outside_api(request, path, call)
+        except Exception as error:
+            return self.pipeline.error(as_api_error(error, call), request, call)
+
+    async def _outside_api(self, request: Request, path: str, call: Call) -> Response:
         if path == "/robots.txt":
             return Response(200, ROBOTS, (("content-type", "text/plain; charset=utf-8"),))
         if request.method not in ("GET", "HEAD"):

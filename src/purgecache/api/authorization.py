@@ -138,10 +138,12 @@ class Authorizer:
 
     def check(self, verdict: credentials.Verdict, required: ScopeExpression) -> None:
         """401 unless authenticated, 403 unless holding `required`."""
-        if verdict.failed:
+        if verdict.status == "auth-failed":
             raise ApiError("AuthenticationFailed", verdict.message)
-        held = verdict.scopes or _NO_SCOPES
-        if not held.satisfies(required):
+        held = _NO_SCOPES if verdict.scopes is None else verdict.scopes
+        if not (
+            held.satisfies_scope(required) if type(required) is str else held.satisfies(required)
+        ):
             raise _insufficient_scopes(verdict, required, held)
 
     def _local_verdict(

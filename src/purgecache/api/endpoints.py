@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from purgecache.auth.scopes import ScopeTemplate
+from purgecache.auth.scopes import ScopeExpression, ScopeTemplate
 from purgecache.model import WORKER_POOL_ID_JS_PATTERN, is_worker_pool_id, parse_since
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 Handler = Callable[["Deps", "Request", "Call"], "Response | Awaitable[Response]"]
 
 MAX_PAGE = 1000  # the largest `limit` of a listing; larger values are capped
+_RENDERINGS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,10 @@ class Endpoint:
     # Whether the scope check comes before validation: when the URL alone renders the
     # template (upstream's order, spec api.md §2); otherwise a bad body is a 400 first.
     authorizes_early: bool = field(init=False)
+    checks_request: bool = field(init=False)  # has URL parameters, query parameters or a body
+    _rendered: dict[tuple[str, ...], ScopeExpression | None] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         template = None if self.scopes is None else ScopeTemplate(self.scopes)
@@ -111,6 +116,23 @@ class Endpoint:
         object.__setattr__(self, "args", args)
         object.__setattr__(self, "query_names", tuple(param.name for param in self.query))
         object.__setattr__(self, "authorizes_early", early)
+        checks = bool(args or self.query or self.input)
+        object.__setattr__(self, "checks_request", checks)
+        object.__setattr__(self, "_rendered", {})
+
+    def required_scopes(self, values: Mapping[str, object]) -> ScopeExpression | None:
+        """The scope expression `template` renders for a call (None: public). Renderings from
+        URL parameters alone are kept (a fleet asks about the same pools over and over)."""
+        assert self.template is not None
+        if not self.authorizes_early:
+            return self.template.render(values)
+        key = tuple(str(values[name]) for name in self.args)
+        if key in self._rendered:
+            return self._rendered[key]
+        if len(self._rendered) >= _RENDERINGS_KEPT:
+            self._rendered.clear()
+        rendered = self._rendered[key] = self.template.render(values)
+        return rendered
 
 
 @dataclass(frozen=True, slots=True)

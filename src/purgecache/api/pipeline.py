@@ -44,6 +44,7 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.auth.authenticators import AuthServiceError
+from purgecache.auth.scopes import ScopeExpression
 from purgecache.logs import log_event
 from purgecache.model import format_time
 from purgecache.service import InvalidContinuationToken
@@ -161,10 +162,11 @@ class Pipeline:
             if not (call.fast and request.method == "GET"):  # `plain` saw no body then
                 await self.read(request, chunks)
             early = endpoint.authorizes_early
-            if early:
+            if early and not self.authorized(request, call, endpoint):
                 await self.authorize(request, call, endpoint)
-            self.validate(request, call, endpoint)
-            if not early and endpoint.template is not None:
+            if endpoint.checks_request or request.query:  # else nothing to check
+                self.validate(request, call, endpoint)
+            if not early and not self.authorized(request, call, endpoint):
                 await self.authorize(request, call, endpoint)
             answer = endpoint.handler(self.deps, request, call)
             return answer if isinstance(answer, Response) else await answer
@@ -231,7 +233,8 @@ class Pipeline:
                 raise ApiError(
                     "InvalidRequestArguments", f"Invalid URL parameter {name}: {value!r} {reason}"
                 )
-        call.query = parse_query(request.query, endpoint.query)
+        if request.query:
+            call.query = parse_query(request.query, endpoint.query)
         if endpoint.input is None:
             return
         if not request.is_json:
@@ -243,19 +246,35 @@ class Pipeline:
             )
         self.bodies[endpoint.input].check(request.payload)
 
+    def authorized(self, request: Request, call: Call, endpoint: Endpoint) -> bool:
+        """Check the caller holds the scopes the endpoint's template renders for this call
+        (401/403 otherwise), when their verdict is at hand; False when the auth service must
+        be asked first (`authorize`)."""
+        required = self.required_scopes(request, call, endpoint)
+        if required is None:
+            return True
+        verdict = self.authorizer.verdict_now(request, call)
+        if verdict is None:
+            return False
+        self.authorizer.check(verdict, required)
+        return True
+
     async def authorize(self, request: Request, call: Call, endpoint: Endpoint) -> None:
-        """The scope the endpoint's template renders for this call, checked against the
-        caller's (authenticated once)."""
-        assert endpoint.template is not None
+        """`authorized`, asking the auth service for the verdict."""
+        required = self.required_scopes(request, call, endpoint)
+        assert required is not None
+        self.authorizer.check(await self.authorizer.ask(request, call), required)
+
+    @staticmethod
+    def required_scopes(request: Request, call: Call, endpoint: Endpoint) -> ScopeExpression | None:
+        """What the endpoint's template renders from the URL parameters and the body."""
+        if endpoint.template is None:
+            return None
         payload = request.payload
         values = (
             {**payload, **call.params} if payload and isinstance(payload, dict) else call.params
         )
-        required = endpoint.template.render(values)
-        if required is not None:
-            authorizer = self.authorizer
-            verdict = authorizer.verdict_now(request, call) or await authorizer.ask(request, call)
-            authorizer.check(verdict, required)
+        return endpoint.required_scopes(values)
 
     def error(self, error: ApiError, request: Request, call: Call) -> Response:
         """The Taskcluster error reply."""
@@ -280,11 +299,9 @@ class Pipeline:
         ):
             body, own = self._gzip(body), (*own, *GZIP_HEADERS)
         trace_id = request.headers.get("x-taskcluster-trace-id") or new_id()
-        ids = (("x-for-request-id", request_id), ("x-for-trace-id", trace_id))
-        if api:
-            reply = [*own, *self.tail, *ids]
-        else:
-            reply = [*own, ("content-security-policy", csp), NOSNIFF, *ids]
+        reply = [*own, *(self.tail if api else (("content-security-policy", csp), NOSNIFF))]
+        reply.append(("x-for-request-id", request_id))
+        reply.append(("x-for-trace-id", trace_id))
         if status != 204:
             reply.append(("content-length", str(len(body))))
         return reply, body

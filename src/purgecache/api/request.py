@@ -6,7 +6,6 @@ import functools
 import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -76,24 +75,47 @@ class Call:
 _NONE: dict[Any, Any] = {}  # shared, never written: calls replace it
 
 
-@dataclass(slots=True)
 class Request:
     """The parts of a request the service uses, whatever the server interface."""
 
-    method: str
-    # ASGI: the path as sent, still percent-encoded. RSGI only offers it percent-decoded
-    # (`path_decoded`); then Hawk's signed resource is rebuilt (see `resources`).
-    path: str
-    query: str  # raw query string
-    headers: HeaderView
-    tls: bool
-    peer: str | None  # ASGI: the client's address; RSGI: `address:port`
-    path_decoded: bool = False
-    body: bytes = b""
-    payload: Any = field(default_factory=dict)  # parsed JSON body, or {} when there is none
-    is_json: bool = False
-    # The whole body at once (RSGI); used when Content-Length says it is small enough.
-    read_whole: Callable[[], Awaitable[bytes]] | None = None
+    __slots__ = (
+        "body",
+        "headers",
+        "is_json",
+        "method",
+        "path",
+        "path_decoded",
+        "payload",
+        "peer",
+        "query",
+        "read_whole",
+        "tls",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: HeaderView,
+        tls: bool,
+        peer: str | None,
+        path_decoded: bool = False,
+    ) -> None:
+        self.method = method
+        # ASGI: the path as sent, still percent-encoded. RSGI only offers it percent-decoded
+        # (`path_decoded`); then Hawk's signed resource is rebuilt (see `resources`).
+        self.path = path
+        self.query = query  # raw query string
+        self.headers = headers
+        self.tls = tls
+        self.peer = peer  # ASGI: the client's address; RSGI: `address:port`
+        self.path_decoded = path_decoded
+        self.body = b""
+        self.payload: Any = _NONE  # the parsed JSON body (replaced, never changed), or {}
+        self.is_json = False
+        # The whole body at once (RSGI); used when Content-Length says it is small enough.
+        self.read_whole: Callable[[], Awaitable[bytes]] | None = None
 
     @classmethod
     def from_asgi(cls, scope: Mapping[str, Any]) -> Request:
