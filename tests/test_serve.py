@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from purgecache.storage.base import wire_entry
+from purgecache.model import PurgeRequest
 
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
 from hawk_signing import HawkAuth
@@ -255,8 +255,8 @@ def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: P
         conn.executemany(
             "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
             [
-                (f"p{i // 100}/w", f"c{i}", 1, far, wire_entry(f"p{i // 100}/w", f"c{i}", 1))
-                for i in range(3000)
+                (r.worker_pool_id, r.cache_name, 1, far, r.to_entry())
+                for r in (PurgeRequest(f"p{i // 100}/w", f"c{i}", 1, far) for i in range(3000))
             ],
         )
     url = f"{live.api}/purge-cache/list?limit=1000"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+import orjson
+
 IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
 WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
 # Upstream prints the JavaScript form of the pattern in its error messages.
@@ -48,6 +50,11 @@ class PurgeRequest:
             "cacheName": self.cache_name,
             "before": format_time(self.before),
         }
+
+    def to_entry(self) -> bytes:
+        """The entry as the API serves it, compact JSON in UTF-8: what storage keeps with the
+        row, so listing pages are joined from stored bytes."""
+        return orjson.dumps(self.to_wire())
 
 
 def format_time(ms: int) -> str:
