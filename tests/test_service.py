@@ -183,6 +183,29 @@ def test_outage_serves_cached_answers_while_fresh_only() -> None:
         asyncio.run(service.purge_requests_json("p/w", None))
 
 
+def test_storage_lifecycle_and_health_go_through_the_service() -> None:
+    """start, check, count_open (at the service's clock) and close reach the storage; a
+    database that does not answer raises StorageError from check."""
+    service, storage, clock = make(retention_ms=1_000)
+
+    async def scenario() -> int:
+        await service.start()
+        await service.purge("p/w", "a")
+        clock.now += 500
+        await service.purge("p/w", "b")
+        clock.now += 600
+        await service.check()
+        open_now = await service.count_open()
+        storage.down = True
+        with pytest.raises(StorageError):
+            await service.check()
+        await service.close()
+        return open_now
+
+    assert asyncio.run(scenario()) == 1
+    assert storage.calls == ["start", "check", f"count_open {clock.now}", "check", "close"]
+
+
 def test_listing_pages_carry_the_storage_key_as_token() -> None:
     """allPurgeRequests joins the stored entries and names the next page by the key storage
     gives (not by what the entries say); the last page has no token."""

@@ -189,3 +189,19 @@ class PurgeService:
         """Delete every request past its retention; how many went (None: another process is
         expiring right now)."""
         return await self.storage.expire(self.clock())
+
+    async def start(self) -> None:
+        """Begin the storage's background work (change notifications); needs a running loop."""
+        await self.storage.start()
+
+    async def check(self) -> None:
+        """Raise StorageError unless the database answers."""
+        await self.storage.check()
+
+    async def count_open(self) -> int:
+        """How many purge requests are open now; StorageError if the database is away."""
+        return await self.storage.count_open(self.clock())
+
+    async def close(self) -> None:
+        """Release the storage's connections and threads."""
+        await self.storage.close()
