@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from purgecache.model import PurgeRequest
-from purgecache.storage import SqliteStorage
+from purgecache.storage import SqliteStorage, sqlite
 
 NOW = 1_795_000_000_000
 
@@ -103,3 +103,20 @@ def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(
     assert found == 2
     assert waited >= 0.25  # it waited for the lock instead of failing
     assert ticks > 10  # ...and not on the event loop's thread
+
+
+def test_listing_queries_walk_the_primary_key_without_sorting(tmp_path: Path) -> None:
+    """A listing page and its last row's key are read in key order along the primary key; no
+    query sorts (a sort would read every open row for each page)."""
+    conn = sqlite.connect(tmp_path / "plan.db")
+    sqlite.upgrade(conn)
+    first, following = (0, 1), ("p/w", "c", 0, 1)
+    for query, args in [
+        (sqlite._FIRST_ENTRIES, first),
+        (sqlite._FIRST_KEY, first),
+        (sqlite._NEXT_ENTRIES, following),
+        (sqlite._NEXT_KEY, following),
+    ]:
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", args))
+        assert "TEMP B-TREE" not in plan, (query, plan)
+    conn.close()

@@ -69,8 +69,9 @@ _NEXT_ENTRIES = (
     "SELECT CAST(wire AS BLOB) FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
     "AND expires > ? ORDER BY worker_pool_id, cache_name LIMIT ?"
 )
+# (`+expires`: walk the primary key; the covering index on `expires` would need a sort.)
 _FIRST_KEY = (
-    "SELECT worker_pool_id, cache_name FROM cache_purges WHERE expires > ? "
+    "SELECT worker_pool_id, cache_name FROM cache_purges WHERE +expires > ? "
     "ORDER BY 1, 2 LIMIT 1 OFFSET ?"
 )
 _NEXT_KEY = (
