@@ -15,7 +15,14 @@ import psycopg
 import pytest
 
 from purgecache.model import PurgeRequest
-from purgecache.storage import NO_CHANGES, Changes, SchemaError, SqliteStorage, Storage
+from purgecache.storage import (
+    NO_CHANGES,
+    Changes,
+    SchemaError,
+    SqliteStorage,
+    Storage,
+    StorageError,
+)
 from purgecache.storage.base import SchemaTooNewError
 from purgecache.storage.migrations import migrations, statements
 from purgecache.storage.postgres import PostgresStorage
@@ -140,6 +147,21 @@ def test_expire_deletes_exactly_the_expired(storage: Storage, runner: asyncio.Ru
 def test_check_succeeds_on_a_healthy_database(storage: Storage, runner: asyncio.Runner) -> None:
     """check() returns quietly when the database answers."""
     runner.run(storage.check())
+
+
+def test_check_fails_without_the_purge_table(storage: Storage, runner: asyncio.Runner) -> None:
+    """check() raises StorageError when the database answers but lost its purge table."""
+    drop = "DROP TABLE cache_purges"
+    if isinstance(storage, SqliteStorage):
+        with sqlite3.connect(storage.path) as db:
+            db.execute(drop)
+        db.close()
+    else:
+        assert isinstance(storage, PostgresStorage)
+        with psycopg.connect(storage.url, autocommit=True) as conn:
+            conn.execute(drop)
+    with pytest.raises(StorageError):
+        runner.run(storage.check())
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

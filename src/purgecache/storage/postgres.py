@@ -322,7 +322,7 @@ class PostgresStorage:
 
     async def check(self) -> None:
         async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute("SELECT 1")
+            await conn.execute("SELECT 1 FROM cache_purges LIMIT 1")
 
         await self._run(ping)
 

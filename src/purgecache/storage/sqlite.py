@@ -115,7 +115,7 @@ def _entry_page(
             return EntryPage(entries, None)
         del entries[limit:]
         key_query = _FIRST_KEY if after is None else _NEXT_KEY
-        pool, name = conn.execute(key_query, (*where, limit - 1)).fetchone()
+        ((pool, name),) = conn.execute(key_query, (*where, limit - 1)).fetchall()
         return EntryPage(entries, (pool, name))
     finally:
         conn.execute("COMMIT")
