@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-import orjson
-
 IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
 WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
 # Upstream prints the JavaScript form of the pattern in its error messages.
@@ -54,6 +52,8 @@ class PurgeRequest:
     def to_entry(self) -> bytes:
         """The entry as the API serves it, compact JSON in UTF-8: what storage keeps with the
         row, so listing pages are joined from stored bytes."""
+        import orjson  # a server dependency: the client and the agent use this module without it
+
         return orjson.dumps(self.to_wire())
 
 
