@@ -197,10 +197,10 @@ def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_pat
     live.stop()
     past = int(time.time() * 1000) - 1000
     with sqlite3.connect(data / "purgecache.db") as conn:
+        old = PurgeRequest("exp/pool", "old", past, past)
         conn.execute(
-            "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
-            "VALUES ('exp/pool', 'old', ?, ?)",
-            (past, past),
+            "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
+            (old.worker_pool_id, old.cache_name, past, past, old.to_entry()),
         )
     assert stored_names(data / "purgecache.db") == {"old", "new"}
     result = run_cli("expire", "--data-dir", str(data))
