@@ -97,8 +97,8 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
 
 def _text_row(request: PurgeRequest, entry: bytes) -> tuple[str, str, int, int, str]:
     """A row as written: the entry in the `text` column (UTF-8), where schema 2 kept it."""
-    r = request
-    return (r.worker_pool_id, r.cache_name, r.before, r.expires, entry.decode())
+    key_and_times = (request.worker_pool_id, request.cache_name, request.before, request.expires)
+    return (*key_and_times, entry.decode())
 
 
 async def upgrade(conn: psycopg.AsyncConnection[Any]) -> int:
