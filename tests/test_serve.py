@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from purgecache.storage.base import wire_entry
+from purgecache.model import PurgeRequest
 
 import pg
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
@@ -221,10 +221,10 @@ def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_pat
     live.stop()
     past = int(time.time() * 1000) - 1000
     with sqlite3.connect(data / "purgecache.db") as conn:
+        old = PurgeRequest("exp/pool", "old", past, past)
         conn.execute(
-            "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
-            "VALUES ('exp/pool', 'old', ?, ?)",
-            (past, past),
+            "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
+            (old.worker_pool_id, old.cache_name, past, past, old.to_entry()),
         )
     assert stored_names(data / "purgecache.db") == {"old", "new"}
     result = run_cli("expire", "--data-dir", str(data))
@@ -312,8 +312,8 @@ def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: P
         conn.executemany(
             "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
             [
-                (f"p{i // 100}/w", f"c{i}", 1, far, wire_entry(f"p{i // 100}/w", f"c{i}", 1))
-                for i in range(3000)
+                (r.worker_pool_id, r.cache_name, 1, far, r.to_entry())
+                for r in (PurgeRequest(f"p{i // 100}/w", f"c{i}", 1, far) for i in range(3000))
             ],
         )
     url = f"{live.api}/purge-cache/list?limit=1000"

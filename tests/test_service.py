@@ -9,7 +9,7 @@ import pytest
 
 from purgecache.model import PurgeRequest
 from purgecache.service import PurgeService
-from purgecache.storage import NO_CHANGES, Changes, StorageError
+from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError
 from purgecache.storage.base import EVERYTHING
 
 
@@ -18,16 +18,43 @@ class FakeStorage:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], PurgeRequest] = {}
+        self.entries: dict[tuple[str, str], bytes] = {}
         self.pool_reads = 0
         self.fail_next = 0
         self.pending = NO_CHANGES
+        self.calls: list[str] = []
+        self.down = False
 
     def changes(self) -> Changes:
         pending, self.pending = self.pending, NO_CHANGES
         return pending
 
-    async def purge(self, pool: str, name: str, before: int, expires: int) -> None:
-        self.rows[(pool, name)] = PurgeRequest(pool, name, before, expires)
+    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+        key = (request.worker_pool_id, request.cache_name)
+        self.rows[key], self.entries[key] = request, entry
+
+    async def list_entries(self, after: tuple[str, str] | None, limit: int, now: int) -> EntryPage:
+        keys = sorted(
+            k for k, r in self.rows.items() if r.expires > now and (not after or k > after)
+        )
+        return EntryPage(
+            [self.entries[k] for k in keys[:limit]], keys[limit - 1] if len(keys) > limit else None
+        )
+
+    async def start(self) -> None:
+        self.calls.append("start")
+
+    async def check(self) -> None:
+        self.calls.append("check")
+        if self.down:
+            raise StorageError("database down")
+
+    async def count_open(self, now: int) -> int:
+        self.calls.append(f"count_open {now}")
+        return sum(r.expires > now for r in self.rows.values())
+
+    async def close(self) -> None:
+        self.calls.append("close")
 
     async def purge_requests(self, pool: str, now: int) -> list[PurgeRequest]:
         self.pool_reads += 1
@@ -154,3 +181,40 @@ def test_outage_serves_cached_answers_while_fresh_only() -> None:
     clock.now += 10_001
     with pytest.raises(StorageError):
         asyncio.run(service.purge_requests_json("p/w", None))
+
+
+def test_storage_lifecycle_and_health_go_through_the_service() -> None:
+    """start, check, count_open (at the service's clock) and close reach the storage; a
+    database that does not answer raises StorageError from check."""
+    service, storage, clock = make(retention_ms=1_000)
+
+    async def scenario() -> int:
+        await service.start()
+        await service.purge("p/w", "a")
+        clock.now += 500
+        await service.purge("p/w", "b")
+        clock.now += 600
+        await service.check()
+        open_now = await service.count_open()
+        storage.down = True
+        with pytest.raises(StorageError):
+            await service.check()
+        await service.close()
+        return open_now
+
+    assert asyncio.run(scenario()) == 1
+    assert storage.calls == ["start", "check", f"count_open {clock.now}", "check", "close"]
+
+
+def test_listing_pages_carry_the_storage_key_as_token() -> None:
+    """allPurgeRequests joins the stored entries and names the next page by the key storage
+    gives (not by what the entries say); the last page has no token."""
+    service, storage, _ = make()
+    for name in ("a", "b", "c"):
+        asyncio.run(service.purge("p/w", name))
+    storage.entries[("p/w", "b")] = b'{"cacheName":"misleading"}'
+    first = orjson.loads(asyncio.run(service.list_json(None, 2)))
+    assert [e["cacheName"] for e in first["requests"]] == ["a", "misleading"]
+    second = orjson.loads(asyncio.run(service.list_json(first["continuationToken"], 2)))
+    assert [e["cacheName"] for e in second["requests"]] == ["c"]
+    assert "continuationToken" not in second

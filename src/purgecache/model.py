@@ -49,6 +49,13 @@ class PurgeRequest:
             "before": format_time(self.before),
         }
 
+    def to_entry(self) -> bytes:
+        """The entry as the API serves it, compact JSON in UTF-8: what storage keeps with the
+        row, so listing pages are joined from stored bytes."""
+        import orjson  # a server dependency: the client and the agent use this module without it
+
+        return orjson.dumps(self.to_wire())
+
 
 def format_time(ms: int) -> str:
     """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates."""

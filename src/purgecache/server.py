@@ -135,7 +135,7 @@ def build_app(
 
     async def close() -> None:
         await authenticator.close()
-        await storage.close()
+        await service.close()
 
     return PurgeCacheApp(
         service,

@@ -67,7 +67,7 @@ class _PoolEntry:
 
 
 def _entry(rows: list[PurgeRequest], now: int, cache_time: int, generation: int) -> _PoolEntry:
-    fragments = tuple(orjson.dumps(row.to_wire()) for row in rows)
+    fragments = tuple(row.to_entry() for row in rows)
     stale_at = min([now + cache_time, *(row.expires for row in rows)])
     body = b'{"requests":[' + b",".join(fragments) + b"]}"
     return _PoolEntry(now, stale_at, generation, tuple(rows), fragments, body)
@@ -108,23 +108,11 @@ class PurgeService:
         self.on_cache_hit = on_cache_hit
         self.on_cache_miss = on_cache_miss
 
-    async def start(self) -> None:
-        """Start watching storage for changes made elsewhere."""
-        await self.storage.start()
-
-    async def check(self) -> None:
-        """Raise StorageError unless the database answers."""
-        await self.storage.check()
-
-    async def count_open(self) -> int:
-        """How many purge requests are open now."""
-        return await self.storage.count_open(self.clock())
-
     async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
         """Record (or refresh) a purge request; durable when this returns."""
         now = self.clock()
         request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
-        await self.storage.purge(worker_pool_id, cache_name, request.before, request.expires)
+        await self.storage.purge(request, request.to_entry())
         self._cache.pop(worker_pool_id, None)  # our own write is visible at once
         return request
 
@@ -185,14 +173,11 @@ class PurgeService:
         """The JSON answer of `allPurgeRequests`: one page of all requests in (pool, cache
         name) order, with the next page's token unless it is the last page."""
         after = decode_token(token) if token is not None else None
-        size = min(limit, MAX_PAGE_SIZE)
-        entries = await self.storage.list_wire(after, size + 1, self.clock())
+        page = await self.storage.list_entries(after, min(limit, MAX_PAGE_SIZE), self.clock())
+        entries = page.entries
         head = b'{"requests":['
-        if len(entries) > size:
-            del entries[size:]
-            last = orjson.loads(entries[-1])  # the key of the page's last row, from its entry
-            token = _token(f"{last['provisionerId']}/{last['workerType']}", last["cacheName"])
-            head = b'{"continuationToken":"%s","requests":[' % token.encode()
+        if page.next_after is not None:
+            head = b'{"continuationToken":"%s","requests":[' % _token(*page.next_after).encode()
         if not entries:
             return head + b"]}"
         # One join builds the whole answer: a page is up to ~100 KB, worth copying only once.
@@ -204,3 +189,19 @@ class PurgeService:
         """Delete every request past its retention; how many went (None: another process is
         expiring right now)."""
         return await self.storage.expire(self.clock())
+
+    async def start(self) -> None:
+        """Begin the storage's background work (change notifications); needs a running loop."""
+        await self.storage.start()
+
+    async def check(self) -> None:
+        """Raise StorageError unless the database answers."""
+        await self.storage.check()
+
+    async def count_open(self) -> int:
+        """How many purge requests are open now; StorageError if the database is away."""
+        return await self.storage.count_open(self.clock())
+
+    async def close(self) -> None:
+        """Release the storage's connections and threads."""
+        await self.storage.close()

@@ -1,25 +1,37 @@
-"""The storage contract, run against every backend (SQLite here; PostgreSQL joins later)."""
+"""The storage contract, run against every backend through its public methods; legacy
+databases are made with the test's own connections."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import importlib
 import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from purgecache.storage import NO_CHANGES, Changes, SchemaError, SqliteStorage, Storage
+from purgecache.model import PurgeRequest
+from purgecache.storage import (
+    NO_CHANGES,
+    Changes,
+    SchemaError,
+    SqliteStorage,
+    Storage,
+    StorageError,
+)
 from purgecache.storage.base import SchemaTooNewError
+from purgecache.storage.migrations import migrations, statements
 from purgecache.storage.postgres import PostgresStorage
 from purgecache.storage.sqlite import LATEST_VERSION, connect, upgrade
 
 import pg
 
 NOW = 1_900_000_000_000
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture
@@ -29,19 +41,28 @@ def runner() -> Iterator[asyncio.Runner]:
         yield loop
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def new_storage(backend: str, path: Path) -> Storage:
+    """An empty database of a backend (not yet migrated)."""
+    if backend == "sqlite":
+        return SqliteStorage(path)
+    return PostgresStorage(pg.create_database())
+
+
+@pytest.fixture(params=BACKENDS)
 def storage(
     request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner
 ) -> Iterator[Storage]:
     """A freshly migrated, empty storage of each backend."""
-    backend: Storage
-    if request.param == "sqlite":
-        backend = SqliteStorage(tmp_path / "contract.db")
-    else:
-        backend = PostgresStorage(pg.create_database())
+    backend = new_storage(request.param, tmp_path / "contract.db")
     runner.run(backend.upgrade())
     yield backend
     runner.run(backend.close())
+
+
+async def put(storage: Storage, pool: str, name: str, before: int, expires: int) -> None:
+    """A purge as the service stores it: the request and its entry."""
+    request = PurgeRequest(pool, name, before, expires)
+    await storage.purge(request, request.to_entry())
 
 
 def test_upsert_keeps_one_row_and_moves_both_times(
@@ -50,8 +71,8 @@ def test_upsert_keeps_one_row_and_moves_both_times(
     """Purging a stored (pool, cache) again overwrites before and expires."""
 
     async def scenario() -> None:
-        await storage.purge("p/w", "c", NOW, NOW + 10)
-        await storage.purge("p/w", "c", NOW + 5, NOW + 20)
+        await put(storage, "p/w", "c", NOW, NOW + 10)
+        await put(storage, "p/w", "c", NOW + 5, NOW + 20)
         (row,) = await storage.purge_requests("p/w", NOW)
         assert (row.before, row.expires) == (NOW + 5, NOW + 20)
 
@@ -66,8 +87,8 @@ def test_concurrent_purges_of_one_cache_share_a_batch_and_the_last_stands(
 
     async def scenario() -> None:
         await asyncio.gather(
-            *(storage.purge("p/w", f"c{i % 3}", NOW + i, NOW + 100 + i) for i in range(30)),
-            storage.purge("q/w", "c0", NOW, NOW + 100),
+            *(put(storage, "p/w", f"c{i % 3}", NOW + i, NOW + 100 + i) for i in range(30)),
+            put(storage, "q/w", "c0", NOW, NOW + 100),
         )
         rows = await storage.purge_requests("p/w", NOW)
         assert [(r.cache_name, r.before) for r in rows] == [
@@ -84,10 +105,10 @@ def test_pool_reads_are_ordered_and_skip_expired(storage: Storage, runner: async
     """A pool's rows come in cache-name order without rows whose expiry has passed."""
 
     async def scenario() -> None:
-        await storage.purge("p/w", "b", NOW, NOW + 100)
-        await storage.purge("p/w", "a", NOW, NOW + 100)
-        await storage.purge("p/w", "gone", NOW, NOW)
-        await storage.purge("other/w", "x", NOW, NOW + 100)
+        await put(storage, "p/w", "b", NOW, NOW + 100)
+        await put(storage, "p/w", "a", NOW, NOW + 100)
+        await put(storage, "p/w", "gone", NOW, NOW)
+        await put(storage, "other/w", "x", NOW, NOW + 100)
         rows = await storage.purge_requests("p/w", NOW)
         assert [r.cache_name for r in rows] == ["a", "b"]
 
@@ -100,7 +121,7 @@ def test_keyset_pages_in_code_point_order(storage: Storage, runner: asyncio.Runn
     async def scenario() -> None:
         keys = [("a/b", "Z"), ("a/b", "a"), ("a/b", "é"), ("a-/b", "x"), ("A/b", "x")]
         for pool, name in keys:
-            await storage.purge(pool, name, NOW, NOW + 100)
+            await put(storage, pool, name, NOW, NOW + 100)
         first = await storage.list_page(None, 2, NOW)
         rest = await storage.list_page((first[-1].worker_pool_id, first[-1].cache_name), 10, NOW)
         got = [(r.worker_pool_id, r.cache_name) for r in first + rest]
@@ -113,9 +134,9 @@ def test_expire_deletes_exactly_the_expired(storage: Storage, runner: asyncio.Ru
     """expire(now) removes rows with expires <= now and reports how many."""
 
     async def scenario() -> None:
-        await storage.purge("p/w", "a", NOW - 3, NOW - 2)
-        await storage.purge("p/w", "b", NOW - 3, NOW)
-        await storage.purge("p/w", "c", NOW - 3, NOW + 1)
+        await put(storage, "p/w", "a", NOW - 3, NOW - 2)
+        await put(storage, "p/w", "b", NOW - 3, NOW)
+        await put(storage, "p/w", "c", NOW - 3, NOW + 1)
         assert await storage.expire(NOW) == 2
         assert await storage.expire(NOW) == 0
         assert [r.cache_name for r in await storage.list_page(None, 10, 0)] == ["c"]
@@ -126,6 +147,21 @@ def test_expire_deletes_exactly_the_expired(storage: Storage, runner: asyncio.Ru
 def test_check_succeeds_on_a_healthy_database(storage: Storage, runner: asyncio.Runner) -> None:
     """check() returns quietly when the database answers."""
     runner.run(storage.check())
+
+
+def test_check_fails_without_the_purge_table(storage: Storage, runner: asyncio.Runner) -> None:
+    """check() raises StorageError when the database answers but lost its purge table."""
+    drop = "DROP TABLE cache_purges"
+    if isinstance(storage, SqliteStorage):
+        with sqlite3.connect(storage.path) as db:
+            db.execute(drop)
+        db.close()
+    else:
+        assert isinstance(storage, PostgresStorage)
+        with psycopg.connect(storage.url, autocommit=True) as conn:
+            conn.execute(drop)
+    with pytest.raises(StorageError):
+        runner.run(storage.check())
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -161,12 +197,10 @@ def test_changes_made_elsewhere_are_reported(
         await storage.start()
         await storage.check()
         deadline = time.monotonic() + 5
-        while storage.changes() is not NO_CHANGES or (
-            isinstance(storage, PostgresStorage) and (not storage._listening)
-        ):
+        while storage.changes() is not NO_CHANGES:  # PostgreSQL: until it listens
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        await other.purge("elsewhere/pool", "c", NOW, NOW + 100)
+        await put(other, "elsewhere/pool", "c", NOW, NOW + 100)
         started = time.monotonic()
         while (changes := storage.changes()) is NO_CHANGES:
             assert time.monotonic() - started < 1.0, "change not seen within 1 s"
@@ -186,7 +220,7 @@ def test_concurrent_expiry_deletes_each_row_once(
 
     async def scenario() -> list[int | None]:
         for index in range(200):
-            await storage.purge("exp/pool", f"c{index}", NOW - 10, NOW - 1)
+            await put(storage, "exp/pool", f"c{index}", NOW - 10, NOW - 1)
         results = await asyncio.gather(*(s.expire(NOW) for s in [storage, *others]))
         for other in others:
             await other.close()
@@ -199,7 +233,6 @@ def test_concurrent_expiry_deletes_each_row_once(
 
 def test_postgres_refuses_an_upstream_database(runner: asyncio.Runner) -> None:
     """A database holding upstream's cache_purges table is not taken over."""
-    import psycopg
 
     url = pg.create_database()
     with psycopg.connect(url, autocommit=True) as conn:
@@ -215,105 +248,16 @@ def test_postgres_refuses_an_upstream_database(runner: asyncio.Runner) -> None:
 
 def test_postgres_newer_schema_is_refused(runner: asyncio.Runner) -> None:
     """A PostgreSQL database from a newer purgecache is not downgraded."""
+
     storage = PostgresStorage(pg.create_database())
     runner.run(storage.upgrade())
 
-    async def bump() -> None:
-        await storage._run(lambda c: c.execute("INSERT INTO purgecache_schema VALUES (999)"))
-
-    runner.run(bump())
+    with psycopg.connect(storage.url, autocommit=True) as conn:
+        conn.execute("INSERT INTO purgecache_schema VALUES (999)")
     with pytest.raises(SchemaTooNewError, match="refusing to downgrade"):
         runner.run(storage.upgrade())
     assert runner.run(storage.schema_version()) == 999
     runner.run(storage.close())
-
-
-def test_migration_2_backfills_the_served_entry_exactly(
-    storage: Storage, runner: asyncio.Runner, tmp_path: Path
-) -> None:
-    """Rows written before the `wire` column existed get the same JSON the service writes."""
-    from purgecache.storage.base import wire_entry
-    from purgecache.storage.migrations import migrations, statements
-
-    kind = "sqlite" if isinstance(storage, SqliteStorage) else "postgres"
-    names = ["plain", 'quote"back\\slash', "ünï €", "", "*", "x" * 300]
-    befores = [0, 1, 999, 1_795_827_453_123, 1_577_836_800_000, 4_102_444_800_001]
-
-    async def scenario() -> list[bytes]:
-        legacy: SqliteStorage | PostgresStorage
-        if isinstance(storage, SqliteStorage):
-            legacy = SqliteStorage(tmp_path / "legacy.db")
-
-            def make_v1(conn: sqlite3.Connection) -> None:
-                for statement in statements(migrations("sqlite")[0][1]):
-                    conn.execute(statement)
-                conn.execute("PRAGMA user_version=1")
-                for name, before in zip(names, befores, strict=True):
-                    conn.execute(
-                        "INSERT INTO cache_purges VALUES (?, ?, ?, ?)",
-                        ("prov-1/wt_2", name, before, 2**60),
-                    )
-
-            await legacy._run(make_v1)
-        else:
-            legacy = PostgresStorage(pg.create_database())
-
-            async def make_v1_postgres(conn: Any) -> None:
-                for statement in statements(migrations("postgres")[0][1]):
-                    await conn.execute(statement)
-                await conn.execute("CREATE TABLE purgecache_schema (version integer)")
-                await conn.execute("INSERT INTO purgecache_schema VALUES (1)")
-                for name, before in zip(names, befores, strict=True):
-                    await conn.execute(
-                        "INSERT INTO cache_purges VALUES (%s, %s, %s, %s)",
-                        ("prov-1/wt_2", name, before, 2**60),
-                    )
-
-            await legacy._run(make_v1_postgres)
-        assert await legacy.upgrade() == 2
-        rows = await legacy.list_wire(None, 100, 0)
-        await legacy.close()
-        return rows
-
-    rows = runner.run(scenario())
-    expected = {
-        name: wire_entry("prov-1/wt_2", name, b) for name, b in zip(names, befores, strict=True)
-    }
-    assert len(rows) == len(names), kind
-    for wire in rows:
-        entry = json.loads(wire)
-        assert (entry["provisionerId"], entry["workerType"]) == ("prov-1", "wt_2")
-        assert entry == json.loads(expected[entry["cacheName"]])
-
-
-def test_rows_without_a_stored_entry_are_still_listed(
-    storage: Storage, runner: asyncio.Runner
-) -> None:
-    """A row an older purgecache wrote during a rolling upgrade (wire NULL) is served too."""
-    from purgecache.storage.base import wire_entry
-
-    async def scenario() -> list[bytes]:
-        if isinstance(storage, SqliteStorage):
-            await storage._run(
-                lambda c: c.execute(
-                    "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
-                    "VALUES ('old/writer', 'c', ?, ?)",
-                    (NOW, NOW + 100),
-                )
-            )
-        else:
-            assert isinstance(storage, PostgresStorage)
-            await storage._run(
-                lambda c: c.execute(
-                    "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
-                    "VALUES ('old/writer', 'c', %s, %s)",
-                    (NOW, NOW + 100),
-                )
-            )
-        return await storage.list_wire(None, 10, NOW)
-
-    (entry,) = runner.run(scenario())
-    assert json.loads(entry) == json.loads(wire_entry("old/writer", "c", NOW))
 
 
 def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:
@@ -326,11 +270,13 @@ def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> Non
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
+        "from purgecache.model import PurgeRequest\n"
         "from purgecache.storage import SqliteStorage\n"
         "async def main():\n"
         "    s = SqliteStorage(Path(sys.argv[1]))\n"
-        "    await asyncio.gather(*(s.purge('multi/proc', f'{sys.argv[2]}-{i}', i, 2**50)\n"
-        "                           for i in range(300)))\n"
+        "    rows = [PurgeRequest('multi/proc', f'{sys.argv[2]}-{i}', i, 2**50)\n"
+        "            for i in range(300)]\n"
+        "    await asyncio.gather(*(s.purge(r, r.to_entry()) for r in rows))\n"
         "    await s.close()\n"
         "asyncio.run(main())\n"
     )
@@ -346,3 +292,245 @@ def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> Non
 async def _upgrade_and_close(storage: SqliteStorage) -> None:
     await storage.upgrade()
     await storage.close()
+
+
+def test_entries_are_kept_as_opaque_bytes(storage: Storage, runner: asyncio.Runner) -> None:
+    """list_entries gives back each row's entry byte for byte, whatever it says; a purge that
+    moves `before` replaces it."""
+
+    async def scenario() -> list[bytes]:
+        request = PurgeRequest("p/w", "a", NOW, NOW + 100)
+        await storage.purge(request, "not JSON at all: é ✓ {".encode())
+        await storage.purge(PurgeRequest("p/w", "b", NOW, NOW + 100), b"second")
+        await storage.purge(PurgeRequest("p/w", "b", NOW + 1, NOW + 100), b"third")
+        return (await storage.list_entries(None, 10, NOW)).entries
+
+    assert runner.run(scenario()) == ["not JSON at all: é ✓ {".encode(), b"third"]
+
+
+def test_continuation_keys_come_from_the_rows(storage: Storage, runner: asyncio.Runner) -> None:
+    """A page names its last row's key (read from the row, not from its entry) only when more
+    rows follow; pages walked from those keys give every row once, in key order."""
+    keys = [("a/b", "x"), ("a/b", "y/z"), ("a/c", ""), ("b/a", "é"), ("b/a", "ü")]
+
+    async def scenario() -> list[tuple[list[bytes], tuple[str, str] | None]]:
+        for index, (pool, name) in enumerate(keys):
+            await storage.purge(PurgeRequest(pool, name, NOW, NOW + 100), b"%d" % index)
+        await storage.purge(PurgeRequest("a/b", "expired", NOW, NOW), b"gone")
+        pages, after = [], None
+        while True:
+            page = await storage.list_entries(after, 2, NOW)
+            pages.append((page.entries, page.next_after))
+            if page.next_after is None:
+                return pages
+            after = page.next_after
+
+    assert runner.run(scenario()) == [
+        ([b"0", b"1"], ("a/b", "y/z")),
+        ([b"2", b"3"], ("b/a", "é")),
+        ([b"4"], None),
+    ]
+    assert runner.run(storage.list_entries(None, 5, NOW)).next_after is None
+
+
+def test_bulk_import_keeps_the_later_before_with_its_entry(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """put_many merges into existing rows: the later `before` with its entry, the later
+    `expires`; new rows arrive as given."""
+
+    async def scenario() -> tuple[list[PurgeRequest], list[bytes]]:
+        await storage.purge(PurgeRequest("p/w", "a", NOW + 5, NOW + 10), b"a-stored")
+        await storage.purge(PurgeRequest("p/w", "b", NOW, NOW + 10), b"b-stored")
+        await storage.put_many(
+            [
+                (PurgeRequest("p/w", "a", NOW, NOW + 50), b"a-imported"),
+                (PurgeRequest("p/w", "b", NOW + 5, NOW + 5), b"b-imported"),
+                (PurgeRequest("p/w", "c", NOW, NOW + 10), b"c-imported"),
+            ]
+        )
+        rows = await storage.purge_requests("p/w", NOW)
+        return rows, (await storage.list_entries(None, 10, NOW)).entries
+
+    rows, entries = runner.run(scenario())
+    assert [(r.cache_name, r.before, r.expires) for r in rows] == [
+        ("a", NOW + 5, NOW + 50),
+        ("b", NOW + 5, NOW + 10),
+        ("c", NOW, NOW + 10),
+    ]
+    assert entries == [b"a-stored", b"b-imported", b"c-imported"]
+
+
+# What schema 2 left in `wire`: migration 2 built old rows' entries in SQL like this...
+_SQL_ENTRY_2 = {
+    "sqlite": """json_object(
+        'provisionerId', substr(worker_pool_id, 1, instr(worker_pool_id, '/') - 1),
+        'workerType', substr(worker_pool_id, instr(worker_pool_id, '/') + 1),
+        'cacheName', cache_name,
+        'before', strftime('%Y-%m-%dT%H:%M:%S', before / 1000, 'unixepoch')
+            || printf('.%03dZ', before % 1000))""",
+    "postgres": """json_build_object(
+        'provisionerId', split_part(worker_pool_id, '/', 1),
+        'workerType', split_part(worker_pool_id, '/', 2),
+        'cacheName', cache_name,
+        'before', to_char(to_timestamp(before / 1000) AT TIME ZONE 'UTC',
+            'YYYY-MM-DD"T"HH24:MI:SS') || '.' || lpad((before % 1000)::text, 3, '0') || 'Z'
+        )::text""",
+}
+# ...purgecache at schema 2 wrote entries as text made by Python, and a purgecache at schema 1
+# still running during the upgrade wrote rows without one.
+LEGACY = {
+    "sql": [
+        PurgeRequest("prov-1/wt_2", name, before, 2**60)
+        for name, before in [
+            ("plain", 0),
+            ('quote"back\\slash', 1),
+            ("ünï €", 999),
+            ("", 1_795_827_453_123),
+            ("tab\there\x01", 1_577_836_800_000),
+            ("x" * 300, 4_102_444_800_001),
+        ]
+    ],
+    "python": [PurgeRequest("a/b", f"py-{i}", NOW + i, 2**60) for i in range(3)],
+    "none": [PurgeRequest("a/b", "no-entry", NOW, 2**60)],
+}
+
+
+def _schema_2_steps(backend: str, mark: str) -> list[tuple[str, list[Any]]]:
+    """Statements (with the rows of an executemany) leaving a database as schema 2 did."""
+    insert = f"INSERT INTO cache_purges VALUES ({', '.join([mark] * 5)})"
+    return [
+        *((sql, []) for m in migrations(backend)[:2] for sql in statements(m.sql)),
+        (insert, [(*_columns(r), None) for r in LEGACY["sql"]]),
+        (f"UPDATE cache_purges SET wire = {_SQL_ENTRY_2[backend]}", []),
+        (insert, [(*_columns(r), r.to_entry().decode()) for r in LEGACY["python"]]),
+        (insert, [(*_columns(r), None) for r in LEGACY["none"]]),
+    ]
+
+
+def _replay(
+    target: sqlite3.Connection | psycopg.Cursor[Any], steps: list[tuple[str, list[Any]]]
+) -> None:
+    for sql, rows in steps:
+        if rows:
+            target.executemany(sql, rows)
+        else:
+            target.execute(sql)
+
+
+def _sqlite_at_schema_2(path: Path) -> None:
+    with sqlite3.connect(path, isolation_level=None) as db:
+        _replay(db, _schema_2_steps("sqlite", "?"))
+        db.execute("PRAGMA user_version=2")
+    db.close()
+
+
+def _postgres_at_schema_2(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        _replay(cursor, _schema_2_steps("postgres", "%s"))
+        cursor.execute("CREATE TABLE purgecache_schema (version integer)")
+        cursor.execute("INSERT INTO purgecache_schema VALUES (1), (2)")
+
+
+def _columns(request: PurgeRequest) -> tuple[str, str, int, int]:
+    return (request.worker_pool_id, request.cache_name, request.before, request.expires)
+
+
+def _stored_entries(backend: str, where: Path | str) -> list[bytes | None]:
+    query = "SELECT wire FROM cache_purges ORDER BY worker_pool_id, cache_name"
+    if backend == "sqlite":
+        with sqlite3.connect(where) as db:
+            found = db.execute(query).fetchall()
+        db.close()
+    else:
+        with psycopg.connect(str(where)) as conn:
+            found = conn.execute(query).fetchall()
+    return [None if row[0] is None else str(row[0]).encode() for row in found]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_migration_3_makes_old_rows_list_as_fresh_ones_byte_for_byte(
+    backend: str, tmp_path: Path, runner: asyncio.Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows as schema 2 left them (entries built in SQL, entries written by Python, no entry)
+    list after the upgrade with exactly the bytes the same purges stored fresh list with,
+    also when the rewrite takes several batches."""
+    step = importlib.import_module(f"purgecache.storage.migrations.{backend}.0003_entries")
+    monkeypatch.setattr(step, "BATCH", 2)
+    requests = sorted(
+        (r for rows in LEGACY.values() for r in rows),
+        key=lambda r: (r.worker_pool_id, r.cache_name),
+    )
+    legacy = new_storage(backend, tmp_path / "legacy.db")
+    if isinstance(legacy, SqliteStorage):
+        where: Path | str = legacy.path
+        _sqlite_at_schema_2(legacy.path)
+    else:
+        assert isinstance(legacy, PostgresStorage)
+        where = legacy.url
+        _postgres_at_schema_2(legacy.url)
+    before_upgrade = _stored_entries(backend, where)
+    fresh = new_storage(backend, tmp_path / "fresh.db")
+
+    async def scenario() -> tuple[int, list[bytes], list[bytes]]:
+        version = await legacy.upgrade()
+        await fresh.upgrade()
+        for request in requests:
+            await fresh.purge(request, request.to_entry())
+        migrated = await legacy.list_entries(None, 100, NOW)
+        stored = await fresh.list_entries(None, 100, NOW)
+        await legacy.close()
+        await fresh.close()
+        return version, migrated.entries, stored.entries
+
+    version, migrated, stored = runner.run(scenario())
+    assert version == 3
+    assert len(stored) == len(requests)
+    assert migrated == stored == [r.to_entry() for r in requests]
+    assert None in before_upgrade
+    if backend == "postgres":  # json_build_object's text has spaces: the bytes differed
+        assert sum(e is not None and b'" : "' in e for e in before_upgrade) == len(LEGACY["sql"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_after_migration_3_every_row_must_have_an_entry(
+    backend: str, tmp_path: Path, runner: asyncio.Runner
+) -> None:
+    """The schema refuses a row without an entry (as a purgecache of schema 1 would write)."""
+    storage = new_storage(backend, tmp_path / "x.db")
+    runner.run(storage.upgrade())
+    runner.run(storage.close())
+    insert = (
+        "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires) "
+        "VALUES ('old/writer', 'c', 1, 2)"
+    )
+    if isinstance(storage, SqliteStorage):
+        db = sqlite3.connect(storage.path)
+        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+            db.execute(insert)
+        db.close()
+    else:
+        assert isinstance(storage, PostgresStorage)
+        with (
+            psycopg.connect(storage.url) as conn,
+            pytest.raises(psycopg.errors.NotNullViolation),
+        ):
+            conn.execute(insert)
+
+
+def test_postgres_upgrades_at_once_apply_each_migration_once(runner: asyncio.Runner) -> None:
+    """Several processes upgrading one PostgreSQL database at once take turns (one lock over
+    all the migrations): each migration is applied once and every one of them succeeds."""
+    url = pg.create_database()
+    storages = [PostgresStorage(url) for _ in range(4)]
+
+    async def scenario() -> list[int]:
+        versions = await asyncio.gather(*(s.upgrade() for s in storages))
+        for s in storages:
+            await s.close()
+        return list(versions)
+
+    assert runner.run(scenario()) == [3, 3, 3, 3]
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT version FROM purgecache_schema ORDER BY 1").fetchall()
+    assert [row[0] for row in rows] == [1, 2, 3]

@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from purgecache.model import PurgeRequest
+
 import pg
 
 
@@ -84,6 +86,28 @@ def test_copy_between_our_backends_keeps_the_later_before(tmp_path: Path) -> Non
         assert conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0] == 12_000
         before = conn.execute("SELECT before FROM cache_purges WHERE cache_name='c0'").fetchone()
     assert before[0] == 5_000_000
+
+
+def test_copied_requests_are_stored_with_the_entries_python_makes(tmp_path: Path) -> None:
+    """Rows copied from upstream into PostgreSQL keep, as their entry, exactly the bytes the
+    service makes for a purge (compact JSON), not something built by the database."""
+    source = pg.create_database()
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE cache_purges (worker_pool_id text, cache_name text, "
+            "before timestamptz, expires timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO cache_purges VALUES ('proj-a/linux', 'ünï \"q\"', "
+            "to_timestamp(1795827453.123), to_timestamp(4102444800))"
+        )
+    target = pg.create_database()
+    assert run_copy(source, target).returncode == 0
+    with psycopg.connect(target) as conn:
+        (row,) = conn.execute("SELECT * FROM cache_purges").fetchall()
+    request = PurgeRequest(row[0], row[1], row[2], row[3])
+    assert (request.cache_name, request.before) == ('ünï "q"', 1_795_827_453_123)
+    assert row[4].encode() == request.to_entry()
 
 
 def test_copy_from_an_empty_database_is_an_error(tmp_path: Path) -> None:

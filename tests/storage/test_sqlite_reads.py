@@ -9,33 +9,49 @@ import threading
 import time
 from pathlib import Path
 
-from purgecache.storage import SqliteStorage
+import pytest
+
+from purgecache.model import PurgeRequest
+from purgecache.storage import SqliteStorage, sqlite
 
 NOW = 1_795_000_000_000
 
 
+async def put(storage: SqliteStorage, name: str) -> None:
+    request = PurgeRequest("pool/x", name, NOW, NOW + 1000)
+    await storage.purge(request, request.to_entry())
+
+
 def test_reads_see_committed_writes_at_once(tmp_path: Path) -> None:
+    """A read on the event loop's thread sees what the writer's thread just committed."""
+
     async def scenario() -> None:
         storage = SqliteStorage(tmp_path / "db.sqlite")
         await storage.upgrade()
         for name in ("b", "a"):
-            await storage.purge("pool/x", name, NOW, NOW + 1000)
+            await put(storage, name)
         assert [r.cache_name for r in await storage.purge_requests("pool/x", NOW)] == ["a", "b"]
-        assert len(await storage.list_wire(None, 10, NOW)) == 2
-        await storage.purge("pool/x", "c", NOW, NOW + 1000)
-        assert len(await storage.list_wire(None, 10, NOW)) == 3
+        assert len((await storage.list_entries(None, 10, NOW)).entries) == 2
+        await put(storage, "c")
+        assert len((await storage.list_entries(None, 10, NOW)).entries) == 3
         await storage.close()
 
     asyncio.run(scenario())
 
 
-def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", ["pool", "listing"])
+def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(
+    tmp_path: Path, read: str
+) -> None:
+    """A read finding the file locked is retried on the writer's thread, which waits for it,
+    while the event loop keeps turning (a listing page too, read in its own transaction)."""
     path = tmp_path / "db.sqlite"
 
     async def prepare() -> None:
         storage = SqliteStorage(path)
         await storage.upgrade()
-        await storage.purge("pool/x", "a", NOW, NOW + 1000)
+        await put(storage, "a")
+        await put(storage, "b")
         await storage.close()
 
     asyncio.run(prepare())
@@ -68,17 +84,39 @@ def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(tmp_path: 
         ticker = asyncio.create_task(tick())
         asyncio.get_running_loop().call_later(0.3, release.set)
         started = time.monotonic()
-        rows = await storage.purge_requests("pool/x", NOW)
+        if read == "pool":
+            found = len(await storage.purge_requests("pool/x", NOW))
+        else:
+            page = await storage.list_entries(None, 1, NOW)
+            assert page.next_after == ("pool/x", "a")
+            found = len(page.entries) + 1
         waited = time.monotonic() - started
         await ticker
         await storage.close()
-        return waited, len(rows), ticks
+        return waited, found, ticks
 
     try:
         waited, found, ticks = asyncio.run(scenario())
     finally:
         release.set()
         holder.join()
-    assert found == 1
+    assert found == 2
     assert waited >= 0.25  # it waited for the lock instead of failing
     assert ticks > 10  # ...and not on the event loop's thread
+
+
+def test_listing_queries_walk_the_primary_key_without_sorting(tmp_path: Path) -> None:
+    """A listing page and its last row's key are read in key order along the primary key; no
+    query sorts (a sort would read every open row for each page)."""
+    conn = sqlite.connect(tmp_path / "plan.db")
+    sqlite.upgrade(conn)
+    first, following = (0, 1), ("p/w", "c", 0, 1)
+    for query, args in [
+        (sqlite._FIRST_ENTRIES, first),
+        (sqlite._FIRST_KEY, first),
+        (sqlite._NEXT_ENTRIES, following),
+        (sqlite._NEXT_KEY, following),
+    ]:
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", args))
+        assert "TEMP B-TREE" not in plan, (query, plan)
+    conn.close()

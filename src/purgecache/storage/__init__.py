@@ -5,6 +5,7 @@ from __future__ import annotations
 from purgecache.storage.base import (
     NO_CHANGES,
     Changes,
+    EntryPage,
     SchemaError,
     SchemaTooNewError,
     Storage,
@@ -15,6 +16,7 @@ from purgecache.storage.sqlite import SqliteStorage, sqlite_path
 __all__ = [
     "NO_CHANGES",
     "Changes",
+    "EntryPage",
     "SchemaError",
     "SchemaTooNewError",
     "SqliteStorage",

@@ -6,14 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
-
 from purgecache.model import PurgeRequest
-
-
-def wire_entry(worker_pool_id: str, cache_name: str, before: int) -> str:
-    """A request's entry as the API serves it (JSON), stored with the row at write time."""
-    return orjson.dumps(PurgeRequest(worker_pool_id, cache_name, before, 0).to_wire()).decode()
 
 
 class StorageError(Exception):
@@ -40,6 +33,15 @@ NO_CHANGES = Changes()
 EVERYTHING = Changes(everything=True)
 
 
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """A listing page: stored entries in key order, and the key of the last one when more
+    entries follow it (None on the last page)."""
+
+    entries: list[bytes]
+    next_after: tuple[str, str] | None
+
+
 class Storage(Protocol):
     """Where purge requests live. Every method is safe to call from one event loop."""
 
@@ -58,12 +60,13 @@ class Storage(Protocol):
         Returns the NO_CHANGES object itself when nothing changed.
         """
 
-    async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
-        """Insert the request or move `before`/`expires` of the existing one; durable on return."""
+    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+        """Insert the request or move `before`/`expires` of the existing one, keeping `entry`
+        (opaque UTF-8 bytes, given back as they are by list_entries); durable on return."""
 
-    async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
-        """Store rows in one transaction (bulk import); an existing row keeps the later
-        `before` and the later `expires` of the two."""
+    async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
+        """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
+        the later `before` (with its entry) and the later `expires` of the two."""
 
     async def purge_requests(self, worker_pool_id: str, now: int) -> list[PurgeRequest]:
         """Unexpired requests of one pool, ordered by cache name (code-point order)."""
@@ -73,8 +76,9 @@ class Storage(Protocol):
     ) -> list[PurgeRequest]:
         """Up to `limit` unexpired requests strictly after the key `after`, in key order."""
 
-    async def list_wire(self, after: tuple[str, str] | None, limit: int, now: int) -> list[bytes]:
-        """Like list_page, as each entry's JSON exactly as served (UTF-8), ready to join."""
+    async def list_entries(self, after: tuple[str, str] | None, limit: int, now: int) -> EntryPage:
+        """Like list_page, as the entries kept with the rows (ready to join), and the key of
+        the page's last row, read from its columns, when more rows follow."""
 
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`; return how many went, or None

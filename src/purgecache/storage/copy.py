@@ -93,7 +93,7 @@ async def copy_requests(source_url: str, target_url: str, now: int) -> tuple[int
             kind, batches = "a purgecache database", _ours(source, now)
         async for batch in batches:
             if batch:
-                await target.put_many(batch)
+                await target.put_many([(request, request.to_entry()) for request in batch])
                 copied += len(batch)
     finally:
         await target.close()

@@ -24,20 +24,20 @@ from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
     Changes,
+    EntryPage,
     SchemaError,
     SchemaTooNewError,
     StorageError,
-    wire_entry,
 )
 from purgecache.storage.batching import WriteBatcher
-from purgecache.storage.migrations import migrations, statements
+from purgecache.storage.migrations import Migration, migrations, python_step, statements
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
 
 CHANNEL = "purgecache"
 MIGRATIONS = migrations("postgres")
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = MIGRATIONS[-1].number
 # Arbitrary fixed keys for advisory locks (migrations, expiry).
 MIGRATE_LOCK = 0x70757267_6D696772 & 0x7FFFFFFFFFFFFFFF
 EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
@@ -68,26 +68,26 @@ _POOL = (
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
-# A row's served entry as bytes; rows an older purgecache wrote during a rolling upgrade have
-# no stored `wire` and get it computed here, as migration 0002 computes it (`%%`: psycopg's
-# escape for `%`).
-_ENTRY = """convert_to(coalesce(wire, json_build_object(
-    'provisionerId', split_part(worker_pool_id, '/', 1),
-    'workerType', split_part(worker_pool_id, '/', 2),
-    'cacheName', cache_name,
-    'before', to_char(to_timestamp(before / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-        || '.' || lpad((before %% 1000)::text, 3, '0') || 'Z')::text), 'UTF8')"""
-_FIRST_WIRE = (
-    f"SELECT {_ENTRY} FROM cache_purges WHERE expires > %s "
-    "ORDER BY worker_pool_id, cache_name LIMIT %s"
-)
-_NEXT_WIRE = (
-    f"SELECT {_ENTRY} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
-    "AND expires > %s ORDER BY worker_pool_id, cache_name LIMIT %s"
-)
 _NEXT_PAGE = (
     f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
     "AND expires > %s ORDER BY 1, 2 LIMIT %s"
+)
+# Entries as bytes (binary results). The key of a page's last row comes with it, in the same
+# statement (one snapshot): `last` finds that row's key, and only that row returns its key
+# columns; every other row's are NULL, which costs next to nothing to load (key columns on
+# every row made a page half as dear again).
+_ENTRIES = """WITH last AS (
+    SELECT worker_pool_id AS pool, cache_name AS name FROM cache_purges WHERE {where}
+    ORDER BY worker_pool_id, cache_name OFFSET %(last)s LIMIT 1
+)
+SELECT convert_to(wire, 'UTF8'),
+    CASE WHEN worker_pool_id = pool AND cache_name = name THEN worker_pool_id END,
+    CASE WHEN worker_pool_id = pool AND cache_name = name THEN cache_name END
+FROM cache_purges LEFT JOIN last ON true WHERE {where}
+ORDER BY worker_pool_id, cache_name LIMIT %(limit)s"""
+_FIRST_ENTRIES = _ENTRIES.format(where="expires > %(now)s")
+_NEXT_ENTRIES = _ENTRIES.format(
+    where="(worker_pool_id, cache_name) > (%(pool)s, %(name)s) AND expires > %(now)s"
 )
 
 
@@ -95,32 +95,53 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
     return PurgeRequest(row[0], row[1], row[2], row[3])
 
 
+def _text_row(request: PurgeRequest, entry: bytes) -> tuple[str, str, int, int, str]:
+    """A row as written: the entry in the `text` column (UTF-8), where schema 2 kept it."""
+    key_and_times = (request.worker_pool_id, request.cache_name, request.before, request.expires)
+    return (*key_and_times, entry.decode())
+
+
 async def upgrade(conn: psycopg.AsyncConnection[Any]) -> int:
-    """Apply missing migrations under an advisory lock; refuse a newer or foreign schema."""
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-        await conn.execute("CREATE TABLE IF NOT EXISTS purgecache_schema (version integer)")
-        row = await (await conn.execute("SELECT max(version) FROM purgecache_schema")).fetchone()
-        current = int(row[0]) if row and row[0] is not None else 0
-        if current > LATEST_VERSION:
-            raise SchemaTooNewError(
-                f"database schema version {current} is newer than this purgecache knows "
-                f"({LATEST_VERSION}); refusing to downgrade: run a newer purgecache"
-            )
-        if current == 0:
-            found = await (await conn.execute("SELECT to_regclass('cache_purges')")).fetchone()
-            if found and found[0] is not None:
-                raise SchemaError(
-                    "this database already has a cache_purges table that purgecache did not "
-                    "create (an upstream Taskcluster database?); give purgecache its own "
-                    "database and import with `purgecache db copy`"
-                )
-        for number, sql in MIGRATIONS:
-            if number > current:
-                for statement in statements(sql):
-                    await conn.execute(statement)
-                await conn.execute("INSERT INTO purgecache_schema VALUES (%s)", (number,))
+    """Apply missing migrations, each in its own transaction (a Python one commits batches),
+    all under one advisory lock held by the session; refuse a newer or foreign schema."""
+    await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+    try:
+        current = await _version_to_upgrade(conn)
+        for migration in MIGRATIONS:
+            if migration.number > current:
+                await _apply(conn, migration)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
     return max(current, LATEST_VERSION)
+
+
+async def _version_to_upgrade(conn: psycopg.AsyncConnection[Any]) -> int:
+    await conn.execute("CREATE TABLE IF NOT EXISTS purgecache_schema (version integer)")
+    row = await (await conn.execute("SELECT max(version) FROM purgecache_schema")).fetchone()
+    current = int(row[0]) if row and row[0] is not None else 0
+    if current > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"database schema version {current} is newer than this purgecache knows "
+            f"({LATEST_VERSION}); refusing to downgrade: run a newer purgecache"
+        )
+    if current == 0:
+        found = await (await conn.execute("SELECT to_regclass('cache_purges')")).fetchone()
+        if found and found[0] is not None:
+            raise SchemaError(
+                "this database already has a cache_purges table that purgecache did not "
+                "create (an upstream Taskcluster database?); give purgecache its own "
+                "database and import with `purgecache db copy`"
+            )
+    return current
+
+
+async def _apply(conn: psycopg.AsyncConnection[Any], migration: Migration) -> None:
+    if migration.module is not None:
+        await python_step(migration)(conn)
+    async with conn.transaction():
+        for statement in statements(migration.sql):
+            await conn.execute(statement)
+        await conn.execute("INSERT INTO purgecache_schema VALUES (%s)", (migration.number,))
 
 
 class PostgresStorage:
@@ -211,9 +232,8 @@ class PostgresStorage:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def purge(self, worker_pool_id: str, cache_name: str, before: int, expires: int) -> None:
-        wire = wire_entry(worker_pool_id, cache_name, before)
-        await self._batcher.write((worker_pool_id, cache_name, before, expires, wire))
+    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+        await self._batcher.write(_text_row(request, entry))
 
     async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
         # One statement may not update a row twice: of several purges of one cache in the
@@ -226,17 +246,8 @@ class PostgresStorage:
 
         await self._run(write)
 
-    async def put_many(self, rows: Sequence[PurgeRequest]) -> None:
-        values = [
-            (
-                r.worker_pool_id,
-                r.cache_name,
-                r.before,
-                r.expires,
-                wire_entry(r.worker_pool_id, r.cache_name, r.before),
-            )
-            for r in rows
-        ]
+    async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
+        values = [_text_row(request, entry) for request, entry in rows]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
@@ -244,7 +255,7 @@ class PostgresStorage:
                     await cursor.executemany(_MERGE, values)
                 await conn.execute(
                     "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
-                    (CHANNEL, sorted({r.worker_pool_id for r in rows})),
+                    (CHANNEL, sorted({request.worker_pool_id for request, _ in rows})),
                 )
 
         await self._run(write)
@@ -271,16 +282,20 @@ class PostgresStorage:
 
         return await self._run(read)
 
-    async def list_wire(self, after: tuple[str, str] | None, limit: int, now: int) -> list[bytes]:
-        query, args = (
-            (_FIRST_WIRE, (now, limit))
-            if after is None
-            else (_NEXT_WIRE, (after[0], after[1], now, limit))
-        )
+    async def list_entries(self, after: tuple[str, str] | None, limit: int, now: int) -> EntryPage:
+        args: dict[str, int | str] = {"now": now, "last": limit - 1, "limit": limit + 1}
+        if after is not None:
+            args |= {"pool": after[0], "name": after[1]}
+        query = _FIRST_ENTRIES if after is None else _NEXT_ENTRIES
 
-        async def read(conn: psycopg.AsyncConnection[Any]) -> list[bytes]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> EntryPage:
             rows = await (await conn.execute(query, args, binary=True)).fetchall()
-            return [row[0] for row in rows]
+            entries = [row[0] for row in rows]
+            if len(entries) <= limit:
+                return EntryPage(entries, None)
+            del entries[limit:]
+            last = rows[limit - 1]
+            return EntryPage(entries, (last[1], last[2]))
 
         return await self._run(read)
 
@@ -307,7 +322,7 @@ class PostgresStorage:
 
     async def check(self) -> None:
         async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute("SELECT 1")
+            await conn.execute("SELECT 1 FROM cache_purges LIMIT 1")
 
         await self._run(ping)
 

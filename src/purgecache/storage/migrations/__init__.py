@@ -1,19 +1,50 @@
-"""Numbered SQL migrations per backend (`sqlite/`, `postgres/`), shipped as package data."""
+"""Numbered migrations per backend (`sqlite/`, `postgres/`), shipped as package data.
+
+A migration is `NNNN_name.sql` (statements the backend runs in order) or `NNNN_name.py`, a
+module whose `migrate(conn)` rewrites data with the same Python code that writes new rows (a
+SQLite `sqlite3.Connection` inside the upgrade's transaction; a PostgreSQL
+`psycopg.AsyncConnection` in autocommit mode, committing its own batches).
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib import resources
+from typing import Any, NamedTuple
 
 
-def migrations(backend: str) -> list[tuple[int, str]]:
-    """(number, SQL) of every migration of a backend, in order."""
-    folder = resources.files(__name__) / backend
-    found = [
-        (int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    ]
-    return sorted(found)
+class Migration(NamedTuple):
+    """One numbered step: SQL statements, or the module of a Python step."""
+
+    number: int
+    sql: str  # empty for a Python step
+    module: str | None = None
+
+
+def migrations(backend: str) -> list[Migration]:
+    """Every migration of a backend, in order."""
+    package = f"{__name__}.{backend}"
+    found: dict[int, Migration] = {}
+    for entry in (resources.files(__name__) / backend).iterdir():
+        number, _, rest = entry.name.partition("_")
+        if not number.isdigit() or not rest:
+            continue
+        if entry.name.endswith(".sql"):
+            migration = Migration(int(number), entry.read_text("utf-8"))
+        elif entry.name.endswith(".py"):
+            migration = Migration(int(number), "", f"{package}.{entry.name.removesuffix('.py')}")
+        else:
+            continue
+        if migration.number in found:
+            raise ValueError(f"two {backend} migrations numbered {migration.number}")
+        found[migration.number] = migration
+    return sorted(found.values())
+
+
+def python_step(migration: Migration) -> Any:
+    """The `migrate` function of a Python migration."""
+    assert migration.module is not None
+    return importlib.import_module(migration.module).migrate
 
 
 def statements(sql: str) -> list[str]:
