@@ -91,8 +91,8 @@ class PostgresDatabases:
             with conn.cursor().copy(
                 "COPY cache_purges (worker_pool_id, cache_name, before, expires, wire) FROM STDIN"
             ) as copy:
-                for row in seed.with_wire(rows):
-                    copy.write_row(row)
+                for pool, name, before, expires, entry in seed.with_wire(rows):
+                    copy.write_row((pool, name, before, expires, entry.decode()))  # text column
             conn.commit()
             conn.execute("ANALYZE cache_purges")
             count = conn.execute("SELECT count(*) FROM cache_purges").fetchone()

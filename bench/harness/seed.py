@@ -5,10 +5,10 @@
   199 pools of 5. `allPurgeRequests?limit=1000` returns the whole table in one page.
 - `big`: 1,000,000 open purge requests, 1,000 pools x 1,000 cache names, for the last-page test.
 
-SQLite files are written directly with the sqlite3 module: the schema comes from the
-migrations shipped in the installed purgecache package (all of them, in order, as the service
-would apply them), then rows are inserted in key order in one transaction. (PostgreSQL: see
-`databases.py`.)
+SQLite files are written directly with the sqlite3 module: the schema comes from the installed
+purgecache package's own upgrade (every migration, as the service applies them), then rows are
+inserted in key order in one transaction with the entries the service itself makes.
+(PostgreSQL: see `databases.py`.)
 
 Times are ms since the epoch; `before` is a few minutes ago, `expires` is far in the future.
 """
@@ -18,10 +18,10 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 
-from purgecache.storage.base import wire_entry
+from purgecache.model import PurgeRequest
+from purgecache.storage import sqlite as sqlite_storage
 
 POOL = "proj-bench/linux-large-2204"  # the pool purgeRequests is asked about
 WRITE_POOL = "proj-bench/purge-target"  # purgeCache writes go here (sorts after POOL)
@@ -61,18 +61,6 @@ def big_rows(now_ms: int, pools: int = 1000, per_pool: int = 1000) -> Iterator[R
             yield (pool, f"cache-{cache:05d}", now_ms - 300_000 + cache, FAR_FUTURE_MS)
 
 
-def _sqlite_schema(conn: sqlite3.Connection) -> None:
-    folder = resources.files("purgecache.storage.migrations") / "sqlite"
-    numbered = sorted(
-        (int(entry.name.split("_", 1)[0]), entry.read_text("utf-8"))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    )
-    for _, sql in numbered:
-        conn.executescript(sql)
-    conn.execute(f"PRAGMA user_version={numbered[-1][0]}")
-
-
 def seed_sqlite(path: Path, rows: Iterable[Row]) -> int:
     """A new SQLite file holding `rows`; returns how many."""
     path.unlink(missing_ok=True)
@@ -80,7 +68,7 @@ def seed_sqlite(path: Path, rows: Iterable[Row]) -> int:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
-        _sqlite_schema(conn)
+        sqlite_storage.upgrade(conn)
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires, wire) "
@@ -95,10 +83,10 @@ def seed_sqlite(path: Path, rows: Iterable[Row]) -> int:
     return count
 
 
-def with_wire(rows: Iterable[Row]) -> Iterator[tuple[str, str, int, int, str]]:
-    """Each row plus the entry JSON the service stores with it (as the service writes it)."""
+def with_wire(rows: Iterable[Row]) -> Iterator[tuple[str, str, int, int, bytes]]:
+    """Each row plus the entry the service stores with it (made by the service's own code)."""
     for pool, name, before, expires in rows:
-        yield pool, name, before, expires, wire_entry(pool, name, before)
+        yield pool, name, before, expires, PurgeRequest(pool, name, before, expires).to_entry()
 
 
 def now_ms() -> int:
