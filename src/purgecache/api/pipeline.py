@@ -3,11 +3,11 @@
     match -> read body -> [authorize, when the URL alone renders the scope] -> validate
           -> [authorize, when the scope needs the body] -> handle -> render
 
-Authentication happens at most once per request (`Authorizer.authenticate` keeps the verdict
-on the `Call`). The fast path is not a second set of rules: a request that passes `plain`
-(an endpoint marked `fast`, no body tricks) runs the same steps, with the body read in one
-go and its success rendered from precomputed headers; `purgecache_fast_path_answers_total`
-counts those answers.
+Authentication happens at most once per request (the `Authorizer` keeps the verdict on the
+`Call`); a verdict from the clients file and a cached answer need no awaiting. The fast path is
+not a second set of rules: a request that passes `plain` (an endpoint marked `fast`, no body
+tricks) runs the same steps, without a body read on a GET; `purgecache_fast_path_answers_total`
+counts its successes.
 """
 
 from __future__ import annotations
