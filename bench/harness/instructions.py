@@ -66,8 +66,8 @@ def count_instructions(
     folder.mkdir(exist_ok=True)
     wrapper = [
         # --trace-children: without it the forked worker is not reachable by callgrind_control
-        valgrind, "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={folder}/callgrind.%p",
-        f"--log-file={folder}/valgrind.%p.log",
+        valgrind, "--tool=callgrind", "--trace-children=yes",
+        f"--callgrind-out-file={folder}/callgrind.%p", f"--log-file={folder}/valgrind.%p.log",
     ]  # fmt: skip
     sides: dict[str, tuple[Side, int]] = {}
     for variant in args.variants:
