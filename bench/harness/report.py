@@ -175,7 +175,8 @@ def _auth_summary(service_runs: list[Run]) -> dict[str, float] | None:
 def auth_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """One sentence per remote-auth row: how often the fake auth service was asked, its CPU."""
     return [
-        f"{backend} {s['endpoint']}: the service ran with `--auth-root-url` against the fake "
+        f"{backend} {s['endpoint']} ({s['config']}): the service ran with `--auth-root-url` "
+        "against the fake "
         f"auth nginx (fixed `auth-success` verdict), which answered "
         f"{s['auth']['calls_per_request']:.2f} authenticate-hawk calls per service request "
         f"(no verdict is cached) and spent {s['auth']['cpu_us_per_req']:.0f} µs CPU per request, "
