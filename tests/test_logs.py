@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,6 +17,7 @@ from purgecache.logs import LineBatcher
 def test_lines_added_in_one_turn_are_written_together_in_order(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Lines added in one turn are one record, in order; the next turn's are another."""
     logger = logging.getLogger("purgecache.test-batch")
     batcher = LineBatcher(logger)
 
@@ -43,3 +47,107 @@ def test_nothing_is_queued_when_the_logger_is_off(caplog: pytest.LogCaptureFixtu
         assert batcher.enabled
         batcher.flush()  # had the line been queued, it would be written now
     assert caplog.records == []
+
+
+@pytest.fixture
+def plain_logger() -> Iterator[
+    tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]]
+]:
+    """A logger as `serve` configures one: a StreamHandler with a `%(message)s` formatter."""
+    logger = logging.getLogger("purgecache.test-plain")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield logger, stream, handler
+    logger.handlers[:] = []
+    logger.propagate = True
+
+
+def test_a_batch_reaches_a_plain_stream_handler_as_json_lines(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain stream handler gets each batch as its lines, written straight to its stream
+    (no LogRecord per batch), one JSON object per line, each line ending in a newline."""
+    logger, stream, handler = plain_logger
+    logger.handlers[:] = [handler]  # only this one (pytest's capture handlers need records)
+    made: list[str] = []
+    real = logger.makeRecord
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = real(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(record.getMessage())
+        return record
+
+    batcher = LineBatcher(logger)
+    batcher.flush()  # the first flush probes the formatter (one record); none after that
+    batcher._write('{"event":"warm"}')
+    monkeypatch.setattr(logger, "makeRecord", counting)
+
+    async def scenario() -> None:
+        batcher.add({"event": "request", "n": 1})
+        batcher.add({"event": "request", "n": 2})
+        await asyncio.sleep(0)
+        batcher.add({"event": "request", "n": 3})
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line).get("n") for line in lines] == [None, 1, 2, 3]
+    assert stream.getvalue().endswith("}\n")
+    assert made == []
+
+
+def test_a_formatter_that_changes_lines_still_gets_records(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+) -> None:
+    """A handler whose formatter adds to the message is not bypassed: it formats every batch,
+    also when its formatter is swapped after the first batch."""
+    logger, stream, handler = plain_logger
+    batcher = LineBatcher(logger)
+    batcher._write('{"event":"first"}')
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    batcher._write('{"event":"second"}')
+    assert stream.getvalue().splitlines() == ['{"event":"first"}', 'INFO {"event":"second"}']
+
+
+def test_a_failing_stream_is_reported_by_the_handler_and_serving_goes_on(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A write error on the direct path goes to the handler's handleError, as logging's own
+    emit would, and flush() does not raise."""
+    logger, stream, handler = plain_logger
+    stream.close()
+    reported: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", reported.append)
+    LineBatcher(logger)._write('{"event":"lost"}')
+    assert [record.getMessage() for record in reported] == ['{"event":"lost"}']
+
+
+def test_add_request_writes_the_access_line_shape(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+) -> None:
+    """add_request() writes the access line's fields in their order, duration_ms in ms with
+    at most 3 decimals, None as null."""
+    logger, stream, _ = plain_logger
+    batcher = LineBatcher(logger)
+
+    async def scenario() -> None:
+        started = time.perf_counter() - 0.0123456
+        batcher.add_request("GET", "ping", 200, started, None, "10.0.0.1", "rid-1")
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    line = json.loads(stream.getvalue())
+    assert list(line) == [
+        "event", "method", "route", "status", "duration_ms", "client_id", "client_ip",
+        "request_id",
+    ]  # fmt: skip
+    assert line["event"] == "request" and line["status"] == 200 and line["client_id"] is None
+    assert line["client_ip"] == "10.0.0.1" and line["request_id"] == "rid-1"
+    assert isinstance(line["duration_ms"], float) and 12.3 <= line["duration_ms"] < 100
+    assert round(line["duration_ms"], 3) == line["duration_ms"]

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +25,7 @@ from harness.procs import Registry, Started, command_line, rss_kib
 from harness.service import (
     SCOPES,
     ServiceRefused,
+    Variant,
     check_auth_is_on,
     check_remote_auth,
     start_service,
@@ -45,45 +49,94 @@ class BackendRun:
         self.say = say
         self.registry = Registry()
         self.nginx: Started | None = None
-        self.service_sides: dict[str, Side] = {}  # endpoint -> the service side it ran on
+        self.service_sides: dict[str, Side] = {}  # endpoint -> the headline variant's side
+        self.remote_sides: dict[str, Side] = {}  # variant label -> its remote-auth service
         self.clients_file = workdir / "clients.toml"
-        self.result: dict[str, Any] = {"summaries": [], "measured": [], "rss": [], "notes": []}
+        self.result: dict[str, Any] = {
+            "summaries": [],
+            "log_costs": [],
+            "measured": [],
+            "rss": [],
+            "notes": [],
+        }
 
     def run(self, name: str, databases: Databases) -> dict[str, Any]:
         """Measure everything on this backend; the result dict for the report."""
         args, say = self.args, self.say
+        variants: list[Variant] = args.variants
         self.result["backend"] = name
+        self.result["variants"] = [v.label for v in variants]
         self._seed(name, databases)
         credentials = write_clients_file(self.clients_file)
-        service, port = self._start_service(f"service-{name}", databases.small_url)
-        check_auth_is_on(port, credentials)
-        bodies = self._fetch_bodies(port, credentials)
-        self.nginx, nginx_port = self._start_nginx(bodies)
-        say(f"{name}: nginx pid {self.nginx.pid} on 127.0.0.1:{nginx_port}")
+        small: dict[str, str] = {}  # revision -> its small database
+        services: dict[str, Side] = {}  # variant label -> its service
+        for variant in variants:
+            if variant.revision not in small:
+                small[variant.revision] = self._small_database(databases, variant)
+            started, port = self._start_service(
+                f"service-{name}-{_slug(variant.label)}", small[variant.revision], variant
+            )
+            check_auth_is_on(port, credentials)
+            services[variant.label] = Side(variant.label, started, port, port, strict=True)
+        head = services[variants[0].label]
+        bodies = self._fetch_bodies(head.port, credentials)
+        nginx_port = 0
+        if args.nginx:
+            self.nginx, nginx_port = self._start_nginx(bodies)
+            say(f"{name}: nginx pid {self.nginx.pid} on 127.0.0.1:{nginx_port}")
         wrk = Wrk(self.tools["wrk"], args.threads, args.connections, self.workdir)
         bench = Bench(wrk, SignedFiles(self.workdir, credentials), say)
-        svc = Side("service", service, port, port, strict=True)
         plan = Plan(args.rounds, args.duration, args.warmup)
         for endpoint_name in args.endpoints:
             if endpoint_name == "purgeCache":  # always last: its writes grow the table
-                self._paging(bench, databases, svc, credentials)
-                self._check_post(port, credentials)
-            side = svc
+                self._paging(bench, databases, head, credentials)
+                for side in services.values():
+                    self._check_post(side.port, credentials)
+            sides = [services[v.label] for v in variants]
             if endpoint_name == REMOTE_AUTH:
-                side = self._remote_auth_side(databases.small_url, credentials, bodies)
-            self.service_sides[endpoint_name] = side
-            # nginx ignores Authorization and Host: it gets the service's request strings
-            ngx = Side("nginx", self.nginx, nginx_port, side.signed_port, strict=False)
+                sides = [self._remote_auth_side(v, small, credentials, bodies) for v in variants]
+            self.service_sides[endpoint_name] = sides[0]
+            if self.nginx is not None:
+                # nginx ignores Authorization and Host: it gets the service's request strings
+                sides.append(Side("nginx", self.nginx, nginx_port, sides[0].signed_port, False))
             say(f"{name}: {endpoint_name}")
-            measured = bench.compare(ENDPOINTS[endpoint_name], side, ngx, plan)
-            self.result["summaries"].append(report.summarize(measured, name))
+            measured = bench.compare(ENDPOINTS[endpoint_name], sides, plan)
+            self.result["summaries"] += report.summarize(measured, name, variants)
+            self.result["log_costs"] += report.log_costs(measured, name, variants)
             self.result["measured"].append(measured)
         if "purgeCache" not in args.endpoints:
-            self._paging(bench, databases, svc, credentials)
-        self._rss("end of run", [service, self.nginx, *self._remote_auth_servers()])
+            self._paging(bench, databases, head, credentials)
+        servers = [side.server for side in services.values()]
+        servers += [*filter(None, [self.nginx]), *self._remote_auth_servers()]
+        self._rss("end of run", servers)
         if args.profile:
             self._profile(bench)
+        if args.log_cost and args.callgrind:
+            from harness.instructions import count_instructions
+
+            self.result["instructions"] = count_instructions(self, small, credentials)
         return self.result
+
+    def _small_database(self, databases: Databases, variant: Variant) -> str:
+        """The checkout's small database, or another revision's own, seeded by that revision
+        (in a process that imports it) with its own schema."""
+        if not variant.revision:
+            return databases.small_url
+        where, url = databases.new_small(_slug(variant.revision))
+        bench_dir = str(self.args.bench_dir)
+        env = dict(os.environ, PYTHONPATH=f"{variant.src}{os.pathsep}{bench_dir}")
+        done = subprocess.run(
+            [sys.executable, "-m", "harness.seed_cli", databases.name, where],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"seeding {variant.revision}'s database: {done.stderr[-800:]}")
+        self.say(f"  {variant.revision}: its own small database ({done.stdout.strip()} rows)")
+        return url
 
     def _seed(self, name: str, databases: Databases) -> None:
         now = seed.now_ms()
@@ -97,7 +150,10 @@ class BackendRun:
         spent = time.perf_counter() - started
         self.say(f"{name}: seeded {self.result['big_rows']:,} rows in {spent:.1f} s")
 
-    def _start_service(self, label: str, db_url: str) -> tuple[Started, int]:
+    def _start_service(
+        self, label: str, db_url: str, variant: Variant | None = None
+    ) -> tuple[Started, int]:
+        variant = variant or self.args.variants[0]
         started, port = start_service(
             self.registry,
             label,
@@ -106,45 +162,55 @@ class BackendRun:
             self.clients_file,
             workers=self.args.workers,
             cache_time=self.args.cache_time,
+            variant=variant,
         )
-        self.say(f"{label}: pid {started.pid} on 127.0.0.1:{port} ({db_url})")
+        self.say(f"{label}: pid {started.pid} on 127.0.0.1:{port} ({db_url}) [{variant.label}]")
         return started, port
 
     def _remote_auth_side(
-        self, db_url: str, credentials: Credentials, bodies: dict[str, bytes]
+        self,
+        variant: Variant,
+        small: dict[str, str],
+        credentials: Credentials,
+        bodies: dict[str, bytes],
     ) -> Side:
-        """A second service on the same database that asks the fake auth service for every
-        verdict (started on first use, checked to consult it once per request)."""
-        known = self.service_sides.get(REMOTE_AUTH)
+        """A service of this variant on the same database that asks the fake auth service for
+        every verdict (started on first use, checked to consult it once per request)."""
+        known = self.remote_sides.get(variant.label)
         if known is not None:
             return known
         verdict = success_verdict(credentials.client_id, SCOPES)
+        label = f"service-{self.result['backend']}-remote-auth-{_slug(variant.label)}"
         auth = start_fake_auth(
-            self.registry, self.tools["nginx"], self.workdir / "auth-nginx", verdict
+            self.registry, self.tools["nginx"], self.workdir / f"auth-nginx-{label}", verdict
         )
         self.say(f"  fake auth nginx pid {auth.server.pid} on 127.0.0.1:{auth.port}")
-        label = f"service-{self.result['backend']}-remote-auth"
         service, port = start_service(
             self.registry,
             label,
             self.workdir,
-            db_url,
+            small[variant.revision],
             self.clients_file,
             workers=self.args.workers,
             cache_time=self.args.cache_time,
             auth_root_url=auth.root_url,
+            variant=variant,
         )
         self.say(
             f"{label}: pid {service.pid} on 127.0.0.1:{port} (--auth-root-url {auth.root_url})"
         )
         check_remote_auth(port, credentials, auth, bodies[ENDPOINTS[REMOTE_AUTH].nginx_path])
-        return Side("service", service, port, port, strict=True, auth=auth)
+        side = Side(variant.label, service, port, port, strict=True, auth=auth)
+        self.remote_sides[variant.label] = side
+        return side
 
     def _remote_auth_servers(self) -> list[Started]:
-        side = self.service_sides.get(REMOTE_AUTH)
-        if side is None or side.auth is None:
-            return []
-        return [side.server, side.auth.server]
+        servers = []
+        for side in self.remote_sides.values():
+            servers.append(side.server)
+            if side.auth is not None:
+                servers.append(side.auth.server)
+        return servers
 
     def _fetch_bodies(self, port: int, credentials: Credentials) -> dict[str, bytes]:
         """The service's own answers to the GETs, which nginx will serve byte for byte."""
@@ -277,6 +343,10 @@ class BackendRun:
                 self.result["notes"].append(f"py-spy failed on {endpoint_name}: {err[-300:]!r}")
                 continue
             profiles[endpoint_name] = {"summary": profiling.summarize(out), "folded": str(out)}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label).strip("-")
 
 
 def _probe(name: str, target: str) -> Endpoint:

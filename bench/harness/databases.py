@@ -38,6 +38,11 @@ class SqliteDatabases:
     def seed_big(self, rows: Iterable[seed.Row]) -> int:
         return seed.seed_sqlite(self.big_path, rows)
 
+    def new_small(self, tag: str) -> tuple[str, str]:
+        """Another small database (for another revision): how `seed_cli` names it, its URL."""
+        path = self.small_path.with_name(f"small-{tag}.db")
+        return str(path), f"sqlite:///{path}"
+
     def drop(self) -> None:
         """The work directory goes as a whole."""
 
@@ -76,33 +81,22 @@ class PostgresDatabases:
         parts = urlsplit(self.server_url)
         return urlunsplit(parts._replace(path=f"/{database}"))
 
-    def _seed(self, url: str, rows: Iterable[seed.Row]) -> int:
-        from purgecache.storage import open_storage  # ValueError: purgecache refuses the URL
-
-        async def schema() -> None:
-            storage = open_storage(url)
-            try:
-                await storage.upgrade()
-            finally:
-                await storage.close()
-
-        asyncio.run(schema())
-        with self.psycopg.connect(url, autocommit=False) as conn:
-            with conn.cursor().copy(
-                "COPY cache_purges (worker_pool_id, cache_name, before, expires, wire) FROM STDIN"
-            ) as copy:
-                for pool, name, before, expires, entry in seed.with_wire(rows):
-                    copy.write_row((pool, name, before, expires, entry.decode()))  # text column
-            conn.commit()
-            conn.execute("ANALYZE cache_purges")
-            count = conn.execute("SELECT count(*) FROM cache_purges").fetchone()
-        return int(count[0]) if count else 0
-
     def seed_small(self, rows: list[seed.Row]) -> int:
-        return self._seed(self.small_url, rows)
+        return seed_postgres(self.small_url, rows)
 
     def seed_big(self, rows: Iterable[seed.Row]) -> int:
-        return self._seed(self.big_url, rows)
+        return seed_postgres(self.big_url, rows)
+
+    def new_small(self, tag: str) -> tuple[str, str]:
+        """Another (empty) small database, dropped at the end: how `seed_cli` names it, its
+        URL (the same)."""
+        name = f"pcbench_small_{tag}_{os.getpid()}"
+        with self.psycopg.connect(self.server_url, connect_timeout=5, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        url = self._url(name)
+        return url, url
 
     def drop(self) -> None:
         """Drop the databases this run created (after the services have stopped)."""
@@ -113,6 +107,33 @@ class PostgresDatabases:
         except self.psycopg.Error as error:
             print(f"[cleanup] could not drop {', '.join(self.created)}: {error}")
         self.created = []
+
+
+def seed_postgres(url: str, rows: Iterable[seed.Row]) -> int:
+    """The schema by the imported purgecache's own `upgrade`, the rows by COPY."""
+    import psycopg
+
+    from purgecache.storage import open_storage  # ValueError: purgecache refuses the URL
+
+    async def schema() -> None:
+        storage = open_storage(url)
+        try:
+            await storage.upgrade()
+        finally:
+            await storage.close()
+
+    asyncio.run(schema())
+    with psycopg.connect(url, autocommit=False) as conn:
+        with conn.cursor().copy(
+            "COPY cache_purges (worker_pool_id, cache_name, before, expires, wire) FROM STDIN"
+        ) as copy:
+            for pool, name, before, expires, entry in seed.with_wire(rows):
+                text = entry.decode() if isinstance(entry, bytes) else entry  # a text column
+                copy.write_row((pool, name, before, expires, text))
+        conn.commit()
+        conn.execute("ANALYZE cache_purges")
+        count = conn.execute("SELECT count(*) FROM cache_purges").fetchone()
+    return int(count[0]) if count else 0
 
 
 def _masked(url: str) -> str:

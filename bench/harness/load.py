@@ -58,6 +58,9 @@ class Run:
     headers_file_seconds: float = 0.0  # time spent generating the signed headers (not measured)
     auth_calls: int = 0  # requests the fake auth service answered during the run (remote auth)
     auth_cpu_us_per_req: float = 0.0  # its CPU per service request (not in server_cpu_us_per_req)
+    log_bytes: int = 0  # what the service wrote to its log file (stderr) during the run
+    log_lines: int = 0
+    instructions: int = 0  # callgrind's count for the run (`--log-cost`), 0 if not counted
     raw: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:

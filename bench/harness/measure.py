@@ -59,7 +59,7 @@ ENDPOINTS = {
 class Side:
     """One target of the comparison: a running server and its port."""
 
-    label: str  # "service" or "nginx", or a paging probe's name
+    label: str  # a service variant's label, "nginx", or a paging probe's name
     server: Started
     port: int
     signed_port: int  # requests carry `Host: 127.0.0.1:<this>` and are signed for it
@@ -133,20 +133,21 @@ class Bench:
         """Warm-up (which also calibrates the size of the next file), then the measured run."""
         if plan.warmup > 0:
             self._one(side, endpoint, plan.warmup, connections)
-        run = self._one(side, endpoint, plan.seconds, connections)
+        run = self._logged_run(side, endpoint, plan.seconds, connections)
         if side.strict and run.reused:
             self.say(f"    ! {run.reused} requests reused a header: repeating with a bigger file")
-            run = self._one(side, endpoint, plan.seconds, connections)
+            run = self._logged_run(side, endpoint, plan.seconds, connections)
             if run.reused:
                 result.warnings.append(
                     f"{endpoint.name}: a service run reused {run.reused} signed requests"
                 )
         result.runs.append(run)
         self.say(
-            f"    {endpoint.name:<16} {side.label:<8} {run.rps:>9.0f} req/s  "
+            f"    {endpoint.name:<16} {side.label:<16} {run.rps:>9.0f} req/s  "
             f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  non-2xx {run.non_2xx}  "
             f"socket errors {run.socket_errors}  cpu {run.server_cpu_us_per_req:5.0f} us/req"
             + (f"  headers {run.loaded} (used {run.handed})" if endpoint.signed else "")
+            + (f"  log lines/req {run.log_lines / max(run.requests, 1):.2f}" if side.strict else "")
             + (
                 f"  auth calls/req {run.auth_calls / max(run.requests, 1):.2f} "
                 f"auth cpu {run.auth_cpu_us_per_req:.0f} us/req"
@@ -161,12 +162,25 @@ class Bench:
             )
         return run
 
-    def compare(self, endpoint: Endpoint, service: Side, nginx: Side, plan: Plan) -> Measured:
-        """`plan.rounds` rounds of service and nginx, the first of the pair alternating."""
+    def _logged_run(
+        self, side: Side, endpoint: Endpoint, seconds: float, connections: int | None
+    ) -> Run:
+        """One run; for a service, what it wrote to its log file during the run (the file is
+        emptied before and after, so a long sitting does not fill the disk)."""
+        if not side.strict:
+            return self._one(side, endpoint, seconds, connections)
+        side.server.take_log()  # the warm-up's lines
+        run = self._one(side, endpoint, seconds, connections)
+        run.log_bytes, run.log_lines = side.server.take_log()
+        return run
+
+    def compare(self, endpoint: Endpoint, sides: list[Side], plan: Plan) -> Measured:
+        """`plan.rounds` rounds of every side in turn (service variants and nginx), the order
+        rotated by one each round so that no side always runs first."""
         result = Measured(endpoint.name)
         for round_index in range(plan.rounds):
-            pair = (service, nginx) if round_index % 2 == 0 else (nginx, service)
-            for side in pair:
+            shift = round_index % len(sides)
+            for side in sides[shift:] + sides[:shift]:
                 self.measured_run(side, endpoint, plan, result)
         return result
 

@@ -122,6 +122,19 @@ class Started:
             return ""
         return "\n".join(text[-lines:])
 
+    def take_log(self) -> tuple[int, int]:
+        """Bytes and lines written to the log since the last call; the file is emptied."""
+        size = lines = 0
+        try:
+            with self.log.open("rb") as text:
+                while chunk := text.read(1 << 20):
+                    size += len(chunk)
+                    lines += chunk.count(b"\n")
+            os.truncate(self.log, 0)
+        except OSError:
+            pass
+        return size, lines
+
     def stop(self, grace: float = 15.0, sig: int = signal.SIGTERM) -> None:
         """Ask it to stop; after `grace` seconds kill its process group (only ours)."""
         if self.process.poll() is not None:
@@ -136,8 +149,9 @@ class Started:
 
 
 def launch(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> Started:
-    """Start a server in a new session, stdout and stderr to `log`."""
-    with log.open("wb") as out:
+    """Start a server in a new session, stdout and stderr appended to `log` (O_APPEND, as
+    systemd's `StandardError=append:` opens it: the harness may empty the file between runs)."""
+    with log.open("ab") as out:
         process = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,

@@ -12,8 +12,10 @@ from typing import Any
 from harness.load import NON_2XX_NOTE, Run
 from harness.measure import Measured
 from harness.profiling import markdown as profile_markdown
+from harness.service import Variant
 
-# Issue 8: the upstream Node.js service's ratio to nginx, and the goals for this service.
+# Issue 8: the upstream Node.js service's ratio to nginx, and the goals for this service; since
+# issue 12 they hold for the default configuration (access log on), the headline row.
 UPSTREAM = {
     "purgeRequests": 0.045,
     "purgeRequestsRemoteAuth": 0.05,
@@ -29,6 +31,8 @@ GOALS: dict[str, float | dict[str, float]] = {
     "allPurgeRequests": 0.07,
 }
 P99_GOAL = {"purgeRequests": 3.0}  # service p99 at most 3x nginx's
+LOG_COST_GOAL = 0.10  # issue 12: the access log costs at most 10% of throughput...
+LOG_INSTRUCTIONS_GOAL = 0.05  # ...and at most 5% more instructions per request
 
 
 def median(values: Sequence[float]) -> float:
@@ -40,37 +44,121 @@ def goal(endpoint: str, backend: str) -> float | None:
     return value.get(backend) if isinstance(value, dict) else value
 
 
-def summarize(measured: Measured, backend: str) -> dict[str, Any]:
-    """Medians per side and the service/nginx ratios of one endpoint."""
-    sides = {label: measured.of(label) for label in ("service", "nginx")}
-    med = {
-        label: {
-            key: median([getattr(run, key) for run in runs])
-            for key in ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_req")
-        }
-        for label, runs in sides.items()
-    }
-    pairs = list(zip(sides["service"], sides["nginx"], strict=False))
-    ratio = med["service"]["rps"] / med["nginx"]["rps"]
-    p99_ratio = med["service"]["p99_ms"] / med["nginx"]["p99_ms"]
-    return {
-        "endpoint": measured.name,
-        "median": med,
-        "ratio": ratio,
-        "round_ratios": [s.rps / n.rps for s, n in pairs],
-        "p99_ratio": p99_ratio,
-        "goal": goal(measured.name, backend),
-        "p99_goal": P99_GOAL.get(measured.name),
-        "upstream": UPSTREAM.get(measured.name),
-        "non_2xx": sum(run.non_2xx for run in measured.runs),
-        "service_non_2xx": sum(run.non_2xx for run in sides["service"]),
-        "socket_errors": sum(run.socket_errors for run in measured.runs),
-        "service_reused": sum(run.reused for run in sides["service"]),
-        "service_requests": sum(run.requests for run in sides["service"]),
-        "service_headers_loaded": sum(run.loaded for run in sides["service"]),
-        "auth": _auth_summary(sides["service"]),
-        "warnings": measured.warnings,
-    }
+def summarize(measured: Measured, backend: str, variants: list[Variant]) -> list[dict[str, Any]]:
+    """Per service variant, its medians and ratios to nginx (if nginx ran) for one endpoint."""
+    nginx = measured.of("nginx")
+    ngx = _medians(nginx)
+    out = []
+    for variant in variants:
+        runs = measured.of(variant.label)
+        svc = _medians(runs)
+        out.append(
+            {
+                "endpoint": measured.name,
+                "config": variant.label,
+                "headline": variant is variants[0],
+                "median": {"service": svc, "nginx": ngx},
+                "ratio": svc["rps"] / ngx["rps"] if nginx else None,
+                "round_ratios": [s.rps / n.rps for s, n in zip(runs, nginx, strict=False)],
+                "p99_ratio": svc["p99_ms"] / ngx["p99_ms"] if nginx else None,
+                "goal": goal(measured.name, backend) if variant.access_log else None,
+                "p99_goal": P99_GOAL.get(measured.name) if variant.access_log else None,
+                "upstream": UPSTREAM.get(measured.name),
+                "non_2xx": sum(run.non_2xx for run in measured.runs),
+                "service_non_2xx": sum(run.non_2xx for run in runs),
+                "socket_errors": sum(run.socket_errors for run in measured.runs),
+                "service_reused": sum(run.reused for run in runs),
+                "service_requests": sum(run.requests for run in runs),
+                "service_headers_loaded": sum(run.loaded for run in runs),
+                "log_lines_per_request": sum(run.log_lines for run in runs)
+                / max(sum(run.requests for run in runs), 1),
+                "auth": _auth_summary(runs),
+                "warnings": measured.warnings if variant is variants[0] else [],
+            }
+        )
+    return out
+
+
+def _medians(runs: list[Run]) -> dict[str, float]:
+    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_req")
+    return {key: median([getattr(run, key) for run in runs]) for key in keys}
+
+
+def log_pairs(variants: list[Variant]) -> list[tuple[Variant, Variant]]:
+    """(log on, log off) variant pairs of the same revision."""
+    return [
+        (on, off)
+        for on in variants
+        for off in variants
+        if on.access_log and not off.access_log and on.revision == off.revision
+    ]
+
+
+def log_costs(measured: Measured, backend: str, variants: list[Variant]) -> list[dict[str, Any]]:
+    """What the access log costs one endpoint: the same server with the log on against off.
+    cost = 1 - median req/s on / median req/s off; the rounds pair the runs in order (the
+    harness alternates which of the two runs first)."""
+    out = []
+    for on, off in log_pairs(variants):
+        with_log, without = measured.of(on.label), measured.of(off.label)
+        if not with_log or not without:
+            continue
+        rps_on = median([run.rps for run in with_log])
+        rps_off = median([run.rps for run in without])
+        cpu_on = median([run.server_cpu_us_per_req for run in with_log])
+        cpu_off = median([run.server_cpu_us_per_req for run in without])
+        lines = sum(run.log_lines for run in with_log)
+        out.append(
+            {
+                "endpoint": measured.name,
+                "revision": on.revision or "checkout",
+                "rps_on": rps_on,
+                "rps_off": rps_off,
+                "cost": 1 - rps_on / rps_off,
+                "round_costs": [1 - a.rps / b.rps for a, b in zip(with_log, without, strict=False)],
+                "cpu_on": cpu_on,
+                "cpu_off": cpu_off,
+                "lines_per_request": lines / max(sum(run.requests for run in with_log), 1),
+                "bytes_per_line": sum(run.log_bytes for run in with_log) / max(lines, 1),
+                "rounds": len(with_log),
+            }
+        )
+    return out
+
+
+def log_cost_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| backend | endpoint | revision | req/s log on | req/s log off | **throughput cost** "
+        "(rounds) | goal | svc CPU µs/req on / off | log lines/req | bytes/line |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for backend, c in rows:
+        rounds = ", ".join(f"{x:.1%}" for x in c["round_costs"])
+        lines.append(
+            f"| {backend} | {c['endpoint']} | {c['revision']} | {c['rps_on']:,.0f} "
+            f"| {c['rps_off']:,.0f} | **{c['cost']:.1%}**{_mark(c['cost'], LOG_COST_GOAL, True)} "
+            f"({rounds}) | ≤ {LOG_COST_GOAL:.0%} | {c['cpu_on']:.1f} / {c['cpu_off']:.1f} "
+            f"| {c['lines_per_request']:.2f} | {c['bytes_per_line']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def instructions_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = [
+        "| backend | endpoint | revision | instructions/req log on (rounds) "
+        "| log off (rounds) | **more with the log** | goal |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, c in rows:
+        on = ", ".join(f"{x:,.0f}" for x in c["on_rounds"])
+        off = ", ".join(f"{x:,.0f}" for x in c["off_rounds"])
+        mark = _mark(c["more"], LOG_INSTRUCTIONS_GOAL, True)
+        lines.append(
+            f"| {backend} | {c['endpoint']} | {c['revision']} | {c['on']:,.0f} ({on}) "
+            f"| {c['off']:,.0f} ({off}) | **{c['more']:+.1%}**{mark} "
+            f"| ≤ +{LOG_INSTRUCTIONS_GOAL:.0%} |"
+        )
+    return "\n".join(lines)
 
 
 def _auth_summary(service_runs: list[Run]) -> dict[str, float] | None:
@@ -87,7 +175,8 @@ def _auth_summary(service_runs: list[Run]) -> dict[str, float] | None:
 def auth_lines(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """One sentence per remote-auth row: how often the fake auth service was asked, its CPU."""
     return [
-        f"{backend} {s['endpoint']}: the service ran with `--auth-root-url` against the fake "
+        f"{backend} {s['endpoint']} ({s['config']}): the service ran with `--auth-root-url` "
+        "against the fake "
         f"auth nginx (fixed `auth-success` verdict), which answered "
         f"{s['auth']['calls_per_request']:.2f} authenticate-hawk calls per service request "
         f"(no verdict is cached) and spent {s['auth']['cpu_us_per_req']:.0f} µs CPU per request, "
@@ -105,26 +194,33 @@ def _mark(value: float, target: float | None, at_most: bool = False) -> str:
 
 
 def throughput_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """One line per backend and endpoint: both sides, both ratios, the goals."""
+    """One line per backend, endpoint and service configuration: both sides, both ratios, the
+    goals (which hold for the default configuration)."""
     lines = [
-        "| backend | endpoint | service req/s | nginx req/s | **ratio** (rounds) | goal "
+        "| backend | endpoint | config | service req/s | nginx req/s | **ratio** (rounds) | goal "
         "| upstream | svc p50 / p99 ms | nginx p50 / p99 ms | **p99 ratio** | svc CPU µs/req "
-        "| svc non-2xx |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| log lines/req | svc non-2xx |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, s in rows:
         svc, ngx = s["median"]["service"], s["median"]["nginx"]
-        rounds = ", ".join(f"{r:.3f}" for r in s["round_ratios"])
-        goal_text = f"≥ {s['goal']:.2f}" if s["goal"] is not None else ""
-        p99_goal = f" (≤ {s['p99_goal']:.0f})" if s["p99_goal"] else ""
+        config = f"**{s['config']}**" if s.get("headline") else s["config"]
+        if s["ratio"] is None:
+            ratio = p99 = goal_text = nginx = nginx_latency = ""
+        else:
+            rounds = ", ".join(f"{r:.3f}" for r in s["round_ratios"])
+            ratio = f"**{s['ratio']:.3f}**{_mark(s['ratio'], s['goal'])} ({rounds})"
+            goal_text = f"≥ {s['goal']:.2f}" if s["goal"] is not None else ""
+            p99_goal = f" (≤ {s['p99_goal']:.0f})" if s["p99_goal"] else ""
+            p99 = f"**{s['p99_ratio']:.1f}**{_mark(s['p99_ratio'], s['p99_goal'], True)}{p99_goal}"
+            nginx = f"{ngx['rps']:,.0f}"
+            nginx_latency = f"{ngx['p50_ms']:.2f} / {ngx['p99_ms']:.2f}"
         lines.append(
-            f"| {backend} | {s['endpoint']} | {svc['rps']:,.0f} | {ngx['rps']:,.0f} "
-            f"| **{s['ratio']:.3f}**{_mark(s['ratio'], s['goal'])} ({rounds}) | {goal_text} "
-            f"| {s['upstream'] or ''} "
-            f"| {svc['p50_ms']:.2f} / {svc['p99_ms']:.2f} "
-            f"| {ngx['p50_ms']:.2f} / {ngx['p99_ms']:.2f} "
-            f"| **{s['p99_ratio']:.1f}**{_mark(s['p99_ratio'], s['p99_goal'], True)}{p99_goal} "
-            f"| {svc['server_cpu_us_per_req']:.0f} | {s['service_non_2xx']} |"
+            f"| {backend} | {s['endpoint']} | {config} | {svc['rps']:,.0f} | {nginx} "
+            f"| {ratio} | {goal_text} | {s['upstream'] or ''} "
+            f"| {svc['p50_ms']:.2f} / {svc['p99_ms']:.2f} | {nginx_latency} | {p99} "
+            f"| {svc['server_cpu_us_per_req']:.0f} | {s.get('log_lines_per_request', 0):.2f} "
+            f"| {s['service_non_2xx']} |"
         )
     return "\n".join(lines)
 
@@ -192,8 +288,10 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict
         "",
         f"`{meta['command']}` · wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s "
         f"--latency, {args.warmup:g} s warm-up, {args.rounds} round(s), medians · "
-        f"`purgecache serve --workers {args.workers} --cache-time {args.cache_time} "
-        f"--no-access-log` · checkout {meta.get('checkout', '?')} "
+        f"`purgecache serve --workers {args.workers} --cache-time {args.cache_time}` "
+        "(stdout and stderr appended to a file, as a service manager writes them), configs: "
+        + ", ".join(f"`{v.label}`" for v in args.variants)
+        + f" · checkout {meta.get('checkout', '?')} "
         f"(purgecache from {meta.get('purgecache_from', '?')}) · {meta['host']} · "
         + ", ".join(f"{name} {v}" for name, v in meta.get("versions", {}).items())
         + f" · {meta.get('scheduling', 'scheduling: ?')}",
@@ -209,6 +307,25 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict
     auth = auth_lines([(r["backend"], s) for r in done for s in r["summaries"]])
     if auth:
         parts += ["", *auth]
+    costs = [(r["backend"], c) for r in done for c in r.get("log_costs", [])]
+    if costs:
+        parts += [
+            "",
+            f"## What the access log costs (the same server, log on vs `--no-access-log`, "
+            f"{args.rounds} alternating rounds, medians)",
+            "",
+            log_cost_table(costs),
+        ]
+    counted = [(r["backend"], c) for r in done for c in r.get("instructions", [])]
+    if counted:
+        parts += [
+            "",
+            "## Instructions per request (callgrind, granian's worker process: every thread, "
+            f"user space; {args.cg_rounds} alternating round(s) of {args.cg_seconds:g} s, "
+            "medians)",
+            "",
+            instructions_table(counted),
+        ]
     paging = [(r["backend"], r["paging"]) for r in done if "paging" in r]
     if paging:
         parts += [
@@ -252,4 +369,6 @@ def _jsonable(value: object) -> object:
         return {"name": value.name, "runs": value.runs, "warnings": value.warnings}
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, Variant):
+        return value.label
     raise TypeError(type(value).__name__)

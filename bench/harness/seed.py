@@ -23,6 +23,11 @@ from pathlib import Path
 from purgecache.model import PurgeRequest
 from purgecache.storage import sqlite as sqlite_storage
 
+try:  # `--compare` may seed for an older revision, whose storage made entries itself
+    from purgecache.storage.base import wire_entry as _old_entry  # type: ignore[attr-defined]
+except ImportError:
+    _old_entry = None
+
 POOL = "proj-bench/linux-large-2204"  # the pool purgeRequests is asked about
 WRITE_POOL = "proj-bench/purge-target"  # purgeCache writes go here (sorts after POOL)
 FAR_FUTURE_MS = 4_102_444_800_000  # 2100-01-01
@@ -83,10 +88,13 @@ def seed_sqlite(path: Path, rows: Iterable[Row]) -> int:
     return count
 
 
-def with_wire(rows: Iterable[Row]) -> Iterator[tuple[str, str, int, int, bytes]]:
+def with_wire(rows: Iterable[Row]) -> Iterator[tuple[str, str, int, int, bytes | str]]:
     """Each row plus the entry the service stores with it (made by the service's own code)."""
     for pool, name, before, expires in rows:
-        yield pool, name, before, expires, PurgeRequest(pool, name, before, expires).to_entry()
+        if _old_entry is not None:
+            yield pool, name, before, expires, _old_entry(pool, name, before)  # text, as it was
+        else:
+            yield pool, name, before, expires, PurgeRequest(pool, name, before, expires).to_entry()
 
 
 def now_ms() -> int:

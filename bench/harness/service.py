@@ -6,6 +6,8 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.client import ServiceClient
@@ -28,6 +30,23 @@ SCOPES = (
     f"purge-cache:{WRITE_POOL}:*",
     "purge-cache:all-purge-requests",
 )
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of the service, measured beside nginx and the other variants."""
+
+    label: str  # "default", "--no-access-log", "e797db6 default", ...
+    access_log: bool = True  # serve's default; off is `--no-access-log`
+    revision: str = ""  # a commit measured from an exported copy of its src; "" = the checkout
+    src: str = ""  # that copy's src folder, first on the service's PYTHONPATH
+
+    @property
+    def flags(self) -> list[str]:
+        return [] if self.access_log else ["--no-access-log"]
+
+
+DEFAULT = Variant("default")
 
 
 class ServiceRefused(RuntimeError):
@@ -58,10 +77,15 @@ def start_service(
     workers: int,
     cache_time: str,
     auth_root_url: str = "",
+    variant: Variant = DEFAULT,
+    wrapper: Sequence[str] = (),
+    ready_seconds: float = 60,
 ) -> tuple[Started, int]:
     """A fresh `purgecache serve` on a free loopback port; ServiceRefused if it will not start.
     With `auth_root_url`, it asks that auth service for every verdict (the clients file is
-    then unused)."""
+    then unused). Its stdout and stderr (the access log, when on) go to `<name>.log` in
+    `workdir`, as a service manager would write them. `wrapper` runs it under another program
+    (valgrind)."""
     port = free_port()
     data_dir = workdir / f"data-{name}"
     data_dir.mkdir(exist_ok=True)
@@ -69,15 +93,17 @@ def start_service(
         sys.executable, "-m", "purgecache", "serve",
         "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(data_dir), "--clients", str(clients_file), "--db", db_url,
-        "--no-access-log", "--cache-time", cache_time, "--workers", str(workers),
+        "--cache-time", cache_time, "--workers", str(workers), *variant.flags,
     ]  # fmt: skip
     if auth_root_url:
         argv += ["--auth-root-url", auth_root_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURGECACHE_")}
-    started = registry.add(launch(name, argv, workdir / f"{name}.log", env))
+    if variant.src:  # otherwise the harness's own path, which may name another src (README)
+        env["PYTHONPATH"] = variant.src
+    started = registry.add(launch(name, [*wrapper, *argv], workdir / f"{name}.log", env))
     try:
-        wait_for_port(port, 60, started.process)
-        _wait_for_ping(port, 30)
+        wait_for_port(port, ready_seconds, started.process)
+        _wait_for_ping(port, ready_seconds / 2)
     except RuntimeError as error:
         registry.stop(started)
         raise ServiceRefused(f"{error}: {started.log_tail() or '(no output)'}") from error
