@@ -150,24 +150,11 @@ class PurgeCacheApp:
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(call.name, status, elapsed, call.fast and status < 300)
         if self.access_log_enabled:
-            self._write_access_log(request, call, status, elapsed, request_id)
+            client_ip = self.authorizer.client_ip(request)
+            self._access_lines.add_request(
+                request.method, call.name, status, started, call.client_id, client_ip, request_id
+            )
         return status, headers, b"" if request.method == "HEAD" else body
-
-    def _write_access_log(
-        self, request: Request, call: Call, status: int, elapsed: float, request_id: str
-    ) -> None:
-        self._access_lines.add(
-            {
-                "event": "request",
-                "method": request.method,
-                "route": call.name,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "client_id": call.client_id,
-                "client_ip": self.authorizer.client_ip(request),
-                "request_id": request_id,
-            }
-        )
 
     # ---- outside the API base ----------------------------------------------------------
 
