@@ -39,8 +39,9 @@ def _insufficient_scopes(
     return ApiError("InsufficientScopes", text, {"required": required, "unsatisfied": missing})
 
 
-def hawk_host_port(request: Request) -> tuple[str, int]:
-    """Host and port as the client saw them (auth.md §1.3), or a 400 when Host is unusable."""
+def _signed_target(request: Request, call: Call) -> tuple[str, int, tuple[str, ...]]:
+    """Host and port as the client saw them (auth.md §1.3; a 400 when Host is unusable) and
+    the request targets it may have signed."""
     headers = request.headers
     found = host_port(
         headers.get("host", ""),
@@ -50,7 +51,7 @@ def hawk_host_port(request: Request) -> tuple[str, int]:
     )
     if found is None:
         raise ApiError("InvalidRequestArguments", "The request needs a valid Host header")
-    return found
+    return found[0], found[1], request.resources(call.params.get("workerPoolId"))
 
 
 @functools.lru_cache(maxsize=256)  # a deployment sees very few distinct combinations
@@ -109,19 +110,23 @@ class Authorizer:
     def verdict_now(self, request: Request, call: Call) -> credentials.Verdict | None:
         """The call's verdict without awaiting: already known, or given by the clients file;
         None when the auth service must be asked (`ask`)."""
-        if call.verdict is None and self.local is not None:
-            host, port = hawk_host_port(request)
-            targets = request.resources(call.params.get("workerPoolId"))
-            authorization = request.headers.get("authorization")
-            verdict = self._local_verdict(request.method, targets, host, port, authorization)
-            self._settle(request, call, verdict)
-        return call.verdict
+        if call.verdict is not None or self.local is None:
+            return call.verdict
+        host, port, targets = _signed_target(request, call)
+        authorization = request.headers.get("authorization")
+        clients, now, method = self.local.clients, self.now(), request.method
+        for target in targets:  # the spellings a client may have signed (RSGI), in turn
+            verdict = credentials.authenticate(
+                clients, method, target, host, port, authorization, now
+            )
+            if verdict.message != BAD_MAC:
+                break
+        return self._settle(request, call, verdict)
 
     async def ask(self, request: Request, call: Call) -> credentials.Verdict:
         """The auth service's verdict on the call (asked once per call); 503 ApiError if none
         can be had."""
-        host, port = hawk_host_port(request)
-        targets = request.resources(call.params.get("workerPoolId"))
+        host, port, targets = _signed_target(request, call)
         authorization = request.headers.get("authorization")
         verdict = await self._remote_verdict(request, targets, host, port, authorization)
         return self._settle(request, call, verdict)
@@ -130,7 +135,7 @@ class Authorizer:
         self, request: Request, call: Call, verdict: credentials.Verdict
     ) -> credentials.Verdict:
         """Check a signed payload hash, and keep the verdict with the call."""
-        if not verdict.failed and verdict.hash is not None:
+        if verdict.hash is not None and verdict.status != "auth-failed":
             verdict = check_payload_hash(request, verdict)
         call.verdict = verdict
         call.client_id = verdict.client_id
@@ -145,22 +150,6 @@ class Authorizer:
             held.satisfies_scope(required) if type(required) is str else held.satisfies(required)
         ):
             raise _insufficient_scopes(verdict, required, held)
-
-    def _local_verdict(
-        self,
-        method: str,
-        targets: tuple[str, ...],
-        host: str,
-        port: int,
-        authorization: str | None,
-    ) -> credentials.Verdict:
-        assert self.local is not None
-        now = self.now()
-        for target in targets:
-            verdict = self.local.authenticate_now(method, target, host, port, authorization, now)
-            if verdict.message != BAD_MAC:
-                break
-        return verdict
 
     async def _remote_verdict(
         self,

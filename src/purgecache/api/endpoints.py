@@ -120,18 +120,20 @@ class Endpoint:
         object.__setattr__(self, "checks_request", checks)
         object.__setattr__(self, "_rendered", {})
 
-    def required_scopes(self, values: Mapping[str, object]) -> ScopeExpression | None:
-        """The scope expression `template` renders for a call (None: public). Renderings from
-        URL parameters alone are kept (a fleet asks about the same pools over and over)."""
+    def required_scopes(self, params: Mapping[str, str], payload: object) -> ScopeExpression | None:
+        """The scope expression `template` renders for a call's URL parameters and body
+        (None: public). Renderings from URL parameters alone are kept (a fleet asks about the
+        same pools over and over)."""
         assert self.template is not None
         if not self.authorizes_early:
+            values = {**payload, **params} if isinstance(payload, dict) else params
             return self.template.render(values)
-        key = tuple(str(values[name]) for name in self.args)
+        key = tuple(params.values())
         if key in self._rendered:
             return self._rendered[key]
         if len(self._rendered) >= _RENDERINGS_KEPT:
             self._rendered.clear()
-        rendered = self._rendered[key] = self.template.render(values)
+        rendered = self._rendered[key] = self.template.render(params)
         return rendered
 
 

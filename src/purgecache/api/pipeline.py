@@ -44,7 +44,6 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.auth.authenticators import AuthServiceError
-from purgecache.auth.scopes import ScopeExpression
 from purgecache.logs import log_event
 from purgecache.model import format_time
 from purgecache.service import InvalidContinuationToken
@@ -250,7 +249,9 @@ class Pipeline:
         """Check the caller holds the scopes the endpoint's template renders for this call
         (401/403 otherwise), when their verdict is at hand; False when the auth service must
         be asked first (`authorize`)."""
-        required = self.required_scopes(request, call, endpoint)
+        if endpoint.template is None:
+            return True
+        required = endpoint.required_scopes(call.params, request.payload)
         if required is None:
             return True
         verdict = self.authorizer.verdict_now(request, call)
@@ -261,20 +262,9 @@ class Pipeline:
 
     async def authorize(self, request: Request, call: Call, endpoint: Endpoint) -> None:
         """`authorized`, asking the auth service for the verdict."""
-        required = self.required_scopes(request, call, endpoint)
+        required = endpoint.required_scopes(call.params, request.payload)
         assert required is not None
         self.authorizer.check(await self.authorizer.ask(request, call), required)
-
-    @staticmethod
-    def required_scopes(request: Request, call: Call, endpoint: Endpoint) -> ScopeExpression | None:
-        """What the endpoint's template renders from the URL parameters and the body."""
-        if endpoint.template is None:
-            return None
-        payload = request.payload
-        values = (
-            {**payload, **call.params} if payload and isinstance(payload, dict) else call.params
-        )
-        return endpoint.required_scopes(values)
 
     def error(self, error: ApiError, request: Request, call: Call) -> Response:
         """The Taskcluster error reply."""
@@ -302,7 +292,8 @@ class Pipeline:
         reply = [*own, *(self.tail if api else (("content-security-policy", csp), NOSNIFF))]
         reply.append(("x-for-request-id", request_id))
         reply.append(("x-for-trace-id", trace_id))
-        if status != 204:
+        # granian's RSGI sets Content-Length itself (and faster); a HEAD answer needs the GET's
+        if status != 204 and (not request.path_decoded or request.method == "HEAD"):
             reply.append(("content-length", str(len(body))))
         return reply, body
 
