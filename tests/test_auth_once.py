@@ -3,6 +3,7 @@ at a real `authenticateHawk` service (`--auth-root-url`), under both server inte
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -119,3 +120,20 @@ def test_an_outage_is_one_failed_call(signed: Signed, auth_service: VerifyingAut
         response = admin.get(path)
         assert (response.status_code, auth_service.calls() - before) == (503, 1)
         assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.slow
+def test_a_hung_auth_service_costs_one_timeout(
+    server_factory: ServerFactory, auth_service: VerifyingAuthService
+) -> None:
+    """An auth service that does not answer holds a request for one timeout, not one per
+    spelling of the pool (RSGI would otherwise try `%2F` and then `/`): 503 after ~10 s."""
+    live = server_factory("--auth-root-url", auth_service.root_url, "--interface", "rsgi")
+    auth_service.delay = 12.0
+    with httpx.Client(base_url=live.api, auth=HawkAuth(*ADMIN), timeout=60) as admin:
+        started = time.monotonic()
+        response = admin.get("/purge-cache/hung/pool")
+        waited = time.monotonic() - started
+    assert response.status_code == 503
+    assert auth_service.calls() == 1
+    assert waited < 15
