@@ -16,7 +16,7 @@ IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
 WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
 # Upstream prints the JavaScript form of the pattern in its error messages.
 WORKER_POOL_ID_JS_PATTERN = r"/^[A-Za-z0-9_-]{1,38}\/[A-Za-z0-9_-]{1,38}$/"
-_WORKER_POOL_ID_RE = re.compile(WORKER_POOL_ID_PATTERN)
+WORKER_POOL_ID_RE = re.compile(WORKER_POOL_ID_PATTERN)  # use `.fullmatch` (a match is a prefix)
 
 # A cache name may hold any character but NUL (PostgreSQL text cannot store it); this cap keeps
 # one purge request small while leaving room for any real cache name.
@@ -27,7 +27,7 @@ DAY_MS = 86_400_000
 
 def is_worker_pool_id(value: str) -> bool:
     """Whether `value` is a valid `provisionerId/workerType` pair (full match, no newline)."""
-    return _WORKER_POOL_ID_RE.fullmatch(value) is not None
+    return WORKER_POOL_ID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import orjson
 from purgecache.api import handlers, reference
 from purgecache.api.authorization import Authorizer
 from purgecache.api.endpoints import ENDPOINTS, Endpoint, EndpointTable
+from purgecache.api.handlers import Answer
 from purgecache.api.pipeline import NOT_FOUND, Pipeline, as_api_error
 from purgecache.api.request import Call, Receive, Request, asgi_chunks
 from purgecache.api.responses import PAGE_CSP, Headers, Response, json_response, new_id
@@ -39,6 +40,7 @@ log = logging.getLogger("purgecache")
 
 ROBOTS = b"User-Agent: *\nDisallow: /\n"
 API_BASE = "/api/purge-cache/v1/"
+_BASE_LENGTH = len(API_BASE)
 
 
 class PurgeCacheApp:
@@ -92,7 +94,8 @@ class PurgeCacheApp:
         if scope["type"] == "http":
             request = Request.from_asgi(scope)
             call, started = Call(), time.perf_counter()
-            response = await self.respond(request, asgi_chunks(receive), call)
+            answer = self.respond(request, asgi_chunks(receive), call)
+            response = answer if isinstance(answer, Response) else await answer
             status, headers, body = self.finish(request, call, response, started)
             raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
             await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -113,7 +116,8 @@ class PurgeCacheApp:
         request = Request.from_rsgi(scope)
         request.read_whole = protocol
         call, started = Call(), time.perf_counter()
-        response = await self.respond(request, protocol, call)
+        answer = self.respond(request, protocol, call)
+        response = answer if isinstance(answer, Response) else await answer
         status, headers, body = self.finish(request, call, response, started)
         if status == 204:
             protocol.response_empty(204, headers)
@@ -128,14 +132,14 @@ class PurgeCacheApp:
         """RSGI: called in the worker after it stopped serving."""
         loop.run_until_complete(self.shutdown())
 
-    def respond(
-        self, request: Request, chunks: AsyncIterable[bytes], call: Call
-    ) -> Awaitable[Response]:
-        """The response to one request (the pipeline under the API base, `_root` elsewhere);
-        `call` learns the endpoint and the caller."""
+    def respond(self, request: Request, chunks: AsyncIterable[bytes], call: Call) -> Answer:
+        """The response to one request (the pipeline under the API base: its fast path, else
+        all its steps; `_root` elsewhere); `call` learns the endpoint and the caller."""
         path = request.path
-        if path.startswith(self.base):
-            return self.pipeline.answer(request, chunks, path[len(self.base) :], call)
+        if path.startswith(API_BASE):
+            sub = path[_BASE_LENGTH:]
+            answer = self.pipeline.answer_now(request, sub, call)
+            return self.pipeline.answer(request, chunks, sub, call) if answer is None else answer
         return self._root(request, path, call)
 
     def finish(

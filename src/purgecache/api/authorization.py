@@ -141,8 +141,10 @@ class Authorizer:
         call.client_id = verdict.client_id
         return verdict
 
-    def check(self, verdict: credentials.Verdict, required: ScopeExpression) -> None:
-        """401 unless authenticated, 403 unless holding `required`."""
+    def check(self, verdict: credentials.Verdict, required: ScopeExpression | None) -> None:
+        """401 unless authenticated, 403 unless holding `required` (None: nothing is)."""
+        if required is None:
+            return
         if verdict.status == "auth-failed":
             raise ApiError("AuthenticationFailed", verdict.message)
         held = _NO_SCOPES if verdict.scopes is None else verdict.scopes

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from purgecache.auth.scopes import ScopeExpression, ScopeTemplate
-from purgecache.model import WORKER_POOL_ID_JS_PATTERN, is_worker_pool_id, parse_since
+from purgecache.model import WORKER_POOL_ID_JS_PATTERN, WORKER_POOL_ID_RE, parse_since
 
 if TYPE_CHECKING:
     from purgecache.api.handlers import Deps
@@ -41,13 +41,13 @@ class UrlParam:
     """A URL parameter: `valid` decides; the 400 reply quotes `pattern`. A wildcard takes the
     rest of the path, slashes and all (upstream's `{*workerPoolId}`)."""
 
-    valid: Callable[[str], bool]
+    valid: Callable[[str], object]  # truthy when valid
     pattern: str
     wildcard: bool = False
 
 
 URL_PARAMS: Mapping[str, UrlParam] = {
-    "workerPoolId": UrlParam(is_worker_pool_id, WORKER_POOL_ID_JS_PATTERN, wildcard=True),
+    "workerPoolId": UrlParam(WORKER_POOL_ID_RE.fullmatch, WORKER_POOL_ID_JS_PATTERN, wildcard=True),
 }
 
 

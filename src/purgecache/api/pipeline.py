@@ -6,8 +6,10 @@
 Authentication happens at most once per request (the `Authorizer` keeps the verdict on the
 `Call`); a verdict from the clients file and a cached answer need no awaiting. The fast path is
 not a second set of rules: a request that passes `plain` (an endpoint marked `fast`, no body
-tricks) runs the same steps, without a body read on a GET; `purgecache_fast_path_answers_total`
-counts its successes.
+tricks) takes the same step functions; a GET of that kind is answered by `answer_now`
+without awaiting anything (no body to read; its rules come from the same `check_url`,
+`parse_query`, `required_scopes`, `verdict_now`/`check` and handler as `answer`'s), a POST has
+its body read in one go. `purgecache_fast_path_answers_total` counts their successes.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from purgecache.api import reference
 from purgecache.api.authorization import Authorizer
 from purgecache.api.endpoints import URL_PARAMS, Endpoint, EndpointTable
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
-from purgecache.api.handlers import Deps
+from purgecache.api.handlers import Answer, Deps
 from purgecache.api.request import (
     Call,
     Request,
@@ -158,19 +160,67 @@ class Pipeline:
             endpoint = self.match(request, sub, call)
             if isinstance(endpoint, Response):
                 return endpoint
-            if not (call.fast and request.method == "GET"):  # `plain` saw no body then
-                await self.read(request, chunks)
-            early = endpoint.authorizes_early
-            if early and not self.authorized(request, call, endpoint):
-                await self.authorize(request, call, endpoint)
+            if request.method == "GET":
+                call.fast = False  # a plain GET here is one `answer_now` left (remote verdict)
+            await self.read(request, chunks)
+            # The scope check, inline here (it runs on every request): before validation when
+            # the URL alone renders the template, else after it; a verdict from the clients
+            # file needs no awaiting, an auth service is asked once.
+            authorizer = self.authorizer
+            if endpoint.authorizes_early:
+                required = endpoint.required_scopes(call.params, None)
+                verdict = authorizer.verdict_now(request, call) or await authorizer.ask(
+                    request, call
+                )
+                authorizer.check(verdict, required)
             if endpoint.checks_request or request.query:  # else nothing to check
                 self.validate(request, call, endpoint)
-            if not early and not self.authorized(request, call, endpoint):
-                await self.authorize(request, call, endpoint)
+            if endpoint.template is not None and not endpoint.authorizes_early:
+                required = endpoint.required_scopes(call.params, request.payload)
+                verdict = authorizer.verdict_now(request, call) or await authorizer.ask(
+                    request, call
+                )
+                authorizer.check(verdict, required)
             answer = endpoint.handler(self.deps, request, call)
             return answer if isinstance(answer, Response) else await answer
         except Exception as error:
             return self.error(as_api_error(error, call), request, call)
+
+    def answer_now(self, request: Request, sub: str, call: Call) -> Answer | None:
+        """The fast path: `answer`'s steps without awaiting, for a GET that `plain` lets
+        through (no body to read) with a verdict at hand (the clients file); its answer, or an
+        awaitable one from the handler. None: `answer` it (nothing with an effect has happened
+        yet; the call's verdict, if any, is kept)."""
+        try:
+            endpoint = self.match(request, sub, call)
+            if isinstance(endpoint, Response):
+                return endpoint
+            if not call.fast or request.method != "GET":
+                return None
+            # GET endpoints have no body, so their template is rendered from the URL alone
+            authorizer = self.authorizer
+            if endpoint.template is not None:
+                verdict = authorizer.verdict_now(request, call)
+                if verdict is None:
+                    return None
+                authorizer.check(verdict, endpoint.required_scopes(call.params, None))
+            self.check_url(call, endpoint)
+            if request.query:
+                call.query = parse_query(request.query, endpoint.query)
+            return endpoint.handler(self.deps, request, call)
+        except Exception as error:
+            return self.error(as_api_error(error, call), request, call)
+
+    def check_url(self, call: Call, endpoint: Endpoint) -> None:
+        """The URL parameters by their rules (400 InvalidRequestArguments)."""
+        for name in endpoint.args:
+            value = call.params[name]
+            rule = URL_PARAMS[name]
+            if call.param_error is not None or not rule.valid(value):
+                reason = call.param_error or f"does not match the pattern {rule.pattern}"
+                raise ApiError(
+                    "InvalidRequestArguments", f"Invalid URL parameter {name}: {value!r} {reason}"
+                )
 
     def match(self, request: Request, sub: str, call: Call) -> Endpoint | Response:
         """The endpoint and its URL parameters, or the reply (404, OPTIONS) when none is."""
@@ -193,7 +243,8 @@ class Pipeline:
                 value = raw
                 call.param_error = "is not properly percent-encoded"
             call.params = {endpoint.args[0]: value}
-        call.fast = endpoint.fast and self.plain(request, endpoint)
+        if endpoint.fast:  # the fast path's precondition (see `plain`)
+            call.fast = self.plain(request, endpoint)
         return endpoint
 
     def plain(self, request: Request, endpoint: Endpoint) -> bool:
@@ -224,14 +275,7 @@ class Pipeline:
 
     def validate(self, request: Request, call: Call, endpoint: Endpoint) -> None:
         """URL parameters, then the query, then the body, each by the endpoint's rules."""
-        for name in endpoint.args:
-            value = call.params[name]
-            rule = URL_PARAMS[name]
-            if call.param_error is not None or not rule.valid(value):
-                reason = call.param_error or f"does not match the pattern {rule.pattern}"
-                raise ApiError(
-                    "InvalidRequestArguments", f"Invalid URL parameter {name}: {value!r} {reason}"
-                )
+        self.check_url(call, endpoint)
         if request.query:
             call.query = parse_query(request.query, endpoint.query)
         if endpoint.input is None:
@@ -244,27 +288,6 @@ class Pipeline:
                 f"got content-type: {content_type if content_type is not None else 'null'}",
             )
         self.bodies[endpoint.input].check(request.payload)
-
-    def authorized(self, request: Request, call: Call, endpoint: Endpoint) -> bool:
-        """Check the caller holds the scopes the endpoint's template renders for this call
-        (401/403 otherwise), when their verdict is at hand; False when the auth service must
-        be asked first (`authorize`)."""
-        if endpoint.template is None:
-            return True
-        required = endpoint.required_scopes(call.params, request.payload)
-        if required is None:
-            return True
-        verdict = self.authorizer.verdict_now(request, call)
-        if verdict is None:
-            return False
-        self.authorizer.check(verdict, required)
-        return True
-
-    async def authorize(self, request: Request, call: Call, endpoint: Endpoint) -> None:
-        """`authorized`, asking the auth service for the verdict."""
-        required = endpoint.required_scopes(call.params, request.payload)
-        assert required is not None
-        self.authorizer.check(await self.authorizer.ask(request, call), required)
 
     def error(self, error: ApiError, request: Request, call: Call) -> Response:
         """The Taskcluster error reply."""
