@@ -204,7 +204,8 @@ class Pipeline:
                 if verdict is None:
                     return None
                 authorizer.check(verdict, endpoint.required_scopes(call.params, None))
-            self.check_url(call, endpoint)
+            if endpoint.args:
+                self.check_url(call, endpoint)
             if request.query:
                 call.query = parse_query(request.query, endpoint.query)
             return endpoint.handler(self.deps, request, call)
