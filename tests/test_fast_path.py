@@ -16,7 +16,7 @@ import pytest
 from purgecache.api.app import PurgeCacheApp
 from purgecache.server import authenticator_for, build_app
 from purgecache.settings import Settings
-from purgecache.storage import open_storage
+from purgecache.storage import StorageError, open_storage
 
 from conftest import ADMIN, CLIENTS_TOML
 
@@ -163,3 +163,21 @@ def test_a_bug_in_a_handler_is_an_incident_not_a_traceback_for_the_caller(
     assert "secret" not in body["message"]
     incident = body["message"].split("incidentId ")[1].split(".")[0]
     assert any(incident in record.getMessage() for record in caplog.records)
+
+
+def test_a_storage_failure_after_a_cache_miss_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the fast path's handler must read the database and it fails, the caller gets the
+    general path's 503 ServiceUnavailable, not the server's bare 500."""
+    app = make_app(tmp_path)
+
+    async def down(*args: object) -> bytes:
+        raise StorageError("the database went away")
+
+    monkeypatch.setattr(app.service, "purge_requests_json", down)
+    requests = signed("GET", f"{API}purge-cache/a/b")
+    run(app, requests)
+    assert requests[1].status == 503
+    assert json.loads(requests[1].content)["code"] == "ServiceUnavailable"
+    assert ("retry-after", "5") in requests[1].headers

@@ -18,7 +18,7 @@ import functools
 import gzip
 import logging
 import uuid
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
 from jsonschema import Draft6Validator, FormatChecker
@@ -208,7 +208,15 @@ class Pipeline:
                 self.check_url(call, endpoint)
             if request.query:
                 call.query = parse_query(request.query, endpoint.query)
-            return endpoint.handler(self.deps, request, call)
+            answer = endpoint.handler(self.deps, request, call)
+        except Exception as error:
+            return self.error(as_api_error(error, call), request, call)
+        return answer if isinstance(answer, Response) else self._settle(answer, request, call)
+
+    async def _settle(self, pending: Awaitable[Response], request: Request, call: Call) -> Response:
+        """A handler's awaitable answer, its failure rendered as `answer` renders it."""
+        try:
+            return await pending
         except Exception as error:
             return self.error(as_api_error(error, call), request, call)
 
