@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -163,5 +164,15 @@ def check_remote_auth(port: int, credentials: Credentials, auth: FakeAuth, body:
             f"remote auth check: signed/wrong key/unsigned gave {statuses} with {calls} calls "
             f"to the fake auth service, wanted [200, 200, 200] with {len(replies)}"
         )
-    if replies[0].body != body:
+    if _without_times(replies[0].body) != _without_times(body):
         raise RuntimeError(f"remote auth: purgeRequests answered {replies[0].body[:300]!r}")
+
+
+def _without_times(body: bytes) -> object:
+    """A purgeRequests answer without its `before` times (another revision's database was
+    seeded a moment apart from the checkout's, from which `body` came)."""
+    try:
+        requests = json.loads(body)["requests"]
+    except (ValueError, KeyError, TypeError):
+        return body
+    return [{k: v for k, v in entry.items() if k != "before"} for entry in requests]
