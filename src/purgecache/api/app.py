@@ -62,7 +62,6 @@ class PurgeCacheApp:
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
     ) -> None:
         self.service = service
-        self.base = API_BASE
         self.authorizer = Authorizer(authenticator, lambda: self.service.clock(), trust_proxy)
         self.expire_interval_ms = expire_interval_ms
         self.access_log_enabled = access_log_enabled
@@ -148,7 +147,7 @@ class PurgeCacheApp:
         """Status, every header and the body to send; counted in the metrics and written to
         the access log."""
         request_id = new_id()
-        api = request.path.startswith(self.base)
+        api = request.path.startswith(API_BASE)
         headers, body = self.pipeline.render(request, call, response, api, request_id)
         status = response.status
         elapsed = time.perf_counter() - started

@@ -164,7 +164,6 @@ class EndpointTable:
 
     def __init__(self, endpoints: Iterable[Endpoint]) -> None:
         self.endpoints = tuple(endpoints)
-        self.by_name = {endpoint.name: endpoint for endpoint in self.endpoints}
         fixed: dict[str, dict[str, Endpoint]] = {}
         wild: dict[str, dict[str, Endpoint]] = {}
         for endpoint in self.endpoints:

@@ -63,12 +63,6 @@ class LocalAuthenticator:
         source_ip: str | None = None,
         trace_id: str | None = None,
     ) -> Verdict:
-        return self.authenticate_now(method, resource, host, port, authorization, now)
-
-    def authenticate_now(
-        self, method: str, resource: str, host: str, port: int, authorization: str | None, now: int
-    ) -> Verdict:
-        """The verdict, without awaiting anything (the clients are in memory)."""
         return credentials.authenticate(
             self.clients, method, resource, host, port, authorization, now
         )
