@@ -9,7 +9,7 @@ agree by construction.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import hashlib
 
@@ -58,14 +58,14 @@ def hmac_sha256(key: str, message: bytes) -> bytes:
 
 def compute_mac(key: str, text: str) -> str:
     """Standard base64 of HMAC-SHA256 of `text` (Hawk MACs, certificate signatures)."""
-    return base64.b64encode(hmac_sha256(key, text.encode("utf-8"))).decode("ascii")
+    return binascii.b2a_base64(hmac_sha256(key, text.encode("utf-8")), newline=False).decode()
 
 
 def payload_hash(content_type: str | None, body: bytes) -> str:
     """The Hawk payload hash of a body sent with `content_type`."""
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     digest = hashlib.sha256(b"hawk.1.payload\n" + mime.encode() + b"\n" + body + b"\n").digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode()
 
 
 def derived_access_token(issuer_token: str, seed: str) -> str:

@@ -70,18 +70,25 @@ class LineBatcher:
         from whole microseconds (`round(x, 3)` costs a correctly rounded decimal conversion,
         about a fifth of the line).
         """
+        if not self.logger.isEnabledFor(self.level):
+            return
         micros = int((time.perf_counter() - started) * 1_000_000 + 0.5)
-        self.add(
-            {
-                "event": "request",
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": micros / 1000,
-                "client_id": client_id,
-                "client_ip": client_ip,
-                "request_id": request_id,
-            }
+        if not self._lines:
+            asyncio.get_running_loop().call_soon(self.flush)
+        # `add`'s work, inline: this runs for every request
+        self._lines.append(
+            orjson.dumps(
+                {
+                    "event": "request",
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": micros / 1000,
+                    "client_id": client_id,
+                    "client_ip": client_ip,
+                    "request_id": request_id,
+                }
+            )
         )
 
     def flush(self) -> None:

@@ -25,6 +25,7 @@ Handler = Callable[["Deps", "Request", "Call"], "Response | Awaitable[Response]"
 
 MAX_PAGE = 1000  # the largest `limit` of a listing; larger values are capped
 _RENDERINGS_KEPT = 4096
+_ROUTES_KEPT = 4096  # per spelling (raw, decoded): a fleet asks about the same few URLs
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,11 @@ class EndpointTable:
             for spelling in (path, f"{path}/"):  # a fixed route also answers with a slash
                 tail = None if under is None else spelling[len(under) :]
                 self._fixed[spelling] = (merged, tail)
+        for prefix, methods in self._wild:
+            if len({e.args[-1] for e in methods.values()}) > 1:
+                raise ValueError(f"routes under {prefix!r} name their wildcard differently")
+        self._raw: dict[str, Route] = {}
+        self._decoded: dict[str, Route] = {}
 
     def match(self, sub: str) -> tuple[Methods, str | None] | None:
         """The endpoints by method that a raw sub-path (after the API base) reaches, with the
@@ -194,6 +200,50 @@ class EndpointTable:
             if sub.startswith(prefix):
                 return methods, sub[len(prefix) :]
         return None
+
+    def route(self, sub: str, decoded: bool) -> Route | None:
+        """`match`'s answer with the wildcard parameter decoded and checked by its rule, kept
+        for the sub-paths seen last (`decoded`: the server already percent-decoded the path,
+        as RSGI does)."""
+        routes = self._decoded if decoded else self._raw
+        route = routes.get(sub)
+        if route is None:
+            found = self.match(sub)
+            if found is None:
+                return None
+            if len(routes) >= _ROUTES_KEPT:
+                routes.clear()
+            route = routes[sub] = _route(*found, decoded)
+        return route
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a sub-path leads: the endpoints by method, the wildcard parameter by name with
+    its decoded value (empty without one), and the reason that value breaks its rule, if it
+    does (the 400 InvalidRequestArguments text)."""
+
+    methods: Methods
+    params: Mapping[str, str]
+    problem: str | None
+
+
+def _route(methods: Methods, raw: str | None, decoded: bool) -> Route:
+    from purgecache.api.request import decode_wildcard
+
+    names = {e.args[-1] for e in methods.values() if e.args}
+    if raw is None or not names:
+        return Route(methods, {}, None)
+    (name,) = names  # one wildcard parameter per route prefix (checked by EndpointTable)
+    rule, reason = URL_PARAMS[name], None
+    try:
+        value = raw if decoded else decode_wildcard(raw)
+    except ValueError:
+        value, reason = raw, "is not properly percent-encoded"
+    if reason is None and not rule.valid(value):
+        reason = f"does not match the pattern {rule.pattern}"
+    problem = None if reason is None else f"Invalid URL parameter {name}: {value!r} {reason}"
+    return Route(methods, {name: value}, problem)
 
 
 def _declare() -> tuple[Endpoint, ...]:

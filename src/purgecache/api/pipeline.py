@@ -25,13 +25,12 @@ from jsonschema import Draft6Validator, FormatChecker
 
 from purgecache.api import reference
 from purgecache.api.authorization import Authorizer
-from purgecache.api.endpoints import URL_PARAMS, Endpoint, EndpointTable
+from purgecache.api.endpoints import Endpoint, EndpointTable
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.handlers import Answer, Deps
 from purgecache.api.request import (
     Call,
     Request,
-    decode_wildcard,
     parse_payload,
     parse_query,
     read_body,
@@ -57,6 +56,7 @@ GZIP_MIN_BYTES = 1024
 GZIP_KEEP = 128  # compressed answers kept, each at most GZIP_KEEP_MAX_BYTES before compression
 GZIP_KEEP_MAX_BYTES = 64 * 1024
 GZIP_HEADERS = (("content-encoding", "gzip"), ("vary", "Accept-Encoding"))
+_LEADINGS_KEPT = 64
 NOT_FOUND = json_response(404, NOT_FOUND_BODY)
 
 
@@ -148,6 +148,7 @@ class Pipeline:
         # Everything a reply under the API base carries after its own headers.
         self.tail = (*API_HEADERS, ("content-security-policy", API_CSP), NOSNIFF)
         self._gzipped: dict[bytes, bytes] = {}
+        self._leadings: dict[tuple[tuple[tuple[str, str], ...], str | None], Headers] = {}
 
     # ---- the steps ---------------------------------------------------------------------
 
@@ -204,8 +205,8 @@ class Pipeline:
                 if verdict is None:
                     return None
                 authorizer.check(verdict, endpoint.required_scopes(call.params, None))
-            if endpoint.args:
-                self.check_url(call, endpoint)
+            if call.url_problem is not None:
+                self.check_url(call)
             if request.query:
                 call.query = parse_query(request.query, endpoint.query)
             answer = endpoint.handler(self.deps, request, call)
@@ -220,23 +221,17 @@ class Pipeline:
         except Exception as error:
             return self.error(as_api_error(error, call), request, call)
 
-    def check_url(self, call: Call, endpoint: Endpoint) -> None:
+    def check_url(self, call: Call) -> None:
         """The URL parameters by their rules (400 InvalidRequestArguments)."""
-        for name in endpoint.args:
-            value = call.params[name]
-            rule = URL_PARAMS[name]
-            if call.param_error is not None or not rule.valid(value):
-                reason = call.param_error or f"does not match the pattern {rule.pattern}"
-                raise ApiError(
-                    "InvalidRequestArguments", f"Invalid URL parameter {name}: {value!r} {reason}"
-                )
+        if call.url_problem is not None:
+            raise ApiError("InvalidRequestArguments", call.url_problem)
 
     def match(self, request: Request, sub: str, call: Call) -> Endpoint | Response:
         """The endpoint and its URL parameters, or the reply (404, OPTIONS) when none is."""
-        found = self.table.match(sub)
-        if found is None:
+        route = self.table.route(sub, request.path_decoded)
+        if route is None:
             return NOT_FOUND
-        methods, raw = found
+        methods = route.methods
         method = request.method
         if method == "OPTIONS":
             allow = ", ".join(sorted({*methods, *(["HEAD"] if "GET" in methods else [])}))
@@ -245,13 +240,8 @@ class Pipeline:
         if endpoint is None:
             return NOT_FOUND
         call.endpoint, call.name = endpoint, endpoint.name
-        if endpoint.args and raw is not None:  # the one (wildcard) URL parameter
-            try:
-                value = raw if request.path_decoded else decode_wildcard(raw)
-            except ValueError:
-                value = raw
-                call.param_error = "is not properly percent-encoded"
-            call.params = {endpoint.args[0]: value}
+        if endpoint.args:
+            call.params, call.url_problem = route.params, route.problem
         if endpoint.fast:  # the fast path's precondition (see `plain`)
             call.fast = self.plain(request, endpoint)
         return endpoint
@@ -260,17 +250,14 @@ class Pipeline:
         """The fast path's precondition: the endpoint's own method and a body that needs no
         decoding (none on a GET; a JSON one of declared, acceptable length on a POST)."""
         headers = request.headers
-        if (
-            request.method != endpoint.method
-            or "transfer-encoding" in headers
-            or "content-encoding" in headers
-        ):
+        if request.method != endpoint.method or "transfer-encoding" in headers:
             return False
         length = headers.get("content-length")
         if endpoint.method == "GET":
-            return length is None
+            return length is None  # no body, so nothing to decode
         return (
             length is not None
+            and "content-encoding" not in headers
             and length.isdigit()
             and int(length) <= self.max_body_bytes
             and str(headers.get("content-type", "")).partition(";")[0].strip().lower()
@@ -284,7 +271,7 @@ class Pipeline:
 
     def validate(self, request: Request, call: Call, endpoint: Endpoint) -> None:
         """URL parameters, then the query, then the body, each by the endpoint's rules."""
-        self.check_url(call, endpoint)
+        self.check_url(call)
         if request.query:
             call.query = parse_query(request.query, endpoint.query)
         if endpoint.input is None:
@@ -321,13 +308,26 @@ class Pipeline:
         ):
             body, own = self._gzip(body), (*own, *GZIP_HEADERS)
         trace_id = request.headers.get("x-taskcluster-trace-id") or new_id()
-        reply = [*own, *(self.tail if api else (("content-security-policy", csp), NOSNIFF))]
-        reply.append(("x-for-request-id", request_id))
-        reply.append(("x-for-trace-id", trace_id))
+        key = (own, None if api else csp)
+        reply = [
+            *(self._leadings.get(key) or self._leading(key)),
+            ("x-for-request-id", request_id),
+            ("x-for-trace-id", trace_id),
+        ]
         # granian's RSGI sets Content-Length itself (and faster); a HEAD answer needs the GET's
         if status != 204 and (not request.path_decoded or request.method == "HEAD"):
             reply.append(("content-length", str(len(body))))
         return reply, body
+
+    def _leading(self, key: tuple[tuple[tuple[str, str], ...], str | None]) -> Headers:
+        """A reply's own headers followed by those every reply under the API base carries
+        (CSP None), else by its CSP and nosniff; kept for the few combinations handlers use."""
+        own, csp = key
+        tail = self.tail if csp is None else (("content-security-policy", csp), NOSNIFF)
+        leading = [*own, *tail]
+        if len(self._leadings) < _LEADINGS_KEPT:
+            self._leadings[key] = leading
+        return leading
 
     def _gzip(self, body: bytes) -> bytes:
         """gzip of an answer; the last few compressed answers are kept (a pool's answer is

@@ -55,19 +55,19 @@ class Call:
         "endpoint",
         "fast",
         "name",
-        "param_error",
         "params",
         "query",
+        "url_problem",
         "verdict",
     )
 
     def __init__(self) -> None:
         self.name = "-"
         self.endpoint: Endpoint | None = None
-        self.params: dict[str, str] = _NONE
+        self.params: Mapping[str, str] = _NONE  # shared with other calls: never written
         self.query: dict[str, object] = _NONE
         self.client_id: str | None = None
-        self.param_error: str | None = None
+        self.url_problem: str | None = None  # why a URL parameter is invalid, if one is
         self.verdict: Verdict | None = None
         self.fast = False
 
@@ -80,6 +80,7 @@ class Request:
 
     __slots__ = (
         "body",
+        "client_ip",
         "headers",
         "is_json",
         "method",
@@ -110,6 +111,8 @@ class Request:
         self.headers = headers
         self.tls = tls
         self.peer = peer  # ASGI: the client's address; RSGI: `address:port`
+        # The peer's address (without the port RSGI appends); every access line names it.
+        self.client_ip = peer.rpartition(":")[0] if path_decoded and peer else peer
         self.path_decoded = path_decoded
         self.body = b""
         self.payload: Any = _NONE  # the parsed JSON body (replaced, never changed), or {}
@@ -149,13 +152,6 @@ class Request:
             scope.client,
             path_decoded=True,
         )
-
-    @property
-    def client_ip(self) -> str | None:
-        """The peer's address (without the port RSGI appends)."""
-        if self.path_decoded and self.peer:
-            return self.peer.rpartition(":")[0]
-        return self.peer
 
     @property
     def resource(self) -> str:

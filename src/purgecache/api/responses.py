@@ -58,24 +58,24 @@ def json_response(status: int, body: bytes, *extra: tuple[str, str]) -> Response
     return _make(Response, (status, body, headers, API_CSP))
 
 
-class _Ids:
-    """Request and trace ids shaped like UUIDv4 strings: a random per-process prefix and a
-    counter (unique, not secret, and about ten times cheaper than uuid.uuid4()). Re-seeded in
-    every forked worker so that no two processes share a prefix."""
-
-    def __init__(self) -> None:
-        self.seed()
-        os.register_at_fork(after_in_child=self.seed)
-
-    def seed(self) -> None:
-        bits = random.SystemRandom().getrandbits(80)
-        # hex digit 12 holds the version (4), digit 16 the variant (8, 9, a or b)
-        digits = "%020x" % (bits & ~(0xF << 28) & ~(0xC << 12) | (0x4 << 28) | (0x8 << 12))
-        self.prefix = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
-        self.counter = itertools.count(random.SystemRandom().getrandbits(40))
-
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter):012x}"
+def _seed() -> None:
+    """A fresh random prefix and counter start (at import and in every forked child)."""
+    global _prefix, _counter
+    bits = random.SystemRandom().getrandbits(80)
+    # hex digit 12 holds the version (4), digit 16 the variant (8, 9, a or b)
+    digits = "%020x" % (bits & ~(0xF << 28) & ~(0xC << 12) | (0x4 << 28) | (0x8 << 12))
+    _prefix = f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
+    _counter = itertools.count(random.SystemRandom().getrandbits(40))
 
 
-new_id = _Ids()
+_prefix = ""
+_counter = itertools.count()
+_seed()
+os.register_at_fork(after_in_child=_seed)
+
+
+def new_id() -> str:
+    """A request or trace id shaped like a UUIDv4 string: a random per-process prefix and a
+    counter (unique, not secret, and about ten times cheaper than uuid.uuid4()). Every forked
+    worker draws its own prefix, so no two processes share one."""
+    return f"{_prefix}{next(_counter):012x}"

@@ -68,13 +68,20 @@ _FAST_LAYOUTS = (
 )
 
 
+_OPTIONAL_GROUPS = ("hash", "ext")  # in both layouts; the others always match
+
+
 def parse_header(header: str) -> dict[str, str]:
     """The attributes of a Hawk Authorization header, checked as upstream checks them."""
     if len(header) <= MAX_HEADER_LENGTH:
         for layout in _FAST_LAYOUTS:
             match = layout.fullmatch(header)
             if match is not None:
-                return {k: v for k, v in match.groupdict().items() if v is not None}
+                found = match.groupdict()
+                for optional in _OPTIONAL_GROUPS:  # absent: no key, as the full parser gives
+                    if found[optional] is None:
+                        del found[optional]
+                return found  # no None value left
     return _parse_header_fully(header)
 
 
