@@ -132,3 +132,30 @@ def test_an_endpoint_declared_only_in_a_test_is_routed_checked_and_enforced(
     options = httpx.options(f"http://127.0.0.1:{extended.port}{base}a%2Fb")
     assert options.headers["allow"] == "GET, HEAD"
     assert get(extended, "/api/purge-cache/v1/ping").status_code == 200
+
+
+def test_a_route_is_the_match_with_its_pool_decoded_and_checked_once() -> None:
+    """`route` gives `match`'s endpoints with the pool decoded from either spelling (raw for
+    ASGI, already decoded for RSGI), the 400 text for a broken pool, the same object for the
+    same path again, and keeps a bounded number of paths."""
+    table = EndpointTable(ENDPOINTS)
+    raw = table.route("purge-cache/proj-a%2Flinux", decoded=False)
+    decoded = table.route("purge-cache/proj-a/linux", decoded=True)
+    assert raw is not None and decoded is not None
+    assert raw.params == decoded.params == {"workerPoolId": "proj-a/linux"}
+    assert raw.problem is None and decoded.problem is None
+    found = table.match("purge-cache/proj-a%2Flinux")
+    assert found is not None and raw.methods is found[0]
+    assert table.route("purge-cache/proj-a%2Flinux", decoded=False) is raw
+    broken = table.route("purge-cache/a%zz", decoded=False)
+    assert broken is not None and broken.params == {"workerPoolId": "a%zz"}
+    assert broken.problem == (
+        "Invalid URL parameter workerPoolId: 'a%zz' is not properly percent-encoded"
+    )
+    no_slash = table.route("purge-cache/noslash", decoded=True)
+    assert no_slash is not None and no_slash.problem is not None
+    assert "does not match the pattern" in no_slash.problem
+    assert table.route("nothing-here", decoded=True) is None
+    for index in range(5000):
+        table.route(f"purge-cache/p/{index}", decoded=True)
+    assert len(table._decoded) <= 4096
