@@ -78,6 +78,11 @@ def error_body(
         {
             "code": error.code,
             "message": message,
-            "requestInfo": {"method": method, "params": params, "payload": payload, "time": time},
+            "requestInfo": {
+                "method": method,
+                "params": dict(params),  # a plain dict for orjson, whatever Mapping it is
+                "payload": payload,
+                "time": time,
+            },
         }
     )

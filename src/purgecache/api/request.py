@@ -6,6 +6,7 @@ import functools
 import re
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
@@ -48,28 +49,19 @@ _WANTED = frozenset(
 
 class Call:
     """One API call in progress: which endpoint, its URL parameters and query values, who is
-    calling (authenticated at most once), and whether the fast path is answering it."""
+    calling (authenticated at most once), and whether the fast path is answering it.
 
-    __slots__ = (
-        "client_id",
-        "endpoint",
-        "fast",
-        "name",
-        "params",
-        "query",
-        "url_problem",
-        "verdict",
-    )
+    Every field starts at its class-level default, so a new call costs no stores; the steps
+    set what they learn."""
 
-    def __init__(self) -> None:
-        self.name = "-"
-        self.endpoint: Endpoint | None = None
-        self.params: Mapping[str, str] = _NONE  # shared with other calls: never written
-        self.query: dict[str, object] = _NONE
-        self.client_id: str | None = None
-        self.url_problem: str | None = None  # why a URL parameter is invalid, if one is
-        self.verdict: Verdict | None = None
-        self.fast = False
+    name = "-"
+    endpoint: Endpoint | None = None
+    params: Mapping[str, str] = MappingProxyType({})  # replaced by the steps' own
+    query: Mapping[str, object] = MappingProxyType({})
+    client_id: str | None = None
+    url_problem: str | None = None  # why a URL parameter is invalid, if one is
+    verdict: Verdict | None = None
+    fast = False
 
 
 _NONE: dict[Any, Any] = {}  # shared, never written: calls replace it
