@@ -1,5 +1,5 @@
-"""The application: ASGI and RSGI entry points around one `exchange`, the paths outside the API
-base, the lifespan, and what handlers use of the application.
+"""The application: ASGI and RSGI entry points around one `respond` and one `finish`, the paths
+outside the API base, the lifespan, and what handlers use of the application.
 
 `a%2Fb` and `a/b` both reach the pool `a/b`. Under ASGI routing sees the raw path and Hawk
 exactly what the client signed; RSGI hands over the decoded path, from which the signed
@@ -86,7 +86,7 @@ class PurgeCacheApp:
         self._expiry_task: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
 
-    # ---- transports: ASGI and RSGI around one `exchange` -----------------------------------
+    # ---- transports: ASGI and RSGI around one `respond` and `finish` ---------------------
 
     async def __call__(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
         """ASGI: requests and the lifespan protocol."""
