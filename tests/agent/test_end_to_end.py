@@ -188,23 +188,32 @@ def test_daemon_keeps_caches_while_the_service_is_down_and_purges_when_back(
 def test_a_failed_delete_does_not_stop_the_rest(
     make_worker: MakeWorker, server: LiveServer, pool: str, immutable: Callable[[Path], None]
 ) -> None:
-    """One instance holding a file even root cannot delete (`chattr +i`): the sync deletes
-    the others, reports that one and exits 1; the instance is never handed out again, and
-    a later sync removes it once it can."""
+    """One file even root cannot delete (`chattr +i`) among 100 of an instance: the sync
+    deletes the other files and the other instances, names that file once and exits 1; the
+    instance is never handed out again, and a later sync removes the file once it can."""
     worker = make_worker()
-    stuck = worker.free_instance("a")
+    stuck = worker.mount("a")
+    for i in range(100):
+        (stuck / f"f{i:03}").write_bytes(b"x" * 10_000)
+    worker.release(stuck)
     others = [worker.free_instance(name) for name in ("b", "c")]
-    immutable(stuck / "content")
+    immutable(stuck / "f050")
     purge(server.root_url, pool, "a", "b", "c")
     result = worker.sync()
     assert result.returncode == 1, result
-    assert "could not remove" in result.stderr and "Operation not permitted" in result.stderr
+    (leftover,) = (worker.root / "trash").iterdir()
+    stuck_file = leftover / "data" / "f050"
+    assert sorted(leftover.rglob("*")) == [leftover / "data", stuck_file]
+    assert result.stderr.count(str(stuck_file)) == 1, result.stderr
+    assert f"could not remove {leftover}: 1 entry left: {stuck_file} (Operation not " in (
+        result.stderr
+    )
+    assert "2 instance(s) deleted" in result.stdout
     assert not any(path.exists() for path in others)
     assert not stuck.exists()  # moved out of the registry: no task can get it
     assert worker.mount("a") != stuck
 
-    (leftover,) = (worker.root / "trash").iterdir()
-    lift_immutable(leftover / "data" / "content")
+    lift_immutable(stuck_file)
     result = worker.sync()
     assert result.returncode == 0, result.stderr
     assert list((worker.root / "trash").iterdir()) == []
