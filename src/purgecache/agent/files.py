@@ -5,6 +5,7 @@ tree removal that copes with read-only directories. Everything here is POSIX (Li
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -42,11 +43,47 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True)
             if durable:
                 os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:  # a failed write names no file: name the one meant
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     if durable:
         fsync_directory(path.parent)
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def fill_reserve(path: Path, size: int) -> bool:
+    """Make sure the file `path` holds `size` bytes of disk space for later (best effort, so
+    that a full disk can still record a purge or a release); whether it does."""
+    if path.exists():
+        return True
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def use_reserve(path: Path) -> bool:
+    """Give the space of the reserve `path` back to the file system; whether there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
