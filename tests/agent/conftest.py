@@ -3,6 +3,7 @@ a fake service, simulated workers driving the real CLI, and undeletable files.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -74,6 +75,42 @@ def immutable() -> Iterator[Callable[[Path], None]]:
     yield mark
     for path in reversed(marked):
         lift_immutable(path)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A file system of its own, 4 MiB of tmpfs, to fill to the last byte; unmounted after
+    the test. Skips where it cannot be mounted (not root), but fails under CI=true."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount_point)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = f"cannot mount a small tmpfs: {result.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield mount_point
+    subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+def fill_disk(path: Path) -> None:
+    """Write the new file `path` until its file system has not one byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        for size in (1 << 16, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * size)
+    finally:
+        os.close(fd)
+    assert free_bytes(path.parent) == 0
+
+
+def free_bytes(path: Path) -> int:
+    """What the file system of `path` has free."""
+    found = os.statvfs(path)
+    return found.f_bavail * found.f_frsize
 
 
 def lift_immutable(path: Path) -> None:

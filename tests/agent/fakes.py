@@ -44,7 +44,7 @@ class FakeService:
     of every call.
 
     `down` makes calls fail as unreachable, `refuse` as refused; `send_date=False` answers
-    without a Date header.
+    without a Date header; `date_shift_ms` moves the Date header alone (a lying proxy).
     """
 
     clock: FakeClock
@@ -54,6 +54,7 @@ class FakeService:
     down: bool = False
     refuse: bool = False
     send_date: bool = True
+    date_shift_ms: int = 0
 
     def now(self) -> int:
         return self.clock.wall + self.offset_ms
@@ -76,6 +77,7 @@ class FakeService:
         )
         if not self.send_date:
             return Fetched(requests, None, None)
-        date = self.now() - self.now() % 1000
+        date = self.now() + self.date_shift_ms
+        date -= date % 1000
         elapsed = self.clock.elapsed
         return Fetched(requests, date, measure(date, elapsed, elapsed, self.clock.boot))

@@ -1,10 +1,13 @@
 """A recording HTTP proxy on a loopback port: forwards every request to a real server
 (keeping the `Host` header, so Hawk signatures stay valid) and records what it saw, to count
-the requests an agent makes and read their `since`."""
+the requests an agent makes and read their `since`; it can also shift the answers' `Date`
+header (a lying proxy)."""
 
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,10 +17,12 @@ from client.flaky_server import _QuietServer
 
 
 class RecordingProxy:
-    """Forwards to `upstream` (a root URL); `paths` lists each request's path and query."""
+    """Forwards to `upstream` (a root URL); `paths` lists each request's path and query;
+    `date_shift` is added to every answer's `Date`."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
+        self.date_shift = timedelta(0)
         self.paths: list[str] = []
         self.lock = threading.Lock()
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -58,9 +63,12 @@ class RecordingProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 answer = httpx.get(proxy.upstream + self.path, headers=headers, timeout=10)
                 self.send_response_only(answer.status_code)  # no Date of its own
-                for name in ("content-type", "date", "retry-after", "x-for-request-id"):
+                for name in ("content-type", "retry-after", "x-for-request-id"):
                     if name in answer.headers:
                         self.send_header(name, answer.headers[name])
+                if "date" in answer.headers:
+                    date = parsedate_to_datetime(answer.headers["date"]) + proxy.date_shift
+                    self.send_header("date", format_datetime(date, usegmt=True))
                 self.send_header("content-length", str(len(answer.content)))
                 self.end_headers()
                 self.wfile.write(answer.content)

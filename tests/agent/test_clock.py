@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from agent.fakes import FakeClock
-from purgecache.agent.clock import ClockAnchor, measure, parse_http_date, service_now
+from purgecache.agent.clock import (
+    ClockAnchor,
+    ServiceTime,
+    measure,
+    parse_http_date,
+    reconciled,
+    service_now,
+)
 
 
 def test_http_dates_parse_to_milliseconds() -> None:
@@ -46,3 +53,14 @@ def test_anchor_round_trips_through_json_and_rejects_garbage() -> None:
     assert ClockAnchor.from_json(anchor.to_json()) == anchor
     assert ClockAnchor.from_json({"boot_id": "b"}) is None
     assert ClockAnchor.from_json("x") is None
+
+
+def test_reconciled_keeps_an_agreeing_measurement_and_widens_a_disagreeing_one() -> None:
+    """A measurement within the errors of what was expected is kept as it is; one outside
+    them becomes an anchor whose range covers both, so neither estimate is contradicted."""
+    measured = ClockAnchor("b", 7, 1_000_000, 500)
+    assert reconciled(measured, ServiceTime(1_000_800, 400)) == measured
+    widened = reconciled(measured, ServiceTime(1_240_000, 0))
+    assert (widened.boot_id, widened.elapsed_ns) == ("b", 7)
+    low, high = widened.service_ms - widened.error_ms, widened.service_ms + widened.error_ms
+    assert low <= 999_500 and high >= 1_240_000 and high - low <= 240_502

@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from agent.proxy import RecordingProxy
 from agent.worker import Worker
 from purgecache.agent import CacheRegistry, sync_once
 from purgecache.agent.fetch import ServiceFetcher
+from purgecache.agent.records import read_instance
 from purgecache.client import Credentials, PurgeCache
 from purgecache.model import format_time
 
@@ -188,26 +190,95 @@ def test_daemon_keeps_caches_while_the_service_is_down_and_purges_when_back(
 def test_a_failed_delete_does_not_stop_the_rest(
     make_worker: MakeWorker, server: LiveServer, pool: str, immutable: Callable[[Path], None]
 ) -> None:
-    """One instance holding a file even root cannot delete (`chattr +i`): the sync deletes
-    the others, reports that one and exits 1; the instance is never handed out again, and
-    a later sync removes it once it can."""
+    """One file even root cannot delete (`chattr +i`) among 100 of an instance: the sync
+    deletes the other files and the other instances, names that file once and exits 1; the
+    instance is never handed out again, and a later sync removes the file once it can."""
     worker = make_worker()
-    stuck = worker.free_instance("a")
+    stuck = worker.mount("a")
+    for i in range(100):
+        (stuck / f"f{i:03}").write_bytes(b"x" * 10_000)
+    worker.release(stuck)
     others = [worker.free_instance(name) for name in ("b", "c")]
-    immutable(stuck / "content")
+    immutable(stuck / "f050")
     purge(server.root_url, pool, "a", "b", "c")
     result = worker.sync()
     assert result.returncode == 1, result
-    assert "could not remove" in result.stderr and "Operation not permitted" in result.stderr
+    (leftover,) = (worker.root / "trash").iterdir()
+    stuck_file = leftover / "data" / "f050"
+    assert sorted(leftover.rglob("*")) == [leftover / "data", stuck_file]
+    assert result.stderr.count(str(stuck_file)) == 1, result.stderr
+    assert f"could not remove {leftover}: 1 entry left: {stuck_file} (Operation not " in (
+        result.stderr
+    )
+    assert "2 instance(s) deleted" in result.stdout
     assert not any(path.exists() for path in others)
     assert not stuck.exists()  # moved out of the registry: no task can get it
     assert worker.mount("a") != stuck
 
-    (leftover,) = (worker.root / "trash").iterdir()
-    lift_immutable(leftover / "data" / "content")
+    lift_immutable(stuck_file)
     result = worker.sync()
     assert result.returncode == 0, result.stderr
     assert list((worker.root / "trash").iterdir()) == []
+
+
+@pytest.fixture
+def proxy(server: LiveServer) -> Iterator[RecordingProxy]:
+    """A proxy in front of the service, to rewrite its answers' Date."""
+    recording = RecordingProxy(server.root_url)
+    yield recording
+    recording.stop()
+
+
+def test_a_date_two_hours_late_for_one_sync_loses_no_purge(
+    make_worker: MakeWorker, server: LiveServer, pool: str, proxy: RecordingProxy
+) -> None:
+    """A proxy shifting Date by +2 h for one sync: that sync exits 3 and changes nothing,
+    an instance made meanwhile is not dated in the future, and a purge issued afterwards is
+    applied by the next sync: `mount` never returns the old instance."""
+    worker = make_worker(root_url=proxy.root_url)
+    old = worker.free_instance("checkouts", "old contents")
+    assert worker.sync().returncode == 0
+    watermark = worker.watermark()
+    proxy.date_shift = timedelta(hours=2)
+    refused = worker.sync()
+    assert refused.returncode == 3, refused
+    assert "after this worker's clock" in refused.stderr
+    assert "caches kept, nothing deleted" in refused.stderr
+    assert worker.watermark() == watermark
+    created = read_instance(worker.mount("other").parent).created
+    assert created.ms - created.error_ms <= time.time() * 1000
+
+    proxy.date_shift = timedelta(0)
+    purge(server.root_url, pool, "checkouts")
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert "1 purge request(s), 1 instance(s) deleted" in result.stdout
+    fresh = worker.mount("checkouts")
+    assert fresh != old and list(fresh.iterdir()) == [] and not old.exists()
+
+
+def test_a_date_two_hours_early_deletes_nothing_made_after_the_purge(
+    make_worker: MakeWorker, server: LiveServer, pool: str, proxy: RecordingProxy
+) -> None:
+    """A proxy shifting Date by -2 h for one sync: that sync exits 3; an instance made after
+    the purge survives the next sync (and its release), the one made before goes."""
+    worker = make_worker(root_url=proxy.root_url)
+    assert worker.sync().returncode == 0  # measures the service's clock
+    old = worker.mount("checkouts")  # a task holds it
+    purge(server.root_url, pool, "checkouts")
+    time.sleep(1.6)  # beyond the ±0.5 s of a clock measured from a whole-second Date
+    proxy.date_shift = timedelta(hours=-2)
+    refused = worker.sync()
+    assert refused.returncode == 3, refused
+    assert "before this worker's clocks" in refused.stderr
+    new = worker.mount("checkouts")  # made after the purge
+    worker.release(new)
+    worker.release(old)
+    proxy.date_shift = timedelta(0)
+    result = worker.sync()
+    assert result.returncode == 0, result.stderr
+    assert not old.exists() and new.exists()
+    assert worker.mount("checkouts") == new
 
 
 # `purgecache` whose tree removal dies of SIGKILL halfway through (the rename is done).

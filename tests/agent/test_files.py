@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.conftest import lift_immutable
 from purgecache.agent.files import (
     CorruptFile,
+    TreeLeftovers,
     exclusive_lock,
     read_json,
     remove_tree,
@@ -92,13 +94,32 @@ def test_remove_tree_never_follows_symbolic_links(tmp_path: Path) -> None:
     assert (outside / "keep").read_text() == "precious"
 
 
-def test_remove_tree_raises_for_an_immutable_file(
+def test_remove_tree_removes_all_but_an_immutable_file_and_names_it(
     tmp_path: Path, immutable: Callable[[Path], None]
 ) -> None:
-    """A file even root cannot delete makes the removal fail with OSError."""
+    """A file even root cannot delete, in the middle of a tree: every other entry is removed,
+    and the error names that file alone (not the directories holding it)."""
     top = tmp_path / "instance"
-    top.mkdir()
-    (top / "stuck").write_text("x")
-    immutable(top / "stuck")
-    with pytest.raises(OSError):
+    for group in ("a", "m", "z"):
+        (top / group).mkdir(parents=True)
+        for i in range(30):
+            (top / group / f"f{i:02}").write_text("x" * 100)
+    stuck = top / "m" / "f15"
+    immutable(stuck)
+    with pytest.raises(TreeLeftovers) as failed:
         remove_tree(top)
+    assert failed.value.leftovers == (str(stuck),)
+    assert str(failed.value) == f"1 entry left: {stuck} (Operation not permitted)"
+    assert [str(path) for path in top.rglob("*")] == [str(stuck.parent), str(stuck)]
+    lift_immutable(stuck)
+    remove_tree(top)
+    assert not top.exists()
+
+
+def test_tree_leftovers_name_ten_paths_and_count_the_rest() -> None:
+    """A long list of leftovers stays one readable message."""
+    error = PermissionError(1, "Operation not permitted")
+    leftovers = TreeLeftovers({f"/t/f{i:02}": error for i in range(12)})
+    assert len(leftovers.leftovers) == 12
+    assert str(leftovers).startswith("12 entries left: /t/f00 (Operation not permitted); ")
+    assert str(leftovers).endswith("/t/f09 (Operation not permitted); and 2 more")

@@ -41,4 +41,5 @@ def test_mount_release_and_sync_racing_never_share_or_pull_an_instance(
     report = sync_once(registry, purge_everything_now, "race/pool")
     assert report.problems == () and registry.instances() == []
     assert registry.trash.leftovers() == []
-    assert sorted(p.name for p in root.iterdir()) == ["agent.lock", "caches", "state.json", "trash"]
+    names = sorted(p.name for p in root.iterdir())
+    assert names == ["agent.lock", "caches", "reserve", "state.json", "trash"]

@@ -42,6 +42,11 @@ def watermark(registry: CacheRegistry) -> int | None:
     return load_state(registry.layout.state).watermarks.get(POOL)
 
 
+def service_date(service: FakeService) -> int:
+    """The Date the fake service sends now (whole seconds)."""
+    return service.now() - service.now() % 1000
+
+
 def test_purge_deletes_older_instances_and_spares_other_caches(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:
@@ -115,27 +120,32 @@ def test_unreachable_service_deletes_nothing_and_keeps_the_watermark(
 def test_watermark_is_the_service_date_and_next_sync_asks_from_it_minus_slack(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:
-    """The first sync asks everything; the next asks from the answer's Date minus slack,
-    however wrong the worker's own clock is."""
-    service.offset_ms = 86_400_000 + 1234  # the worker's clock is a day and a bit behind
+    """The first sync asks everything; the next asks from the answer's Date minus slack.
+    Once the service's clock is measured the worker's wall clock no longer matters: set back
+    a day, the watermark is still the service's Date."""
+    service.offset_ms = -1234
     sync(registry, service)
-    date = service.now() - service.now() % 1000
-    assert watermark(registry) == date
+    first = service_date(service)
+    assert watermark(registry) == first
     clock.advance(60_000)
+    clock.wall -= 86_400_000
+    service.offset_ms += 86_400_000  # the service's clock did not move
     sync(registry, service)
-    assert service.calls == [None, date - SLACK]
+    assert watermark(registry) == service_date(service)
+    assert service.calls == [None, first - SLACK]
 
 
 def test_a_service_clock_set_back_is_followed(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:
-    """A service whose clock ran a day fast and is corrected: the next sync asks from the
+    """A service whose clock ran 4 minutes fast and is corrected: the next sync asks from the
     corrected time, so a purge made after the correction is not missed."""
-    service.offset_ms = 86_400_000
+    service.offset_ms = 240_000
     sync(registry, service)
     service.offset_ms = 0
     clock.advance(60_000)
-    sync(registry, service)  # its answer's Date is a day before the stored watermark
+    sync(registry, service)  # its answer's Date is 3 minutes before the first one's
+    assert watermark(registry) == service_date(service)
     path = free_instance(registry, "checkouts")
     clock.advance(10_000)
     service.purge("checkouts")
@@ -199,7 +209,7 @@ def test_failed_removal_does_not_stop_the_rest_and_is_retried(
     assert report.exit_code == 1
     assert [p.action for p in report.problems] == ["remove"]
     assert not any(p.exists() for p in good) and not bad.exists()
-    assert watermark(registry) == service.now() - service.now() % 1000
+    assert watermark(registry) == service_date(service)
     assert registry.mount("a") != bad  # never handed out again
     stuck.clear()
     assert sync(registry, service).exit_code == 0
@@ -275,10 +285,12 @@ def test_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
 def test_creation_time_uses_the_measured_service_clock(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:
-    """With the worker's wall clock an hour fast, an instance made before a purge (by the
-    service's clock) is still purged, and one made after it survives."""
-    service.offset_ms = -3_600_000
+    """The worker's wall clock stepped an hour ahead after a sync measured the service's
+    clock: an instance made before a purge (by the service's clock) is still purged, and one
+    made after it survives."""
     sync(registry, service)
+    clock.wall += 3_600_000
+    service.offset_ms = -3_600_000  # the service's clock did not move
     before_purge = registry.mount("checkouts")
     clock.advance(5_000)
     service.purge("checkouts")

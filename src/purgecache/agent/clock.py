@@ -118,17 +118,36 @@ def measure(date_ms: int, sent_ns: int, received_ns: int, boot: str) -> ClockAnc
     return ClockAnchor(boot, received_ns, date_ms + spread_ms // 2, spread_ms // 2 + 1)
 
 
+def anchored(anchor: ClockAnchor | None, boot: str, elapsed_ns: int) -> ServiceTime | None:
+    """The service's time when this boot's monotonic clock read `elapsed_ns`, as the anchor
+    tells it; None without an anchor of this boot (or if the clock went backwards)."""
+    if anchor is None or not boot or anchor.boot_id != boot:
+        return None
+    elapsed_ms = (elapsed_ns - anchor.elapsed_ns) // 1_000_000
+    if elapsed_ms < 0:  # not the same clock after all
+        return None
+    return ServiceTime(
+        anchor.service_ms + elapsed_ms, anchor.error_ms + elapsed_ms // DRIFT_DIVISOR
+    )
+
+
 def service_now(
     anchor: ClockAnchor | None, clock: WorkerClock, unknown_error_ms: int
 ) -> ServiceTime:
     """The service's time now: from the anchor if it belongs to this boot, else the worker's
     wall clock give or take `unknown_error_ms`."""
-    boot = clock.boot_id()
-    if anchor is None or not boot or anchor.boot_id != boot:
-        return ServiceTime(clock.wall_ms(), unknown_error_ms)
-    elapsed_ms = (clock.elapsed_ns() - anchor.elapsed_ns) // 1_000_000
-    if elapsed_ms < 0:  # not the same clock after all
-        return ServiceTime(clock.wall_ms(), unknown_error_ms)
-    return ServiceTime(
-        anchor.service_ms + elapsed_ms, anchor.error_ms + elapsed_ms // DRIFT_DIVISOR
-    )
+    estimate = anchored(anchor, clock.boot_id(), clock.elapsed_ns())
+    return estimate or ServiceTime(clock.wall_ms(), unknown_error_ms)
+
+
+def reconciled(measured: ClockAnchor, reference: ServiceTime) -> ClockAnchor:
+    """The anchor to keep after a measurement, given what was expected at that moment: the
+    measurement where the two agree within their errors; where they do not (a clock was
+    stepped, or a Date lied by less than the skew), an anchor wide enough for both, so that
+    no creation time is later than either says."""
+    if abs(measured.service_ms - reference.ms) <= measured.error_ms + reference.error_ms:
+        return measured
+    low = min(measured.service_ms - measured.error_ms, reference.ms - reference.error_ms)
+    high = max(measured.service_ms + measured.error_ms, reference.ms + reference.error_ms)
+    middle, half = (low + high) // 2, (high - low + 1) // 2
+    return ClockAnchor(measured.boot_id, measured.elapsed_ns, middle, half)

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from purgecache.agent.fetch import ServiceRefused, ServiceUnreachable
+from purgecache.agent.errors import ImplausibleAnswer, ServiceRefused, ServiceUnreachable
 from purgecache.agent.settings import DEFAULT_INTERVAL_MS
 from purgecache.agent.sync import SyncReport
 
@@ -57,7 +57,10 @@ def run_daemon(
         except ServiceUnreachable as error:
             failures += 1
             wait = pacing.after_failure(failures, rand)
-            log.warning("service unreachable, caches kept, retrying in %.1f s: %s", wait, error)
+            what = (
+                "answer refused" if isinstance(error, ImplausibleAnswer) else "service unreachable"
+            )
+            log.warning("%s, caches kept, retrying in %.1f s: %s", what, wait, error)
         except ServiceRefused as error:
             failures += 1
             wait = pacing.after_success(rand)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, measure, parse_http_date
+from purgecache.agent.errors import FetchFailed, ServiceRefused, ServiceUnreachable
 from purgecache.agent.settings import DEFAULT_TIMEOUT_MS
 from purgecache.client import (
     ApiError,
@@ -29,23 +30,14 @@ from purgecache.model import format_time, to_ms
 # second, each bounded by the timeout; the daemon retries further with its own back-off.
 FETCH_RETRIES = Retries(max_retries=3, base_delay=0.2, max_delay=5.0)
 DEFAULT_TIMEOUT_S = DEFAULT_TIMEOUT_MS / 1000
-
-
-class FetchFailed(Exception):
-    """No answer to rely on: nothing may be deleted."""
-
-    exit_code = 3  # `agent sync`: service unreachable, nothing deleted
-
-
-class ServiceUnreachable(FetchFailed):
-    """The service did not answer, kept failing (5xx) or answered nonsense."""
-
-
-class ServiceRefused(FetchFailed):
-    """The service refused (credentials, scopes, a bad request) or the TASKCLUSTER_*
-    settings are unusable: a configuration problem, retrying will not help."""
-
-    exit_code = 2
+__all__ = [
+    "Fetch",
+    "FetchFailed",
+    "Fetched",
+    "ServiceFetcher",
+    "ServiceRefused",
+    "ServiceUnreachable",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ tree removal that copes with read-only directories. Everything here is POSIX (Li
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -12,7 +13,7 @@ import secrets
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,47 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = True)
             if durable:
                 os.fsync(file.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.filename is None:  # a failed write names no file: name the one meant
+            raise OSError(error.errno, error.strerror, str(path)) from error
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     if durable:
         fsync_directory(path.parent)
+
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def fill_reserve(path: Path, size: int) -> bool:
+    """Make sure the file `path` holds `size` bytes of disk space for later (best effort, so
+    that a full disk can still record a purge or a release); whether it does."""
+    if path.exists():
+        return True
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def use_reserve(path: Path) -> bool:
+    """Give the space of the reserve `path` back to the file system; whether there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -117,29 +154,86 @@ def _rmtree(
         )
 
 
-def _remove(path: str, retried: set[str]) -> None:
-    def on_error(function: Callable[..., object], failed: str, error: BaseException) -> None:
-        # A task may leave read-only directories (Go's module cache does): make the parent
-        # and the entry writable and try once more. A missing entry is already gone.
-        if isinstance(error, FileNotFoundError):
-            return
-        if not isinstance(error, PermissionError) or failed in retried:
-            raise error
-        retried.add(failed)
-        _make_writable(os.path.dirname(failed))
-        _make_writable(failed)
-        if function in (os.unlink, os.rmdir):
-            function(failed)
-        else:  # the directory could not be opened or listed: remove it on its own
-            _remove(failed, retried)
+class TreeLeftovers(OSError):
+    """A tree removal removed all it could but left `leftovers`: the entries that could not
+    be removed (not the directories holding them)."""
 
-    _rmtree(path, on_error)
+    SHOWN = 10  # paths named in the message; the rest are counted
+
+    def __init__(self, leftovers: dict[str, OSError]) -> None:
+        self.leftovers = tuple(sorted(leftovers))
+        shown = [f"{path} ({_reason(leftovers[path])})" for path in self.leftovers[: self.SHOWN]]
+        more = len(self.leftovers) - len(shown)
+        count = len(self.leftovers)
+        super().__init__(
+            f"{count} {'entry' if count == 1 else 'entries'} left: "
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else "")
+        )
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for path in paths:
+        parent = os.path.dirname(path)
+        while parent not in found and parent != path:
+            found.add(parent)
+            path, parent = parent, os.path.dirname(parent)
+    return found
+
+
+class _Removal:
+    """One tree removal that goes on past the entries it cannot remove, and collects them."""
+
+    def __init__(self) -> None:
+        self.retried: set[str] = set()
+        self.failures: dict[str, OSError] = {}
+
+    def run(self, path: str) -> None:
+        _rmtree(path, self.on_error)
+
+    def on_error(self, function: Callable[..., object], failed: str, error: BaseException) -> None:
+        if isinstance(error, FileNotFoundError):  # already gone
+            return
+        if not isinstance(error, OSError):
+            raise error
+        if isinstance(error, PermissionError) and failed not in self.retried:
+            # A task may leave read-only directories (Go's module cache does): make the
+            # parent and the entry writable and try once more.
+            self.retried.add(failed)
+            _make_writable(os.path.dirname(failed))
+            _make_writable(failed)
+            if function not in (os.unlink, os.rmdir):  # a directory that could not be listed
+                self.run(failed)
+                return
+            try:
+                function(failed)
+                return
+            except FileNotFoundError:
+                return
+            except OSError as again:
+                error = again
+        self.failures[failed] = error
+
+    def leftovers(self) -> dict[str, OSError]:
+        """The entries that failed, less the directories that failed for holding one."""
+        holders = _ancestors(self.failures)
+        return {path: error for path, error in self.failures.items() if path not in holders}
 
 
 def remove_tree(path: Path) -> None:
-    """Delete the directory `path` and everything in it, never following symbolic links;
-    raise OSError for the first entry that cannot be removed."""
-    _remove(str(path), set())
+    """Delete the directory `path` and everything in it, never following symbolic links.
+
+    An entry that cannot be removed does not stop the rest: everything else goes, then
+    `TreeLeftovers` names what is left (a later call tries those again)."""
+    removal = _Removal()
+    removal.run(str(path))
+    if removal.failures:
+        raise TreeLeftovers(removal.leftovers())
 
 
 def boot_id() -> str:

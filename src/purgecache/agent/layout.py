@@ -3,6 +3,7 @@
     CACHE_ROOT/
       agent.lock                      flock: every change of the registry holds it (briefly)
       state.json                      watermark per worker pool, service clock anchor
+      reserve                         disk space kept for recording purges on a full disk
       caches/<key>/cache.json         the cache name and the latest `before` received for it
       caches/<key>/<id>/instance.json creation time, lease, purge mark of one instance
       caches/<key>/<id>/data/         what a task gets: the cache's content
@@ -79,6 +80,10 @@ class Layout:
     @property
     def state(self) -> Path:
         return self.root / "state.json"
+
+    @property
+    def reserve(self) -> Path:
+        return self.root / "reserve"
 
     @property
     def caches(self) -> Path:

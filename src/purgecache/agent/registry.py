@@ -17,14 +17,18 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, service_now
 from purgecache.agent.files import (
+    DISK_FULL,
     CorruptFile,
     exclusive_lock,
+    fill_reserve,
     fsync_directory,
     remove_tree,
+    use_reserve,
 )
 from purgecache.agent.layout import (
     DATA,
@@ -49,9 +53,30 @@ from purgecache.agent.trash import Problem, Trash
 
 log = logging.getLogger(__name__)
 
+# Disk space kept in `reserve` and given back when a purge or a release cannot be recorded on
+# a full disk: each record is a few hundred bytes, rewritten in place of the old one.
+RESERVE_BYTES = 1 << 20
+NOT_RECORDED = (
+    "purge requests not all recorded, watermark unchanged: the next sync applies them again"
+)
+STILL_LEASED = "it stays in use; release it again once there is room"
+NOT_MARKED = "the next sync tries again"
+
 
 class RegistryError(Exception):
     """The registry cannot do what was asked (a usage problem, not a failed deletion)."""
+
+
+class WriteFailed(OSError):
+    """A registry file could not be written (a full disk, even after making room): names the
+    file, why, and what stayed as it was."""
+
+    def __init__(self, error: OSError, kept: str) -> None:
+        super().__init__(error.errno, error.strerror, error.filename)
+        self.kept = kept
+
+    def __str__(self) -> str:
+        return f"could not write {self.filename}: {self.strerror}; {self.kept}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +131,32 @@ class CacheRegistry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with exclusive_lock(self.layout.lock):
+            fill_reserve(self.layout.reserve, RESERVE_BYTES)
             yield
+
+    def _record(self, write: Callable[[], None], kept: str) -> None:
+        """Write a registry file, under the lock. On a full disk make room and try again;
+        `WriteFailed` (saying `kept`) if that does not do."""
+        try:
+            write()
+            return
+        except OSError as error:
+            if error.errno not in DISK_FULL or not self._make_room():
+                raise WriteFailed(error, kept) from error
+        try:
+            write()
+        except OSError as error:
+            raise WriteFailed(error, kept) from error
+
+    def _make_room(self) -> bool:
+        """Free disk space for a registry write: the reserve, else what waits in the trash
+        (removed under the lock, this once). Whether anything was freed."""
+        if use_reserve(self.layout.reserve):
+            log.warning("disk full: using the space reserved in %s", self.layout.reserve)
+            return True
+        waiting = self.trash.leftovers()
+        self.trash.empty()
+        return bool(waiting)
 
     # -- handing out and taking back ------------------------------------------------------
 
@@ -149,13 +199,15 @@ class CacheRegistry:
         if record is not None and not record.doomed and not record.stale(cache):
             if record.lease is None:
                 return Released.NOT_IN_USE, None
-            write_instance(instance_dir, replace(record, lease=None))
+            released = replace(record, lease=None)
+            self._record(partial(write_instance, instance_dir, released), STILL_LEASED)
             return Released.RELEASED, None
         try:
             return Released.DELETED, self.trash.move_aside(instance_dir)
         except OSError as error:
             if record is not None:  # free now, still doomed: every sync tries again
-                write_instance(instance_dir, replace(record, lease=None, doomed=True))
+                doomed = replace(record, lease=None, doomed=True)
+                self._record(partial(write_instance, instance_dir, doomed), STILL_LEASED)
             return Released.RELEASED, Problem(instance_dir, "move aside", str(error))
 
     # -- purging --------------------------------------------------------------------------
@@ -167,49 +219,57 @@ class CacheRegistry:
         watermark: int | None,
         anchor: ClockAnchor | None,
     ) -> PurgeOutcome:
-        """Record purge requests `(cache_name, before)` of `pool`, move aside every instance
-        they cover (marking those in use instead), then advance the pool's watermark.
+        """Move aside every instance that purge requests `(cache_name, before)` of `pool`
+        cover (marking those in use instead), record the requests, then advance the pool's
+        watermark.
 
         The requests are recorded in each cache's record before the watermark moves, so an
         instance that cannot be moved aside now is retried by every later sync and never
-        handed out. Trees are removed afterwards by `empty_trash`, outside the lock.
+        handed out. Moving comes first, so that on a full disk the trash holds something to
+        free for the records (all of it under the lock: no task sees the steps apart).
+        Trees are removed afterwards by `empty_trash`, outside the lock.
         """
         moved: list[Path] = []
         doomed: list[Path] = []
         problems: list[Problem] = []
         with self._locked():
-            self._record_requests(requests)
+            purged = self._purged_records(requests)
             boot = self.clock.boot_id()
             for cache_dir in self._cache_dirs():
                 self._move_unfinished(cache_dir)
-                self._purge_cache(cache_dir, boot, moved, doomed, problems)
+                cache = purged.get(cache_dir) or self._judge_cache(cache_dir)
+                self._purge_cache(cache_dir, cache, boot, moved, doomed, problems)
+            for cache_dir, record in purged.items():
+                self._record(partial(write_cache, cache_dir, record), NOT_RECORDED)
             state = load_state(self.layout.state).advanced(pool, watermark, anchor)
-            save_state(self.layout.state, state)
+            self._record(partial(save_state, self.layout.state, state), NOT_RECORDED)
         return PurgeOutcome(
             tuple(moved), tuple(doomed), tuple(problems), state.watermarks.get(pool)
         )
 
-    def _record_requests(self, requests: Sequence[tuple[str, int]]) -> None:
+    def _purged_records(self, requests: Sequence[tuple[str, int]]) -> dict[Path, CacheRecord]:
+        """The cache records that purge requests change, by cache directory (not written)."""
+        purged: dict[Path, CacheRecord] = {}
         for cache_name, before in requests:
             cache_dir = self.layout.cache_dir(cache_name)
             if not cache_dir.is_dir():
                 continue  # never used here: any instance made later is newer than `before`
-            record = self._judge_cache(cache_dir, cache_name)
+            record = purged.get(cache_dir) or self._judge_cache(cache_dir, cache_name)
             if record.cache_name != cache_name:
                 continue
-            purged = record.purged(before)
-            if purged != record:
-                write_cache(cache_dir, purged)
+            if record.purged(before) != record:
+                purged[cache_dir] = record.purged(before)
+        return purged
 
     def _purge_cache(
         self,
         cache_dir: Path,
+        cache: CacheRecord,
         boot: str,
         moved: list[Path],
         doomed: list[Path],
         problems: list[Problem],
     ) -> None:
-        cache = self._judge_cache(cache_dir)
         if cache.purged_before is None:
             return
         for instance_dir in self._instance_dirs(cache_dir):
@@ -223,7 +283,8 @@ class CacheRegistry:
             try:
                 if record is not None and in_use:
                     if not record.doomed:
-                        write_instance(instance_dir, replace(record, doomed=True))
+                        marked = replace(record, doomed=True)
+                        self._record(partial(write_instance, instance_dir, marked), NOT_MARKED)
                     doomed.append(instance_dir)
                 else:
                     self.trash.move_aside(instance_dir)
@@ -233,8 +294,12 @@ class CacheRegistry:
                 problems.append(Problem(instance_dir, action, str(error)))
 
     def empty_trash(self, stop: Callable[[], bool] = lambda: False) -> tuple[Problem, ...]:
-        """Remove everything moved aside, leftovers of crashed runs included."""
-        return self.trash.empty(stop)
+        """Remove everything moved aside, leftovers of crashed runs included; then refill the
+        reserve from the space freed, before a task takes it."""
+        problems = self.trash.empty(stop)
+        with self._locked():
+            pass  # taking the lock refills the reserve
+        return problems
 
     # -- listing --------------------------------------------------------------------------
 

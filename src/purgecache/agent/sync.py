@@ -1,13 +1,15 @@
 """One sync: ask the service for the pool's purge requests since the watermark (minus the
-clock-skew slack), apply them to the registry, advance the watermark, remove what was purged.
+clock-skew slack), check the answer against the worker's clocks, apply it to the registry,
+advance the watermark, remove what was purged.
 
 The watermark is the service's time up to which every purge request has been handled: the
 `Date` of the answer that brought them (or, from a service that sends no `Date`, the latest
-`before` in it), never the worker's clock. It is persisted only together with the requests
-themselves, after they were recorded in the registry; a sync that fails before that changes
-nothing, so the next one asks again from the same point. The slack makes the next sync ask a
-little further back than the watermark: it covers answers the service served from its cache
-(`--cache-time`), replicas whose clocks differ, and the `Date` header's whole seconds.
+`before` in it), never later than the worker's own estimate of the service's clock, and only
+from an answer that passed the checks of `evidence.py`. It is persisted only together with the
+requests themselves, after they were recorded in the registry; a sync that fails before that
+changes nothing, so the next one asks again from the same point. The slack makes the next sync
+ask a little further back than the watermark: it covers answers the service served from its
+cache (`--cache-time`), replicas whose clocks differ, and the `Date` header's whole seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from purgecache.agent.evidence import weigh
 from purgecache.agent.registry import CacheRegistry
 from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
 from purgecache.agent.state import load_state
@@ -62,14 +65,14 @@ def sync_once(
     slack_ms: int = DEFAULT_CLOCK_SKEW_MS,
     stop: Callable[[], bool] = lambda: False,
 ) -> SyncReport:
-    """Sync `pool` once; `FetchFailed` (from `fetch`) means nothing was changed."""
-    watermark = load_state(registry.layout.state).watermarks.get(pool)
+    """Sync `pool` once; `FetchFailed` (from `fetch`, or `ImplausibleAnswer` from checking
+    its answer) means nothing was changed."""
+    state = load_state(registry.layout.state)
+    watermark = state.watermarks.get(pool)
     since = None if watermark is None else watermark - slack_ms
     fetched = fetch(pool, since if since is None or since > 0 else None)
-    newest = fetched.service_date
-    if newest is None and fetched.requests:
-        newest = max(before for _, before in fetched.requests)
-    outcome = registry.apply_purges(fetched.requests, pool, newest, fetched.anchor)
+    trusted = weigh(fetched, state.anchor, registry.clock, slack_ms)
+    outcome = registry.apply_purges(fetched.requests, pool, trusted.watermark, trusted.anchor)
     removal_problems = registry.empty_trash(stop)
     failed = {problem.path for problem in removal_problems}
     deleted = tuple(p for p in outcome.moved if registry.layout.trash_path(p) not in failed)
