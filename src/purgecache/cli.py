@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -97,9 +98,11 @@ def _server_installed() -> Iterator[None]:
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] not in SERVER_PACKAGES:
             raise
+        wheel = f"./purgecache-{version('purgecache')}-py3-none-any.whl"
         raise click.ClickException(
-            f"this command needs the server's dependencies ({error.name} is missing): "
-            "pip install 'purgecache[server]'"
+            f"this command needs the server's dependencies ({error.name} is missing): install "
+            "purgecache again with its [server] extra, from the wheel, checkout or git URL it "
+            f"came from, e.g. pip install '{wheel}[server]'"
         ) from None
 
 
