@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -201,7 +203,7 @@ def expire(db_url: str, data_dir: str) -> None:
 
 @main.group()
 def db() -> None:
-    """Manage the database: schema upgrades and copies."""
+    """Manage the database: schema upgrades, backups and copies."""
 
 
 @db.command("upgrade")
@@ -223,6 +225,38 @@ def _upgrade_outcome(before: int, after: int) -> str:
     if before == 0:
         return f"schema created at version {after}"
     return f"schema upgraded from version {before} to {after}"
+
+
+@db.command("backup")
+@DATABASE_OPTIONS
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(db_url: str, data_dir: str, target: Path) -> None:
+    """Copy the SQLite database to the new file TARGET, safely while `serve` runs.
+
+    The copy is one self-contained SQLite file. To restore it, stop `serve`, put it in place
+    of the database file and delete that file's -wal and -shm files (see docs/upgrade.md).
+    PostgreSQL databases are backed up with pg_dump instead.
+
+    \b
+    Example:
+      purgecache db backup /var/backups/purgecache-$(date +%F).db
+    """
+    from purgecache.storage.backup import backup_sqlite
+    from purgecache.storage.base import StorageError
+    from purgecache.storage.sqlite import sqlite_path
+
+    settings = _database_settings(db_url, data_dir)
+    shown = redact_dsn(settings.db_url)
+    if not settings.db_url.startswith("sqlite:"):
+        raise click.ClickException(
+            f"{shown} is PostgreSQL: back it up with pg_dump, e.g. "
+            f"pg_dump --format=custom --file={shlex.quote(str(target))} '{shown}'"
+        )
+    try:
+        version = backup_sqlite(sqlite_path(settings.db_url), target)
+    except StorageError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"backed up database {shown} (schema version {version}) to {target}")
 
 
 @db.command("copy")

@@ -278,12 +278,14 @@ def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
 
 
 def log_serving(settings: Settings, clients: ClientStore | None) -> None:
-    """The start-up line: where the API is, and what it uses (the database password masked)."""
+    """The start-up line: two URLs that answer in a browser (the admin page, `ping`; the API base
+    itself is the v1 404) and what it uses (the database password masked)."""
     log_event(
         log,
         logging.INFO,
         "serving",
-        api=f"{settings.root_url}/api/purge-cache/v1/",
+        admin_page=f"{settings.root_url}/",
+        ping=f"{settings.root_url}/api/purge-cache/v1/ping",
         address=f"{settings.host}:{settings.port}",
         database=redact_dsn(settings.db_url),
         auth=settings.auth_root_url or settings.clients_file,
