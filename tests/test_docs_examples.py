@@ -238,3 +238,11 @@ def test_the_not_run_marker_is_recognised(tmp_path: Path) -> None:
     first, second = blocks(sample)
     assert (first.language, first.not_run, first.line) == ("sh", "needs a cluster", 2)
     assert (second.not_run, console_commands(second.code)) == (None, "echo a \\\n  b\n")
+
+
+def test_the_docs_index_lists_every_page() -> None:
+    """docs/README.md links each page of docs/, and the README links the index."""
+    index = (REPO / "docs" / "README.md").read_text("utf-8")
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
+    assert pages <= set(re.findall(r"\]\(([\w-]+\.md)\)", index))
+    assert "(docs/README.md)" in (REPO / "README.md").read_text("utf-8")
