@@ -5,7 +5,6 @@ crashes, signals, retention, logs.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -25,6 +24,7 @@ from purgecache.model import PurgeRequest
 import pg
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
 from hawk_signing import HawkAuth
+from support.commands import json_records, run_cli, startup_failure
 
 ServerFactory = Callable[..., LiveServer]
 
@@ -43,24 +43,6 @@ def listed(server: LiveServer, pool: str) -> list[str]:
 def stored_names(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
         return {row[0] for row in conn.execute("SELECT cache_name FROM cache_purges")}
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "purgecache", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def startup_failure(result: subprocess.CompletedProcess[str]) -> str:
-    """The error of a `serve` that refused to start: its last JSON log line (all are JSON)."""
-    assert result.returncode == 1, result.stderr
-    records = json_records(result.stderr)
-    assert records[-1]["event"] == "startup-failed"
-    return str(records[-1]["error"])
 
 
 def test_purges_survive_a_restart(server_factory: ServerFactory, tmp_path: Path) -> None:
@@ -259,17 +241,6 @@ def test_logs_one_line_per_request_and_an_audit_line_per_purge(
     ]
     assert ADMIN[1] not in live.log_text()
     assert "Hawk " not in live.log_text()
-
-
-def json_records(text: str) -> list[dict[str, object]]:
-    """Every line of a server's output as a JSON object (fails on any other line)."""
-    records = [json.loads(line) for line in text.splitlines()]
-    assert all(isinstance(record, dict) for record in records)
-    for record in records:
-        if record.get("event") not in ("request", "purge"):  # batched lines: their own fields
-            assert {"time", "level", "logger"} <= set(record)
-            assert record.keys() & {"event", "message"}
-    return records
 
 
 def test_every_output_line_is_a_json_object(server_factory: ServerFactory) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import shlex
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from purgecache.cli_env import EnvOption
 from purgecache.model import parse_duration
-from purgecache.redact import dsn_secrets, scrub
+from purgecache.redact import dsn_secrets, redact_dsn, scrub
 from purgecache.settings import SETTINGS, Setting, Settings, settings_named
 
 if TYPE_CHECKING:
@@ -26,9 +30,12 @@ SERVER_PACKAGES = frozenset(
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
-    """A duration such as 30d, 12h, 90s: converted to milliseconds."""
+    """A duration such as 30d, 12h, 90s: converted to milliseconds (0s only where allowed)."""
 
     name = "duration"
+
+    def __init__(self, *, zero_allowed: bool = False) -> None:
+        self.zero_allowed = zero_allowed
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -36,7 +43,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, int):
             return value
         try:
-            return parse_duration(str(value))
+            return parse_duration(str(value), allow_zero=self.zero_allowed)
         except ValueError as error:
             self.fail(str(error), param, ctx)
 
@@ -49,7 +56,7 @@ def main() -> None:
 
 def _click_type(row: Setting) -> click.ParamType | type | None:  # type: ignore[type-arg]
     if row.kind == "duration":
-        return Duration()
+        return Duration(zero_allowed=row.zero_allowed)
     if row.kind == "choice":
         return click.Choice(row.choices, case_sensitive=False)
     if row.int_range is not None:
@@ -69,6 +76,7 @@ def _option(row: Setting) -> Callable[[F], F]:
     return click.option(
         row.flag,
         row.name,
+        cls=EnvOption,
         envvar=row.envvar,
         default=row.default,
         type=_click_type(row),
@@ -97,9 +105,11 @@ def _server_installed() -> Iterator[None]:
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] not in SERVER_PACKAGES:
             raise
+        wheel = f"./purgecache-{version('purgecache')}-py3-none-any.whl"
         raise click.ClickException(
-            f"this command needs the server's dependencies ({error.name} is missing): "
-            "pip install 'purgecache[server]'"
+            f"this command needs the server's dependencies ({error.name} is missing): install "
+            "purgecache again with its [server] extra, from the wheel, checkout or git URL it "
+            f"came from, e.g. pip install '{wheel}[server]'"
         ) from None
 
 
@@ -130,17 +140,34 @@ def serve(**options: Any) -> None:
             raise SystemExit(1) from None  # already logged
 
 
-def _run_storage(work: Callable[[Storage], Awaitable[T]], db_url: str, data_dir: str) -> T:
-    """Upgrade the schema, then run `work` on the storage; one-line errors."""
+def _database_settings(db_url: str, data_dir: str) -> Settings:
+    """The resolved settings of a database command (logging set up to mask its password)."""
     from purgecache.logformat import configure_logging
-    from purgecache.server import StartupError, upgrade_database
-    from purgecache.storage import StorageError, open_storage
 
     configure_logging(dsn_secrets(db_url))
     try:
-        settings = Settings(db_url=db_url, data_dir=data_dir).resolved()
+        return Settings(db_url=db_url, data_dir=data_dir).resolved()
     except ValueError as error:
         raise click.ClickException(str(error)) from error
+
+
+def _run_database(work: Callable[[], Coroutine[Any, Any, T]], db_url: str) -> T:
+    """Run `work` to its end; its storage and start-up errors as one line."""
+    from purgecache.server import StartupError
+    from purgecache.storage import StorageError
+
+    try:
+        return asyncio.run(work())
+    except (StartupError, StorageError) as error:
+        raise _scrubbed(error, db_url) from error
+
+
+def _run_storage(work: Callable[[Storage], Awaitable[T]], db_url: str, data_dir: str) -> T:
+    """Upgrade the schema, then run `work` on the storage; one-line errors."""
+    from purgecache.server import upgrade_database
+    from purgecache.storage import open_storage
+
+    settings = _database_settings(db_url, data_dir)
 
     async def run() -> T:
         await upgrade_database(settings)
@@ -150,10 +177,7 @@ def _run_storage(work: Callable[[Storage], Awaitable[T]], db_url: str, data_dir:
         finally:
             await storage.close()
 
-    try:
-        return asyncio.run(run())
-    except (StartupError, StorageError) as error:
-        raise _scrubbed(error, db_url) from error
+    return _run_database(run, db_url)
 
 
 DATABASE_OPTIONS = settings_options(settings_named("db_url", "data_dir"))
@@ -179,20 +203,60 @@ def expire(db_url: str, data_dir: str) -> None:
 
 @main.group()
 def db() -> None:
-    """Manage the database: schema upgrades and copies."""
+    """Manage the database: schema upgrades, backups and copies."""
 
 
 @db.command("upgrade")
 @DATABASE_OPTIONS
 def db_upgrade(db_url: str, data_dir: str) -> None:
-    """Create the schema or bring it up to date (never downgrades)."""
-
-    async def work(storage: Storage) -> int:
-        return await storage.upgrade()
-
+    """Create the schema or bring it up to date (never downgrades); says which database (its
+    password masked) and whether anything changed."""
     with _server_installed():
-        version = _run_storage(work, db_url, data_dir)
-    click.echo(f"database schema is at version {version}")
+        from purgecache.server import upgrade_database
+
+        settings = _database_settings(db_url, data_dir)
+        before, after = _run_database(lambda: upgrade_database(settings), db_url)
+    click.echo(f"database {redact_dsn(settings.db_url)}: {_upgrade_outcome(before, after)}")
+
+
+def _upgrade_outcome(before: int, after: int) -> str:
+    if before == after:
+        return f"schema already at version {after}; nothing changed"
+    if before == 0:
+        return f"schema created at version {after}"
+    return f"schema upgraded from version {before} to {after}"
+
+
+@db.command("backup")
+@DATABASE_OPTIONS
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(db_url: str, data_dir: str, target: Path) -> None:
+    """Copy the SQLite database to the new file TARGET, safely while `serve` runs.
+
+    The copy is one self-contained SQLite file. To restore it, stop `serve`, put it in place
+    of the database file and delete that file's -wal and -shm files (see docs/upgrade.md).
+    PostgreSQL databases are backed up with pg_dump instead.
+
+    \b
+    Example:
+      purgecache db backup /var/backups/purgecache-$(date +%F).db
+    """
+    from purgecache.storage.backup import backup_sqlite
+    from purgecache.storage.base import StorageError
+    from purgecache.storage.sqlite import sqlite_path
+
+    settings = _database_settings(db_url, data_dir)
+    shown = redact_dsn(settings.db_url)
+    if not settings.db_url.startswith("sqlite:"):
+        raise click.ClickException(
+            f"{shown} is PostgreSQL: back it up with pg_dump, e.g. "
+            f"pg_dump --format=custom --file={shlex.quote(str(target))} '{shown}'"
+        )
+    try:
+        version = backup_sqlite(sqlite_path(settings.db_url), target)
+    except StorageError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"backed up database {shown} (schema version {version}) to {target}")
 
 
 @db.command("copy")

@@ -27,6 +27,9 @@ EXIT_USAGE = 2  # click's own status for bad arguments
 EXIT_CONFIGURATION = 3
 EXIT_AUTH = 4
 EXIT_UNAVAILABLE = 5
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C (128 + SIGINT)
+# An error line longer than this is cut (a 5,000-character cache name is echoed by the service).
+MAX_ERROR_CHARS = 300
 
 # By the name of a client error class; an error's nearest class in this table decides.
 EXIT_CODES = {
@@ -60,7 +63,7 @@ Connection, as for the official Taskcluster clients:
 \b
 Exit status: 0 done; 1 the service refused the request; 2 bad usage;
 3 bad TASKCLUSTER_* settings; 4 credentials or scopes not accepted;
-5 service unreachable, failing (5xx) or answering nonsense.
+5 service unreachable, failing (5xx) or answering nonsense; 130 interrupted (Ctrl-C).
 """
 
 JSON_HELP = "Print JSON (the API's own shape) instead of a table."
@@ -81,12 +84,20 @@ def describe(error: PurgeCacheError) -> str:
     from purgecache.client import ApiError, InsufficientScopes
 
     if not isinstance(error, ApiError):
-        return str(error).replace("\n", " ")
-    text = error.summary + (f" (request id {error.request_id})" if error.request_id else "")
+        return shortened(str(error).replace("\n", " "))
+    text = shortened(error.summary)
+    text += f" (request id {error.request_id})" if error.request_id else ""
     anonymous = not any(os.environ.get(f"TASKCLUSTER_{name}") for name in ANONYMOUS_UNLESS)
     if isinstance(error, InsufficientScopes) and anonymous:
         text += "; no credentials were sent: set TASKCLUSTER_CLIENT_ID and ACCESS_TOKEN"
     return text
+
+
+def shortened(text: str) -> str:
+    """`text`, cut to MAX_ERROR_CHARS with a note of how much was left out."""
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    return f"{text[:MAX_ERROR_CHARS]}... ({len(text) - MAX_ERROR_CHARS} more characters)"
 
 
 def connect() -> PurgeCache:
@@ -98,7 +109,7 @@ def connect() -> PurgeCache:
 
 @contextmanager
 def reporting() -> Iterator[None]:
-    """Turn client errors into one-line messages and exit statuses."""
+    """Turn client errors (and Ctrl-C) into one-line messages and exit statuses."""
     from purgecache.client import PurgeCacheError
 
     try:
@@ -106,6 +117,9 @@ def reporting() -> Iterator[None]:
     except PurgeCacheError as error:
         click.echo(f"Error: {describe(error)}", err=True)
         raise click.exceptions.Exit(exit_code_for(error)) from None
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 
 
 def _pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -170,8 +170,9 @@ _DURATION_RE = re.compile(r"\s*(\d+)\s*(ms|s|m|h|d|w)\s*")
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 
 
-def parse_duration(text: str) -> int:
-    """Parse `30d`, `12h`, `1h30m`, `90s`, `500ms` (units w d h m s ms) into milliseconds."""
+def parse_duration(text: str, *, allow_zero: bool = False) -> int:
+    """Parse `30d`, `12h`, `1h30m`, `90s`, `500ms` (units w d h m s ms) into milliseconds;
+    `0s` only with `allow_zero`."""
     pos, total = 0, 0
     value = text.strip().lower()
     while pos < len(value):
@@ -180,6 +181,6 @@ def parse_duration(text: str) -> int:
             break
         total += int(m[1]) * _DURATION_UNITS_MS[m[2]]
         pos = m.end()
-    if not value or pos != len(value) or total <= 0:
+    if not value or pos != len(value) or (total == 0 and not allow_zero):
         raise ValueError(f"invalid duration {text!r}: use e.g. 30d, 12h, 45m or 90s")
     return total

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import shutil
 import socket
 import tempfile
@@ -86,8 +87,9 @@ def prepare(settings: Settings) -> tuple[Settings, ClientStore | None, bool]:
     return settings, clients, created
 
 
-async def upgrade_database(settings: Settings) -> None:
-    """Create or upgrade the schema; StartupError with one clear line if impossible."""
+async def upgrade_database(settings: Settings) -> tuple[int, int]:
+    """Create or upgrade the schema (with --no-migrate: check it); StartupError with one clear
+    line if impossible. Returns the schema version before and after."""
     try:
         storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
         if isinstance(storage, SqliteStorage):
@@ -95,19 +97,29 @@ async def upgrade_database(settings: Settings) -> None:
     except (OSError, ValueError) as error:
         raise _database_error(settings, error) from error
     try:
+        before = await storage.schema_version()
         if settings.migrate:
-            await storage.upgrade()
-        elif (version := await storage.schema_version()) != LATEST_VERSIONS[storage_kind(settings)]:
-            raise StartupError(
-                f"database schema is at version {version}, this purgecache needs "
-                f"{LATEST_VERSIONS[storage_kind(settings)]}: run `purgecache db upgrade`"
-            )
+            return before, await storage.upgrade()
+        if before != LATEST_VERSIONS[storage_kind(settings)]:
+            raise StartupError(_outdated_schema(settings, before))
+        return before, before
     except StartupError:
         raise
     except Exception as error:
         raise _database_error(settings, error) from error
     finally:
         await storage.close()
+
+
+def _outdated_schema(settings: Settings, version: int) -> str:
+    """What --no-migrate says of an outdated schema: the exact command that upgrades it."""
+    shown = redact_dsn(settings.db_url)
+    masked = " (with the password masked here)" if shown != settings.db_url else ""
+    return (
+        f"database schema is at version {version}, this purgecache needs "
+        f"{LATEST_VERSIONS[storage_kind(settings)]}: run "
+        f"`purgecache db upgrade --db {shlex.quote(shown)}`{masked}"
+    )
 
 
 def _database_error(settings: Settings, error: Exception) -> StartupError:
@@ -247,8 +259,8 @@ def run(settings: Settings) -> None:
 def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
     """`prepare` and the port check, a failure logged as `startup-failed`."""
     try:
+        check_port_free(settings.host, settings.port)  # before anything is written to disk
         settings, clients, created = prepare(settings)
-        check_port_free(settings.host, settings.port)
     except StartupError as error:
         log_event(log, logging.ERROR, "startup-failed", error=str(error))
         raise
@@ -266,12 +278,14 @@ def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
 
 
 def log_serving(settings: Settings, clients: ClientStore | None) -> None:
-    """The start-up line: where the API is, and what it uses (the database password masked)."""
+    """The start-up line: two URLs that answer in a browser (the admin page, `ping`; the API base
+    itself is the v1 404) and what it uses (the database password masked)."""
     log_event(
         log,
         logging.INFO,
         "serving",
-        api=f"{settings.root_url}/api/purge-cache/v1/",
+        admin_page=f"{settings.root_url}/",
+        ping=f"{settings.root_url}/api/purge-cache/v1/ping",
         address=f"{settings.host}:{settings.port}",
         database=redact_dsn(settings.db_url),
         auth=settings.auth_root_url or settings.clients_file,

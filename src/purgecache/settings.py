@@ -38,6 +38,7 @@ class Setting:
     kind: Kind = "text"
     choices: tuple[str, ...] = ()
     int_range: tuple[int, int] | None = None
+    zero_allowed: bool = False  # a duration of 0s is meaningful (it turns something off)
 
 
 def setting(
@@ -50,11 +51,14 @@ def setting(
     duration: bool = False,
     choices: tuple[str, ...] = (),
     int_range: tuple[int, int] | None = None,
+    zero_allowed: bool = False,
 ) -> T:
     """A `Settings` field that operators set by `flag` or `envvar` (the name is filled later)."""
     shown_default = str(default) if shown is None else shown
     kind = _kind(default, choices, duration)
-    row = Setting("", flag, envvar, default, help, shown_default, kind, choices, int_range)
+    row = Setting(
+        "", flag, envvar, default, help, shown_default, kind, choices, int_range, zero_allowed
+    )
     result: T = field(default=default, metadata={"setting": row})
     return result
 
@@ -122,7 +126,9 @@ class Settings:
         envvar="PURGECACHE_CACHE_TIME",
         shown="10s",
         duration=True,
-        help="How long a pool's requests are served from memory before the database is read again.",
+        zero_allowed=True,
+        help="How long a pool's requests are served from memory before the database is read "
+        "again; 0s turns the cache off.",
     )
     sqlite_synchronous: str = setting(
         "NORMAL",

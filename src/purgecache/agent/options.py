@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from purgecache.cli_env import EnvOption
 from purgecache.model import is_worker_pool_id, parse_duration
 
 
@@ -34,6 +35,7 @@ def _positive_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 CACHE_ROOT = click.option(
     "--cache-root",
+    cls=EnvOption,
     envvar="PURGECACHE_AGENT_CACHE_ROOT",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
@@ -41,6 +43,7 @@ CACHE_ROOT = click.option(
 )
 POOL = click.option(
     "--pool",
+    cls=EnvOption,
     envvar="PURGECACHE_AGENT_POOL",
     required=True,
     callback=_pool,
@@ -49,6 +52,7 @@ POOL = click.option(
 CLOCK_SKEW = click.option(
     "--clock-skew",
     "clock_skew_ms",
+    cls=EnvOption,
     envvar="PURGECACHE_AGENT_CLOCK_SKEW",
     default="5m",
     show_default=True,
@@ -60,6 +64,7 @@ CLOCK_SKEW = click.option(
 TIMEOUT = click.option(
     "--timeout",
     "timeout_ms",
+    cls=EnvOption,
     envvar="PURGECACHE_AGENT_TIMEOUT",
     default="10s",
     show_default=True,
@@ -70,6 +75,7 @@ TIMEOUT = click.option(
 INTERVAL = click.option(
     "--interval",
     "interval_ms",
+    cls=EnvOption,
     envvar="PURGECACHE_AGENT_INTERVAL",
     default="5m",
     show_default=True,

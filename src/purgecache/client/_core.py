@@ -75,6 +75,12 @@ def normalize_root_url(root_url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"invalid root URL {root_url!r}: no query or fragment allowed")
+    api_base = API_PATH.rstrip("/")
+    if parts.path.endswith(api_base):
+        raise ConfigurationError(
+            f"invalid root URL {root_url!r}: give the deployment's root URL without "
+            f"{api_base}, e.g. {url.removesuffix(api_base)}"
+        )
     return url
 
 

@@ -182,8 +182,21 @@ class PostgresStorage:
         except (psycopg.Error, PoolTimeout, OSError) as error:
             raise StorageError(f"PostgreSQL: {type(error).__name__}: {error}") from error
 
+    async def _once(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """`work` on a connection of its own: a one-off task (start-up, `db upgrade`) gets the
+        server's own reason for a refusal (`database "x" does not exist`), not a pool's
+        warnings and time-out."""
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
+            async with conn:
+                return await work(conn)
+        except (psycopg.Error, OSError) as error:
+            raise StorageError(f"PostgreSQL: {type(error).__name__}: {error}") from error
+
     async def upgrade(self) -> int:
-        return await self._run(upgrade)
+        return await self._once(upgrade)
 
     async def schema_version(self) -> int:
         async def read(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -195,7 +208,7 @@ class PostgresStorage:
             ).fetchone()
             return int(row[0]) if row and row[0] is not None else 0
 
-        return await self._run(read)
+        return await self._once(read)
 
     async def start(self) -> None:
         if self._listener is None:
