@@ -30,6 +30,7 @@ SERVE_NAMES = [
     ("--data-dir", "PURGECACHE_DATA_DIR"),
     ("--retention", "PURGECACHE_RETENTION"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
+    ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),
     ("--workers", "PURGECACHE_WORKERS"),
     ("--access-log/--no-access-log", "PURGECACHE_ACCESS_LOG"),

@@ -131,6 +131,7 @@ def build_app(
         retention_ms=settings.retention_ms,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
+        stale_if_error_ms=settings.stale_if_error_ms,
     )
 
     async def close() -> None:

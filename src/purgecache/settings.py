@@ -22,6 +22,7 @@ Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
+DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -123,6 +124,15 @@ class Settings:
         shown="10s",
         duration=True,
         help="How long a pool's requests are served from memory before the database is read again.",
+    )
+    stale_if_error_ms: int = setting(
+        DEFAULT_STALE_IF_ERROR_MS,
+        flag="--stale-if-error",
+        envvar="PURGECACHE_STALE_IF_ERROR",
+        shown="10m",
+        duration=True,
+        help="While the database is down, how long past --cache-time a pool's last good "
+        "purgeRequests answer is still served.",
     )
     sqlite_synchronous: str = setting(
         "NORMAL",
