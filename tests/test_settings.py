@@ -37,6 +37,7 @@ SERVE_NAMES = [
     ("--interface", "PURGECACHE_INTERFACE"),
     ("--migrate/--no-migrate", "PURGECACHE_MIGRATE"),
     ("--auth-root-url", "PURGECACHE_AUTH_ROOT_URL"),
+    ("--auth-timeout", "PURGECACHE_AUTH_TIMEOUT"),
     ("--trust-proxy/--no-trust-proxy", "PURGECACHE_TRUST_PROXY"),
 ]
 DATABASE_NAMES = [("--db", "PURGECACHE_DB"), ("--data-dir", "PURGECACHE_DATA_DIR")]

@@ -155,7 +155,7 @@ def build_app(
 def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenticator:
     """Remote authentication when an auth root URL is set, else the clients file."""
     if settings.auth_root_url:
-        return RemoteAuthenticator(settings.auth_root_url)
+        return RemoteAuthenticator(settings.auth_root_url, timeout=settings.auth_timeout_ms / 1000)
     assert clients_path is not None
     return LocalAuthenticator(load_clients(clients_path))
 

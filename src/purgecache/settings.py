@@ -23,6 +23,7 @@ Kind = Literal["text", "integer", "duration", "choice", "switch"]
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
+DEFAULT_AUTH_TIMEOUT_MS = 3_000
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -176,6 +177,15 @@ class Settings:
         shown="",
         help="Delegate authentication to this Taskcluster deployment's auth service "
         "(authenticateHawk) instead of the clients file.",
+    )
+    auth_timeout_ms: int = setting(
+        DEFAULT_AUTH_TIMEOUT_MS,
+        flag="--auth-timeout",
+        envvar="PURGECACHE_AUTH_TIMEOUT",
+        shown="3s",
+        duration=True,
+        help="How long a request waits for the auth service of --auth-root-url (its first "
+        "failure then fails requests at once until it answers again).",
     )
     trust_proxy: bool = setting(
         False,
