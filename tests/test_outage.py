@@ -225,4 +225,5 @@ def test_database_outage_fails_fast_serves_stale_and_recovers(
         "circuit-closed",
     ]
     assert any(e.get("event") == "storage-error" for e in events)  # one JSON object per line
+    assert not any(e.get("event") == "heartbeat-failed" for e in events)  # refusals: no line
     assert not any(e.get("status", 0) >= 500 and e["status"] != 503 for e in events)
