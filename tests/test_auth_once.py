@@ -110,30 +110,50 @@ def test_a_seed_era_client_is_asked_about_once_after_its_first_request(
     )
 
 
-def test_an_outage_is_one_failed_call(signed: Signed, auth_service: VerifyingAuthService) -> None:
-    """While the auth service fails, a request waits for one failed call, never one per
-    spelling: 503 with Retry-After."""
+def test_an_outage_is_one_failed_call_then_none(
+    signed: Signed, auth_service: VerifyingAuthService
+) -> None:
+    """When the auth service fails, the request that finds out waits for one failed call, never
+    one per spelling; the requests after it are refused at once without a call while the
+    circuit is open: 503 with Retry-After each time."""
     auth_service.status = 500
     admin = signed(ADMIN)
-    for path in ("/purge-cache/down%2Fpool", "/purge-cache/down/pool"):
-        before = auth_service.calls()
+    for path, calls in (("/purge-cache/down%2Fpool", 1), ("/purge-cache/down/pool", 0)):
+        before = auth_service.request_calls()
         response = admin.get(path)
-        assert (response.status_code, auth_service.calls() - before) == (503, 1)
+        assert (response.status_code, auth_service.request_calls() - before) == (503, calls)
         assert response.headers["retry-after"] == "5"
 
 
-@pytest.mark.slow
-def test_a_hung_auth_service_costs_one_timeout(
+def test_a_hung_auth_service_costs_one_timeout_then_nothing(
     server_factory: ServerFactory, auth_service: VerifyingAuthService
 ) -> None:
-    """An auth service that does not answer holds a request for one timeout, not one per
-    spelling of the pool (RSGI would otherwise try `%2F` and then `/`): 503 after ~10 s."""
+    """An auth service that does not answer holds the first request for one --auth-timeout
+    (default 3 s), not one per spelling of the pool (RSGI would otherwise try `%2F` and then
+    `/`); while it still hangs every request gets its 503 at once without asking it; once it
+    answers again (one anonymous probe at a time finds out) requests are served again."""
     live = server_factory("--auth-root-url", auth_service.root_url, "--interface", "rsgi")
-    auth_service.delay = 12.0
+    auth_service.delay = 30.0
     with httpx.Client(base_url=live.api, auth=HawkAuth(*ADMIN), timeout=60) as admin:
         started = time.monotonic()
         response = admin.get("/purge-cache/hung/pool")
         waited = time.monotonic() - started
-    assert response.status_code == 503
-    assert auth_service.calls() == 1
-    assert waited < 15
+        assert response.status_code == 503
+        assert 2.9 < waited < 4.5, waited
+        print(f"first 503 after {waited:.3f} s (one auth timeout)")
+        for path in ("/purge-cache/hung/pool", "/purge-cache/hung%2Fpool", "/purge-cache/list"):
+            started = time.monotonic()
+            response = admin.get(path)
+            waited = time.monotonic() - started
+            assert response.status_code == 503 and waited < 0.3, (path, waited)
+            print(f"503 with the circuit open: {waited * 1000:.1f} ms")
+        assert auth_service.request_calls() == 1
+        auth_service.delay = 0.0
+        deadline = time.monotonic() + 10  # the hung probe's timeout, the interval, a probe
+        while admin.get("/purge-cache/hung/pool").status_code != 200:
+            assert time.monotonic() < deadline, "no recovery"
+            time.sleep(0.1)
+    probes = [body for body in auth_service.bodies if "authorization" not in body]
+    assert probes and all(body["method"] == "get" for body in probes)
+    events = [line for line in live.log_text().splitlines() if '"circuit-' in line]
+    assert len(events) == 2 and '"auth-service"' in events[0], events

@@ -8,6 +8,7 @@ user) so the machine's shared server is never stopped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -102,52 +103,127 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     cluster.remove()
 
 
-def test_database_outage_and_recovery(
+POOL_TIMEOUT_S = 3.0  # PostgresStorage's: a request that waited for a connection takes this
+FAST_S = 0.5  # "at once": well inside the pool timeout, so no connection was waited for
+
+
+def _timed(send: Callable[[], httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    answer = send()
+    return answer, time.monotonic() - started
+
+
+def _signed_bytes(method: str, url: str, body: object = None) -> bytes:
+    """A Hawk-signed HTTP/1.1 request as bytes, to send again and again (no nonce is kept)."""
+    request = httpx.Request(method, url, json=body)
+    next(HawkAuth(*ADMIN).auth_flow(request))
+    lines = [f"{method} {request.url.raw_path.decode()} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in request.headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + request.content
+
+
+async def _load(live: LiveServer, seconds: float, connections: int = 30) -> list[float]:
+    """`connections` keep-alive connections sending purges, listings, heartbeats and reads of
+    uncached pools as fast as they are answered (pre-signed, so that the client's own work
+    stays small); every latency, each answer asserted to be a 503 with Retry-After."""
+    requests = (
+        _signed_bytes("POST", f"{live.api}/purge-cache/load%2Fp", {"cacheName": "c"}),
+        _signed_bytes("GET", f"{live.api}/purge-cache/load%2Fp"),
+        _signed_bytes("GET", f"{live.api}/purge-cache/list"),
+        _signed_bytes("GET", f"{live.api}/__heartbeat__"),
+    )
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def client(request: bytes) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            await reader.readexactly(int(head.split(b"content-length: ")[1].split(b"\r")[0]))
+            latencies.append(time.monotonic() - started)
+            assert head.startswith(b"http/1.1 503") and b"retry-after: " in head, head
+        writer.close()
+
+    await asyncio.gather(*(client(requests[n % 4]) for n in range(connections)))
+    return sorted(latencies)
+
+
+def test_database_outage_fails_fast_serves_stale_and_recovers(
     server_factory: ServerFactory, private_postgres: PrivatePostgres
 ) -> None:
-    """503 with Retry-After while down, cached answers while fresh, recovery without restart."""
-    live = server_factory("--db", private_postgres.url, "--cache-time", "5s")
+    """With PostgreSQL stopped, the first failure opens the circuit and every endpoint that
+    needs the database answers 503 with Retry-After at once (no pool wait), alone and under 30
+    connections; a pool's last good answer is served byte for byte for --stale-if-error past
+    --cache-time; the service recovers without a restart and the refused purge left nothing."""
+    live = server_factory(
+        "--db", private_postgres.url, "--cache-time", "1s", "--stale-if-error", "4s"
+    )
     auth = HawkAuth(*ADMIN)
     pool_url = f"{live.api}/purge-cache/outage%2Fpool"
     with httpx.Client(auth=auth, timeout=15) as client:
         assert client.post(pool_url, json={"cacheName": "before-outage"}).status_code == 204
-        assert [e["cacheName"] for e in client.get(pool_url).json()["requests"]] == [
-            "before-outage"
-        ]
+        good = client.get(pool_url)
+        fetched = time.monotonic()
+        assert [e["cacheName"] for e in good.json()["requests"]] == ["before-outage"]
         private_postgres.stop()
 
-        cached = client.get(pool_url)  # fresh in the per-pool cache: still served
-        assert cached.status_code == 200
-        assert cached.json()["requests"][0]["cacheName"] == "before-outage"
-
-        started = time.monotonic()
-        refused = client.post(pool_url, json={"cacheName": "during-outage"})
+        refused, took = _timed(lambda: client.post(pool_url, json={"cacheName": "during"}))
         assert refused.status_code == 503, refused.text
         assert refused.json()["code"] == "ServiceUnavailable"
         assert int(refused.headers["retry-after"]) > 0
-        took = time.monotonic() - started
-        assert took < 5, "a write to a dead database must fail fast"
-        print(f"write refused after {took:.3f} s")
-
-        listing = client.get(f"{live.api}/purge-cache/list")
-        assert listing.status_code == 503
-        heartbeat = client.get(f"{live.api}/__heartbeat__")
-        assert heartbeat.status_code == 503
-        assert heartbeat.json() == {"checks": {"database": "unavailable"}}
+        assert took < POOL_TIMEOUT_S, "the first failure must not wait for the pool twice"
+        print(f"first 503 (the failure that opens the circuit): {took * 1000:.0f} ms")
+        for name, send in {
+            "purgeCache": lambda: client.post(pool_url, json={"cacheName": "during"}),
+            "allPurgeRequests": lambda: client.get(f"{live.api}/purge-cache/list"),
+            "purgeRequests (never read)": lambda: client.get(f"{live.api}/purge-cache/a%2Fb"),
+            "heartbeat": lambda: client.get(f"{live.api}/__heartbeat__"),
+            "root heartbeat": lambda: client.get(f"{live.root_url}/__heartbeat__"),
+        }.items():
+            answer, took = _timed(send)
+            assert answer.status_code == 503 and "retry-after" in answer.headers, name
+            assert took < FAST_S, f"{name} waited {took:.3f} s with the circuit open"
+            print(f"503 alone, {name}: {took * 1000:.1f} ms")
+        assert client.get(f"{live.root_url}/__heartbeat__").json() == {
+            "checks": {"database": "unavailable"}
+        }
+        metrics, took = _timed(lambda: client.get(f"{live.root_url}/metrics"))
+        assert metrics.status_code == 200 and took < FAST_S
         assert client.get(f"{live.api}/ping").status_code == 200
 
-        time.sleep(5.2)  # the cached answer is no longer fresh
+        time.sleep(max(0.0, fetched + 1.1 - time.monotonic()))  # the answer is stale now
+        stale, took = _timed(lambda: client.get(pool_url))
+        assert stale.status_code == 200 and took < FAST_S
+        assert stale.content == good.content  # byte for byte
+
+        latencies = asyncio.run(_load(live, seconds=1.5))
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+        print(
+            f"503 under 30 connections: {len(latencies)} answers, p50 {p50 * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
+        )
+        assert latencies[-1] < 1.0
+
+        time.sleep(max(0.0, fetched + 1.0 + 4.1 - time.monotonic()))  # stale-if-error is over
         assert client.get(pool_url).status_code == 503
 
         private_postgres.start()
-        deadline = time.monotonic() + 20
+        started = time.monotonic()
         while client.get(f"{live.api}/__heartbeat__").status_code != 200:
-            assert time.monotonic() < deadline, "service did not recover"
-            time.sleep(0.2)
+            assert time.monotonic() < started + 20, "service did not recover"
+            time.sleep(0.05)
+        print(f"recovered {time.monotonic() - started:.2f} s after PostgreSQL started")
         assert client.post(pool_url, json={"cacheName": "after-outage"}).status_code == 204
         names = [e["cacheName"] for e in client.get(pool_url).json()["requests"]]
-        assert names == ["after-outage", "before-outage"]  # the refused write left nothing
+        assert names == ["after-outage", "before-outage"]  # the refused writes left nothing
     assert live.process.poll() is None
     events = [json.loads(x) for x in live.log_text().splitlines() if x.startswith("{")]
+    assert [e["event"] for e in events if "circuit" in e.get("event", "")] == [
+        "circuit-opened",
+        "circuit-closed",
+    ]
     assert any(e.get("event") == "storage-error" for e in events)  # one JSON object per line
-    assert any(e.get("event") == "heartbeat-failed" for e in events)
+    assert not any(e.get("event") == "heartbeat-failed" for e in events)  # refusals: no line
+    assert not any(e.get("status", 0) >= 500 and e["status"] != 503 for e in events)

@@ -7,14 +7,16 @@ import asyncio
 import orjson
 import pytest
 
+from purgecache.circuit import CircuitOpen
 from purgecache.model import PurgeRequest
 from purgecache.service import PurgeService
-from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError
+from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError, StorageUnavailable
 from purgecache.storage.base import EVERYTHING
 
 
 class FakeStorage:
-    """In-memory storage that counts pool reads and can be told to fail."""
+    """In-memory storage that counts pool reads and can be told to fail (`outage`: every
+    operation fails as an unreachable database does, and is counted in `attempts`)."""
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], PurgeRequest] = {}
@@ -24,16 +26,35 @@ class FakeStorage:
         self.pending = NO_CHANGES
         self.calls: list[str] = []
         self.down = False
+        self.outage = False
+        self.attempts = 0
+        self.probes = 0
+
+    def _attempt(self) -> None:
+        self.attempts += 1
+        if self.outage:
+            raise StorageUnavailable("connection refused")
+
+    async def probe(self) -> None:
+        self.probes += 1
+        if self.outage:
+            raise StorageUnavailable("connection refused")
+
+    async def expire(self, now: int) -> int:
+        self._attempt()
+        return 0
 
     def changes(self) -> Changes:
         pending, self.pending = self.pending, NO_CHANGES
         return pending
 
     async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+        self._attempt()
         key = (request.worker_pool_id, request.cache_name)
         self.rows[key], self.entries[key] = request, entry
 
     async def list_entries(self, after: tuple[str, str] | None, limit: int, now: int) -> EntryPage:
+        self._attempt()
         keys = sorted(
             k for k, r in self.rows.items() if r.expires > now and (not after or k > after)
         )
@@ -46,11 +67,13 @@ class FakeStorage:
 
     async def check(self) -> None:
         self.calls.append("check")
+        self._attempt()
         if self.down:
             raise StorageError("database down")
 
     async def count_open(self, now: int) -> int:
         self.calls.append(f"count_open {now}")
+        self._attempt()
         return sum(r.expires > now for r in self.rows.values())
 
     async def close(self) -> None:
@@ -58,6 +81,7 @@ class FakeStorage:
 
     async def purge_requests(self, pool: str, now: int) -> list[PurgeRequest]:
         self.pool_reads += 1
+        self._attempt()
         if self.fail_next:
             self.fail_next -= 1
             raise StorageError("database down")
@@ -218,3 +242,69 @@ def test_listing_pages_carry_the_storage_key_as_token() -> None:
     second = orjson.loads(asyncio.run(service.list_json(first["continuationToken"], 2)))
     assert [e["cacheName"] for e in second["requests"]] == ["c"]
     assert "continuationToken" not in second
+
+
+def test_an_outage_opens_the_circuit_and_nothing_reaches_storage_until_a_probe_succeeds() -> None:
+    """After the first outage failure every operation is refused at once (a StorageError that
+    is also CircuitOpen) without a storage call; one probe runs at a time, and the first
+    successful one closes the circuit: operations reach storage again."""
+    service, storage, _ = make()
+    service.circuit.interval = 0.01
+
+    async def scenario() -> None:
+        storage.outage = True
+        with pytest.raises(StorageUnavailable):
+            await service.purge("p/w", "c")
+        assert service.circuit.is_open and storage.attempts == 1
+        operations = (
+            lambda: service.purge("p/w", "c"),
+            lambda: service.purge_requests_json("p/w", None),
+            lambda: service.list_json(None, 10),
+            service.check,
+            service.count_open,
+            service.expire,
+        )
+        for operation in operations * 20:
+            with pytest.raises(CircuitOpen) as refused:
+                await operation()
+            assert isinstance(refused.value, StorageError)
+        assert storage.attempts == 1  # nothing but the probes reached the storage
+        await asyncio.sleep(0.1)
+        assert storage.probes > 1
+        storage.outage = False
+        while service.circuit.is_open:
+            await asyncio.sleep(0.01)
+        probes = storage.probes
+        await service.purge("p/w", "c")
+        assert requests_of(await service.purge_requests_json("p/w", None)) == ["c"]
+        await asyncio.sleep(0.05)
+        assert storage.probes == probes  # probing stopped with the circuit closed
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_stale_if_error_serves_the_last_good_answer_byte_for_byte_for_its_time() -> None:
+    """While the database is down, a pool's last good answer is served as it was (each
+    `since` as it filtered before) for `stale_if_error` after it went stale, then 503."""
+    service, storage, clock = make(cache_time_ms=10_000, stale_if_error_ms=600_000)
+
+    async def scenario() -> None:
+        await service.purge("p/w", "c")
+        clock.now += 5
+        await service.purge("p/w", "d")
+        good = await service.purge_requests_json("p/w", None)
+        since = await service.purge_requests_json("p/w", clock.now)
+        storage.outage = True
+        clock.now += 10_000 + 600_000 - 1  # stale, and stale-if-error is nearly over
+        assert await service.purge_requests_json("p/w", None) is good
+        assert await service.purge_requests_json("p/w", clock.now - 610_000 + 1) == since
+        assert storage.pool_reads == 2  # the one that opened the circuit, none after
+        clock.now += 1
+        with pytest.raises(StorageError):
+            await service.purge_requests_json("p/w", None)
+        with pytest.raises(StorageError):  # a pool never read has nothing to serve
+            await service.purge_requests_json("q/w", None)
+        await service.close()
+
+    asyncio.run(scenario())

@@ -30,12 +30,14 @@ SERVE_NAMES = [
     ("--data-dir", "PURGECACHE_DATA_DIR"),
     ("--retention", "PURGECACHE_RETENTION"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
+    ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),
     ("--workers", "PURGECACHE_WORKERS"),
     ("--access-log/--no-access-log", "PURGECACHE_ACCESS_LOG"),
     ("--interface", "PURGECACHE_INTERFACE"),
     ("--migrate/--no-migrate", "PURGECACHE_MIGRATE"),
     ("--auth-root-url", "PURGECACHE_AUTH_ROOT_URL"),
+    ("--auth-timeout", "PURGECACHE_AUTH_TIMEOUT"),
     ("--trust-proxy/--no-trust-proxy", "PURGECACHE_TRUST_PROXY"),
 ]
 DATABASE_NAMES = [("--db", "PURGECACHE_DB"), ("--data-dir", "PURGECACHE_DATA_DIR")]

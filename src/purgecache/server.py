@@ -143,6 +143,7 @@ def build_app(
         retention_ms=settings.retention_ms,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
+        stale_if_error_ms=settings.stale_if_error_ms,
     )
 
     async def close() -> None:
@@ -166,7 +167,7 @@ def build_app(
 def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenticator:
     """Remote authentication when an auth root URL is set, else the clients file."""
     if settings.auth_root_url:
-        return RemoteAuthenticator(settings.auth_root_url)
+        return RemoteAuthenticator(settings.auth_root_url, timeout=settings.auth_timeout_ms / 1000)
     assert clients_path is not None
     return LocalAuthenticator(load_clients(clients_path))
 

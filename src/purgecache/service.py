@@ -3,6 +3,12 @@
 `purge_requests` is the hot path (every worker calls it before every task), so its answers
 come from a bounded per-pool cache of ready-made JSON fragments, refreshed from storage at most
 every `cache_time` ms. A purge made through this process updates its cache at once.
+
+Every storage operation goes through one circuit (`purgecache.circuit`): a database outage
+opens it, and until a probe finds the database back every operation is refused at once
+(`DatabaseDown`, a StorageError) instead of waiting for the connection pool. Meanwhile a pool
+whose answer went stale is still answered from its last good answer, for up to
+`stale_if_error` ms. A cache hit never looks at the circuit.
 """
 
 from __future__ import annotations
@@ -11,15 +17,19 @@ import base64
 import binascii
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import ParamSpec, TypeVar
 
 import orjson
 
+from purgecache.circuit import Circuit, CircuitOpen
 from purgecache.model import PurgeRequest, is_worker_pool_id
-from purgecache.storage import NO_CHANGES, Storage, StorageError
+from purgecache.storage import NO_CHANGES, Storage, StorageError, StorageUnavailable
 
 Clock = Callable[[], int]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
 
@@ -31,6 +41,13 @@ def wall_clock_ms() -> int:
 
 class InvalidContinuationToken(ValueError):
     """A continuation token this service did not hand out."""
+
+
+class DatabaseDown(StorageUnavailable, CircuitOpen):
+    """Refused at once: the database failed recently and the probe has not seen it back."""
+
+    def __init__(self) -> None:
+        super().__init__("the database is down (circuit open): refused without trying")
 
 
 def _token(worker_pool_id: str, cache_name: str) -> str:
@@ -94,6 +111,7 @@ class PurgeService:
         retention_ms: int,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
+        stale_if_error_ms: int = 0,
         clock: Clock = wall_clock_ms,
         on_cache_hit: Callable[[], object] = lambda: None,
         on_cache_miss: Callable[[], object] = lambda: None,
@@ -102,7 +120,9 @@ class PurgeService:
         self.retention_ms = retention_ms
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
+        self.stale_if_error_ms = stale_if_error_ms
         self.clock = clock
+        self.circuit = Circuit("database", storage.probe, DatabaseDown)
         self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
         self._generation = 0
         self.on_cache_hit = on_cache_hit
@@ -112,9 +132,21 @@ class PurgeService:
         """Record (or refresh) a purge request; durable when this returns."""
         now = self.clock()
         request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
-        await self.storage.purge(request, request.to_entry())
+        await self._stored(self.storage.purge, request, request.to_entry())
         self._cache.pop(worker_pool_id, None)  # our own write is visible at once
         return request
+
+    async def _stored(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A storage operation through the circuit: refused at once while it is open; a
+        failure that shows an outage opens it."""
+        self.circuit.check()
+        try:
+            return await operation(*args, **kwargs)
+        except StorageUnavailable as error:
+            self.circuit.trip(error)
+            raise
 
     def _take_changes(self) -> None:
         """Forget what other processes changed: one pool's entry, or every entry's trust."""
@@ -144,13 +176,13 @@ class PurgeService:
         if hit is not None:
             return hit
         entry = self._cache.get(worker_pool_id)
-        fresh = entry is not None and now < entry.stale_at
         self.on_cache_miss()
         generation = self._generation
         try:
-            rows = await self.storage.purge_requests(worker_pool_id, now)
+            rows = await self._stored(self.storage.purge_requests, worker_pool_id, now)
         except StorageError:
-            if entry is not None and fresh:  # the database is away: serve what is still fresh
+            # The database is away: the last good answer, fresh or not stale for too long.
+            if entry is not None and now < entry.stale_at + self.stale_if_error_ms:
                 return entry
             raise  # failures are never cached
         entry = _entry(rows, now, self.cache_time_ms, generation)
@@ -173,7 +205,9 @@ class PurgeService:
         """The JSON answer of `allPurgeRequests`: one page of all requests in (pool, cache
         name) order, with the next page's token unless it is the last page."""
         after = decode_token(token) if token is not None else None
-        page = await self.storage.list_entries(after, min(limit, MAX_PAGE_SIZE), self.clock())
+        page = await self._stored(
+            self.storage.list_entries, after, min(limit, MAX_PAGE_SIZE), self.clock()
+        )
         entries = page.entries
         head = b'{"requests":['
         if page.next_after is not None:
@@ -188,7 +222,7 @@ class PurgeService:
     async def expire(self) -> int | None:
         """Delete every request past its retention; how many went (None: another process is
         expiring right now)."""
-        return await self.storage.expire(self.clock())
+        return await self._stored(self.storage.expire, self.clock())
 
     async def start(self) -> None:
         """Begin the storage's background work (change notifications); needs a running loop."""
@@ -196,12 +230,13 @@ class PurgeService:
 
     async def check(self) -> None:
         """Raise StorageError unless the database answers."""
-        await self.storage.check()
+        await self._stored(self.storage.check)
 
     async def count_open(self) -> int:
         """How many purge requests are open now; StorageError if the database is away."""
-        return await self.storage.count_open(self.clock())
+        return await self._stored(self.storage.count_open, self.clock())
 
     async def close(self) -> None:
-        """Release the storage's connections and threads."""
+        """Stop probing; release the storage's connections and threads."""
+        await self.circuit.close()
         await self.storage.close()

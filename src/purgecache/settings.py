@@ -22,6 +22,8 @@ Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
+DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
+DEFAULT_AUTH_TIMEOUT_MS = 3_000
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -130,6 +132,15 @@ class Settings:
         help="How long a pool's requests are served from memory before the database is read "
         "again; 0s turns the cache off.",
     )
+    stale_if_error_ms: int = setting(
+        DEFAULT_STALE_IF_ERROR_MS,
+        flag="--stale-if-error",
+        envvar="PURGECACHE_STALE_IF_ERROR",
+        shown="10m",
+        duration=True,
+        help="While the database is down, how long past --cache-time a pool's last good "
+        "purgeRequests answer is still served.",
+    )
     sqlite_synchronous: str = setting(
         "NORMAL",
         flag="--sqlite-synchronous",
@@ -172,6 +183,15 @@ class Settings:
         shown="",
         help="Delegate authentication to this Taskcluster deployment's auth service "
         "(authenticateHawk) instead of the clients file.",
+    )
+    auth_timeout_ms: int = setting(
+        DEFAULT_AUTH_TIMEOUT_MS,
+        flag="--auth-timeout",
+        envvar="PURGECACHE_AUTH_TIMEOUT",
+        shown="3s",
+        duration=True,
+        help="How long a request waits for the auth service of --auth-root-url (its first "
+        "failure then fails requests at once until it answers again).",
     )
     trust_proxy: bool = setting(
         False,

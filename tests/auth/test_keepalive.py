@@ -179,22 +179,46 @@ def test_failures_are_http_errors() -> None:
     run(scenario)
 
 
+async def hung_server() -> tuple[asyncio.Server, int]:
+    """A server that takes connections and never answers; and its port."""
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
 def test_a_server_that_never_answers_times_out() -> None:
     async def scenario() -> None:
-        async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            try:
-                await asyncio.sleep(5)
-            finally:
-                writer.close()
-
-        server = await asyncio.start_server(hang, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
+        server, port = await hung_server()
         client = KeepAliveClient(f"http://127.0.0.1:{port}/", timeout=0.2)
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(HttpError, match="timed out"):
             await client.post_json(b"{}")
         assert loop.time() - started < 2
+        server.close()
+
+    run(scenario)
+
+
+def test_the_timeout_covers_the_wait_for_a_connection_slot() -> None:
+    """Requests queued behind hung ones (all connections busy) time out with them: each waits
+    one timeout in all, not one per request ahead of it."""
+
+    async def scenario() -> None:
+        server, port = await hung_server()
+        client = KeepAliveClient(f"http://127.0.0.1:{port}/", timeout=0.3, max_connections=1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        calls = [client.post_json(b"{}") for _ in range(4)]
+        failures = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(f, HttpError) for f in failures)
+        assert loop.time() - started < 0.6  # not 4 x 0.3 s
         server.close()
 
     run(scenario)

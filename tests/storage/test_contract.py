@@ -22,6 +22,7 @@ from purgecache.storage import (
     SqliteStorage,
     Storage,
     StorageError,
+    StorageUnavailable,
 )
 from purgecache.storage.base import SchemaTooNewError
 from purgecache.storage.migrations import migrations, statements
@@ -160,8 +161,34 @@ def test_check_fails_without_the_purge_table(storage: Storage, runner: asyncio.R
         assert isinstance(storage, PostgresStorage)
         with psycopg.connect(storage.url, autocommit=True) as conn:
             conn.execute(drop)
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError) as failed:
         runner.run(storage.check())
+    assert not isinstance(failed.value, StorageUnavailable)  # it answered: not an outage
+
+
+def test_probe_succeeds_and_operations_go_on(storage: Storage, runner: asyncio.Runner) -> None:
+    """probe() returns quietly when the database answers, and the storage works after it
+    (on PostgreSQL with a pool made afresh)."""
+    runner.run(put(storage, "p/w", "before", NOW, NOW + 10))
+    runner.run(storage.probe())
+    runner.run(put(storage, "p/w", "after", NOW, NOW + 10))
+    names = [r.cache_name for r in runner.run(storage.purge_requests("p/w", NOW))]
+    assert names == ["after", "before"]
+
+
+def test_postgres_unreachable_is_unavailable(runner: asyncio.Runner) -> None:
+    """A PostgreSQL nobody listens for is StorageUnavailable (an outage), from an operation
+    after the pool timeout and from probe() at once."""
+    from conftest import free_port
+
+    storage = PostgresStorage(f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable):
+        runner.run(storage.probe())
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(StorageUnavailable):
+        runner.run(storage.check())
+    runner.run(storage.close())
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """A Taskcluster auth service for tests: `authenticateHawk` over real HTTP, giving real verdicts
 (our own Hawk verification against the test clients), counting every call.
 
-`status` forces an HTTP error status (an outage); `delay` holds each answer that long.
+`status` forces an HTTP error status (an outage); `delay` holds each answer that long (a hung
+service). The service's circuit probes ask without an `authorization`; `request_calls` counts
+only the calls made for signed requests.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class AuthService:
     def calls(self) -> int:
         """How many `authenticateHawk` requests arrived so far."""
         return len(self.bodies)
+
+    def request_calls(self) -> int:
+        """How many `authenticateHawk` requests carried an `authorization` (not probes)."""
+        return sum("authorization" in body for body in list(self.bodies))
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from purgecache.api.request import Call, Request
 from purgecache.auth import credentials, hawk
 from purgecache.auth.authenticators import Authenticator, AuthServiceError, LocalAuthenticator
 from purgecache.auth.scopes import ScopeExpression, ScopeSet, unsatisfied
+from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
 
 log = logging.getLogger("purgecache")
@@ -179,7 +180,8 @@ class Authorizer:
                     trace_id=request.headers.get("x-taskcluster-trace-id"),
                 )
             except AuthServiceError as error:
-                log_event(log, logging.WARNING, "auth-service-error", error=str(error))
+                if not isinstance(error, CircuitOpen):  # the circuit logs when it opens
+                    log_event(log, logging.WARNING, "auth-service-error", error=str(error))
                 raise ApiError(
                     "ServiceUnavailable", "The authentication service is unavailable; retry."
                 ) from error

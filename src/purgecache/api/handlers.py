@@ -15,6 +15,7 @@ import orjson
 
 from purgecache.api.request import Call, Request
 from purgecache.api.responses import NO_CONTENT, Response, json_response
+from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
 from purgecache.model import PurgeRequest
 from purgecache.service import PurgeService
@@ -59,7 +60,8 @@ async def heartbeat(deps: Deps, request: Request, call: Call) -> Response:
     try:
         await deps.service.check()
     except StorageError as error:
-        log_event(log, logging.WARNING, "heartbeat-failed", error=str(error))
+        if not isinstance(error, CircuitOpen):  # the circuit logs when it opens
+            log_event(log, logging.WARNING, "heartbeat-failed", error=str(error))
         return json_response(503, HEARTBEAT_FAILED, ("retry-after", "5"))
     return json_response(200, b"{}")
 

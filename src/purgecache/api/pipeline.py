@@ -45,6 +45,7 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.auth.authenticators import AuthServiceError
+from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
 from purgecache.model import format_time
 from purgecache.service import InvalidContinuationToken
@@ -101,7 +102,8 @@ def as_api_error(error: Exception, call: Call) -> ApiError:
     if isinstance(error, ApiError):
         return error
     if isinstance(error, StorageError):
-        log_event(log, logging.WARNING, "storage-error", route=call.name, error=str(error))
+        if not isinstance(error, CircuitOpen):  # refusals: the circuit logs when it opens
+            log_event(log, logging.WARNING, "storage-error", route=call.name, error=str(error))
         return ApiError("ServiceUnavailable", "The database is unavailable; retry.")
     if isinstance(error, AuthServiceError):
         return ApiError("ServiceUnavailable", "The authentication service is unavailable; retry.")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote, unquote
 
 import orjson
+from granian.rsgi import ProtocolClosed as RsgiProtocolClosed  # type: ignore[attr-defined]
 
 from purgecache.api.errors import ApiError
 
@@ -45,6 +46,10 @@ _WANTED = frozenset(
         "accept-encoding",
     )
 )
+
+
+class BodyIncomplete(Exception):
+    """The client closed the connection (or its sending side) before the body's end."""
 
 
 class Call:
@@ -180,11 +185,11 @@ def _quote_pool(worker_pool_id: str) -> str:
 
 
 async def asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The body chunks of an ASGI request."""
+    """The body chunks of an ASGI request; BodyIncomplete if the client goes before its end."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise BodyIncomplete
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
@@ -258,21 +263,37 @@ async def read_body(request: Request, chunks: AsyncIterable[bytes], limit: int) 
         return b""  # no body: the common GET
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-    if request.read_whole is not None and declared is not None and declared.isdigit():
-        body = await request.read_whole()  # the server stops at Content-Length
-    else:
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
-            parts.append(chunk)
-        body = b"".join(parts)
+    try:
+        if request.read_whole is not None and declared is not None and declared.isdigit():
+            body = await request.read_whole()  # the server stops at Content-Length
+        else:
+            body = await _read_chunks(chunks, limit)
+    except (BodyIncomplete, RsgiProtocolClosed) as error:
+        raise _incomplete_body() from error
+    if declared is not None and declared.isdigit() and len(body) < int(declared):
+        raise _incomplete_body()
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if body and encoding not in ("", "identity"):
         body = _inflate(body, encoding, limit)
     return body
+
+
+async def _read_chunks(chunks: AsyncIterable[bytes], limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _incomplete_body() -> ApiError:
+    """A client that stopped sending mid-body: its mistake, a 400 (if it still reads one)."""
+    return ApiError(
+        "MalformedPayload", "The request body ended before it was complete (connection closed)"
+    )
 
 
 def parse_payload(request: Request) -> None:

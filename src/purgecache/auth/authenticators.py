@@ -1,6 +1,10 @@
 """Where verdicts come from: our own clients file, or a Taskcluster deployment's auth service.
 
 Both answer `authenticate(...)` with a `Verdict`; the API does not know which one it has.
+The auth service sits behind a circuit (`purgecache.circuit`): its first failure (no answer
+within the timeout, no connection, an error status, an answer that makes no sense) opens it,
+and until an anonymous probe gets a verdict again every request is refused at once
+(`AuthServiceDown`, an AuthServiceError: 503) instead of waiting for the service.
 """
 
 from __future__ import annotations
@@ -17,11 +21,25 @@ from purgecache.auth.clients import ClientStore
 from purgecache.auth.credentials import Verdict
 from purgecache.auth.keepalive import HttpError, KeepAliveClient
 from purgecache.auth.scopes import ScopeSet, is_valid_scope
+from purgecache.circuit import Circuit, CircuitOpen
 from purgecache.model import to_ms
+
+DEFAULT_AUTH_TIMEOUT_S = 3.0
+# An anonymous `authenticateHawk` question: any verdict at all means the service answers.
+PROBE_BODY = orjson.dumps(
+    {"method": "get", "resource": "/api/purge-cache/v1/ping", "host": "localhost", "port": 80}
+)
 
 
 class AuthServiceError(Exception):
     """The remote auth service could not give a verdict (unreachable, error, nonsense)."""
+
+
+class AuthServiceDown(AuthServiceError, CircuitOpen):
+    """Refused at once: the auth service failed recently and the probe has not seen it back."""
+
+    def __init__(self) -> None:
+        super().__init__("the auth service is failing (circuit open): refused without asking")
 
 
 class Authenticator(Protocol):
@@ -118,10 +136,11 @@ class RemoteAuthenticator:
     connections. Verdicts are never cached: each request's nonce and timestamp differ.
     """
 
-    def __init__(self, auth_root_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, auth_root_url: str, *, timeout: float = DEFAULT_AUTH_TIMEOUT_S) -> None:
         self.url = f"{auth_root_url.rstrip('/')}/api/auth/v1/authenticate-hawk"
         self.timeout = timeout
         self._client: KeepAliveClient | None = None
+        self.circuit = Circuit("auth-service", self._probe, AuthServiceDown)
 
     def _http(self) -> KeepAliveClient:
         if self._client is None:  # created lazily, inside the worker's event loop
@@ -153,8 +172,20 @@ class RemoteAuthenticator:
         if source_ip is not None and _is_ip(source_ip):
             body["sourceIp"] = source_ip
         headers = {"X-Taskcluster-Trace-Id": trace_id} if trace_id and _is_token(trace_id) else None
+        self.circuit.check()
         try:
-            status, answer = await self._http().post_json(orjson.dumps(body), headers)
+            return await self._ask(orjson.dumps(body), headers)
+        except AuthServiceError as error:
+            self.circuit.trip(error)
+            raise
+
+    async def _probe(self) -> None:
+        await self._ask(PROBE_BODY, None)
+
+    async def _ask(self, body: bytes, headers: dict[str, str] | None) -> Verdict:
+        """One `authenticateHawk` call; AuthServiceError unless it gives a verdict."""
+        try:
+            status, answer = await self._http().post_json(body, headers)
         except HttpError as error:
             raise AuthServiceError(f"auth service unreachable: {error}") from error
         if status != 200:
@@ -166,6 +197,7 @@ class RemoteAuthenticator:
         return _parse_verdict(parsed)
 
     async def close(self) -> None:
+        await self.circuit.close()
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -62,18 +62,17 @@ class KeepAliveClient:
             len(body),
             body,
         )
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    while self._idle:
-                        connection = self._idle.pop()
-                        try:
-                            return await self._exchange(connection, request, reused=True)
-                        except _StaleConnection:
-                            continue  # closed while idle: try the next one
-                    return await self._exchange(await self._connect(), request, reused=False)
-            except TimeoutError as error:
-                raise HttpError("timed out") from error
+        try:  # the timeout covers the wait for a free connection slot too
+            async with asyncio.timeout(self.timeout), self._slots:
+                while self._idle:
+                    connection = self._idle.pop()
+                    try:
+                        return await self._exchange(connection, request, reused=True)
+                    except _StaleConnection:
+                        continue  # closed while idle: try the next one
+                return await self._exchange(await self._connect(), request, reused=False)
+        except TimeoutError as error:
+            raise HttpError("timed out") from error
 
     async def _connect(self) -> _Connection:
         try:

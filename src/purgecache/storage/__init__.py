@@ -10,6 +10,7 @@ from purgecache.storage.base import (
     SchemaTooNewError,
     Storage,
     StorageError,
+    StorageUnavailable,
 )
 from purgecache.storage.sqlite import SqliteStorage, sqlite_path
 
@@ -22,6 +23,7 @@ __all__ = [
     "SqliteStorage",
     "Storage",
     "StorageError",
+    "StorageUnavailable",
     "open_storage",
 ]
 

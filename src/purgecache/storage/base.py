@@ -13,6 +13,11 @@ class StorageError(Exception):
     """The database could not do what was asked (unreachable, locked, corrupt...)."""
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached (down, unreachable, refusing or dropping connections):
+    an outage, as opposed to one operation failing."""
+
+
 class SchemaError(StorageError):
     """The database schema cannot be used by this purgecache (too new, or not ours)."""
 
@@ -89,6 +94,11 @@ class Storage(Protocol):
 
     async def check(self) -> None:
         """Raise StorageError unless the database answers a trivial query."""
+
+    async def probe(self) -> None:
+        """After an outage: drop every pooled connection (whoever waits for one fails with
+        StorageUnavailable at once), then raise StorageError unless a new connection answers
+        a trivial query; the next operation connects afresh."""
 
     async def close(self) -> None:
         """Release connections and threads."""

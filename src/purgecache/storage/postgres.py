@@ -28,6 +28,7 @@ from purgecache.storage.base import (
     SchemaError,
     SchemaTooNewError,
     StorageError,
+    StorageUnavailable,
 )
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
@@ -89,6 +90,23 @@ _FIRST_ENTRIES = _ENTRIES.format(where="expires > %(now)s")
 _NEXT_ENTRIES = _ENTRIES.format(
     where="(worker_pool_id, cache_name) > (%(pool)s, %(name)s) AND expires > %(now)s"
 )
+
+
+def _storage_error(error: psycopg.Error | OSError) -> StorageError:
+    """StorageUnavailable when the database cannot be reached (no connection, a lost one, a
+    server shutting down, no pooled connection within the timeout), else StorageError."""
+    text = f"PostgreSQL: {type(error).__name__}: {error}"
+    if isinstance(error, OSError | PoolTimeout):
+        return StorageUnavailable(text)
+    if isinstance(error, psycopg.OperationalError):
+        state = error.sqlstate  # None: failed on the client side (connecting, connection lost)
+        if state is None or state.startswith(("08", "57P")):
+            return StorageUnavailable(text)
+    return StorageError(text)
+
+
+async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("SELECT 1 FROM cache_purges LIMIT 1")
 
 
 def _row(row: tuple[Any, ...]) -> PurgeRequest:
@@ -179,8 +197,8 @@ class PostgresStorage:
                 await pool.open(wait=False)
             async with pool.connection() as conn:
                 return await work(conn)
-        except (psycopg.Error, PoolTimeout, OSError) as error:
-            raise StorageError(f"PostgreSQL: {type(error).__name__}: {error}") from error
+        except (psycopg.Error, OSError) as error:
+            raise _storage_error(error) from error
 
     async def _once(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         """`work` on a connection of its own: a one-off task (start-up, `db upgrade`) gets the
@@ -334,10 +352,20 @@ class PostgresStorage:
         return await self._run(count)
 
     async def check(self) -> None:
-        async def ping(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute("SELECT 1 FROM cache_purges LIMIT 1")
+        await self._run(_ping)
 
-        await self._run(ping)
+    async def probe(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()  # its waiters fail now (PoolClosed), not after the pool timeout
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
+            async with conn:
+                await _ping(conn)
+        except (psycopg.Error, OSError) as error:
+            raise _storage_error(error) from error
 
     async def close(self) -> None:
         if self._listener is not None:

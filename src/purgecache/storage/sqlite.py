@@ -294,6 +294,9 @@ class SqliteStorage:
     async def check(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1 FROM cache_purges LIMIT 1").fetchone())
 
+    async def probe(self) -> None:
+        await self.check()  # a local file has no connections to drop (and never an outage)
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
