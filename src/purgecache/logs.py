@@ -34,9 +34,17 @@ class LineBatcher:
     one ordinary record per batch, as before.
     """
 
-    def __init__(self, logger: logging.Logger, level: int = logging.INFO) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int = logging.INFO,
+        delay: float = 0.0,
+        max_lines: int = 256,
+    ) -> None:
         self.logger = logger
         self.level = level
+        self.delay = delay  # seconds a line may wait for the next write (0: end of the turn)
+        self.max_lines = max_lines  # a batch this long is written at once
         self._lines: list[bytes] = []
         # handler -> (its formatter when checked, whether lines pass through it unchanged)
         self._verdicts: dict[logging.Handler, tuple[logging.Formatter | None, bool]] = {}
@@ -50,9 +58,12 @@ class LineBatcher:
         """Queue one line; it is written at the end of this turn of the running loop."""
         if not self.logger.isEnabledFor(self.level):
             return
-        if not self._lines:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self._lines.append(orjson.dumps(fields, default=str))
+        lines = self._lines
+        if not lines:
+            self._schedule()
+        lines.append(orjson.dumps(fields, default=str))
+        if len(lines) >= self.max_lines:
+            self.flush()
 
     def add_request(
         self,
@@ -73,10 +84,11 @@ class LineBatcher:
         if not self.logger.isEnabledFor(self.level):
             return
         micros = int((time.perf_counter() - started) * 1_000_000 + 0.5)
-        if not self._lines:
-            asyncio.get_running_loop().call_soon(self.flush)
+        lines = self._lines
+        if not lines:
+            self._schedule()
         # `add`'s work, inline: this runs for every request
-        self._lines.append(
+        lines.append(
             orjson.dumps(
                 {
                     "event": "request",
@@ -90,6 +102,15 @@ class LineBatcher:
                 }
             )
         )
+        if len(lines) >= self.max_lines:
+            self.flush()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.delay:
+            loop.call_later(self.delay, self.flush)
+        else:
+            loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Write what is queued now."""
