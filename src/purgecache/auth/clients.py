@@ -137,6 +137,19 @@ def load_clients(path: Path) -> ClientStore:
         raise ClientsFileError(f"clients file {path}: {error}") from error
 
 
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """What tells a replaced or rewritten file apart: inode, mtime (ns) and size; None when it
+    cannot be read."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 def ensure_admin_clients_file(path: Path) -> bool:
     """Create a clients file with one random `admin` credential (mode 0600) unless one exists.
 
