@@ -168,13 +168,15 @@ def test_sighup_reloads_clients_without_dropping_requests(
 
     thread = threading.Thread(target=hammer)
     thread.start()
-    live.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 20
-    while httpx.get(url, auth=newcomer).status_code != 200:
-        assert time.monotonic() < deadline, live.log_text()
-        time.sleep(0.2)
-    stop.set()
-    thread.join(10)
+    try:
+        live.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while httpx.get(url, auth=newcomer).status_code != 200:
+            assert time.monotonic() < deadline, live.log_text()
+            time.sleep(0.2)
+    finally:  # a failure must not leave the thread running (pytest would never exit)
+        stop.set()
+        thread.join(10)
     assert statuses and set(statuses) == {200}
     assert '"event":"clients-reloaded"' in live.log_text()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ADMIN, LiveServer, free_port
+from conftest import ADMIN, LiveServer, free_port, log_records, worker_pids
 from hawk_signing import HawkAuth
 
 ServerFactory = Callable[..., LiveServer]
@@ -65,13 +65,6 @@ class FreshConnections:
         return len(self.statuses) / seconds
 
 
-def worker_pids(live: LiveServer) -> list[int]:
-    """The worker processes of a server (the children of `purgecache serve`)."""
-    pid = live.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return sorted(int(child) for child in children)
-
-
 def test_sighup_replaces_no_worker_and_drops_no_connection(
     server_factory: ServerFactory,
 ) -> None:
@@ -100,12 +93,6 @@ def wait_for(condition: Callable[[], bool], timeout: float, live: LiveServer) ->
     while not condition():
         assert time.monotonic() < deadline, live.log_text()
         time.sleep(0.05)
-
-
-def log_records(live: LiveServer, event: str) -> list[dict[str, object]]:
-    """The server's log lines of one event."""
-    lines = (json.loads(line) for line in live.log_text().splitlines() if line.startswith("{"))
-    return [record for record in lines if record.get("event") == event]
 
 
 def test_killed_worker_is_replaced_while_the_other_serves(server_factory: ServerFactory) -> None:
