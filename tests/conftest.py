@@ -4,6 +4,7 @@ file in a temporary data directory, driven over real sockets.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -88,6 +89,19 @@ class LiveServer:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
+
+
+def worker_pids(live: LiveServer) -> list[int]:
+    """The worker processes of a server (the children of `purgecache serve`)."""
+    pid = live.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def log_records(live: LiveServer, event: str) -> list[dict[str, object]]:
+    """The server's log lines of one event."""
+    lines = (json.loads(line) for line in live.log_text().splitlines() if line.startswith("{"))
+    return [record for record in lines if record.get("event") == event]
 
 
 def wait_until_serving(server: LiveServer, timeout: float = 20) -> None:

@@ -96,3 +96,14 @@ def test_client_and_agent_commands_work_without_the_extra(
     )
     assert synced.returncode == 0, synced.stderr
     assert without_server("--help").returncode == 0
+
+
+def test_clients_commands_work_without_the_extra(
+    without_server: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    """`clients add` and `list` need only the base install (a host may manage its file so)."""
+    path = str(tmp_path / "clients.toml")
+    added = without_server("clients", "add", "base", "--clients", path)
+    assert added.returncode == 0, added.stderr
+    listed = without_server("clients", "list", "--clients", path)
+    assert listed.stdout.startswith("base\tenabled"), listed.stderr

@@ -290,9 +290,11 @@ def db_copy(source: str, target: str) -> None:
 def _register_client_commands() -> None:
     from purgecache.agent.cli import register as register_agent
     from purgecache.cli_client import register
+    from purgecache.cli_clients import register as register_clients
 
     register(main)
     register_agent(main)
+    register_clients(main, settings_options(settings_named("clients_file", "data_dir")))
 
 
 _register_client_commands()

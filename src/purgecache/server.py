@@ -3,10 +3,13 @@
 `serve` validates everything in the parent process (root URL, database, clients file, port) so
 that a mistake is one clear log line and a non-zero exit, then hands the settings object to
 granian's workers: granian calls our loader, `worker_app` bound to the settings, in each worker
-(forked, or spawned with the loader pickled), so nothing travels through the environment. The
-clients file is copied to a private snapshot the workers load; SIGHUP re-reads the file,
-replaces the snapshot only if the file is valid, and granian respawns the workers gracefully (no
-request is dropped).
+(forked, or spawned with the loader pickled), so nothing travels through the environment.
+
+The listening socket is bound here, once (`supervisor.bind_listener`), and inherited by the
+workers. The clients file is copied to a private snapshot the workers load; on SIGHUP, or when
+the file's inode, mtime or size changes (checked once a second), the supervisor re-reads it and
+replaces the snapshot only if the file is valid; each worker notices the new snapshot within a
+second and swaps its clients in place (no worker is replaced, no connection dropped).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import shlex
 import shutil
 import socket
 import tempfile
+import time
+from collections.abc import Callable, Coroutine
 from functools import partial
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -32,6 +37,7 @@ from purgecache.auth.clients import (
     ClientsFileError,
     ClientStore,
     ensure_admin_clients_file,
+    file_signature,
     load_clients,
 )
 from purgecache.logformat import configure_logging
@@ -43,6 +49,7 @@ from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
 from purgecache.storage.migrations import migrations
 
+CLIENTS_CHECK_SECONDS = 1.0  # how often the clients file's inode, mtime and size are looked at
 LATEST_VERSIONS = {kind: migrations(kind)[-1][0] for kind in ("sqlite", "postgres")}
 log = logging.getLogger("purgecache")
 
@@ -160,8 +167,18 @@ def build_app(
         access_log_enabled=settings.access_log,
         trust_proxy=settings.trust_proxy,
         on_shutdown=close,
+        background=clients_follower(authenticator),
         endpoints=endpoints,
     )
+
+
+def clients_follower(
+    authenticator: Authenticator,
+) -> tuple[Callable[[], Coroutine[Any, Any, None]], ...]:
+    """What a worker runs beside its requests to follow its clients file, if it reads one."""
+    if isinstance(authenticator, LocalAuthenticator) and authenticator.source is not None:
+        return (authenticator.follow,)
+    return ()
 
 
 def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenticator:
@@ -169,7 +186,7 @@ def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenti
     if settings.auth_root_url:
         return RemoteAuthenticator(settings.auth_root_url, timeout=settings.auth_timeout_ms / 1000)
     assert clients_path is not None
-    return LocalAuthenticator(load_clients(clients_path))
+    return LocalAuthenticator(load_clients(clients_path), clients_path)
 
 
 def worker_app(settings: Settings, clients_snapshot: Path | None) -> PurgeCacheApp:
@@ -183,14 +200,26 @@ def worker_app(settings: Settings, clients_snapshot: Path | None) -> PurgeCacheA
 
 
 class ClientsSnapshot:
-    """A private (0600) copy of the last valid clients file, for the workers to load."""
+    """A private (0600) copy of the last valid clients file, for the workers to load and follow.
+
+    Each copy gets a later mtime than the one before, so that the workers see every change
+    even when a new copy reuses the inode and size of the old one.
+    """
 
     def __init__(self, source: Path) -> None:
         self.source = source
+        self._source_seen = file_signature(source)
         fd, name = tempfile.mkstemp(prefix="purgecache-clients-", suffix=".toml")
         os.close(fd)
         self.path = Path(name)
         self.path.write_bytes(source.read_bytes())
+        self._written_ns = self.path.stat().st_mtime_ns
+
+    def source_changed(self) -> bool:
+        """Whether the source's inode, mtime or size changed since last asked."""
+        found = file_signature(self.source)
+        changed, self._source_seen = found != self._source_seen, found
+        return changed
 
     def reload(self) -> None:
         """Take the source file if it is valid; otherwise keep the old copy and say why."""
@@ -204,6 +233,8 @@ class ClientsSnapshot:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(text)
+        self._written_ns = max(time.time_ns(), self._written_ns + 1)
+        os.utime(tmp, ns=(self._written_ns, self._written_ns))
         tmp.replace(self.path)
         log_event(log, logging.INFO, "clients-reloaded", clients=len(store.clients))
 
@@ -212,15 +243,20 @@ class ClientsSnapshot:
         self.path.unlink(missing_ok=True)
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail early, with one line, when the address is taken (granian would print a backtrace)."""
+def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """The service's listening socket, which no other process can share (no SO_REUSEPORT:
+    see `supervisor`); one line when the address is taken or unusable."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT only
+        listener.bind((host, port))
+        listener.listen(backlog)
+    except OSError as error:
+        listener.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    listener.set_inheritable(True)
+    return listener
 
 
 def run(settings: Settings) -> None:
@@ -229,40 +265,43 @@ def run(settings: Settings) -> None:
     Every log line is JSON on stderr; a configuration mistake is logged (`startup-failed`) and
     raised as StartupError.
     """
-    from granian.server import Server
+    from purgecache.supervisor import Supervisor, poll_every
 
     log_config = configure_logging(dsn_secrets(settings.db_url))
-    settings, clients = checked(settings)
+    settings, clients, listener = checked(settings)
     metrics_dir = tempfile.mkdtemp(prefix="purgecache-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # prometheus_client reads it; set before any worker
     snapshot = None if clients is None else ClientsSnapshot(Path(settings.clients_file))
-    server = Server("purgecache.server:worker_app", log_dictconfig=log_config,
-                    **granian_options(settings))  # fmt: skip
+    server = Supervisor("purgecache.server:worker_app", listener, log_dictconfig=log_config,
+                        **granian_options(settings))  # fmt: skip
     if snapshot is not None:
         server.on_reload(snapshot.reload)
+        poll_every(CLIENTS_CHECK_SECONDS, snapshot.source_changed, server.request_reload)
     log_serving(settings, clients)
     try:
         server.serve(
             target_loader=partial(worker_app, settings, snapshot.path if snapshot else None),
             wrap_loader=False,
         )
-    except RuntimeError as error:
-        message = f"cannot listen on {settings.host}:{settings.port}: {error}"
-        log_event(log, logging.ERROR, "startup-failed", error=message)
-        raise StartupError(message) from error
     finally:
+        listener.close()
         if snapshot is not None:
             snapshot.remove()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     log_event(log, logging.INFO, "stopped")
 
 
-def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
-    """`prepare` and the port check, a failure logged as `startup-failed`."""
+def checked(settings: Settings) -> tuple[Settings, ClientStore | None, socket.socket]:
+    """`prepare` and the listening socket, a failure logged as `startup-failed`."""
     try:
-        check_port_free(settings.host, settings.port)  # before anything is written to disk
+        listener = listen(settings.host, settings.port)  # before anything is written to disk
+    except StartupError as error:
+        log_event(log, logging.ERROR, "startup-failed", error=str(error))
+        raise
+    try:
         settings, clients, created = prepare(settings)
     except StartupError as error:
+        listener.close()
         log_event(log, logging.ERROR, "startup-failed", error=str(error))
         raise
     if created:
@@ -275,7 +314,7 @@ def checked(settings: Settings) -> tuple[Settings, ClientStore | None]:
             clients_file=settings.clients_file,
             note="read the access token in the clients file",
         )
-    return settings, clients
+    return settings, clients, listener
 
 
 def log_serving(settings: Settings, clients: ClientStore | None) -> None:

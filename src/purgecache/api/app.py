@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import orjson
@@ -61,6 +61,7 @@ class PurgeCacheApp:
         access_log_enabled: bool = True,
         trust_proxy: bool = False,
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = (),
         metrics: Metrics | None = None,
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
     ) -> None:
@@ -86,8 +87,8 @@ class PurgeCacheApp:
             max_body_bytes=max_body_bytes,
             clock=lambda: self.service.clock(),
         )
-        self._expiry_task: asyncio.Task[None] | None = None
-        self._flush_task: asyncio.Task[None] | None = None
+        self.background = (self._expire_periodically, self._flush_metrics_periodically, *background)
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ---- transports: ASGI and RSGI around one `respond` and `finish` ---------------------
 
@@ -225,18 +226,17 @@ class PurgeCacheApp:
     # ---- lifespan ----------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start background work: change notifications and periodic expiry."""
+        """Start background work: change notifications, periodic expiry, metrics flushes and
+        the `background` coroutines given."""
         await self.service.start()
-        self._expiry_task = asyncio.create_task(self._expire_periodically())
-        self._flush_task = asyncio.create_task(self._flush_metrics_periodically())
+        self._tasks = [asyncio.create_task(work()) for work in self.background]
 
     async def shutdown(self) -> None:
         """Stop background work and release storage."""
-        for task in (self._expiry_task, self._flush_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self.metrics.flush()
         self._access_lines.flush()
         self._audit_lines.flush()

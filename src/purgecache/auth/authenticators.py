@@ -9,20 +9,26 @@ and until an anonymous probe gets a verdict again every request is refused at on
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
+import logging
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 
 from purgecache.auth import credentials
-from purgecache.auth.clients import ClientStore
+from purgecache.auth.clients import ClientsFileError, ClientStore, file_signature, load_clients
 from purgecache.auth.credentials import Verdict
 from purgecache.auth.keepalive import HttpError, KeepAliveClient
 from purgecache.auth.scopes import ScopeSet, is_valid_scope
 from purgecache.circuit import Circuit, CircuitOpen
+from purgecache.logs import log_event
 from purgecache.model import to_ms
+
+log = logging.getLogger("purgecache")
 
 DEFAULT_AUTH_TIMEOUT_S = 3.0
 # An anonymous `authenticateHawk` question: any verdict at all means the service answers.
@@ -66,8 +72,31 @@ class Authenticator(Protocol):
 class LocalAuthenticator:
     """Verdicts from the clients file (replaceable at run time by `clients`)."""
 
-    def __init__(self, clients: ClientStore) -> None:
+    def __init__(self, clients: ClientStore, source: Path | None = None) -> None:
         self.clients = clients
+        self.source = source
+        self._seen = None if source is None else file_signature(source)
+
+    def refresh(self) -> bool:
+        """Take the clients of `source` if the file changed since last read; whether it did.
+        A file that cannot be used is logged and the clients in force stay."""
+        assert self.source is not None
+        found = file_signature(self.source)  # before reading: a later change is seen next time
+        if found == self._seen:
+            return False
+        self._seen = found
+        try:
+            self.clients = load_clients(self.source)
+        except ClientsFileError as error:
+            log_event(log, logging.ERROR, "clients-reload-failed", error=str(error))
+            return False
+        return True
+
+    async def follow(self, interval: float = 1.0) -> None:
+        """`refresh` every `interval` seconds, off the request path, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            self.refresh()
 
     async def authenticate(
         self,

@@ -28,6 +28,16 @@ ANONYMOUS_ROLE = "anonymous"
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9!@/:.+|_-]+")
 
 
+def is_client_id(text: str) -> bool:
+    """Whether `text` is a Taskcluster client id."""
+    return _CLIENT_ID_RE.fullmatch(text) is not None
+
+
+def new_access_token() -> str:
+    """A random access token, as long as Taskcluster's (44 characters)."""
+    return secrets.token_urlsafe(33)
+
+
 class ClientsFileError(ValueError):
     """The clients file cannot be used; the message says where and why."""
 
@@ -76,7 +86,7 @@ def _client(entry: object, index: int, resolver: RoleResolver) -> Client:
     if unknown:
         raise ClientsFileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     client_id, token = entry.get("client_id"), entry.get("access_token")
-    if not isinstance(client_id, str) or not _CLIENT_ID_RE.fullmatch(client_id):
+    if not isinstance(client_id, str) or not is_client_id(client_id):
         raise ClientsFileError(f"{where}: client_id must be a non-empty Taskcluster client id")
     if not isinstance(token, str) or not token:
         raise ClientsFileError(f"{where} ({client_id}): access_token must be a non-empty string")
@@ -137,6 +147,19 @@ def load_clients(path: Path) -> ClientStore:
         raise ClientsFileError(f"clients file {path}: {error}") from error
 
 
+FileSignature = tuple[int, int, int]
+
+
+def file_signature(path: Path) -> FileSignature | None:
+    """What tells a replaced or rewritten file apart: inode, mtime (ns) and size; None when it
+    cannot be read."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 def ensure_admin_clients_file(path: Path) -> bool:
     """Create a clients file with one random `admin` credential (mode 0600) unless one exists.
 
@@ -145,7 +168,7 @@ def ensure_admin_clients_file(path: Path) -> bool:
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(33)
+    token = new_access_token()
     text = (
         "# purgecache clients file, created on first start. Keep it secret.\n"
         "# Scopes of requests without credentials; for the seed era's public reads use\n"
