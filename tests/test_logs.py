@@ -151,3 +151,27 @@ def test_add_request_writes_the_access_line_shape(
     assert line["client_ip"] == "10.0.0.1" and line["request_id"] == "rid-1"
     assert isinstance(line["duration_ms"], float) and 12.3 <= line["duration_ms"] < 100
     assert round(line["duration_ms"], 3) == line["duration_ms"]
+
+
+def test_with_a_delay_lines_wait_for_it_or_for_a_full_batch(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+) -> None:
+    """A batcher with a delay writes its lines together once the delay has passed, or at once
+    when the batch is full; nothing is lost."""
+    logger, stream, _ = plain_logger
+    batcher = LineBatcher(logger, delay=0.05, max_lines=3)
+
+    async def scenario() -> None:
+        batcher.add({"n": 1})
+        await asyncio.sleep(0.01)
+        assert stream.getvalue() == ""  # a turn has passed, the delay has not
+        await asyncio.sleep(0.08)
+        assert [json.loads(x)["n"] for x in stream.getvalue().splitlines()] == [1]
+        for n in (2, 3, 4):
+            batcher.add({"n": n})
+        assert len(stream.getvalue().splitlines()) == 4  # the full batch went at once
+        batcher.add({"n": 5})
+        await asyncio.sleep(0.08)
+
+    asyncio.run(scenario())
+    assert [json.loads(x)["n"] for x in stream.getvalue().splitlines()] == [1, 2, 3, 4, 5]
