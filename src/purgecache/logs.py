@@ -63,12 +63,14 @@ class LineBatcher:
         client_id: str | None,
         client_ip: str | None,
         request_id: str,
+        hint: str | None = None,
     ) -> None:
         """Queue the access line of one request that began at `started` (`time.perf_counter`).
 
         Its fields and their order are the access log's; duration_ms has 3 decimals, taken
         from whole microseconds (`round(x, 3)` costs a correctly rounded decimal conversion,
-        about a fifth of the line).
+        about a fifth of the line). A `hint` (why a request failed, for the operator) comes
+        last, only when there is one.
         """
         if not self.logger.isEnabledFor(self.level):
             return
@@ -76,20 +78,19 @@ class LineBatcher:
         if not self._lines:
             asyncio.get_running_loop().call_soon(self.flush)
         # `add`'s work, inline: this runs for every request
-        self._lines.append(
-            orjson.dumps(
-                {
-                    "event": "request",
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": micros / 1000,
-                    "client_id": client_id,
-                    "client_ip": client_ip,
-                    "request_id": request_id,
-                }
-            )
-        )
+        line: dict[str, object] = {
+            "event": "request",
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": micros / 1000,
+            "client_id": client_id,
+            "client_ip": client_ip,
+            "request_id": request_id,
+        }
+        if hint is not None:
+            line["hint"] = hint
+        self._lines.append(orjson.dumps(line))
 
     def flush(self) -> None:
         """Write what is queued now."""
