@@ -265,9 +265,9 @@ def db_backup(db_url: str, data_dir: str, target: Path) -> None:
 def db_copy(source: str, target: str) -> None:
     """Copy open purge requests from one database into another.
 
-    The source may be a purgecache SQLite or PostgreSQL database, or an upstream Taskcluster
-    PostgreSQL database (its cache_purges table). Expired requests are skipped; a request
-    already in the target keeps the later time.
+    Either side may be a purgecache SQLite or PostgreSQL database, or an upstream Taskcluster
+    PostgreSQL database (its cache_purges table: moving in, or rolling back to upstream).
+    Expired requests are skipped; a request already in the target keeps the later time.
 
     \b
     Example:

@@ -76,12 +76,14 @@ class LineBatcher:
         client_id: str | None,
         client_ip: str | None,
         request_id: str,
+        hint: str | None = None,
     ) -> None:
         """Queue the access line of one request that began at `started` (`time.perf_counter`).
 
         Its fields and their order are the access log's; duration_ms has 3 decimals, taken
         from whole microseconds (`round(x, 3)` costs a correctly rounded decimal conversion,
-        about a fifth of the line).
+        about a fifth of the line). A `hint` (why a request failed, for the operator) comes
+        last, only when there is one.
         """
         if not self.logger.isEnabledFor(self.level):
             return
@@ -90,20 +92,19 @@ class LineBatcher:
         if not lines:
             self._schedule()
         # `add`'s work, inline: this runs for every request
-        lines.append(
-            orjson.dumps(
-                {
-                    "event": "request",
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": micros / 1000,
-                    "client_id": client_id,
-                    "client_ip": client_ip,
-                    "request_id": request_id,
-                }
-            )
-        )
+        line: dict[str, object] = {
+            "event": "request",
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": micros / 1000,
+            "client_id": client_id,
+            "client_ip": client_ip,
+            "request_id": request_id,
+        }
+        if hint is not None:
+            line["hint"] = hint
+        lines.append(orjson.dumps(line))
         if len(lines) >= self.max_lines:
             self.flush()
 

@@ -43,7 +43,7 @@ from purgecache.auth.clients import (
 from purgecache.logformat import configure_logging
 from purgecache.logs import log_event
 from purgecache.metrics import MULTIPROC_ENV
-from purgecache.redact import dsn_secrets, redact_dsn, scrub
+from purgecache.redact import redact_dsn, scrub
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
 from purgecache.storage import SqliteStorage, open_storage
@@ -98,7 +98,11 @@ async def upgrade_database(settings: Settings) -> tuple[int, int]:
     """Create or upgrade the schema (with --no-migrate: check it); StartupError with one clear
     line if impossible. Returns the schema version before and after."""
     try:
-        storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
+        storage = open_storage(
+            settings.db_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            listen_url=settings.db_listen_url,
+        )
         if isinstance(storage, SqliteStorage):
             storage.path.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:
@@ -131,7 +135,7 @@ def _outdated_schema(settings: Settings, version: int) -> str:
 
 def _database_error(settings: Settings, error: Exception) -> StartupError:
     """`cannot use database URL: why`, with the URL's password masked and scrubbed from why."""
-    why = scrub(str(error), dsn_secrets(settings.db_url))
+    why = scrub(str(error), settings.secrets())
     return StartupError(f"cannot use database {redact_dsn(settings.db_url)}: {why}")
 
 
@@ -144,7 +148,11 @@ def build_app(
     settings: Settings, authenticator: Authenticator, endpoints: tuple[Endpoint, ...] = ENDPOINTS
 ) -> PurgeCacheApp:
     """The ASGI/RSGI app for resolved settings, serving `endpoints`."""
-    storage = open_storage(settings.db_url, sqlite_synchronous=settings.sqlite_synchronous)
+    storage = open_storage(
+        settings.db_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        listen_url=settings.db_listen_url,
+    )
     service = PurgeService(
         storage,
         retention_ms=settings.retention_ms,
@@ -191,7 +199,7 @@ def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenti
 
 def worker_app(settings: Settings, clients_snapshot: Path | None) -> PurgeCacheApp:
     """granian's loader, called in each worker process with the settings the parent checked."""
-    configure_logging(dsn_secrets(settings.db_url))
+    configure_logging(settings.secrets())
     try:
         return build_app(settings, authenticator_for(settings, clients_snapshot))
     except Exception:
@@ -267,7 +275,7 @@ def run(settings: Settings) -> None:
     """
     from purgecache.supervisor import Supervisor, poll_every
 
-    log_config = configure_logging(dsn_secrets(settings.db_url))
+    log_config = configure_logging(settings.secrets())
     settings, clients, listener = checked(settings)
     metrics_dir = tempfile.mkdtemp(prefix="purgecache-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir  # prometheus_client reads it; set before any worker
@@ -328,6 +336,7 @@ def log_serving(settings: Settings, clients: ClientStore | None) -> None:
         ping=f"{settings.root_url}/api/purge-cache/v1/ping",
         address=f"{settings.host}:{settings.port}",
         database=redact_dsn(settings.db_url),
+        notifications=redact_dsn(settings.db_listen_url) or None,
         auth=settings.auth_root_url or settings.clients_file,
         clients=None if clients is None else len(clients.clients),
         workers=settings.workers,

@@ -15,9 +15,10 @@ from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from purgecache.model import DAY_MS
-from purgecache.redact import redact_dsn
+from purgecache.redact import dsn_secrets, redact_dsn
 
 T = TypeVar("T")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
@@ -98,6 +99,14 @@ class Settings:
         shown="sqlite:///<data dir>/purgecache.db",
         help="Database URL: sqlite:///relative.db, sqlite:////abs/path.db or "
         "postgresql://user@host:port/dbname (a password is masked in every output).",
+    )
+    db_listen_url: str = setting(
+        "",
+        flag="--db-listen-url",
+        envvar="PURGECACHE_DB_LISTEN_URL",
+        shown="",
+        help="When --db goes through a transaction pooler (PgBouncer): a direct PostgreSQL URL "
+        "for LISTEN and schema migrations; --db connections then prepare no statements.",
     )
     clients_file: str = setting(
         "",
@@ -207,13 +216,23 @@ class Settings:
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["db_url"] = redact_dsn(self.db_url)
+        shown["db_listen_url"] = redact_dsn(self.db_listen_url)
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The database passwords, to scrub from anything printed."""
+        return dsn_secrets(self.db_url) + dsn_secrets(self.db_listen_url)
 
     def resolved(self) -> Settings:
         """Fill the defaults that depend on other settings."""
         data_dir = Path(self.data_dir) if self.data_dir else default_data_dir()
         host_in_url = f"[{self.host}]" if ":" in self.host else self.host
         auth_root_url = normalize_root_url(self.auth_root_url) if self.auth_root_url else ""
+        if self.db_listen_url and not (
+            self.db_url.startswith(POSTGRES_SCHEMES)
+            and self.db_listen_url.startswith(POSTGRES_SCHEMES)
+        ):
+            raise ValueError("--db-listen-url needs PostgreSQL URLs in both --db and itself")
         return replace(
             self,
             auth_root_url=auth_root_url,

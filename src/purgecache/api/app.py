@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from purgecache.api import handlers, reference
-from purgecache.api.authorization import Authorizer
+from purgecache.api.authorization import BAD_MAC, Authorizer, bad_mac_hint
 from purgecache.api.endpoints import ENDPOINTS, Endpoint, EndpointTable
 from purgecache.api.handlers import Answer
 from purgecache.api.pipeline import NOT_FOUND, Pipeline, as_api_error
@@ -158,8 +158,21 @@ class PurgeCacheApp:
         self.metrics.observe_request(call.name, status, elapsed, call.fast and status < 300)
         if self.access_log_enabled:
             client_ip = self.authorizer.client_ip(request)
+            verdict = call.verdict
+            hint = (
+                bad_mac_hint(request)
+                if status == 401 and verdict is not None and verdict.message == BAD_MAC
+                else None
+            )
             self._access_lines.add_request(
-                request.method, call.name, status, started, call.client_id, client_ip, request_id
+                request.method,
+                call.name,
+                status,
+                started,
+                call.client_id,
+                client_ip,
+                request_id,
+                hint,
             )
         return status, headers, b"" if request.method == "HEAD" else body
 

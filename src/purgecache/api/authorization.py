@@ -77,6 +77,22 @@ def host_port(
     return host.lower(), 443 if tls else 80
 
 
+def bad_mac_hint(request: Request) -> str:
+    """For the log line of a 401 "Bad mac": what the signature was checked against, which is
+    what a proxy most often gets wrong (troubleshooting.md)."""
+    headers = request.headers
+    host_header = headers.get("host", "")
+    proto, forwarded_port = headers.get("x-forwarded-proto"), headers.get("x-forwarded-port")
+    found = host_port(host_header, forwarded_port or "", proto or "", request.tls)
+    checked = f"{found[0]}:{found[1]}" if found else "(no usable Host)"
+    return (
+        f"checked against {checked} and path {request.path!r} (Host {host_header!r}, "
+        f"X-Forwarded-Proto {proto!r}, X-Forwarded-Port {forwarded_port!r}); the client "
+        "signed its own URL: a proxy must pass the original Host, and X-Forwarded-Proto: "
+        "https when it ends TLS"
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def empty_payload_hash(content_type: str | None) -> str:
     return hawk.payload_hash(content_type, b"")

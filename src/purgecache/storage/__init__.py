@@ -30,14 +30,15 @@ __all__ = [
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_storage(url: str, *, sqlite_synchronous: str = "NORMAL") -> Storage:
-    """The storage for a database URL: `sqlite:///path.db` or `postgresql://...`."""
+def open_storage(url: str, *, sqlite_synchronous: str = "NORMAL", listen_url: str = "") -> Storage:
+    """The storage for a database URL: `sqlite:///path.db` or `postgresql://...` (with
+    `listen_url`, a direct connection beside a transaction pooler's `url`)."""
     if url.startswith("sqlite:"):
         return SqliteStorage(sqlite_path(url), sqlite_synchronous)
     if url.startswith(POSTGRES_SCHEMES):
         from purgecache.storage.postgres import PostgresStorage
 
-        return PostgresStorage(url)
+        return PostgresStorage(url, listen_url=listen_url)
     raise ValueError(
         f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://user@host/db"
     )

@@ -5,6 +5,12 @@ uses). Every purge also sends `NOTIFY purgecache, '<pool>'` in its transaction; 
 LISTENs on a dedicated connection and drops that pool from its cache, so a purge accepted by any
 replica is visible on all of them at once. While that connection is down, `changes` reports
 everything as changed on every call, so caches are never trusted blindly.
+
+Behind a transaction pooler (PgBouncer's `pool_mode = transaction`) a session is not kept
+between transactions: no prepared statements, no LISTEN, no session advisory lock. Given a
+`listen_url` (a direct connection), the pool prepares nothing and LISTEN and the migrations
+(under a session lock) use `listen_url`; every other statement is one transaction (autocommit,
+or an explicit one), so the pooler may hand each to any server connection.
 """
 
 from __future__ import annotations
@@ -165,8 +171,12 @@ async def _apply(conn: psycopg.AsyncConnection[Any], migration: Migration) -> No
 class PostgresStorage:
     """The Storage interface on a PostgreSQL database."""
 
-    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 3.0) -> None:
+    def __init__(
+        self, url: str, *, max_connections: int = 10, timeout: float = 3.0, listen_url: str = ""
+    ) -> None:
         self.url = url
+        self.direct_url = listen_url or url  # for sessions: LISTEN, migrations
+        self._pooler = bool(listen_url)
         self.timeout = timeout
         self._max_connections = max_connections
         self._pool: AsyncConnectionPool | None = None
@@ -186,9 +196,16 @@ class PostgresStorage:
                 max_size=self._max_connections,
                 timeout=self.timeout,
                 open=False,
-                kwargs={"autocommit": True, "connect_timeout": max(1, int(self.timeout))},
+                kwargs=self._connection_options(),
             )
         return self._pool
+
+    def _connection_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"autocommit": True}
+        options["connect_timeout"] = max(1, int(self.timeout))
+        if self._pooler:
+            options["prepare_threshold"] = None  # a pooler's server connections change
+        return options
 
     async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
         pool = self._connections()
@@ -206,7 +223,7 @@ class PostgresStorage:
         warnings and time-out."""
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+                self.direct_url, autocommit=True, connect_timeout=max(1, int(self.timeout))
             )
             async with conn:
                 return await work(conn)
@@ -249,7 +266,7 @@ class PostgresStorage:
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+                    self.direct_url, autocommit=True, connect_timeout=max(1, int(self.timeout))
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
@@ -359,9 +376,7 @@ class PostgresStorage:
         if pool is not None:
             await pool.close()  # its waiters fail now (PoolClosed), not after the pool timeout
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
-            )
+            conn = await psycopg.AsyncConnection.connect(self.url, **self._connection_options())
             async with conn:
                 await _ping(conn)
         except (psycopg.Error, OSError) as error:
