@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,9 +44,17 @@ def proxied(
         nginx.stop()
 
 
-def request_lines(live: LiveServer) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in live.log_text().splitlines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == "request"]
+def request_lines(
+    live: LiveServer, until: Callable[[list[dict[str, Any]]], bool] = bool
+) -> list[dict[str, Any]]:
+    """The access lines, once `until` holds for them (they are batched for up to 0.1 s)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [json.loads(x) for x in live.log_text().splitlines() if x.startswith("{")]
+        requests = [line for line in lines if line.get("event") == "request"]
+        if until(requests) or time.monotonic() > deadline:
+            return requests
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("proxied", [True], indirect=True)
@@ -64,13 +74,15 @@ def test_official_client_signs_against_the_public_https_url(
     assert [r["cacheName"] for r in seen[1]["result"]["requests"]] == ["checkouts"]
     assert [r["cacheName"] for r in seen[2]["result"]["requests"]] == ["checkouts"]
 
+    time.sleep(0.2)  # the calls' access lines are written
+    written = len(request_lines(live))
     ping = httpx.get(
         f"{public}/api/purge-cache/v1/ping",
         verify=ssl.create_default_context(cafile=cert),
         headers={"X-Forwarded-For": "203.0.113.7"},
     )
     assert ping.status_code == 200
-    lines = request_lines(live)
+    lines = request_lines(live, lambda lines: len(lines) > written)
     assert [line["status"] for line in lines if line["route"] == "purgeCache"] == [204]
     assert lines[-1]["client_ip"] == "203.0.113.7"
     assert not any("hint" in line for line in lines)
@@ -90,7 +102,8 @@ def test_a_proxy_that_drops_host_and_scheme_gets_a_hint_in_the_log(
     error = seen[0]["error"]
     assert (error["status_code"], error["code"]) == (401, "AuthenticationFailed")
     assert "Bad mac" in error["body"]["message"]
-    (line,) = [line for line in request_lines(live) if line["status"] == 401]
+    refused = request_lines(live, lambda lines: any(line["status"] == 401 for line in lines))
+    (line,) = [line for line in refused if line["status"] == 401]
     hint = str(line["hint"])
     assert "checked against purgecache:80 " in hint, hint  # the upstream block's name
     assert "X-Forwarded-Proto None" in hint and "pass the original Host" in hint, hint
