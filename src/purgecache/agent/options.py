@@ -82,3 +82,10 @@ INTERVAL = click.option(
     callback=_positive_ms,
     help="Time between syncs, jittered ±20 %. Env: PURGECACHE_AGENT_INTERVAL.",
 )
+OWNER_PID = click.option(
+    "--owner-pid",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The process that runs the task (default: the parent of this command): the lease "
+    "ends when it does, if the task never releases.",
+)
