@@ -303,7 +303,7 @@ def test_a_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
 ) -> None:
     """`agent sync` killed (SIGKILL) halfway through removing a purged instance: the half
     tree is only in the trash, the next task gets a fresh instance, the next sync removes
-    the leftover."""
+    the leftover and counts it in its summary."""
     worker = make_worker()
     path = worker.mount("checkouts")
     for i in range(20):
@@ -324,6 +324,8 @@ def test_a_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     worker.release(fresh)
     result = worker.sync()
     assert result.returncode == 0, result.stderr
+    assert f"deleted {path.parent}\n" in result.stdout
+    assert "1 instance(s) deleted" in result.stdout
     assert list((worker.root / "trash").iterdir()) == [] and fresh.exists()
 
 

@@ -251,7 +251,7 @@ def test_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     make_registry: MakeRegistry, service: FakeService, clock: FakeClock
 ) -> None:
     """A crash halfway through removing a purged instance: the half tree is in the trash,
-    no task ever gets it, and the next run removes it."""
+    no task ever gets it, and the next run removes it and counts it as deleted."""
 
     def crash_halfway(path: Path) -> None:
         files = sorted(path.rglob("f*"))
@@ -278,7 +278,9 @@ def test_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     assert fresh != path and list(fresh.iterdir()) == []
     assert all(info.path / "data" != path for info in restarted.instances())
     restarted.release(fresh)
-    assert sync(restarted, service).exit_code == 0
+    report = sync(restarted, service)
+    assert report.exit_code == 0 and report.deleted == (path.parent,)  # counted once removed
+    assert "1 instance(s) deleted" in report.summary()
     assert restarted.trash.leftovers() == [] and fresh.exists()
 
 
