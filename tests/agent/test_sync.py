@@ -117,6 +117,18 @@ def test_unreachable_service_deletes_nothing_and_keeps_the_watermark(
     assert not path.exists()
 
 
+def test_a_removed_cache_root_is_made_again_by_the_next_sync(
+    registry: CacheRegistry, service: FakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`agent run` keeps one registry while someone removes its cache root: the next sync
+    makes the root again, saying so, instead of failing every time until a `mount`."""
+    remove_tree(registry.layout.root)
+    assert sync(registry, service).exit_code == 0
+    assert registry.layout.caches.is_dir() and registry.layout.trash.is_dir()
+    assert "cache root " in caplog.text and "was missing: created it again" in caplog.text
+    assert sync(registry, service).exit_code == 0
+
+
 def test_watermark_is_the_service_date_and_next_sync_asks_from_it_minus_slack(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:

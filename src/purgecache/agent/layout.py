@@ -68,11 +68,18 @@ class Layout:
     @classmethod
     def at(cls, root: Path) -> Layout:
         """The layout of `root`, created if missing."""
-        root = root.expanduser().resolve()
-        root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        for directory in (root / "caches", root / "trash"):
-            directory.mkdir(mode=0o755, exist_ok=True)
-        return cls(root)
+        layout = cls(root.expanduser().resolve())
+        layout.make()
+        return layout
+
+    def make(self) -> bool:
+        """Create the root, `caches/` and `trash/` where missing; whether any was."""
+        made = False
+        for directory in (self.root, self.caches, self.trash):
+            if not directory.is_dir():
+                directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made = True
+        return made
 
     @property
     def lock(self) -> Path:

@@ -145,6 +145,11 @@ class CacheRegistry:
         self.trash = Trash(self.layout, remove)
         self._pid_ns = pid_namespace()
 
+    def make_root(self) -> None:
+        """Create the cache root again if it was removed (a daemon outlives it)."""
+        if self.layout.make():
+            log.warning("cache root %s was missing: created it again", self.layout.root)
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with exclusive_lock(self.layout.lock):

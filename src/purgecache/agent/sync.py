@@ -69,6 +69,7 @@ def sync_once(
 ) -> SyncReport:
     """Sync `pool` once; `FetchFailed` (from `fetch`, or `ImplausibleAnswer` from checking
     its answer) means nothing was changed."""
+    registry.make_root()
     state = load_state(registry.layout.state)
     watermark = state.watermarks.get(pool)
     since = None if watermark is None else watermark - slack_ms
