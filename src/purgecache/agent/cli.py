@@ -19,7 +19,15 @@ from types import FrameType
 import click
 
 from purgecache.agent.files import CorruptFile
-from purgecache.agent.options import CACHE_ROOT, CLOCK_SKEW, INTERVAL, OWNER_PID, POOL, TIMEOUT
+from purgecache.agent.options import (
+    CACHE_ROOT,
+    CLOCK_SKEW,
+    DEADLINE,
+    INTERVAL,
+    OWNER_PID,
+    POOL,
+    TIMEOUT,
+)
 from purgecache.agent.processes import task_processes
 from purgecache.agent.registry import CacheRegistry, InstanceInfo, RegistryError, Released
 from purgecache.agent.settings import AgentSettings
@@ -151,7 +159,10 @@ def release(path: Path, cache_root: Path) -> None:
 @CACHE_ROOT
 @CLOCK_SKEW
 @TIMEOUT
-def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> None:
+@DEADLINE
+def sync(
+    pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, deadline_ms: int | None
+) -> None:
     """Apply the pool's new purge requests to the caches on this worker, once.
 
     Asks purgeRequests since the last sync (one request when there is nothing to do),
@@ -165,10 +176,14 @@ def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> No
     from purgecache.agent.fetch import FetchFailed, ServiceFetcher
     from purgecache.agent.sync import sync_once
 
-    settings = AgentSettings(cache_root, pool, clock_skew_ms, timeout_ms=timeout_ms)
+    settings = AgentSettings(
+        cache_root, pool, clock_skew_ms, timeout_ms=timeout_ms, deadline_ms=deadline_ms
+    )
+    deadline_s = None if deadline_ms is None else deadline_ms / 1000
     registry = _registry(settings)
     try:
-        with _reporting(), ServiceFetcher(timeout_s=timeout_ms / 1000) as fetch:
+        fetcher = ServiceFetcher(timeout_s=timeout_ms / 1000, deadline_s=deadline_s)
+        with _reporting(), fetcher as fetch:
             report = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms)
     except FetchFailed as error:
         click.echo(f"Error: {error}; caches kept, nothing deleted", err=True)

@@ -33,6 +33,12 @@ def _positive_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     return ms
 
 
+def _optional_positive_ms(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> int | None:
+    return None if value is None else _positive_ms(ctx, param, value)
+
+
 CACHE_ROOT = click.option(
     "--cache-root",
     cls=EnvOption,
@@ -71,6 +77,16 @@ TIMEOUT = click.option(
     callback=_positive_ms,
     help="Time limit of each attempt to reach the service (4 attempts). "
     "Env: PURGECACHE_AGENT_TIMEOUT.",
+)
+DEADLINE = click.option(
+    "--deadline",
+    "deadline_ms",
+    cls=EnvOption,
+    envvar="PURGECACHE_AGENT_DEADLINE",
+    default=None,
+    callback=_optional_positive_ms,
+    help="Time limit of the whole exchange with the service, attempts and waits included "
+    "(default: none, at most 4 x --timeout and 1.4 s of waits). Env: PURGECACHE_AGENT_DEADLINE.",
 )
 INTERVAL = click.option(
     "--interval",
