@@ -1,11 +1,12 @@
 """A recording HTTP proxy on a loopback port: forwards every request to a real server
 (keeping the `Host` header, so Hawk signatures stay valid) and records what it saw, to count
 the requests an agent makes and read their `since`; it can also shift the answers' `Date`
-header (a lying proxy)."""
+header or rewrite their bodies (a lying proxy)."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler
@@ -18,11 +19,13 @@ from client.flaky_server import _QuietServer
 
 class RecordingProxy:
     """Forwards to `upstream` (a root URL); `paths` lists each request's path and query;
-    `date_shift` is added to every answer's `Date`."""
+    `date_shift` is added to every answer's `Date`; `rewrite`, if set, changes every
+    answer's body."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.date_shift = timedelta(0)
+        self.rewrite: Callable[[bytes], bytes] | None = None
         self.paths: list[str] = []
         self.lock = threading.Lock()
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -69,8 +72,9 @@ class RecordingProxy:
                 if "date" in answer.headers:
                     date = parsedate_to_datetime(answer.headers["date"]) + proxy.date_shift
                     self.send_header("date", format_datetime(date, usegmt=True))
-                self.send_header("content-length", str(len(answer.content)))
+                body = answer.content if proxy.rewrite is None else proxy.rewrite(answer.content)
+                self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(answer.content)
+                self.wfile.write(body)
 
         return Handler

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agent.conftest import agent_command, clean_environ
 from agent.worker import Worker
+from purgecache.agent.deadline import DeadlinePassed
+from purgecache.agent.fetch import ServiceFetcher
 
 from conftest import LIMITED, READER, LiveServer, free_port
 
@@ -144,6 +148,46 @@ def test_sync_of_an_unreachable_service_exits_3_quickly(worker: Worker) -> None:
     result = worker.sync(environ=nobody)
     assert_one_line_error(result, 3)
     assert time.monotonic() - started < 10 and path.exists()
+
+
+@pytest.fixture
+def hung_service() -> Iterator[str]:
+    """The root URL of a service that takes connections and never answers: a real listening
+    socket nobody reads (the kernel completes the handshakes)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_sync_against_a_hung_service_returns_by_its_deadline(
+    worker: Worker, hung_service: str
+) -> None:
+    """`sync --timeout 2s --deadline 2s` against a service that never answers: status 3,
+    caches kept, after the deadline plus the interpreter's start; without a deadline its
+    4 attempts would take more than 9 s."""
+    path = worker.free_instance("checkouts")
+    started = time.monotonic()
+    hung = clean_environ(TASKCLUSTER_ROOT_URL=hung_service)
+    result = worker.sync("--timeout", "2s", "--deadline", "2s", environ=hung)
+    elapsed = time.monotonic() - started
+    assert_one_line_error(result, 3)
+    assert "no answer within the deadline (2 s); caches kept, nothing deleted" in result.stderr
+    assert 2 <= elapsed < 4.5 and path.exists()
+
+
+def test_a_deadline_bounds_the_fetch_and_restores_the_alarm(hung_service: str) -> None:
+    """In process: the fetch gives up at its deadline, to within a few tenths of a second,
+    and leaves no timer or handler of its own behind."""
+    handler = signal.getsignal(signal.SIGALRM)
+    environ = {"TASKCLUSTER_ROOT_URL": hung_service}
+    with ServiceFetcher(environ, timeout_s=5, deadline_s=0.5) as fetch:
+        started = time.monotonic()
+        with pytest.raises(DeadlinePassed, match="purgeRequests of a/b: no answer within"):
+            fetch("a/b", None)
+        assert 0.5 <= time.monotonic() - started < 0.9
+    assert signal.getsignal(signal.SIGALRM) is handler
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_sync_reads_pool_and_root_from_the_environment_and_works_anonymously(

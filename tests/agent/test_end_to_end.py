@@ -21,7 +21,7 @@ from agent.proxy import RecordingProxy
 from agent.worker import Worker
 from purgecache.agent import CacheRegistry, sync_once
 from purgecache.agent.fetch import ServiceFetcher
-from purgecache.agent.records import read_instance
+from purgecache.agent.records import read_cache, read_instance
 from purgecache.client import Credentials, PurgeCache
 from purgecache.model import format_time
 
@@ -281,6 +281,36 @@ def test_a_date_two_hours_early_deletes_nothing_made_after_the_purge(
     assert worker.mount("checkouts") == new
 
 
+def test_a_before_in_2099_is_refused_and_caching_goes_on(
+    make_worker: MakeWorker, server: LiveServer, pool: str, proxy: RecordingProxy
+) -> None:
+    """The issue's case: a proxy rewrites a purge request's `before` to 2099. That sync
+    exits 3 and stores nothing (no `purged_before`, watermark unchanged), so the instance is
+    still handed out and released as usual (not a new instance on every mount and "purged
+    while in use" on every release); the real purge applies once the answers are honest."""
+    worker = make_worker(root_url=proxy.root_url)
+    old = worker.free_instance("checkouts", "old contents")
+    assert worker.sync().returncode == 0
+    watermark = worker.watermark()
+    purge(server.root_url, pool, "checkouts")
+    far = b'"before":"2099-01-01T00:00:00.000Z"'
+    proxy.rewrite = lambda body: re.sub(rb'"before":\s*"[^"]*"', far, body)
+    refused = worker.sync()
+    assert refused.returncode == 3, refused
+    assert "has before 2099-01-01T00:00:00.000Z" in refused.stderr
+    assert "caches kept, nothing deleted" in refused.stderr
+    assert worker.watermark() == watermark
+    record = read_cache(worker.root / "caches" / old.parent.parent.name)
+    assert record is not None and record.purged_before is None
+    assert worker.mount("checkouts") == old
+    assert worker.release(old).stdout == f"released {old}\n"
+
+    proxy.rewrite = None
+    applied = worker.sync()
+    assert "1 purge request(s), 1 instance(s) deleted" in applied.stdout, applied
+    assert not old.exists()
+
+
 # `purgecache` whose tree removal dies of SIGKILL halfway through (the rename is done).
 CRASH_DURING_REMOVAL = """
 import os, shutil, signal, sys
@@ -303,7 +333,7 @@ def test_a_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
 ) -> None:
     """`agent sync` killed (SIGKILL) halfway through removing a purged instance: the half
     tree is only in the trash, the next task gets a fresh instance, the next sync removes
-    the leftover."""
+    the leftover and counts it in its summary."""
     worker = make_worker()
     path = worker.mount("checkouts")
     for i in range(20):
@@ -324,6 +354,8 @@ def test_a_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     worker.release(fresh)
     result = worker.sync()
     assert result.returncode == 0, result.stderr
+    assert f"deleted {path.parent}\n" in result.stdout
+    assert "1 instance(s) deleted" in result.stdout
     assert list((worker.root / "trash").iterdir()) == [] and fresh.exists()
 
 

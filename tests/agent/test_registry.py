@@ -100,7 +100,7 @@ def test_interrupted_creation_is_never_handed_out(registry: CacheRegistry) -> No
     (half / "data").mkdir(parents=True)
     path = registry.mount("checkouts")
     assert half not in path.parents and not half.exists()
-    assert registry.empty_trash() == ()
+    assert registry.empty_trash().problems == ()
     assert registry.trash.leftovers() == []
 
 

@@ -117,6 +117,18 @@ def test_unreachable_service_deletes_nothing_and_keeps_the_watermark(
     assert not path.exists()
 
 
+def test_a_removed_cache_root_is_made_again_by_the_next_sync(
+    registry: CacheRegistry, service: FakeService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`agent run` keeps one registry while someone removes its cache root: the next sync
+    makes the root again, saying so, instead of failing every time until a `mount`."""
+    remove_tree(registry.layout.root)
+    assert sync(registry, service).exit_code == 0
+    assert registry.layout.caches.is_dir() and registry.layout.trash.is_dir()
+    assert "cache root " in caplog.text and "was missing: created it again" in caplog.text
+    assert sync(registry, service).exit_code == 0
+
+
 def test_watermark_is_the_service_date_and_next_sync_asks_from_it_minus_slack(
     registry: CacheRegistry, service: FakeService, clock: FakeClock
 ) -> None:
@@ -251,7 +263,7 @@ def test_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     make_registry: MakeRegistry, service: FakeService, clock: FakeClock
 ) -> None:
     """A crash halfway through removing a purged instance: the half tree is in the trash,
-    no task ever gets it, and the next run removes it."""
+    no task ever gets it, and the next run removes it and counts it as deleted."""
 
     def crash_halfway(path: Path) -> None:
         files = sorted(path.rglob("f*"))
@@ -278,7 +290,9 @@ def test_crash_between_rename_and_removal_leaves_no_half_cache_in_use(
     assert fresh != path and list(fresh.iterdir()) == []
     assert all(info.path / "data" != path for info in restarted.instances())
     restarted.release(fresh)
-    assert sync(restarted, service).exit_code == 0
+    report = sync(restarted, service)
+    assert report.exit_code == 0 and report.deleted == (path.parent,)  # counted once removed
+    assert "1 instance(s) deleted" in report.summary()
     assert restarted.trash.leftovers() == [] and fresh.exists()
 
 

@@ -19,7 +19,16 @@ from types import FrameType
 import click
 
 from purgecache.agent.files import CorruptFile
-from purgecache.agent.options import CACHE_ROOT, CLOCK_SKEW, INTERVAL, POOL, TIMEOUT
+from purgecache.agent.options import (
+    CACHE_ROOT,
+    CLOCK_SKEW,
+    DEADLINE,
+    INTERVAL,
+    OWNER_PID,
+    POOL,
+    TIMEOUT,
+)
+from purgecache.agent.processes import task_processes
 from purgecache.agent.registry import CacheRegistry, InstanceInfo, RegistryError, Released
 from purgecache.agent.settings import AgentSettings
 from purgecache.agent.trash import Problem
@@ -95,19 +104,29 @@ def agent() -> None:
 @click.argument("cache_name", metavar="NAME")
 @CACHE_ROOT
 @CLOCK_SKEW
-def mount(cache_name: str, cache_root: Path, clock_skew_ms: int) -> None:
+@OWNER_PID
+def mount(cache_name: str, cache_root: Path, clock_skew_ms: int, owner_pid: int | None) -> None:
     """Hand a task an instance of the cache NAME and print its directory (last line).
 
     A free instance is reused (the newest); if every one is in use, or none exists, a new
     empty one is created. Purged instances are never handed out. Never contacts the service.
+
+    The task holds it until `release`, a reboot, or the end of the process that runs it:
+    the parent of this command (with the shell that started it, when the parent is a
+    subshell such as `$(...)`), or --owner-pid.
 
     \b
     Example:
       dir=$(purgecache agent mount checkouts --cache-root /var/cache/tc | tail -n 1)
     """
     registry = _registry(AgentSettings(cache_root, clock_skew_ms=clock_skew_ms))
+    try:
+        owners = task_processes(owner_pid)
+    except LookupError as error:
+        click.echo(f"Error: --owner-pid: {error}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
     with _reporting():
-        path = registry.mount(cache_name)
+        path = registry.mount(cache_name, owners)
     click.echo(str(path))
 
 
@@ -125,6 +144,7 @@ def release(path: Path, cache_root: Path) -> None:
     messages = {
         Released.RELEASED: f"released {path}",
         Released.DELETED: f"deleted {path} (purged while in use)",
+        Released.REPLACED: f"deleted {path} (no longer a directory; a link is not followed)",
         Released.NOT_IN_USE: f"{path} was not in use",
         Released.GONE: f"{path} does not exist (already deleted?)",
     }
@@ -139,7 +159,10 @@ def release(path: Path, cache_root: Path) -> None:
 @CACHE_ROOT
 @CLOCK_SKEW
 @TIMEOUT
-def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> None:
+@DEADLINE
+def sync(
+    pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, deadline_ms: int | None
+) -> None:
     """Apply the pool's new purge requests to the caches on this worker, once.
 
     Asks purgeRequests since the last sync (one request when there is nothing to do),
@@ -153,10 +176,14 @@ def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> No
     from purgecache.agent.fetch import FetchFailed, ServiceFetcher
     from purgecache.agent.sync import sync_once
 
-    settings = AgentSettings(cache_root, pool, clock_skew_ms, timeout_ms=timeout_ms)
+    settings = AgentSettings(
+        cache_root, pool, clock_skew_ms, timeout_ms=timeout_ms, deadline_ms=deadline_ms
+    )
+    deadline_s = None if deadline_ms is None else deadline_ms / 1000
     registry = _registry(settings)
     try:
-        with _reporting(), ServiceFetcher(timeout_s=timeout_ms / 1000) as fetch:
+        fetcher = ServiceFetcher(timeout_s=timeout_ms / 1000, deadline_s=deadline_s)
+        with _reporting(), fetcher as fetch:
             report = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms)
     except FetchFailed as error:
         click.echo(f"Error: {error}; caches kept, nothing deleted", err=True)
@@ -165,6 +192,8 @@ def sync(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int) -> No
         click.echo(f"deleted {deleted}")
     for doomed in report.doomed:
         click.echo(f"in use, deleted on release: {doomed}")
+    for reclaimed in report.reclaimed:
+        click.echo(f"free again, its task ended without a release: {reclaimed}")
     _report_problems(report.problems)
     click.echo(report.summary())
     if report.exit_code:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import httpx
 
 from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, measure, parse_http_date
+from purgecache.agent.deadline import within
 from purgecache.agent.errors import FetchFailed, ServiceRefused, ServiceUnreachable
 from purgecache.agent.settings import DEFAULT_TIMEOUT_MS
 from purgecache.client import (
@@ -76,7 +77,9 @@ class _Observed:
 
 class ServiceFetcher:
     """Fetches from the deployment the `TASKCLUSTER_*` variables name (`environ`, default
-    the process environment), our service or an upstream Taskcluster one."""
+    the process environment), our service or an upstream Taskcluster one. Each attempt waits
+    up to `timeout_s` per phase; `deadline_s` bounds a whole fetch, retries included (main
+    thread only, see `deadline.py`)."""
 
     def __init__(
         self,
@@ -85,8 +88,10 @@ class ServiceFetcher:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         retries: Retries = FETCH_RETRIES,
         clock: WorkerClock | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         self.clock: WorkerClock = clock or SystemClock()
+        self._deadline_s = deadline_s
         self._observed = _Observed(self.clock)
         hooks: dict[str, list[Callable[..., Any]]] = {
             "request": [self._observed.request],
@@ -108,9 +113,10 @@ class ServiceFetcher:
     def __call__(self, pool: str, since: int | None) -> Fetched:
         self._observed.date = None
         try:
-            answer = self._client.purge_requests(
-                pool, None if since is None else format_time(since)
-            )
+            with within(self._deadline_s, f"purgeRequests of {pool}"):
+                answer = self._client.purge_requests(
+                    pool, None if since is None else format_time(since)
+                )
         except (ConnectionFailed, ServerError, InvalidResponse) as error:
             raise ServiceUnreachable(str(error)) from error
         except ApiError as error:

@@ -17,6 +17,7 @@ name (up to 4096 characters of anything but NUL, `/` included) maps to one safe 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -67,11 +68,18 @@ class Layout:
     @classmethod
     def at(cls, root: Path) -> Layout:
         """The layout of `root`, created if missing."""
-        root = root.expanduser().resolve()
-        root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        for directory in (root / "caches", root / "trash"):
-            directory.mkdir(mode=0o755, exist_ok=True)
-        return cls(root)
+        layout = cls(root.expanduser().resolve())
+        layout.make()
+        return layout
+
+    def make(self) -> bool:
+        """Create the root, `caches/` and `trash/` where missing; whether any was."""
+        made = False
+        for directory in (self.root, self.caches, self.trash):
+            if not directory.is_dir():
+                directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+                made = True
+        return made
 
     @property
     def lock(self) -> Path:
@@ -101,15 +109,25 @@ class Layout:
         """Where an instance goes when it is moved out of the way."""
         return self.trash / f"{instance_dir.parent.name}.{instance_dir.name.lstrip('.')}"
 
+    def trashed_instance(self, entry: Path) -> Path | None:
+        """The instance that the trash entry `entry` was (None for anything else)."""
+        key, _, instance_id = entry.name.rpartition(".")
+        return self.caches / key / instance_id if key and is_instance_id(instance_id) else None
+
     def instance_of(self, path: Path) -> Path | None:
         """The instance directory that `path` (an instance or its `data`) names, or None when
-        `path` is not shaped like one of this root's instances."""
-        try:
-            parts = path.expanduser().resolve().relative_to(self.caches).parts
-        except ValueError:
+        `path` is not shaped like one of this root's instances.
+
+        Only the part above the cache directory is resolved: whatever a task made of `data`
+        (a symbolic link to anywhere) is never followed, and a cache or instance directory
+        that is a symbolic link is none of this root's."""
+        path = Path(os.path.abspath(path.expanduser()))
+        if path.name == DATA:
+            path = path.parent
+        cache_key = path.parent.name
+        if not is_instance_id(path.name) or path.parent.parent.resolve() != self.caches:
             return None
-        if len(parts) == 3 and parts[2] == DATA:
-            parts = parts[:2]
-        if len(parts) != 2 or not is_instance_id(parts[1]):
+        instance_dir = self.caches / cache_key / path.name
+        if instance_dir.parent.is_symlink() or instance_dir.is_symlink():
             return None
-        return self.caches.joinpath(*parts)
+        return instance_dir

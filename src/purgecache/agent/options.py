@@ -33,6 +33,12 @@ def _positive_ms(ctx: click.Context, param: click.Parameter, value: str) -> int:
     return ms
 
 
+def _optional_positive_ms(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> int | None:
+    return None if value is None else _positive_ms(ctx, param, value)
+
+
 CACHE_ROOT = click.option(
     "--cache-root",
     cls=EnvOption,
@@ -72,6 +78,16 @@ TIMEOUT = click.option(
     help="Time limit of each attempt to reach the service (4 attempts). "
     "Env: PURGECACHE_AGENT_TIMEOUT.",
 )
+DEADLINE = click.option(
+    "--deadline",
+    "deadline_ms",
+    cls=EnvOption,
+    envvar="PURGECACHE_AGENT_DEADLINE",
+    default=None,
+    callback=_optional_positive_ms,
+    help="Time limit of the whole exchange with the service, attempts and waits included "
+    "(default: none, at most 4 x --timeout and 1.4 s of waits). Env: PURGECACHE_AGENT_DEADLINE.",
+)
 INTERVAL = click.option(
     "--interval",
     "interval_ms",
@@ -81,4 +97,11 @@ INTERVAL = click.option(
     show_default=True,
     callback=_positive_ms,
     help="Time between syncs, jittered ±20 %. Env: PURGECACHE_AGENT_INTERVAL.",
+)
+OWNER_PID = click.option(
+    "--owner-pid",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The process that runs the task (default: the parent of this command): the lease "
+    "ends when it does, if the task never releases.",
 )

@@ -6,12 +6,14 @@ Times are stored as the API writes them (`2026-01-01T12:00:00.000Z`), in the ser
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from purgecache.agent.clock import ServiceTime
 from purgecache.agent.files import CorruptFile, read_json, write_json_atomic
+from purgecache.agent.processes import Process
 from purgecache.model import format_time, parse_since
 
 CACHE_FILE = "cache.json"
@@ -72,24 +74,48 @@ class CacheRecord:
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """An instance handed to a task: by which boot of the machine, and when."""
+    """An instance handed to a task: by which boot of the machine, when, and to which
+    processes (`owners`, seen from the pid namespace `pid_ns`)."""
 
     boot_id: str
     since: int  # ms, worker clock (informational)
     pid: int  # of the `mount` command (informational: it exits at once)
+    owners: tuple[Process, ...] = ()  # none known (an older agent's lease): never ends
+    pid_ns: str = ""
 
-    def active(self, boot_id: str) -> bool:
-        """Whether the lease still holds: a reboot ends every task, and so every lease."""
-        return not boot_id or not self.boot_id or self.boot_id == boot_id
+    def held(self, boot_id: str, pid_ns: str, ended: Callable[[Process], bool]) -> bool:
+        """Whether the lease still holds: a reboot ends every task, and so every lease; on
+        the same boot it ends once every owner has `ended`, as seen from the same pid
+        namespace (from another one, or with no owner known, nothing can be told)."""
+        if boot_id and self.boot_id and self.boot_id != boot_id:
+            return False
+        if not self.owners or not pid_ns or self.pid_ns != pid_ns:
+            return True
+        return not all(ended(owner) for owner in self.owners)
 
     def to_json(self) -> dict[str, Any]:
-        return {"boot_id": self.boot_id, "since": format_time(self.since), "pid": self.pid}
+        return {
+            "boot_id": self.boot_id,
+            "since": format_time(self.since),
+            "pid": self.pid,
+            "owners": [{"pid": owner.pid, "start": owner.start} for owner in self.owners],
+            "pid_ns": self.pid_ns,
+        }
 
     @classmethod
     def from_json(cls, data: object) -> Lease | None:
         if not isinstance(data, dict):
             return None
-        return cls(_text(data, "boot_id"), _time(data, "since") or 0, _integer(data, "pid"))
+        owners = data.get("owners", [])
+        if not isinstance(owners, list) or not all(isinstance(o, dict) for o in owners):
+            raise CorruptFile(f"owners should be a list of processes, got {owners!r}")
+        return cls(
+            _text(data, "boot_id"),
+            _time(data, "since") or 0,
+            _integer(data, "pid"),
+            tuple(Process(_integer(o, "pid"), _integer(o, "start")) for o in owners),
+            _text(data, "pid_ns") if "pid_ns" in data else "",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +134,11 @@ class InstanceRecord:
         before = cache.purged_before
         return before is not None and self.created.ms - self.created.error_ms < before
 
-    def leased(self, boot_id: str, now_ms: int) -> InstanceRecord:
-        """The record handed to a task by this process."""
-        return replace(self, lease=Lease(boot_id, now_ms, os.getpid()))
+    def leased(
+        self, boot_id: str, now_ms: int, owners: tuple[Process, ...], pid_ns: str
+    ) -> InstanceRecord:
+        """The record handed by this process to a task that `owners` run."""
+        return replace(self, lease=Lease(boot_id, now_ms, os.getpid(), owners, pid_ns))
 
     def to_json(self) -> dict[str, Any]:
         return {

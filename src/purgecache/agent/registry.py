@@ -15,8 +15,9 @@ import contextlib
 import enum
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from purgecache.agent.layout import (
     is_instance_id,
     new_instance_id,
 )
+from purgecache.agent.processes import Process, ended, identify, pid_namespace
 from purgecache.agent.records import (
     CACHE_FILE,
     CacheRecord,
@@ -49,7 +51,7 @@ from purgecache.agent.records import (
 )
 from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
 from purgecache.agent.state import load_state, save_state
-from purgecache.agent.trash import Problem, Trash
+from purgecache.agent.trash import Emptied, Problem, Trash
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ NOT_RECORDED = (
 )
 STILL_LEASED = "it stays in use; release it again once there is room"
 NOT_MARKED = "the next sync tries again"
+NOT_RECLAIMED = "it stays in use; the next sync tries again"
 
 
 class RegistryError(Exception):
@@ -82,12 +85,24 @@ class WriteFailed(OSError):
 @dataclass(frozen=True, slots=True)
 class PurgeOutcome:
     """What applying purge requests did: instances moved aside (to be removed), instances in
-    use marked for deletion on release, and the problems met."""
+    use marked for deletion on release, the problems met, and instances whose tasks ended
+    without releasing them (free again)."""
 
     moved: tuple[Path, ...] = ()
     doomed: tuple[Path, ...] = ()
     problems: tuple[Problem, ...] = ()
     watermark: int | None = None  # the pool's, afterwards
+    reclaimed: tuple[Path, ...] = ()  # leases ended by their tasks' end, not by a release
+
+
+@dataclass(slots=True)
+class _Settled:
+    """What applying purges found, instance by instance (see `PurgeOutcome`)."""
+
+    moved: list[Path] = field(default_factory=list)
+    doomed: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    reclaimed: list[Path] = field(default_factory=list)
 
 
 class Released(enum.Enum):
@@ -95,6 +110,7 @@ class Released(enum.Enum):
 
     RELEASED = "released"  # free for the next task
     DELETED = "deleted"  # purged meanwhile (or unreadable): removed
+    REPLACED = "replaced"  # its `data` is no longer a directory: removed, link not followed
     NOT_IN_USE = "not in use"  # nothing to do
     GONE = "gone"  # no such instance (any more)
 
@@ -127,6 +143,12 @@ class CacheRegistry:
         self.clock: WorkerClock = clock or SystemClock()
         self.unknown_error_ms = unknown_error_ms
         self.trash = Trash(self.layout, remove)
+        self._pid_ns = pid_namespace()
+
+    def make_root(self) -> None:
+        """Create the cache root again if it was removed (a daemon outlives it)."""
+        if self.layout.make():
+            log.warning("cache root %s was missing: created it again", self.layout.root)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -160,24 +182,30 @@ class CacheRegistry:
 
     # -- handing out and taking back ------------------------------------------------------
 
-    def mount(self, cache_name: str) -> Path:
+    def mount(self, cache_name: str, owners: tuple[Process, ...] | None = None) -> Path:
         """Lease a free instance of the cache to a task (a new one if none is free) and
-        return its absolute `data` directory."""
+        return its absolute `data` directory. The lease holds until `release`, a reboot, or
+        the end of every process of `owners` (default: this process)."""
         check_cache_name(cache_name)
+        if owners is None:
+            owners = tuple(p for p in [identify(os.getpid())] if p is not None)
         with self._locked():
             cache_dir = self.layout.cache_dir(cache_name)
             cache = self._cache_record(cache_dir, cache_name)
             self._move_unfinished(cache_dir)
             boot = self.clock.boot_id()
+            leased = partial(InstanceRecord.leased, boot_id=boot, owners=owners)
             for instance_dir, record in self._free_instances(cache_dir, cache, boot):
-                write_instance(instance_dir, record.leased(boot, self.clock.wall_ms()))
+                now = self.clock.wall_ms()
+                write_instance(instance_dir, leased(record, now_ms=now, pid_ns=self._pid_ns))
                 (instance_dir / DATA).mkdir(exist_ok=True)  # in case a task removed it
                 return instance_dir / DATA
-            return self._create(cache_dir, cache_name, boot)
+            return self._create(cache_dir, cache_name, boot, owners)
 
     def release(self, path: Path) -> tuple[Released, tuple[Problem, ...]]:
-        """Take an instance back from its task (`path` as `mount` printed it); delete it now
-        if a purge marked it while in use."""
+        """Take an instance back from its task (`path` as `mount` printed it, whatever the
+        task made of it); delete it now if a purge marked it while in use, or if its `data`
+        is no longer a directory."""
         instance_dir = self.layout.instance_of(path)
         if instance_dir is None:
             raise RegistryError(f"{path} is not a cache instance under {self.layout.root}")
@@ -191,24 +219,26 @@ class CacheRegistry:
 
     def _release_locked(self, instance_dir: Path) -> tuple[Released, Path | Problem | None]:
         cache = self._judge_cache(instance_dir.parent)
-        try:
-            record: InstanceRecord | None = read_instance(instance_dir)
-        except CorruptFile as error:
-            log.warning("removing unreadable instance: %s", error)
-            record = None
-        if record is not None and not record.doomed and not record.stale(cache):
+        record = _instance_or_none(instance_dir)
+        verdict = _unusable(instance_dir, record, cache)
+        if record is not None and verdict is None:
             if record.lease is None:
                 return Released.NOT_IN_USE, None
             released = replace(record, lease=None)
             self._record(partial(write_instance, instance_dir, released), STILL_LEASED)
             return Released.RELEASED, None
         try:
-            return Released.DELETED, self.trash.move_aside(instance_dir)
+            return verdict or Released.DELETED, self.trash.move_aside(instance_dir)
         except OSError as error:
             if record is not None:  # free now, still doomed: every sync tries again
                 doomed = replace(record, lease=None, doomed=True)
                 self._record(partial(write_instance, instance_dir, doomed), STILL_LEASED)
             return Released.RELEASED, Problem(instance_dir, "move aside", str(error))
+
+    def _held(self, record: InstanceRecord, boot: str) -> bool:
+        """Whether a task holds the instance (see `Lease.held`)."""
+        lease = record.lease
+        return lease is not None and lease.held(boot, self._pid_ns, ended)
 
     # -- purging --------------------------------------------------------------------------
 
@@ -220,8 +250,8 @@ class CacheRegistry:
         anchor: ClockAnchor | None,
     ) -> PurgeOutcome:
         """Move aside every instance that purge requests `(cache_name, before)` of `pool`
-        cover (marking those in use instead), record the requests, then advance the pool's
-        watermark.
+        cover (marking those in use instead), end the leases of tasks gone without a
+        release, record the requests, then advance the pool's watermark.
 
         The requests are recorded in each cache's record before the watermark moves, so an
         instance that cannot be moved aside now is retried by every later sync and never
@@ -229,22 +259,25 @@ class CacheRegistry:
         free for the records (all of it under the lock: no task sees the steps apart).
         Trees are removed afterwards by `empty_trash`, outside the lock.
         """
-        moved: list[Path] = []
-        doomed: list[Path] = []
-        problems: list[Problem] = []
+        found = _Settled()
         with self._locked():
             purged = self._purged_records(requests)
             boot = self.clock.boot_id()
             for cache_dir in self._cache_dirs():
                 self._move_unfinished(cache_dir)
                 cache = purged.get(cache_dir) or self._judge_cache(cache_dir)
-                self._purge_cache(cache_dir, cache, boot, moved, doomed, problems)
+                for instance_dir in self._instance_dirs(cache_dir):
+                    self._settle(instance_dir, cache, boot, found)
             for cache_dir, record in purged.items():
                 self._record(partial(write_cache, cache_dir, record), NOT_RECORDED)
             state = load_state(self.layout.state).advanced(pool, watermark, anchor)
             self._record(partial(save_state, self.layout.state, state), NOT_RECORDED)
         return PurgeOutcome(
-            tuple(moved), tuple(doomed), tuple(problems), state.watermarks.get(pool)
+            tuple(found.moved),
+            tuple(found.doomed),
+            tuple(found.problems),
+            state.watermarks.get(pool),
+            tuple(found.reclaimed),
         )
 
     def _purged_records(self, requests: Sequence[tuple[str, int]]) -> dict[Path, CacheRecord]:
@@ -261,45 +294,39 @@ class CacheRegistry:
                 purged[cache_dir] = record.purged(before)
         return purged
 
-    def _purge_cache(
-        self,
-        cache_dir: Path,
-        cache: CacheRecord,
-        boot: str,
-        moved: list[Path],
-        doomed: list[Path],
-        problems: list[Problem],
-    ) -> None:
-        if cache.purged_before is None:
-            return
-        for instance_dir in self._instance_dirs(cache_dir):
-            try:
-                record = read_instance(instance_dir)
-            except CorruptFile:
-                record = None
-            if record is not None and not record.stale(cache):
-                continue
-            in_use = record is not None and record.lease is not None and record.lease.active(boot)
-            try:
-                if record is not None and in_use:
+    def _settle(self, instance_dir: Path, cache: CacheRecord, boot: str, found: _Settled) -> None:
+        """Apply the cache's purge to one instance (marking it if a task holds it), and end
+        its lease if every process of its task is gone (as a release would)."""
+        record = _instance_or_none(instance_dir)
+        if record is None and cache.purged_before is None:
+            return  # unreadable, but nothing to purge: `mount` deals with it
+        verdict = _unusable(instance_dir, record, cache)
+        held = record is not None and self._held(record, boot)
+        try:
+            if record is not None and held:
+                if verdict is Released.DELETED:
                     if not record.doomed:
                         marked = replace(record, doomed=True)
                         self._record(partial(write_instance, instance_dir, marked), NOT_MARKED)
-                    doomed.append(instance_dir)
-                else:
-                    self.trash.move_aside(instance_dir)
-                    moved.append(instance_dir)
-            except OSError as error:
-                action = "mark" if in_use else "move aside"
-                problems.append(Problem(instance_dir, action, str(error)))
+                    found.doomed.append(instance_dir)
+            elif verdict is not None:
+                self.trash.move_aside(instance_dir)
+                found.moved.append(instance_dir)
+            elif record is not None and record.lease is not None:
+                free = replace(record, lease=None)
+                self._record(partial(write_instance, instance_dir, free), NOT_RECLAIMED)
+                found.reclaimed.append(instance_dir)
+        except OSError as error:
+            action = "mark" if held else "reclaim" if verdict is None else "move aside"
+            found.problems.append(Problem(instance_dir, action, str(error)))
 
-    def empty_trash(self, stop: Callable[[], bool] = lambda: False) -> tuple[Problem, ...]:
+    def empty_trash(self, stop: Callable[[], bool] = lambda: False) -> Emptied:
         """Remove everything moved aside, leftovers of crashed runs included; then refill the
         reserve from the space freed, before a task takes it."""
-        problems = self.trash.empty(stop)
+        emptied = self.trash.empty(stop)
         with self._locked():
             pass  # taking the lock refills the reserve
-        return problems
+        return emptied
 
     # -- listing --------------------------------------------------------------------------
 
@@ -354,22 +381,19 @@ class CacheRegistry:
         aside (their trees are removed by the next sync)."""
         candidates: list[tuple[int, Path, InstanceRecord]] = []
         for instance_dir in self._instance_dirs(cache_dir):
-            try:
-                record = read_instance(instance_dir)
-            except CorruptFile as error:
-                log.warning("moving aside unreadable instance: %s", error)
-                self.trash.try_move_aside(instance_dir)
+            record = _instance_or_none(instance_dir)
+            if record is not None and self._held(record, boot):
                 continue
-            if record.lease is not None and record.lease.active(boot):
-                continue
-            if record.doomed or record.stale(cache):
+            if record is None or _unusable(instance_dir, record, cache) is not None:
                 self.trash.try_move_aside(instance_dir)
                 continue
             candidates.append((record.created.ms, instance_dir, record))
         for _, instance_dir, record in sorted(candidates, key=lambda c: c[0], reverse=True):
             yield instance_dir, record
 
-    def _create(self, cache_dir: Path, cache_name: str, boot: str) -> Path:
+    def _create(
+        self, cache_dir: Path, cache_name: str, boot: str, owners: tuple[Process, ...]
+    ) -> Path:
         # The creation time is read before the directory exists: if anything, too early,
         # which can only make a purge delete the instance, never spare it.
         created = service_now(
@@ -379,7 +403,9 @@ class CacheRegistry:
         staging = cache_dir / f"{NEW_PREFIX}{instance_id}"
         staging.mkdir()
         (staging / DATA).mkdir()
-        record = InstanceRecord(cache_name, created).leased(boot, self.clock.wall_ms())
+        record = InstanceRecord(cache_name, created).leased(
+            boot, self.clock.wall_ms(), owners, self._pid_ns
+        )
         write_instance(staging, record)
         instance_dir = cache_dir / instance_id
         os.rename(staging, instance_dir)
@@ -392,3 +418,27 @@ class CacheRegistry:
         for path in cache_dir.iterdir():
             if path.name.startswith(NEW_PREFIX):
                 self.trash.try_move_aside(path)
+
+
+def _instance_or_none(instance_dir: Path) -> InstanceRecord | None:
+    """The record of an instance; None (logged) if it is unreadable."""
+    try:
+        return read_instance(instance_dir)
+    except CorruptFile as error:
+        log.warning("unreadable instance: %s", error)
+        return None
+
+
+def _unusable(
+    instance_dir: Path, record: InstanceRecord | None, cache: CacheRecord
+) -> Released | None:
+    """Why an instance must go rather than be handed out again, once no task holds it: it
+    is unreadable or purged (DELETED), or a task made its `data` something other than a
+    directory, say a symbolic link (REPLACED); None if it may be handed out."""
+    if record is None or record.doomed or record.stale(cache):
+        return Released.DELETED
+    try:
+        mode = os.lstat(instance_dir / DATA).st_mode
+    except FileNotFoundError:
+        return None  # `mount` makes it again
+    return None if stat.S_ISDIR(mode) else Released.REPLACED

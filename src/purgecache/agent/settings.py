@@ -24,3 +24,4 @@ class AgentSettings:
     clock_skew_ms: int = DEFAULT_CLOCK_SKEW_MS
     interval_ms: int = DEFAULT_INTERVAL_MS
     timeout_ms: int = DEFAULT_TIMEOUT_MS
+    deadline_ms: int | None = None  # `sync`: for the whole fetch, retries included

@@ -23,7 +23,7 @@ from purgecache.agent.evidence import weigh
 from purgecache.agent.registry import CacheRegistry
 from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
 from purgecache.agent.state import load_state
-from purgecache.agent.trash import Problem
+from purgecache.agent.trash import Emptied, Problem
 from purgecache.model import format_time
 
 if TYPE_CHECKING:
@@ -37,10 +37,11 @@ class SyncReport:
     pool: str
     since: int | None  # ms, what was asked for (None: every open request)
     requests: int
-    deleted: tuple[Path, ...]  # instances (as they were named) now gone
+    deleted: tuple[Path, ...]  # instances (as they were named) now gone, leftovers too
     doomed: tuple[Path, ...]  # instances in use: deleted on release
     problems: tuple[Problem, ...]  # instances that could not be moved aside or removed
     watermark: int | None  # ms, after the sync
+    reclaimed: tuple[Path, ...] = ()  # instances free again: their tasks ended unreleased
 
     @property
     def exit_code(self) -> int:
@@ -53,6 +54,7 @@ class SyncReport:
         return (
             f"sync {self.pool}: {self.requests} purge request(s), {len(self.deleted)} "
             f"instance(s) deleted, {len(self.doomed)} in use (deleted on release), "
+            f"{len(self.reclaimed)} lease(s) of ended tasks reclaimed, "
             f"{len(self.problems)} failed; watermark {watermark}"
         )
 
@@ -67,21 +69,34 @@ def sync_once(
 ) -> SyncReport:
     """Sync `pool` once; `FetchFailed` (from `fetch`, or `ImplausibleAnswer` from checking
     its answer) means nothing was changed."""
+    registry.make_root()
     state = load_state(registry.layout.state)
     watermark = state.watermarks.get(pool)
     since = None if watermark is None else watermark - slack_ms
     fetched = fetch(pool, since if since is None or since > 0 else None)
     trusted = weigh(fetched, state.anchor, registry.clock, slack_ms)
     outcome = registry.apply_purges(fetched.requests, pool, trusted.watermark, trusted.anchor)
-    removal_problems = registry.empty_trash(stop)
-    failed = {problem.path for problem in removal_problems}
-    deleted = tuple(p for p in outcome.moved if registry.layout.trash_path(p) not in failed)
+    emptied = registry.empty_trash(stop)
     return SyncReport(
         pool,
         since,
         len(fetched.requests),
-        deleted,
+        _deleted(registry, outcome.moved, emptied),
         outcome.doomed,
-        outcome.problems + removal_problems,
+        outcome.problems + emptied.problems,
         outcome.watermark,
+        outcome.reclaimed,
+    )
+
+
+def _deleted(
+    registry: CacheRegistry, moved: tuple[Path, ...], emptied: Emptied
+) -> tuple[Path, ...]:
+    """The instances gone: those this sync moved aside (unless their removal failed; another
+    process may be finishing it), then leftovers of earlier runs that it removed."""
+    failed = {problem.path for problem in emptied.problems}
+    trashed = {registry.layout.trash_path(path) for path in moved}
+    leftovers = (registry.layout.trashed_instance(e) for e in emptied.removed if e not in trashed)
+    return tuple(p for p in moved if registry.layout.trash_path(p) not in failed) + tuple(
+        p for p in leftovers if p is not None
     )

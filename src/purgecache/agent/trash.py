@@ -32,12 +32,21 @@ class Problem:
         return f"could not {self.action} {self.path}: {self.error}"
 
 
+@dataclass(frozen=True, slots=True)
+class Emptied:
+    """What emptying the trash did: the entries this process removed, and what it could
+    not remove."""
+
+    removed: tuple[Path, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
 class Trash:
     """The trash of one cache root; `remove` deletes a tree."""
 
     def __init__(self, layout: Layout, remove: Callable[[Path], None]) -> None:
         self.layout = layout
-        self._remove = remove
+        self._remove_tree = remove
 
     def move_aside(self, instance_dir: Path) -> Path:
         """Take an instance out of the registry (OSError if it cannot be renamed)."""
@@ -54,26 +63,37 @@ class Trash:
 
     def remove(self, entry: Path) -> tuple[Problem, ...]:
         """Remove one entry, unless another process is removing it right now."""
+        outcome = self._remove(entry)
+        return (outcome,) if isinstance(outcome, Problem) else ()
+
+    def _remove(self, entry: Path) -> Problem | bool:
+        """Remove one entry: True if this process removed it, False if another one is
+        removing it, or what went wrong."""
         if entry.is_symlink() or not entry.is_dir():
             entry.unlink(missing_ok=True)
-            return ()
+            return True
         with try_lock_directory(entry) as mine:
             if not mine:
-                return ()
+                return False
             try:
-                self._remove(entry)
+                self._remove_tree(entry)
             except OSError as error:
-                return (Problem(entry, "remove", str(error)),)
-        return ()
+                return Problem(entry, "remove", str(error))
+        return True
 
-    def empty(self, stop: Callable[[], bool] = lambda: False) -> tuple[Problem, ...]:
+    def empty(self, stop: Callable[[], bool] = lambda: False) -> Emptied:
         """Remove every entry, leftovers of crashed runs included, until `stop()`."""
+        removed: list[Path] = []
         problems: list[Problem] = []
         for entry in self.leftovers():
             if stop():
                 break
-            problems.extend(self.remove(entry))
-        return tuple(problems)
+            outcome = self._remove(entry)
+            if isinstance(outcome, Problem):
+                problems.append(outcome)
+            elif outcome:
+                removed.append(entry)
+        return Emptied(tuple(removed), tuple(problems))
 
     def leftovers(self) -> list[Path]:
         """What is waiting to be removed."""
