@@ -252,7 +252,8 @@ class PurgeCacheApp:
                 if removed is not None:
                     self.metrics.expiry_runs.inc()
                     self.metrics.expired_rows.inc(removed)
-                    log_event(log, logging.INFO, "expired", rows=removed)
+                    pruned = await self.service.prune_history()
+                    log_event(log, logging.INFO, "expired", rows=removed, history_rows=pruned)
             except StorageError as error:
                 self.metrics.storage_errors.inc()
                 log_event(log, logging.WARNING, "expiry-failed", error=str(error))

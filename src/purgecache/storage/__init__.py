@@ -11,12 +11,14 @@ from purgecache.storage.base import (
     Storage,
     StorageError,
 )
+from purgecache.storage.history import HistoryPage
 from purgecache.storage.sqlite import SqliteStorage, sqlite_path
 
 __all__ = [
     "NO_CHANGES",
     "Changes",
     "EntryPage",
+    "HistoryPage",
     "SchemaError",
     "SchemaTooNewError",
     "SqliteStorage",

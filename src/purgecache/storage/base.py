@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.storage.history import HistoryPage
 
 
 class StorageError(Exception):
@@ -60,9 +61,10 @@ class Storage(Protocol):
         Returns the NO_CHANGES object itself when nothing changed.
         """
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
         """Insert the request or move `before`/`expires` of the existing one, keeping `entry`
-        (opaque UTF-8 bytes, given back as they are by list_entries); durable on return."""
+        (opaque UTF-8 bytes, given back as they are by list_entries), and add `event` to the
+        history in the same transaction; durable on return."""
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
@@ -83,6 +85,15 @@ class Storage(Protocol):
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`; return how many went, or None
         when another process is expiring right now (only one runs at a time)."""
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        """Up to `limit` events matching `query` strictly older than the key `after` (time,
+        event id), newest first, with how many match in all (one snapshot)."""
+
+    async def prune_history(self, before: int) -> int:
+        """Delete the history's events from before `before`; return how many went."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

@@ -19,7 +19,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.storage import history
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -30,6 +31,7 @@ from purgecache.storage.base import (
     StorageError,
 )
 from purgecache.storage.batching import WriteBatcher
+from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 
 T = TypeVar("T")
@@ -44,15 +46,18 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
-# the rows as arrays (sent in binary: no escaping), upserted, and a notification per pool they
-# touched, sent at commit.
+# the rows as arrays (sent in binary: no escaping), upserted, every purge's event added to the
+# history, and a notification per pool they touched, sent at commit.
 _UPSERT_BATCH = (
     "WITH written AS ("
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[]) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire "
-    "RETURNING worker_pool_id) "
+    "RETURNING worker_pool_id), "
+    f"logged AS (INSERT INTO purge_history ({history.COLUMNS}) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])) "
     "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
 _MERGE = (
@@ -95,7 +100,10 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
     return PurgeRequest(row[0], row[1], row[2], row[3])
 
 
-def _text_row(request: PurgeRequest, entry: bytes) -> tuple[str, str, int, int, str]:
+TextRow = tuple[str, str, int, int, str]
+
+
+def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     """A row as written: the entry in the `text` column (UTF-8), where schema 2 kept it."""
     key_and_times = (request.worker_pool_id, request.cache_name, request.before, request.expires)
     return (*key_and_times, entry.decode())
@@ -156,9 +164,7 @@ class PostgresStorage:
         self._listening = False
         self._resync = True
         self._changed: set[str] = set()
-        self._batcher: WriteBatcher[tuple[str, str, int, int, str]] = WriteBatcher(
-            self._write_batch
-        )
+        self._batcher: WriteBatcher[tuple[TextRow, EventRow]] = WriteBatcher(self._write_batch)
 
     def _connections(self) -> AsyncConnectionPool:
         if self._pool is None:  # created lazily, inside the running event loop
@@ -232,17 +238,19 @@ class PostgresStorage:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
-        await self._batcher.write(_text_row(request, entry))
+    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
+        await self._batcher.write((_text_row(request, entry), history.event_row(event)))
 
-    async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+    async def _write_batch(self, rows: list[tuple[TextRow, EventRow]]) -> None:
         # One statement may not update a row twice: of several purges of one cache in the
-        # batch, the last one stands (as it would have, written one after the other).
-        latest = {(row[0], row[1]): row for row in rows}
+        # batch, the last one stands (as it would have, written one after the other); every
+        # one of them is an event of the history.
+        latest = {(purge[0], purge[1]): purge for purge, _ in rows}
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
+        events = [list(column) for column in zip(*(event for _, event in rows), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, (*columns, *events, CHANNEL))
 
         await self._run(write)
 
@@ -309,6 +317,28 @@ class PostgresStorage:
                     return None
                 cursor = await conn.execute("DELETE FROM cache_purges WHERE expires <= %s", (now,))
                 return cursor.rowcount
+
+        return await self._run(delete)
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        count, count_args = history.count_sql(query, "%s")
+        page, page_args = history.page_sql(query, after, limit, "%s")
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> HistoryPage:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                row = await (await conn.execute(count, count_args)).fetchone()
+                rows = await (await conn.execute(page, page_args)).fetchall()
+            return history.history_page(rows, int(row[0]) if row else 0, limit)
+
+        return await self._run(read)
+
+    async def prune_history(self, before: int) -> int:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(history.PRUNE.format(mark="%s"), (before,))
+            return cursor.rowcount
 
         return await self._run(delete)
 

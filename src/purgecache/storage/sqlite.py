@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.storage import history
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -32,6 +33,7 @@ from purgecache.storage.base import (
     StorageError,
 )
 from purgecache.storage.batching import WriteBatcher
+from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ _UPSERT = (
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
+_LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -121,6 +124,24 @@ def _entry_page(
         conn.execute("COMMIT")
 
 
+def _history_page(
+    conn: sqlite3.Connection, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+) -> HistoryPage:
+    """A history page and its filter's total, read in one snapshot."""
+    count, count_args = history.count_sql(query, "?")
+    page, page_args = history.page_sql(query, after, limit, "?")
+    conn.execute("BEGIN")
+    try:
+        (total,) = conn.execute(count, count_args).fetchone()
+        rows = conn.execute(page, page_args).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return history.history_page(rows, int(total), limit)
+
+
+PurgeRow = tuple[tuple[str, str, int, int, bytes], EventRow]
+
+
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open (creating if needed) the database file with the settings every process uses."""
     try:
@@ -167,9 +188,7 @@ class SqliteStorage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
-        self._batcher: WriteBatcher[tuple[str, str, int, int, bytes]] = WriteBatcher(
-            self._write_batch
-        )
+        self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
         self._next_look = 0.0
@@ -239,17 +258,19 @@ class SqliteStorage:
     async def schema_version(self) -> int:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
-        await self._batcher.write((*_key_and_times(request), entry))
+    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
+        await self._batcher.write(((*_key_and_times(request), entry), history.event_row(event)))
 
-    async def _write_batch(self, rows: list[tuple[str, str, int, int, bytes]]) -> None:
+    async def _write_batch(self, rows: list[PurgeRow]) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            if len(rows) == 1:
-                conn.execute(_UPSERT, rows[0])
-                return
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_UPSERT, rows)
+                if len(rows) == 1:
+                    conn.execute(_UPSERT, rows[0][0])
+                    conn.execute(_LOG, rows[0][1])
+                    return
+                conn.executemany(_UPSERT, [purge for purge, _ in rows])
+                conn.executemany(_LOG, [event for _, event in rows])
 
         await self._run(write)
 
@@ -285,6 +306,16 @@ class SqliteStorage:
         cursor = await self._run(
             lambda c: c.execute("DELETE FROM cache_purges WHERE expires <= ?", (now,))
         )
+        return cursor.rowcount
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        return await self._read(lambda conn: _history_page(conn, query, after, limit))
+
+    async def prune_history(self, before: int) -> int:
+        prune = history.PRUNE.format(mark="?")
+        cursor = await self._run(lambda c: c.execute(prune, (before,)))
         return cursor.rowcount
 
     async def count_open(self, now: int) -> int:
