@@ -219,6 +219,10 @@ class PurgeCacheApp:
             }
         )
 
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address (X-Forwarded-For only with --trust-proxy)."""
+        return self.authorizer.client_ip(request)
+
     # ---- lifespan ----------------------------------------------------------------------
 
     async def startup(self) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, quote, unquote
 import orjson
 
 from purgecache.api.errors import ApiError
+from purgecache.model import SPELLING_ENCODED, SPELLING_SLASH
 
 if TYPE_CHECKING:
     from purgecache.api.endpoints import Endpoint, QueryParam
@@ -42,6 +43,7 @@ _WANTED = frozenset(
         "x-forwarded-for",
         "x-taskcluster-trace-id",
         "accept-encoding",
+        "user-agent",
     )
 )
 
@@ -58,6 +60,7 @@ class Call:
         "param_error",
         "params",
         "query",
+        "signed_target",
         "verdict",
     )
 
@@ -69,7 +72,20 @@ class Call:
         self.client_id: str | None = None
         self.param_error: str | None = None
         self.verdict: Verdict | None = None
+        self.signed_target: str | None = None  # the request target the verdict was given for
         self.fast = False
+
+    def signed_spelling(self) -> str | None:
+        """How the pool id was spelt in the request target the caller's signature verified
+        (`%2F` or a literal slash); None for an unsigned call or one without a pool id."""
+        verdict = self.verdict
+        target = self.signed_target
+        if verdict is None or verdict.status != "auth-success" or target is None:
+            return None
+        if "workerPoolId" not in self.params:
+            return None
+        path = target.partition("?")[0]
+        return SPELLING_ENCODED if "%2f" in path.lower() else SPELLING_SLASH
 
 
 _NONE: dict[Any, Any] = {}  # shared, never written: calls replace it
