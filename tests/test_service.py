@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from purgecache.model import PurgeEvent, PurgeRequest
+from purgecache.model import Provenance, PurgeRequest
 from purgecache.service import PurgeService
 from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError
 from purgecache.storage.base import EVERYTHING
@@ -29,7 +29,7 @@ class FakeStorage:
         pending, self.pending = self.pending, NO_CHANGES
         return pending
 
-    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
         key = (request.worker_pool_id, request.cache_name)
         self.rows[key], self.entries[key] = request, entry
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
 WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
@@ -64,9 +65,9 @@ SPELLING_SLASH = "slash"
 MAX_USER_AGENT_KEPT = 512  # a longer User-Agent is kept cut to this many characters
 
 
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """Who asked for a purge, how and why: what the history keeps beside the purge itself."""
+class Provenance(NamedTuple):  # a named tuple: made on every purge, cheaper than a dataclass
+    """Who asked for a purge, how and why: what the history keeps beside the purge itself
+    (in the history table's column order)."""
 
     endpoint: str  # `purgeCache` (v1) or `createPurge`
     client_id: str | None = None  # None: an anonymous caller

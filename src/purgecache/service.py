@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest, is_worker_pool_id
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, is_worker_pool_id
 from purgecache.settings import DEFAULT_HISTORY_RETENTION_MS
 from purgecache.storage import NO_CHANGES, HistoryPage, Storage, StorageError
 
@@ -140,8 +140,7 @@ class PurgeService:
         this returns."""
         now = self.clock()
         request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
-        event = PurgeEvent(worker_pool_id, cache_name, now, origin)
-        await self.storage.purge(request, request.to_entry(), event)
+        await self.storage.purge(request, request.to_entry(), origin)
         self._cache.pop(worker_pool_id, None)  # our own write is visible at once
         return request
 

@@ -59,10 +59,9 @@ def storage(
     runner.run(backend.close())
 
 
-def event_of(request: PurgeRequest, **origin: str) -> PurgeEvent:
-    """The history event of a purge (made through `purgeCache` unless `origin` says)."""
-    provenance = Provenance(**{"endpoint": "purgeCache", **origin})
-    return PurgeEvent(request.worker_pool_id, request.cache_name, request.before, provenance)
+def event_of(request: PurgeRequest, **origin: str) -> Provenance:
+    """Where a purge came from (`purgeCache` unless `origin` says)."""
+    return Provenance(**{"endpoint": "purgeCache", **origin})
 
 
 async def keep(storage: Storage, request: PurgeRequest, entry: bytes) -> None:
@@ -281,9 +280,9 @@ def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> Non
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from purgecache.model import Provenance, PurgeEvent, PurgeRequest\n"
+        "from purgecache.model import Provenance, PurgeRequest\n"
         "def e(r):\n"
-        "    return PurgeEvent(r.worker_pool_id, r.cache_name, r.before, Provenance('x'))\n"
+        "    return Provenance('x')\n"
         "from purgecache.storage import SqliteStorage\n"
         "async def main():\n"
         "    s = SqliteStorage(Path(sys.argv[1]))\n"

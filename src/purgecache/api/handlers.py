@@ -8,8 +8,8 @@ request itself lives in the pipeline and the endpoint table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import Protocol, TypeAlias
+from collections.abc import Awaitable, Mapping
+from typing import Protocol, TypeAlias, TypeVar
 
 import orjson
 
@@ -28,6 +28,7 @@ from purgecache.storage import StorageError
 
 log = logging.getLogger("purgecache")
 
+T = TypeVar("T")
 Answer: TypeAlias = Response | Awaitable[Response]
 HEARTBEAT_FAILED = b'{"checks":{"database":"unavailable"}}'
 
@@ -115,7 +116,11 @@ async def list_purge_history(deps: Deps, request: Request, call: Call) -> Respon
     limit = query.get("limit", HISTORY_PAGE)
     assert (token is None or isinstance(token, str)) and isinstance(limit, int)
     wanted = HistoryFilter(
-        **{key: query.get(name) for key, name in _HISTORY_FILTERS.items()}  # type: ignore[arg-type]
+        _checked(query, "workerPoolId", str),
+        _checked(query, "cacheName", str),
+        _checked(query, "clientId", str),
+        _checked(query, "since", int),
+        _checked(query, "until", int),
     )
     page = await deps.service.purge_history(wanted, token, limit)
     answer: dict[str, object] = {"events": [event.to_wire() for event in page.events]}
@@ -126,13 +131,13 @@ async def list_purge_history(deps: Deps, request: Request, call: Call) -> Respon
 
 
 HISTORY_PAGE = 100  # events on a page when `limit` is not given
-_HISTORY_FILTERS = {
-    "worker_pool_id": "workerPoolId",
-    "cache_name": "cacheName",
-    "client_id": "clientId",
-    "since": "since",
-    "until": "until",
-}
+
+
+def _checked(query: Mapping[str, object], name: str, kind: type[T]) -> T | None:
+    """A query value as its parameter's rule parsed it (None: not given)."""
+    value = query.get(name)
+    assert value is None or isinstance(value, kind)
+    return value
 
 
 def purge_requests(deps: Deps, request: Request, call: Call) -> Answer:

@@ -84,8 +84,9 @@ class Call:
             return None
         if "workerPoolId" not in self.params:
             return None
-        path = target.partition("?")[0]
-        return SPELLING_ENCODED if "%2f" in path.lower() else SPELLING_SLASH
+        end = target.find("?")
+        path = target if end < 0 else target[:end]
+        return SPELLING_ENCODED if "%2F" in path or "%2f" in path else SPELLING_SLASH
 
 
 _NONE: dict[Any, Any] = {}  # shared, never written: calls replace it

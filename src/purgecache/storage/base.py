@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest
 from purgecache.storage.history import HistoryPage
 
 
@@ -61,10 +61,11 @@ class Storage(Protocol):
         Returns the NO_CHANGES object itself when nothing changed.
         """
 
-    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
         """Insert the request or move `before`/`expires` of the existing one, keeping `entry`
-        (opaque UTF-8 bytes, given back as they are by list_entries), and add `event` to the
-        history in the same transaction; durable on return."""
+        (opaque UTF-8 bytes, given back as they are by list_entries), and add the purge to the
+        history (at `request.before`, with `origin`) in the same transaction; durable on
+        return."""
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from purgecache.model import HistoryFilter, Provenance, PurgeEvent
+from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest
 
 COLUMNS = (
     "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
@@ -27,21 +27,9 @@ class HistoryPage:
     next_after: tuple[int, int] | None
 
 
-def event_row(event: PurgeEvent) -> EventRow:
-    """An event's column values, in `COLUMNS` order."""
-    origin = event.provenance
-    return (
-        event.worker_pool_id,
-        event.cache_name,
-        event.time,
-        origin.endpoint,
-        origin.client_id,
-        origin.source_ip,
-        origin.signed_spelling,
-        origin.user_agent,
-        origin.reason,
-        origin.link,
-    )
+def event_row(request: PurgeRequest, origin: Provenance) -> EventRow:
+    """The event of a purge as stored: its key and time, then its provenance (`COLUMNS`)."""
+    return (request.worker_pool_id, request.cache_name, request.before, *origin)
 
 
 def read_event(row: tuple[Any, ...]) -> PurgeEvent:

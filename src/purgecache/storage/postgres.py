@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
-from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest
 from purgecache.storage import history
 from purgecache.storage.base import (
     EVERYTHING,
@@ -238,8 +238,8 @@ class PostgresStorage:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
-        await self._batcher.write((_text_row(request, entry), history.event_row(event)))
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
+        await self._batcher.write((_text_row(request, entry), history.event_row(request, origin)))
 
     async def _write_batch(self, rows: list[tuple[TextRow, EventRow]]) -> None:
         # One statement may not update a row twice: of several purges of one cache in the

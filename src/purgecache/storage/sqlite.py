@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from purgecache.model import HistoryFilter, PurgeEvent, PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest
 from purgecache.storage import history
 from purgecache.storage.base import (
     EVERYTHING,
@@ -258,8 +258,10 @@ class SqliteStorage:
     async def schema_version(self) -> int:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
-    async def purge(self, request: PurgeRequest, entry: bytes, event: PurgeEvent) -> None:
-        await self._batcher.write(((*_key_and_times(request), entry), history.event_row(event)))
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
+        await self._batcher.write(
+            ((*_key_and_times(request), entry), history.event_row(request, origin))
+        )
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
         def write(conn: sqlite3.Connection) -> None:
