@@ -44,6 +44,7 @@ def client_calls() -> list[_calls.Call[object]]:
             continuation_token="t",
             limit=5,
         ),
+        _calls.report_worker_sync("proj-a/linux", "local", "host-1", []),
     ]
 
 

@@ -333,6 +333,7 @@ def test_python_client_from_served_reference(env_name: str, live: LiveServer) ->
         "ping",
         "purgeCache",
         "purgeRequests",
+        "reportWorkerSync",
         "version",
     ]
     assert seen["purgeCache_args"] == ["workerPoolId"]

@@ -122,6 +122,32 @@ class HistoryFilter:
     until: int | None = None  # ms since the epoch, exclusive
 
 
+WORKER_PART_RE = re.compile(IDENTIFIER_PATTERN)  # a workerGroup or workerId (`.fullmatch`)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReceipt:
+    """What a worker says it did about one cache name for the newest purge it honoured."""
+
+    cache_name: str
+    honoured_before: int  # ms, service clock: the newest purge `before` honoured
+    instances_deleted: int  # copies deleted for that purge
+    bytes_freed: int  # their size, as recorded when each was released
+    oldest_deleted_age_ms: int | None  # the oldest deleted copy's age when it went
+    failures: int  # copies that could not be deleted (retried)
+    in_use: int  # copies in use: deleted on release
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """One `reportWorkerSync`: a worker's receipts for the caches of its pool."""
+
+    worker_pool_id: str
+    worker_group: str
+    worker_id: str
+    caches: tuple[CacheReceipt, ...]
+
+
 def format_time(ms: int) -> str:
     """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates."""
     seconds, milli = divmod(ms, 1000)

@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest, is_worker_pool_id
+from purgecache.model import (
+    HistoryFilter,
+    Provenance,
+    PurgeRequest,
+    WorkerReport,
+    is_worker_pool_id,
+)
 from purgecache.settings import DEFAULT_HISTORY_RETENTION_MS
 from purgecache.storage import NO_CHANGES, HistoryPage, Storage, StorageError
 
@@ -224,6 +230,10 @@ class PurgeService:
         """One page of the purge events `query` matches, newest first, and their total."""
         after = decode_history_token(token) if token is not None else None
         return await self.storage.purge_history(query, after, min(limit, MAX_PAGE_SIZE))
+
+    async def report_worker_sync(self, report: WorkerReport) -> None:
+        """Keep a worker's receipts, received now; durable when this returns."""
+        await self.storage.report_worker_sync(report, self.clock())
 
     async def prune_history(self) -> int:
         """Delete history events older than the history retention; how many went."""

@@ -14,7 +14,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest
+from purgecache.model import (
+    CacheReceipt,
+    HistoryFilter,
+    Provenance,
+    PurgeEvent,
+    PurgeRequest,
+    WorkerReport,
+)
 from purgecache.storage import (
     NO_CHANGES,
     Changes,
@@ -650,3 +657,46 @@ def test_history_is_pruned_by_age_apart_from_expiry(
         assert [r.cache_name for r in await storage.purge_requests("p/w", NOW)] == ["old"]
 
     runner.run(scenario())
+
+
+# ---- workers' receipts ------------------------------------------------------------------
+
+
+def receipt(name: str, before: int, deleted: int = 1, in_use: int = 0) -> CacheReceipt:
+    return CacheReceipt(name, before, deleted, deleted * 100, 5_000, 0, in_use)
+
+
+def test_receipts_keep_the_newest_purge_and_replays_change_nothing(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """One row per worker and cache name: a later (or the same) `before` replaces it, an
+    older receipt and a replayed report are ignored; a report without caches still counts."""
+
+    async def scenario() -> list[tuple[str, str, CacheReceipt, int]]:
+        first = WorkerReport("r/p", "local", "w1", (receipt("a", NOW, in_use=1), receipt("b", NOW)))
+        await storage.report_worker_sync(first, NOW + 1)
+        newer = WorkerReport("r/p", "local", "w1", (receipt("a", NOW, deleted=2),))
+        await storage.report_worker_sync(newer, NOW + 2)
+        stale = WorkerReport("r/p", "local", "w1", (receipt("b", NOW - 5, deleted=9),))
+        await storage.report_worker_sync(stale, NOW + 3)
+        await storage.report_worker_sync(newer, NOW + 4)  # a replay
+        await asyncio.gather(
+            *(
+                storage.report_worker_sync(
+                    WorkerReport("r/p", "g", f"w{i}", (receipt("a", NOW),)), NOW
+                )
+                for i in range(5)
+            ),
+            storage.report_worker_sync(WorkerReport("other/p", "local", "w1", ()), NOW),
+        )
+        return [
+            (r.worker_group, r.worker_id, r.receipt, r.reported_at)
+            for r in await storage.worker_receipts("r/p")
+        ]
+
+    rows = runner.run(scenario())
+    assert rows[:5] == [("g", f"w{i}", receipt("a", NOW), NOW) for i in range(5)]
+    assert rows[5:] == [
+        ("local", "w1", receipt("a", NOW, deleted=2), NOW + 4),
+        ("local", "w1", receipt("b", NOW), NOW + 1),
+    ]

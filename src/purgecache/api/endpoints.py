@@ -240,6 +240,7 @@ def _declare() -> tuple[Endpoint, ...]:
     monitoring = "Monitoring"
     purging = "Purge-Cache Service"
     history = "Purge History (extension)"
+    receipts = "Workers' Receipts (extension)"
     return (
         Endpoint(
             "ping",
@@ -363,6 +364,21 @@ def _declare() -> tuple[Endpoint, ...]:
                 LIMIT,
             ),
             output="purge-history.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "reportWorkerSync",
+            "POST",
+            "/ext/report/<workerPoolId>",
+            handlers.report_worker_sync,
+            receipts,
+            "Report a Worker's Sync",
+            "A worker says what it did about its pool's purge requests: per cache name, the "
+            "newest purge `before` it honoured, the copies it deleted for it and their size, "
+            "the oldest deleted copy's age, failures, and copies in use (deleted on release). "
+            "Idempotent: a receipt for an older purge than the one kept is ignored. 204.",
+            scopes="purge-cache:report::<workerPoolId>:<workerGroup>/<workerId>",
+            input="worker-sync-report.json",
             stability="experimental",
         ),
     )

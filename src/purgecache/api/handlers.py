@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 
+from purgecache.api.errors import ApiError
 from purgecache.api.request import Call, Request
 from purgecache.api.responses import NO_CONTENT, Response, json_response
 from purgecache.logs import log_event
 from purgecache.model import (
     MAX_USER_AGENT_KEPT,
+    CacheReceipt,
     HistoryFilter,
     Provenance,
     PurgeEvent,
     PurgeRequest,
+    WorkerReport,
+    parse_since,
 )
 from purgecache.service import PurgeService, history_token
 from purgecache.storage import StorageError
@@ -128,6 +132,41 @@ async def list_purge_history(deps: Deps, request: Request, call: Call) -> Respon
     if page.next_after is not None:
         answer["continuationToken"] = history_token(page.next_after)
     return json_response(200, orjson.dumps(answer))
+
+
+async def report_worker_sync(deps: Deps, request: Request, call: Call) -> Response:
+    """`reportWorkerSync`: keep a worker's receipts durably (204)."""
+    payload = request.payload
+    caches = payload.get("caches", [])
+    if len({cache["cacheName"] for cache in caches}) != len(caches):
+        raise ApiError("InputError", "Each cacheName may appear once in a report")
+    report = WorkerReport(
+        call.params["workerPoolId"],
+        payload["workerGroup"],
+        payload["workerId"],
+        tuple(_receipt(cache) for cache in caches),
+    )
+    await deps.service.report_worker_sync(report)
+    return NO_CONTENT
+
+
+def _receipt(cache: dict[str, Any]) -> CacheReceipt:
+    """A receipt from its (schema-checked) JSON."""
+    try:
+        honoured = parse_since(cache["honouredBefore"])
+    except ValueError as error:
+        raise ApiError(
+            "InputValidationError", f"honouredBefore {cache['honouredBefore']!r} is not a time"
+        ) from error
+    return CacheReceipt(
+        cache["cacheName"],
+        honoured,
+        cache["instancesDeleted"],
+        cache["bytesFreed"],
+        cache.get("oldestDeletedAgeMs"),
+        cache["failures"],
+        cache["inUse"],
+    )
 
 
 HISTORY_PAGE = 100  # events on a page when `limit` is not given

@@ -24,6 +24,7 @@ SCHEMA_NAMES = (
     "create-purge-request.json",
     "purge-event.json",
     "purge-history.json",
+    "worker-sync-report.json",
 )
 
 

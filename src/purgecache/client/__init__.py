@@ -28,6 +28,7 @@ from purgecache.client._errors import (
     ServerError,
 )
 from purgecache.client._models import (
+    CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -47,6 +48,7 @@ __all__ = [
     "ApiError",
     "AsyncPurgeCache",
     "AuthenticationFailed",
+    "CacheReceipt",
     "ConfigurationError",
     "ConnectionFailed",
     "Credentials",

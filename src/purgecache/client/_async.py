@@ -4,7 +4,7 @@ I/O over the same `ClientCore`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -16,6 +16,7 @@ from purgecache.client._base import BaseClient
 from purgecache.client._calls import Call, HistoryQuery
 from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
+    CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -103,6 +104,18 @@ class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
         """`purge_cache` saying why (`reason`, at most 1,000 characters) and where to read more
         (`link`, an absolute http(s) URL); the event the history recorded (extension)."""
         return await self._run(_calls.create_purge(worker_pool_id, cache_name, reason, link))
+
+    async def report_worker_sync(
+        self,
+        worker_pool_id: str,
+        worker_group: str,
+        worker_id: str,
+        caches: Sequence[CacheReceipt] = (),
+    ) -> None:
+        """Tell the service what this worker did about its pool's purges (extension; scope
+        `purge-cache:report::<worker_pool_id>:<worker_group>/<worker_id>`). Idempotent."""
+        call = _calls.report_worker_sync(worker_pool_id, worker_group, worker_id, caches)
+        await self._run(call)
 
     async def list_purge_history(
         self, worker_pool_id: str | None = None, **query: Unpack[HistoryQuery]

@@ -7,7 +7,7 @@ the same calls; `ClientCore` turns them into signed HTTP requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from purgecache.client._models import (
+    CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -47,7 +48,7 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "list_purge_history",
 )
 # This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
-EXTENSIONS = frozenset({"createPurge", "listPurgeHistory"})
+EXTENSIONS = frozenset({"createPurge", "listPurgeHistory", "reportWorkerSync"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,19 @@ def list_purge_history(
     }
     pairs = tuple((key, value) for key, value in given.items() if value is not None)
     return Call("listPurgeHistory", "GET", "ext/history", PurgeHistory.from_json, pairs)
+
+
+def report_worker_sync(
+    worker_pool_id: str, worker_group: str, worker_id: str, caches: Sequence[CacheReceipt]
+) -> Call[None]:
+    """`POST /ext/report/<workerPoolId>` with the worker's identity and its receipts."""
+    payload = {
+        "workerGroup": worker_group,
+        "workerId": worker_id,
+        "caches": [receipt.to_json() for receipt in caches],
+    }
+    route = "ext/report/" + quote(worker_pool_id, safe="")
+    return Call("reportWorkerSync", "POST", route, _nothing, payload=payload)
 
 
 def all_purge_requests(

@@ -291,3 +291,31 @@ class PurgeHistory:
         if self.continuation_token is not None:
             answer["continuationToken"] = self.continuation_token
         return answer
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReceipt:
+    """A worker's receipt for one cache name (`reportWorkerSync`): the newest purge `before`
+    it honoured and what that took."""
+
+    cache_name: str
+    honoured_before: datetime  # aware
+    instances_deleted: int = 0
+    bytes_freed: int = 0
+    oldest_deleted_age_ms: int | None = None
+    failures: int = 0
+    in_use: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The receipt as the API takes it."""
+        receipt: dict[str, object] = {
+            "cacheName": self.cache_name,
+            "honouredBefore": format_datetime(self.honoured_before),
+            "instancesDeleted": self.instances_deleted,
+            "bytesFreed": self.bytes_freed,
+            "failures": self.failures,
+            "inUse": self.in_use,
+        }
+        if self.oldest_deleted_age_ms is not None:
+            receipt["oldestDeletedAgeMs"] = self.oldest_deleted_age_ms
+        return receipt

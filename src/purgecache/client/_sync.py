@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TypeVar, Unpack
@@ -15,6 +15,7 @@ from purgecache.client._base import BaseClient
 from purgecache.client._calls import Call, HistoryQuery
 from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
+    CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -104,6 +105,18 @@ class PurgeCache(BaseClient[httpx.Client]):
         """`purge_cache` saying why (`reason`, at most 1,000 characters) and where to read more
         (`link`, an absolute http(s) URL); the event the history recorded (extension)."""
         return self._run(_calls.create_purge(worker_pool_id, cache_name, reason, link))
+
+    def report_worker_sync(
+        self,
+        worker_pool_id: str,
+        worker_group: str,
+        worker_id: str,
+        caches: Sequence[CacheReceipt] = (),
+    ) -> None:
+        """Tell the service what this worker did about its pool's purges (extension; scope
+        `purge-cache:report::<worker_pool_id>:<worker_group>/<worker_id>`). Idempotent."""
+        call = _calls.report_worker_sync(worker_pool_id, worker_group, worker_id, caches)
+        self._run(call)
 
     def list_purge_history(
         self, worker_pool_id: str | None = None, **query: Unpack[HistoryQuery]

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage.history import HistoryPage
+from purgecache.storage.receipts import StoredReceipt
 
 
 class StorageError(Exception):
@@ -95,6 +96,13 @@ class Storage(Protocol):
 
     async def prune_history(self, before: int) -> int:
         """Delete the history's events from before `before`; return how many went."""
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        """Keep a worker's receipts (a receipt for an older `before` than the stored one is
+        ignored) and that it reported at `now`; durable on return."""
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        """Every receipt of a pool's workers, by worker group, worker id and cache name."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

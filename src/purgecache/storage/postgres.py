@@ -19,8 +19,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest
-from purgecache.storage import history
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -33,6 +33,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
+from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
@@ -60,6 +61,9 @@ _UPSERT_BATCH = (
     "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])) "
     "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
+_RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
+_WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
+_RECEIPTS = receipts.RECEIPTS.format(mark="%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -165,6 +169,9 @@ class PostgresStorage:
         self._resync = True
         self._changed: set[str] = set()
         self._batcher: WriteBatcher[tuple[TextRow, EventRow]] = WriteBatcher(self._write_batch)
+        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
+            self._write_reports
+        )
 
     def _connections(self) -> AsyncConnectionPool:
         if self._pool is None:  # created lazily, inside the running event loop
@@ -341,6 +348,28 @@ class PostgresStorage:
             return cursor.rowcount
 
         return await self._run(delete)
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        await self._reports.write(receipts.report_rows(report, now))
+
+    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
+        rows = [row for receipts_of, _ in batch for row in receipts_of]
+        workers = [worker for _, worker in batch]
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                if rows:
+                    await cursor.executemany(_RECEIPT, rows)
+                await cursor.executemany(_WORKER, workers)
+
+        await self._run(write)
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
+            cursor = await conn.execute(_RECEIPTS, (worker_pool_id,))
+            return [receipts.read_receipt(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
 
     async def count_open(self, now: int) -> int:
         async def count(conn: psycopg.AsyncConnection[Any]) -> int:

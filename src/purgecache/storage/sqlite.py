@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest
-from purgecache.storage import history
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -35,6 +35,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
+from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
 
 T = TypeVar("T")
 
@@ -46,6 +47,9 @@ _UPSERT = (
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
 _LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
+_WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
+_RECEIPTS = receipts.RECEIPTS.format(mark="?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -189,6 +193,9 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
         self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
+        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
+            self._write_reports
+        )
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
         self._next_look = 0.0
@@ -319,6 +326,22 @@ class SqliteStorage:
         prune = history.PRUNE.format(mark="?")
         cursor = await self._run(lambda c: c.execute(prune, (before,)))
         return cursor.rowcount
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        await self._reports.write(receipts.report_rows(report, now))
+
+    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_RECEIPT, [row for rows, _ in batch for row in rows])
+                conn.executemany(_WORKER, [worker for _, worker in batch])
+
+        await self._run(write)
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        rows = await self._read(lambda c: c.execute(_RECEIPTS, (worker_pool_id,)).fetchall())
+        return [receipts.read_receipt(row) for row in rows]
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"
