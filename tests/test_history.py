@@ -4,7 +4,9 @@ from where, how they signed and why; both backends, both server interfaces."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from test_api import assert_error
+from test_serve import run_cli
 
 from conftest import ADMIN, CLIENTS_TOML, LIMITED, READER, LiveServer, db_args, start_server
 from hawk_signing import HawkAuth
@@ -227,3 +230,25 @@ def test_extensions_are_published_as_experimental_with_their_schemas(live: LiveS
                 assert schema.status_code == 200, path
     assert entries["listPurgeHistory"]["scopes"] == "purge-cache:history::<workerPoolId>"
     assert entries["createPurge"]["scopes"] == "purge-cache:<workerPoolId>:<cacheName>"
+
+
+def test_expire_prunes_history_past_its_retention_and_keeps_requests(
+    server_factory: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """`purgecache expire --history-retention` deletes older events, keeps the open request
+    (its own retention is apart) and says how many events went."""
+    data = tmp_path / "d"
+    live = server_factory(data_dir=data)
+    with client(live) as admin:
+        assert admin.post("/purge-cache/prune%2Fpool", json={"cacheName": "c"}).status_code == 204
+    live.stop()
+    time.sleep(0.01)
+    kept = run_cli("expire", "--data-dir", str(data))
+    assert "0 history event(s)" in kept.stdout, kept.stderr
+    pruned = run_cli("expire", "--data-dir", str(data), "--history-retention", "5ms")
+    assert pruned.returncode == 0, pruned.stderr
+    assert "expired 0 purge request(s), 1 history event(s)" in pruned.stdout
+    with sqlite3.connect(data / "purgecache.db") as db:
+        assert db.execute("SELECT count(*) FROM purge_history").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM cache_purges").fetchone() == (1,)
+    db.close()
