@@ -88,7 +88,8 @@ def test_api_reference_lists_current_entries(server: LiveServer) -> None:
     assert ref["apiVersion"] == "v1"
     assert ref["$schema"] == f"{server.root_url}/schemas/common/api-reference-v0.json#"
     entries = {entry["name"]: entry for entry in ref["entries"]}
-    assert list(entries) == [
+    stable = [name for name, entry in entries.items() if entry["stability"] == "stable"]
+    assert stable == [
         "ping",
         "lbheartbeat",
         "version",
@@ -97,6 +98,10 @@ def test_api_reference_lists_current_entries(server: LiveServer) -> None:
         "purgeRequests",
         "heartbeat",
     ]
+    assert list(entries)[: len(stable)] == stable  # extensions come after every v1 entry
+    for name in list(entries)[len(stable) :]:
+        assert entries[name]["stability"] == "experimental", name
+        assert entries[name]["route"].startswith("/ext/"), name
     assert entries["purgeRequests"]["route"] == "/purge-cache/<workerPoolId>"
     assert entries["purgeRequests"]["scopes"] == "purge-cache:purge-requests::<workerPoolId>"
     assert entries["purgeCache"]["input"] == "v1/purge-cache-request.json#"

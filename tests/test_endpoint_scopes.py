@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -56,6 +56,11 @@ def published(root_url: str) -> list[dict[str, Any]]:
         path = entry["route"]
         for arg in entry["args"]:
             path = path.replace(f"<{arg}>", quote(params[arg], safe=""))
+        # a scope parameter that is neither in the URL nor in the body is a query parameter
+        read = re.findall(r"<([A-Za-z][A-Za-z0-9_]*)>", json.dumps(entry.get("scopes")))
+        query = {name: params[name] for name in read if name in entry["query"]}
+        if query:
+            path += "?" + urlencode(query)
         required = render(entry["scopes"], params) if "scopes" in entry else None
         entries.append({**entry, "path": path, "body": body, "required": required})
     return entries

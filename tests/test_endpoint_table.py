@@ -34,6 +34,17 @@ def client_calls() -> list[_calls.Call[object]]:
         _calls.purge_cache("proj-a/linux", "checkouts"),
         _calls.all_purge_requests("token", 10),
         _calls.purge_requests("proj-a/linux", "2026-01-01T00:00:00.000Z"),
+        _calls.create_purge("proj-a/linux", "checkouts", "why", "https://x.example/"),
+        _calls.list_purge_history(
+            "proj-a/linux",
+            cache_name="c",
+            client_id="me",
+            since="2026-01-01",
+            until="2026-02-01",
+            continuation_token="t",
+            limit=5,
+        ),
+        _calls.report_worker_sync("proj-a/linux", "local", "host-1", []),
     ]
 
 
@@ -47,6 +58,8 @@ def test_every_client_call_reaches_the_endpoint_it_names() -> None:
         assert endpoint.name == call.endpoint
         assert {key for key, _ in call.query} <= set(endpoint.query_names)
     assert {call.endpoint for call in client_calls()} == {e.name for e in ENDPOINTS}
+    experimental = {e.name for e in ENDPOINTS if e.stability == "experimental"}
+    assert experimental == _calls.EXTENSIONS
 
 
 def test_the_cli_signs_urls_for_exactly_the_get_endpoints() -> None:

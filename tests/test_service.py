@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from purgecache.circuit import CircuitOpen
-from purgecache.model import PurgeRequest
+from purgecache.model import Provenance, PurgeRequest
 from purgecache.service import PurgeService
 from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError, StorageUnavailable
 from purgecache.storage.base import EVERYTHING
@@ -48,7 +48,7 @@ class FakeStorage:
         pending, self.pending = self.pending, NO_CHANGES
         return pending
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
         self._attempt()
         key = (request.worker_pool_id, request.cache_name)
         self.rows[key], self.entries[key] = request, entry

@@ -30,6 +30,7 @@ SERVE_NAMES = [
     ("--clients", "PURGECACHE_CLIENTS"),
     ("--data-dir", "PURGECACHE_DATA_DIR"),
     ("--retention", "PURGECACHE_RETENTION"),
+    ("--history-retention", "PURGECACHE_HISTORY_RETENTION"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
     ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),
@@ -42,6 +43,7 @@ SERVE_NAMES = [
     ("--trust-proxy/--no-trust-proxy", "PURGECACHE_TRUST_PROXY"),
 ]
 DATABASE_NAMES = [("--db", "PURGECACHE_DB"), ("--data-dir", "PURGECACHE_DATA_DIR")]
+HISTORY_RETENTION = ("--history-retention", "PURGECACHE_HISTORY_RETENTION")
 
 
 def command_names(command: click.Command) -> list[tuple[str, str]]:
@@ -65,7 +67,7 @@ def test_flag_and_variable_names_are_unchanged() -> None:
     """`serve`, `expire` and `db upgrade` keep every flag and PURGECACHE_* name."""
     assert [(row.flag, row.envvar) for row in SETTINGS] == SERVE_NAMES
     assert command_names(serve) == SERVE_NAMES
-    assert command_names(expire) == DATABASE_NAMES
+    assert command_names(expire) == [*DATABASE_NAMES, HISTORY_RETENTION]
     assert command_names(db_upgrade) == DATABASE_NAMES
 
 

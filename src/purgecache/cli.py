@@ -185,20 +185,27 @@ DATABASE_OPTIONS = settings_options(settings_named("db_url", "data_dir"))
 
 @main.command()
 @DATABASE_OPTIONS
-def expire(db_url: str, data_dir: str) -> None:
-    """Delete purge requests whose retention has passed (safe to run from cron, and from
-    several machines at once: one of them does the work)."""
+@settings_options(settings_named("history_retention_ms"))
+def expire(db_url: str, data_dir: str, history_retention_ms: int) -> None:
+    """Delete purge requests whose retention has passed, and history events older than the
+    history retention (safe to run from cron, and from several machines at once: one of them
+    does the work)."""
     with _server_installed():
         from purgecache.service import wall_clock_ms
 
-        async def work(storage: Storage) -> int | None:
-            return await storage.expire(wall_clock_ms())
+        async def work(storage: Storage) -> tuple[int | None, int]:
+            now = wall_clock_ms()
+            removed = await storage.expire(now)
+            pruned = (
+                0 if removed is None else await storage.prune_history(now - history_retention_ms)
+            )
+            return removed, pruned
 
-        removed = _run_storage(work, db_url, data_dir)
+        removed, pruned = _run_storage(work, db_url, data_dir)
     if removed is None:
         click.echo("another process is expiring purge requests right now; nothing to do")
     else:
-        click.echo(f"expired {removed} purge request(s)")
+        click.echo(f"expired {removed} purge request(s), {pruned} history event(s)")
 
 
 @main.group()

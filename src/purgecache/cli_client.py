@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from purgecache.model import is_worker_pool_id, parse_duration
+from purgecache.model import format_time, is_worker_pool_id, parse_duration, to_ms
 
 if TYPE_CHECKING:
-    from purgecache.client import PurgeCache, PurgeCacheError, PurgeCacheRequestsEntry
+    from purgecache.client import PurgeCache, PurgeCacheError, PurgeCacheRequestsEntry, PurgeEvent
 
 EXIT_REFUSED = 1  # the service refused the request (400, 404 ...)
 EXIT_USAGE = 2  # click's own status for bad arguments
@@ -50,6 +50,7 @@ SIGNED_URL_ENDPOINTS = (
     "heartbeat",
     "lbheartbeat",
     "version",
+    "list-purge-history",
 )
 
 EPILOG = """\b
@@ -175,21 +176,121 @@ def show_entries(entries: Iterable[PurgeCacheRequestsEntry], as_json: bool) -> N
 @click.command(epilog=EPILOG)
 @click.argument("pool", callback=_pool)
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
-def purge(pool: str, caches: tuple[str, ...]) -> None:
+@click.option("--reason", help="Why (at most 1,000 characters), kept in the purge history.")
+@click.option("--link", help="An http(s) URL about the purge (incident, bug), kept with it.")
+def purge(pool: str, caches: tuple[str, ...], reason: str | None, link: str | None) -> None:
     """Purge the caches CACHE... of worker pool POOL (provisionerId/workerType).
 
     Workers of the pool then delete their copies of each cache made before now. Needs the
     scope purge-cache:POOL:CACHE for every cache; stops at the first failure.
 
+    With --reason or --link the purge goes through this service's createPurge, which keeps
+    them in the history; a service without it (upstream Taskcluster) is an error (exit 1)
+    and nothing is purged: the reason is never dropped silently.
+
     \b
     Examples:
       purgecache purge proj-a/linux checkouts
       purgecache purge proj-a/linux checkouts sccache node-modules
+      purgecache purge proj-a/linux checkouts --reason "corrupt after the 2.3 upgrade" \\
+        --link https://bugs.example.com/1234
     """
     with reporting(), connect() as client:
         for cache in caches:
-            client.purge_cache(pool, cache)
+            client.purge_cache(pool, cache, reason=reason, link=link)
             click.echo(f"purged {_printable(cache)} on {pool}")
+
+
+def _event_row(event: PurgeEvent) -> tuple[str, ...]:
+    why = " ".join(text for text in (event.reason, event.link) if text)
+    return (
+        format_time(to_ms(event.time)),
+        event.worker_pool_id,
+        _printable(event.cache_name),
+        _printable(event.client_id) if event.client_id else "(anonymous)",
+        event.endpoint,
+        _printable(why) if why else "",
+    )
+
+
+def show_events(events: list[PurgeEvent], as_json: bool) -> None:
+    """Print purge events as JSON lines (one event each) or as an aligned table."""
+    if as_json:
+        for event in events:
+            click.echo(json.dumps(event.to_json(), ensure_ascii=False))
+        return
+    if not events:
+        click.echo("no purges recorded")
+        return
+    rows: list[tuple[str, ...]] = [("TIME", "WORKER POOL", "CACHE", "CLIENT", "VIA", "REASON")]
+    rows += [_event_row(event) for event in events]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for *cells, why in rows:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+            + f"  {why}".rstrip()
+        )
+
+
+@click.command(epilog=EPILOG)
+@click.argument("pool", required=False, callback=_pool)
+@click.option("--cache", help="Only purges of this cache name.")
+@click.option("--client", "client_id", help="Only purges made by this client id.")
+@click.option(
+    "--since",
+    callback=_since,
+    help="Only purges from this time on. " + SINCE_HELP.partition(": ")[2].capitalize(),
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="At most this many events, newest first.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON lines, one event each (for auditors)."
+)
+def history(
+    pool: str | None,
+    cache: str | None,
+    client_id: str | None,
+    since: datetime | str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show who purged what, when, from where and why, newest first.
+
+    Needs the scope purge-cache:history::POOL, or purge-cache:history::* without POOL. A
+    service without the history (upstream Taskcluster) is an error (exit 1).
+
+    \b
+    Examples:
+      purgecache history proj-a/linux
+      purgecache history proj-a/linux --cache checkouts --since 2h
+      purgecache history --client ci-admin --since 30d --json > purges.jsonl
+    """
+    events: list[PurgeEvent] = []
+    total = 0
+    with reporting(), connect() as client:
+        token: str | None = None
+        while len(events) < limit:
+            page = client.list_purge_history(
+                pool,
+                cache_name=cache,
+                client_id=client_id,
+                since=since,
+                continuation_token=token,
+                limit=min(limit - len(events), 1000),
+            )
+            events += page.events
+            total = page.total
+            token = page.continuation_token
+            if token is None:
+                break
+    show_events(events, as_json)
+    if total > len(events):
+        click.echo(f"{len(events)} of {total} purges shown; raise --limit for more", err=True)
 
 
 @click.command("list", epilog=EPILOG)
@@ -274,7 +375,7 @@ def signed_url(
     """Print a pre-signed URL (Hawk bewit) for the GET endpoint ENDPOINT.
 
     ENDPOINT is purge-requests (give POOL), all-purge-requests, ping, heartbeat,
-    lbheartbeat or version.
+    lbheartbeat, version or list-purge-history (POOL optional).
 
     Anyone holding the URL can make that one request, with your credentials' scopes, until
     it expires; no credentials are needed to use it (curl, a browser, a worker).
@@ -307,5 +408,5 @@ def signed_url(
 
 def register(group: click.Group) -> None:
     """Add the client commands to the main command group."""
-    for command in (purge, list_requests, requests, ping, signed_url):
+    for command in (purge, history, list_requests, requests, ping, signed_url):
         group.add_command(command)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import NamedTuple
 
 IDENTIFIER_PATTERN = r"[A-Za-z0-9_-]{1,38}"
 WORKER_POOL_ID_PATTERN = f"{IDENTIFIER_PATTERN}/{IDENTIFIER_PATTERN}"
@@ -55,6 +56,96 @@ class PurgeRequest:
         import orjson  # a server dependency: the client and the agent use this module without it
 
         return orjson.dumps(self.to_wire())
+
+
+# How the pool id appeared in the request target a Hawk signature verified: `%2F` (every
+# current client) or a literal slash (the seed era's clients).
+SPELLING_ENCODED = "%2F"
+SPELLING_SLASH = "slash"
+MAX_USER_AGENT_KEPT = 512  # a longer User-Agent is kept cut to this many characters
+
+
+class Provenance(NamedTuple):  # a named tuple: made on every purge, cheaper than a dataclass
+    """Who asked for a purge, how and why: what the history keeps beside the purge itself
+    (in the history table's column order)."""
+
+    endpoint: str  # `purgeCache` (v1) or `createPurge`
+    client_id: str | None = None  # None: an anonymous caller
+    source_ip: str | None = None
+    signed_spelling: str | None = None  # SPELLING_ENCODED, SPELLING_SLASH, None: not signed
+    user_agent: str | None = None
+    reason: str | None = None  # createPurge only
+    link: str | None = None  # createPurge only
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeEvent:
+    """One accepted purge as the history keeps it (a re-purge is another event)."""
+
+    worker_pool_id: str
+    cache_name: str
+    time: int  # ms since the epoch: the purge's `before`
+    provenance: Provenance
+    event_id: int = 0  # given by the database; 0 until stored
+
+    def to_wire(self) -> dict[str, object]:
+        """The event as the API sends it (absent facts are left out, the id too until the
+        database gave one)."""
+        origin = self.provenance
+        wire: dict[str, object] = {"eventId": str(self.event_id)} if self.event_id else {}
+        wire |= {
+            "workerPoolId": self.worker_pool_id,
+            "cacheName": self.cache_name,
+            "time": format_time(self.time),
+            "endpoint": origin.endpoint,
+        }
+        optional = {
+            "clientId": origin.client_id,
+            "sourceIp": origin.source_ip,
+            "signedSpelling": origin.signed_spelling,
+            "userAgent": origin.user_agent,
+            "reason": origin.reason,
+            "link": origin.link,
+        }
+        wire.update((key, value) for key, value in optional.items() if value is not None)
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """Which purge events a history listing shows: every given condition holds."""
+
+    worker_pool_id: str | None = None
+    cache_name: str | None = None
+    client_id: str | None = None
+    since: int | None = None  # ms since the epoch, inclusive
+    until: int | None = None  # ms since the epoch, exclusive
+
+
+WORKER_PART_RE = re.compile(IDENTIFIER_PATTERN)  # a workerGroup or workerId (`.fullmatch`)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReceipt:
+    """What a worker says it did about one cache name for the newest purge it honoured."""
+
+    cache_name: str
+    honoured_before: int  # ms, service clock: the newest purge `before` honoured
+    instances_deleted: int  # copies deleted for that purge
+    bytes_freed: int  # their size, as recorded when each was released
+    oldest_deleted_age_ms: int | None  # the oldest deleted copy's age when it went
+    failures: int  # copies that could not be deleted (retried)
+    in_use: int  # copies in use: deleted on release
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """One `reportWorkerSync`: a worker's receipts for the caches of its pool."""
+
+    worker_pool_id: str
+    worker_group: str
+    worker_id: str
+    caches: tuple[CacheReceipt, ...]
 
 
 def format_time(ms: int) -> str:

@@ -156,6 +156,7 @@ def build_app(
     service = PurgeService(
         storage,
         retention_ms=settings.retention_ms,
+        history_retention_ms=settings.history_retention_ms,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
         stale_if_error_ms=settings.stale_if_error_ms,

@@ -24,14 +24,28 @@ from typing import ParamSpec, TypeVar
 import orjson
 
 from purgecache.circuit import Circuit, CircuitOpen
-from purgecache.model import PurgeRequest, is_worker_pool_id
-from purgecache.storage import NO_CHANGES, Storage, StorageError, StorageUnavailable
+from purgecache.model import (
+    HistoryFilter,
+    Provenance,
+    PurgeRequest,
+    WorkerReport,
+    is_worker_pool_id,
+)
+from purgecache.settings import DEFAULT_HISTORY_RETENTION_MS
+from purgecache.storage import (
+    NO_CHANGES,
+    HistoryPage,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+)
 
 Clock = Callable[[], int]
 P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
+UNKNOWN_ORIGIN = Provenance("purgeCache")  # a purge made without an API request (tests, tools)
 
 
 def wall_clock_ms() -> int:
@@ -73,6 +87,27 @@ def decode_token(token: str) -> tuple[str, str]:
     return key[0], key[1]
 
 
+def history_token(after: tuple[int, int]) -> str:
+    """An opaque token naming the last event of a history page (time, event id)."""
+    return base64.urlsafe_b64encode(orjson.dumps(["h", *after])).rstrip(b"=").decode("ascii")
+
+
+def decode_history_token(token: str) -> tuple[int, int]:
+    """The key a history token names, or InvalidContinuationToken."""
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError) as error:
+        raise InvalidContinuationToken("invalid continuation token") from error
+    if (
+        not isinstance(key, list)
+        or len(key) != 3
+        or key[0] != "h"
+        or not all(type(part) is int and 0 <= part < 2**63 for part in key[1:])
+    ):
+        raise InvalidContinuationToken("invalid continuation token")
+    return key[1], key[2]
+
+
 @dataclass(frozen=True, slots=True)
 class _PoolEntry:
     fetched: int
@@ -109,6 +144,7 @@ class PurgeService:
         storage: Storage,
         *,
         retention_ms: int,
+        history_retention_ms: int = DEFAULT_HISTORY_RETENTION_MS,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
         stale_if_error_ms: int = 0,
@@ -118,6 +154,7 @@ class PurgeService:
     ) -> None:
         self.storage = storage
         self.retention_ms = retention_ms
+        self.history_retention_ms = history_retention_ms
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
         self.stale_if_error_ms = stale_if_error_ms
@@ -128,11 +165,14 @@ class PurgeService:
         self.on_cache_hit = on_cache_hit
         self.on_cache_miss = on_cache_miss
 
-    async def purge(self, worker_pool_id: str, cache_name: str) -> PurgeRequest:
-        """Record (or refresh) a purge request; durable when this returns."""
+    async def purge(
+        self, worker_pool_id: str, cache_name: str, origin: Provenance = UNKNOWN_ORIGIN
+    ) -> PurgeRequest:
+        """Record (or refresh) a purge request, and its event in the history; durable when
+        this returns."""
         now = self.clock()
         request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
-        await self._stored(self.storage.purge, request, request.to_entry())
+        await self._stored(self.storage.purge, request, request.to_entry(), origin)
         self._cache.pop(worker_pool_id, None)  # our own write is visible at once
         return request
 
@@ -223,6 +263,25 @@ class PurgeService:
         """Delete every request past its retention; how many went (None: another process is
         expiring right now)."""
         return await self._stored(self.storage.expire, self.clock())
+
+    async def purge_history(
+        self, query: HistoryFilter, token: str | None, limit: int
+    ) -> HistoryPage:
+        """One page of the purge events `query` matches, newest first, and their total."""
+        after = decode_history_token(token) if token is not None else None
+        return await self._stored(
+            self.storage.purge_history, query, after, min(limit, MAX_PAGE_SIZE)
+        )
+
+    async def report_worker_sync(self, report: WorkerReport) -> None:
+        """Keep a worker's receipts, received now; durable when this returns."""
+        await self._stored(self.storage.report_worker_sync, report, self.clock())
+
+    async def prune_history(self) -> int:
+        """Delete history events older than the history retention; how many went."""
+        return await self._stored(
+            self.storage.prune_history, self.clock() - self.history_retention_ms
+        )
 
     async def start(self) -> None:
         """Begin the storage's background work (change notifications); needs a running loop."""

@@ -22,6 +22,7 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
+DEFAULT_HISTORY_RETENTION_MS = 400 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 DEFAULT_AUTH_TIMEOUT_MS = 3_000
@@ -131,6 +132,15 @@ class Settings:
         duration=True,
         help="How long a purge request stays open (units w d h m s ms, e.g. 12h, 1h30m).",
     )
+    history_retention_ms: int = setting(
+        DEFAULT_HISTORY_RETENTION_MS,
+        flag="--history-retention",
+        envvar="PURGECACHE_HISTORY_RETENTION",
+        shown="400d",
+        duration=True,
+        help="How long the purge history (who purged what, when, from where and why) keeps "
+        "an event; older events are pruned by the expiry job.",
+    )
     cache_time_ms: int = setting(
         DEFAULT_CACHE_TIME_MS,
         flag="--cache-time",
@@ -206,7 +216,7 @@ class Settings:
         False,
         flag="--trust-proxy/--no-trust-proxy",
         envvar="PURGECACHE_TRUST_PROXY",
-        help="Believe X-Forwarded-For for the client address in logs.",
+        help="Believe X-Forwarded-For for the client address in logs and the purge history.",
     )
     # Internal tuning, not offered to operators.
     cache_max_pools: int = 10_000

@@ -13,6 +13,8 @@ from purgecache.client import (
     OpenPurgeRequestList,
     PurgeCacheRequest,
     PurgeCacheRequestsEntry,
+    PurgeEvent,
+    PurgeHistory,
     Version,
     split_worker_pool_id,
     worker_pool_id,
@@ -108,3 +110,33 @@ def test_since_datetimes_become_api_times() -> None:
     call = purge_requests("a/b", moment)
     assert call.query == (("since", "2026-01-01T12:30:00.123Z"),)
     assert call.route == "purge-cache/a%2Fb"
+
+
+EVENT = {
+    "eventId": "41",
+    "workerPoolId": "proj-a/linux",
+    "cacheName": "checkouts",
+    "time": "2026-05-01T10:00:07.250Z",
+    "endpoint": "createPurge",
+    "clientId": "alice",
+    "sourceIp": "192.0.2.1",
+    "signedSpelling": "%2F",
+    "userAgent": "purgecache/0.1",
+    "reason": "corrupt",
+    "link": "https://bugs.example/1",
+}
+
+
+def test_history_pages_round_trip_and_absent_facts_stay_absent() -> None:
+    """A history page and its events are written back exactly as read; an event with only
+    the required fields (createPurge's answer has no id) has None for the rest."""
+    page = {"events": [EVENT], "total": 9, "continuationToken": "abc"}
+    assert PurgeHistory.from_json(page).to_json() == page
+    bare = {k: EVENT[k] for k in ("workerPoolId", "cacheName", "time", "endpoint")}
+    event = PurgeEvent.from_json(bare)
+    assert (event.event_id, event.client_id, event.reason) == (None, None, None)
+    assert event.to_json() == bare
+    with pytest.raises(ValueError):
+        PurgeHistory.from_json({"events": [EVENT], "total": "9"})
+    with pytest.raises(ValueError):
+        PurgeEvent.from_json({**EVENT, "reason": 5})

@@ -14,7 +14,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from purgecache.model import PurgeRequest
+from purgecache.model import (
+    CacheReceipt,
+    HistoryFilter,
+    Provenance,
+    PurgeEvent,
+    PurgeRequest,
+    WorkerReport,
+)
 from purgecache.storage import (
     NO_CHANGES,
     Changes,
@@ -60,10 +67,20 @@ def storage(
     runner.run(backend.close())
 
 
+def event_of(request: PurgeRequest, **origin: str) -> Provenance:
+    """Where a purge came from (`purgeCache` unless `origin` says)."""
+    return Provenance(**{"endpoint": "purgeCache", **origin})
+
+
+async def keep(storage: Storage, request: PurgeRequest, entry: bytes) -> None:
+    """Store a purge with a given entry, and its event."""
+    await storage.purge(request, entry, event_of(request))
+
+
 async def put(storage: Storage, pool: str, name: str, before: int, expires: int) -> None:
-    """A purge as the service stores it: the request and its entry."""
+    """A purge as the service stores it: the request, its entry and its event."""
     request = PurgeRequest(pool, name, before, expires)
-    await storage.purge(request, request.to_entry())
+    await keep(storage, request, request.to_entry())
 
 
 def test_upsert_keeps_one_row_and_moves_both_times(
@@ -297,13 +314,15 @@ def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> Non
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from purgecache.model import PurgeRequest\n"
+        "from purgecache.model import Provenance, PurgeRequest\n"
+        "def e(r):\n"
+        "    return Provenance('x')\n"
         "from purgecache.storage import SqliteStorage\n"
         "async def main():\n"
         "    s = SqliteStorage(Path(sys.argv[1]))\n"
         "    rows = [PurgeRequest('multi/proc', f'{sys.argv[2]}-{i}', i, 2**50)\n"
         "            for i in range(300)]\n"
-        "    await asyncio.gather(*(s.purge(r, r.to_entry()) for r in rows))\n"
+        "    await asyncio.gather(*(s.purge(r, r.to_entry(), e(r)) for r in rows))\n"
         "    await s.close()\n"
         "asyncio.run(main())\n"
     )
@@ -327,9 +346,9 @@ def test_entries_are_kept_as_opaque_bytes(storage: Storage, runner: asyncio.Runn
 
     async def scenario() -> list[bytes]:
         request = PurgeRequest("p/w", "a", NOW, NOW + 100)
-        await storage.purge(request, "not JSON at all: é ✓ {".encode())
-        await storage.purge(PurgeRequest("p/w", "b", NOW, NOW + 100), b"second")
-        await storage.purge(PurgeRequest("p/w", "b", NOW + 1, NOW + 100), b"third")
+        await keep(storage, request, "not JSON at all: é ✓ {".encode())
+        await keep(storage, PurgeRequest("p/w", "b", NOW, NOW + 100), b"second")
+        await keep(storage, PurgeRequest("p/w", "b", NOW + 1, NOW + 100), b"third")
         return (await storage.list_entries(None, 10, NOW)).entries
 
     assert runner.run(scenario()) == ["not JSON at all: é ✓ {".encode(), b"third"]
@@ -342,8 +361,8 @@ def test_continuation_keys_come_from_the_rows(storage: Storage, runner: asyncio.
 
     async def scenario() -> list[tuple[list[bytes], tuple[str, str] | None]]:
         for index, (pool, name) in enumerate(keys):
-            await storage.purge(PurgeRequest(pool, name, NOW, NOW + 100), b"%d" % index)
-        await storage.purge(PurgeRequest("a/b", "expired", NOW, NOW), b"gone")
+            await keep(storage, PurgeRequest(pool, name, NOW, NOW + 100), b"%d" % index)
+        await keep(storage, PurgeRequest("a/b", "expired", NOW, NOW), b"gone")
         pages, after = [], None
         while True:
             page = await storage.list_entries(after, 2, NOW)
@@ -367,8 +386,8 @@ def test_bulk_import_keeps_the_later_before_with_its_entry(
     `expires`; new rows arrive as given."""
 
     async def scenario() -> tuple[list[PurgeRequest], list[bytes]]:
-        await storage.purge(PurgeRequest("p/w", "a", NOW + 5, NOW + 10), b"a-stored")
-        await storage.purge(PurgeRequest("p/w", "b", NOW, NOW + 10), b"b-stored")
+        await keep(storage, PurgeRequest("p/w", "a", NOW + 5, NOW + 10), b"a-stored")
+        await keep(storage, PurgeRequest("p/w", "b", NOW, NOW + 10), b"b-stored")
         await storage.put_many(
             [
                 (PurgeRequest("p/w", "a", NOW, NOW + 50), b"a-imported"),
@@ -503,7 +522,7 @@ def test_migration_3_makes_old_rows_list_as_fresh_ones_byte_for_byte(
         version = await legacy.upgrade()
         await fresh.upgrade()
         for request in requests:
-            await fresh.purge(request, request.to_entry())
+            await keep(fresh, request, request.to_entry())
         migrated = await legacy.list_entries(None, 100, NOW)
         stored = await fresh.list_entries(None, 100, NOW)
         await legacy.close()
@@ -511,7 +530,7 @@ def test_migration_3_makes_old_rows_list_as_fresh_ones_byte_for_byte(
         return version, migrated.entries, stored.entries
 
     version, migrated, stored = runner.run(scenario())
-    assert version == 3
+    assert version == LATEST_VERSION
     assert len(stored) == len(requests)
     assert migrated == stored == [r.to_entry() for r in requests]
     assert None in before_upgrade
@@ -557,7 +576,154 @@ def test_postgres_upgrades_at_once_apply_each_migration_once(runner: asyncio.Run
             await s.close()
         return list(versions)
 
-    assert runner.run(scenario()) == [3, 3, 3, 3]
+    assert runner.run(scenario()) == [LATEST_VERSION] * 4
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT version FROM purgecache_schema ORDER BY 1").fetchall()
-    assert [row[0] for row in rows] == [1, 2, 3]
+    assert [row[0] for row in rows] == list(range(1, LATEST_VERSION + 1))
+
+
+# ---- the purge history ------------------------------------------------------------------
+
+
+def test_every_purge_is_an_event_with_its_provenance(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Each purge adds one event, a re-purge of the same cache too (nothing is overwritten);
+    every fact of its provenance comes back as it was stored, newest first."""
+    origin = {
+        "endpoint": "createPurge",
+        "client_id": "alice",
+        "source_ip": "192.0.2.7",
+        "signed_spelling": "slash",
+        "user_agent": "taskcluster-client/93",
+        "reason": "corrupt after 'incident' ✓",
+        "link": "https://bugs.example/1",
+    }
+
+    async def scenario() -> list[PurgeEvent]:
+        first = PurgeRequest("p/w", "c", NOW, NOW + 10)
+        await storage.purge(first, first.to_entry(), event_of(first))
+        again = PurgeRequest("p/w", "c", NOW + 1, NOW + 11)
+        await storage.purge(again, again.to_entry(), event_of(again, **origin))
+        assert len(await storage.purge_requests("p/w", NOW)) == 1
+        page = await storage.purge_history(HistoryFilter(), None, 10)
+        assert page.total == 2 and page.next_after is None
+        return page.events
+
+    newest, oldest = runner.run(scenario())
+    assert (newest.time, oldest.time) == (NOW + 1, NOW)
+    assert newest.provenance == Provenance(**origin)
+    assert oldest.provenance == Provenance("purgeCache")
+    assert newest.event_id > oldest.event_id > 0
+
+
+def test_purges_batched_together_each_keep_their_event(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Purges sharing one group commit, several of one cache among them, each add an event."""
+
+    async def scenario() -> int:
+        await asyncio.gather(
+            *(put(storage, "b/w", f"c{i % 3}", NOW + i, NOW + 99) for i in range(30))
+        )
+        return (await storage.purge_history(HistoryFilter("b/w"), None, 1)).total
+
+    assert runner.run(scenario()) == 30
+
+
+def test_history_filters_pages_and_totals(storage: Storage, runner: asyncio.Runner) -> None:
+    """Filters (pool, cache, client, time range) combine; pages walk newest first from an
+    exclusive (time, id) key without gaps or repeats; the total counts the whole filter."""
+
+    async def scenario() -> None:
+        for index in range(12):
+            request = PurgeRequest(f"pool/{index % 2}", f"c{index % 3}", NOW + index, NOW + 99)
+            client = {"client_id": "alice" if index < 6 else "bob"}
+            await storage.purge(request, request.to_entry(), event_of(request, **client))
+        # two events at the same time: the id orders them
+        same = PurgeRequest("pool/0", "tie", NOW + 5, NOW + 99)
+        await keep(storage, same, same.to_entry())
+
+        async def walk(query: HistoryFilter, limit: int) -> list[tuple[int, str]]:
+            seen, after = [], None
+            while True:
+                page = await storage.purge_history(query, after, limit)
+                seen += [(e.time - NOW, e.cache_name) for e in page.events]
+                after = page.next_after
+                if after is None:
+                    return seen
+
+        everything = await walk(HistoryFilter(), 5)
+        assert len(everything) == 13
+        assert [t for t, _ in everything] == sorted((t for t, _ in everything), reverse=True)
+        assert everything[6:8] == [(5, "tie"), (5, "c2")]  # same time: the later id first
+        assert await walk(HistoryFilter("pool/1", "c0"), 1) == [(9, "c0"), (3, "c0")]
+        bob = await walk(HistoryFilter(client_id="bob", since=NOW + 7, until=NOW + 10), 2)
+        assert bob == [(9, "c0"), (8, "c2"), (7, "c1")]
+        page = await storage.purge_history(HistoryFilter("pool/0"), None, 2)
+        assert page.total == 7 and len(page.events) == 2
+        assert (await storage.purge_history(HistoryFilter("none/such"), None, 2)).total == 0
+
+    runner.run(scenario())
+
+
+def test_history_is_pruned_by_age_apart_from_expiry(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """prune_history(before) deletes events older than `before` and leaves open requests;
+    expire leaves the history."""
+
+    async def scenario() -> None:
+        await put(storage, "p/w", "old", NOW - 100, NOW + 100)
+        await put(storage, "p/w", "new", NOW, NOW - 1)
+        assert await storage.expire(NOW) == 1
+        assert (await storage.purge_history(HistoryFilter(), None, 10)).total == 2
+        assert await storage.prune_history(NOW - 50) == 1
+        page = await storage.purge_history(HistoryFilter(), None, 10)
+        assert [e.cache_name for e in page.events] == ["new"]
+        assert [r.cache_name for r in await storage.purge_requests("p/w", NOW)] == ["old"]
+
+    runner.run(scenario())
+
+
+# ---- workers' receipts ------------------------------------------------------------------
+
+
+def receipt(name: str, before: int, deleted: int = 1, in_use: int = 0) -> CacheReceipt:
+    return CacheReceipt(name, before, deleted, deleted * 100, 5_000, 0, in_use)
+
+
+def test_receipts_keep_the_newest_purge_and_replays_change_nothing(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """One row per worker and cache name: a later (or the same) `before` replaces it, an
+    older receipt and a replayed report are ignored; a report without caches still counts."""
+
+    async def scenario() -> list[tuple[str, str, CacheReceipt, int]]:
+        first = WorkerReport("r/p", "local", "w1", (receipt("a", NOW, in_use=1), receipt("b", NOW)))
+        await storage.report_worker_sync(first, NOW + 1)
+        newer = WorkerReport("r/p", "local", "w1", (receipt("a", NOW, deleted=2),))
+        await storage.report_worker_sync(newer, NOW + 2)
+        stale = WorkerReport("r/p", "local", "w1", (receipt("b", NOW - 5, deleted=9),))
+        await storage.report_worker_sync(stale, NOW + 3)
+        await storage.report_worker_sync(newer, NOW + 4)  # a replay
+        await asyncio.gather(
+            *(
+                storage.report_worker_sync(
+                    WorkerReport("r/p", "g", f"w{i}", (receipt("a", NOW),)), NOW
+                )
+                for i in range(5)
+            ),
+            storage.report_worker_sync(WorkerReport("other/p", "local", "w1", ()), NOW),
+        )
+        return [
+            (r.worker_group, r.worker_id, r.receipt, r.reported_at)
+            for r in await storage.worker_receipts("r/p")
+        ]
+
+    rows = runner.run(scenario())
+    assert rows[:5] == [("g", f"w{i}", receipt("a", NOW), NOW) for i in range(5)]
+    assert rows[5:] == [
+        ("local", "w1", receipt("a", NOW, deleted=2), NOW + 4),
+        ("local", "w1", receipt("b", NOW), NOW + 1),
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from purgecache.model import PurgeRequest
+from purgecache.model import Provenance, PurgeRequest
 from purgecache.storage import SqliteStorage, sqlite
 
 NOW = 1_795_000_000_000
@@ -19,7 +19,7 @@ NOW = 1_795_000_000_000
 
 async def put(storage: SqliteStorage, name: str) -> None:
     request = PurgeRequest("pool/x", name, NOW, NOW + 1000)
-    await storage.purge(request, request.to_entry())
+    await storage.purge(request, request.to_entry(), Provenance("purgeCache"))
 
 
 def test_reads_see_committed_writes_at_once(tmp_path: Path) -> None:

@@ -236,6 +236,10 @@ class PurgeCacheApp:
             }
         )
 
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address (X-Forwarded-For only with --trust-proxy)."""
+        return self.authorizer.client_ip(request)
+
     # ---- lifespan ----------------------------------------------------------------------
 
     async def startup(self) -> None:
@@ -268,7 +272,8 @@ class PurgeCacheApp:
                 if removed is not None:
                     self.metrics.expiry_runs.inc()
                     self.metrics.expired_rows.inc(removed)
-                    log_event(log, logging.INFO, "expired", rows=removed)
+                    pruned = await self.service.prune_history()
+                    log_event(log, logging.INFO, "expired", rows=removed, history_rows=pruned)
             except StorageError as error:
                 self.metrics.storage_errors.inc()
                 log_event(log, logging.WARNING, "expiry-failed", error=str(error))

@@ -138,6 +138,7 @@ class Authorizer:
             )
             if verdict.message != BAD_MAC:
                 break
+        call.signed_target = target
         return self._settle(request, call, verdict)
 
     async def ask(self, request: Request, call: Call) -> credentials.Verdict:
@@ -145,7 +146,9 @@ class Authorizer:
         can be had."""
         host, port, targets = _signed_target(request, call)
         authorization = request.headers.get("authorization")
-        verdict = await self._remote_verdict(request, targets, host, port, authorization)
+        verdict, call.signed_target = await self._remote_verdict(
+            request, targets, host, port, authorization
+        )
         return self._settle(request, call, verdict)
 
     def _settle(
@@ -177,9 +180,10 @@ class Authorizer:
         host: str,
         port: int,
         authorization: str | None,
-    ) -> credentials.Verdict:
+    ) -> tuple[credentials.Verdict, str]:
         """Ask the auth service about each spelling the client may have signed, the one this
-        client signed last first, until one is not a bad MAC; never past a failure."""
+        client signed last first, until one is not a bad MAC; never past a failure. The
+        verdict, and the target it was given for."""
         hawk_id = _hawk_id(authorization) if len(targets) > 1 else None
         first = self._spelling.get(hawk_id, 0) if hawk_id is not None else 0
         order = (targets[first], *targets[:first], *targets[first + 1 :])
@@ -207,7 +211,7 @@ class Authorizer:
             if len(self._spelling) >= _SPELLINGS_KEPT:
                 self._spelling.clear()
             self._spelling[hawk_id] = targets.index(target)
-        return verdict
+        return verdict, target
 
 
 _NO_SCOPES = ScopeSet([])

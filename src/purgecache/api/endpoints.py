@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from purgecache.auth.scopes import ScopeExpression, ScopeTemplate
-from purgecache.model import WORKER_POOL_ID_JS_PATTERN, WORKER_POOL_ID_RE, parse_since
+from purgecache.model import (
+    MAX_CACHE_NAME_LENGTH,
+    WORKER_POOL_ID_JS_PATTERN,
+    WORKER_POOL_ID_RE,
+    parse_since,
+)
 
 if TYPE_CHECKING:
     from purgecache.api.handlers import Deps
@@ -52,11 +57,34 @@ URL_PARAMS: Mapping[str, UrlParam] = {
 }
 
 
-def _since(value: str) -> int:
-    try:
-        return parse_since(value)
-    except ValueError as error:
-        raise ValueError(f"Invalid query-string parameter since={value!r}: {error}") from error
+def _moment(name: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            return parse_since(value)
+        except ValueError as error:
+            raise ValueError(f"Invalid query-string parameter {name}={value!r}: {error}") from error
+
+    return parse
+
+
+def _text(name: str, cap: int) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if not value or len(value) > cap or "\x00" in value:
+            raise ValueError(
+                f"Invalid query-string parameter {name}: must be 1 to {cap} characters, no NUL"
+            )
+        return value
+
+    return parse
+
+
+def _pool(value: str) -> str:
+    if not WORKER_POOL_ID_RE.fullmatch(value):
+        raise ValueError(
+            f"Invalid query-string parameter workerPoolId={value!r}: does not match the "
+            f"pattern {WORKER_POOL_ID_JS_PATTERN}"
+        )
+    return value
 
 
 def _limit(value: str) -> int:
@@ -71,7 +99,11 @@ def _continuation_token(value: str) -> str:
     return value
 
 
-SINCE = QueryParam("since", _since)
+SINCE = QueryParam("since", _moment("since"))
+UNTIL = QueryParam("until", _moment("until"))
+POOL_FILTER = QueryParam("workerPoolId", _pool)
+CACHE_FILTER = QueryParam("cacheName", _text("cacheName", MAX_CACHE_NAME_LENGTH))
+CLIENT_FILTER = QueryParam("clientId", _text("clientId", 1024))
 LIMIT = QueryParam("limit", _limit)
 CONTINUATION_TOKEN = QueryParam("continuationToken", _continuation_token)
 
@@ -94,6 +126,8 @@ class Endpoint:
     output: str | None = None
     fast: bool = False  # its common successes may take the fast path
     stability: str = "stable"
+    # Query parameters the scope template reads, each with the value it reads when absent.
+    scope_query: Mapping[str, str] | None = None
     # Read off the fields above once (compiled for the request path):
     template: ScopeTemplate | None = field(init=False, compare=False)
     args: tuple[str, ...] = field(init=False)  # URL parameters, in route order
@@ -121,13 +155,17 @@ class Endpoint:
         object.__setattr__(self, "checks_request", checks)
         object.__setattr__(self, "_rendered", {})
 
-    def required_scopes(self, params: Mapping[str, str], payload: object) -> ScopeExpression | None:
-        """The scope expression `template` renders for a call's URL parameters and body
-        (None: public). Renderings from URL parameters alone are kept (a fleet asks about the
-        same pools over and over)."""
+    def required_scopes(
+        self, params: Mapping[str, str], payload: object, query: Mapping[str, object] = {}
+    ) -> ScopeExpression | None:
+        """The scope expression `template` renders for a call's URL parameters, body and
+        (`scope_query`) query values (None: public). Renderings from URL parameters alone are
+        kept (a fleet asks about the same pools over and over)."""
         assert self.template is not None
         if not self.authorizes_early:
             values = {**payload, **params} if isinstance(payload, dict) else params
+            if self.scope_query is not None:
+                values = {**values, **{k: query.get(k, v) for k, v in self.scope_query.items()}}
             return self.template.render(values)
         key = tuple(params.values())
         if key in self._rendered:
@@ -251,6 +289,8 @@ def _declare() -> tuple[Endpoint, ...]:
 
     monitoring = "Monitoring"
     purging = "Purge-Cache Service"
+    history = "Purge History (extension)"
+    receipts = "Workers' Receipts (extension)"
     return (
         Endpoint(
             "ping",
@@ -334,6 +374,62 @@ def _declare() -> tuple[Endpoint, ...]:
             monitoring,
             "Heartbeat",
             "Answers 200 when the database answers, 503 otherwise.",
+        ),
+        Endpoint(
+            "createPurge",
+            "POST",
+            "/ext/purge/<workerPoolId>",
+            handlers.create_purge,
+            history,
+            "Purge Worker Cache, Saying Why",
+            "Purge like `purgeCache`, with an optional `reason` (at most 1,000 characters) and "
+            "`link` (an absolute http(s) URL) kept in the purge history. Answers the event "
+            "recorded.",
+            scopes="purge-cache:<workerPoolId>:<cacheName>",
+            input="create-purge-request.json",
+            output="purge-event.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "listPurgeHistory",
+            "GET",
+            "/ext/history",
+            handlers.list_purge_history,
+            history,
+            "Purge History",
+            "Every accepted purge (through `purgeCache` or `createPurge`) with who asked, when, "
+            "from where and why, newest first, in pages of at most `limit` (1 to 1000, default "
+            "100), with the total the filters match. Filters: `workerPoolId`, `cacheName`, "
+            "`clientId`, `since` (inclusive) and `until` (exclusive). Without `workerPoolId` "
+            "the scope needed is `purge-cache:history::*`.",
+            scopes="purge-cache:history::<workerPoolId>",
+            scope_query={"workerPoolId": "*"},
+            query=(
+                POOL_FILTER,
+                CACHE_FILTER,
+                CLIENT_FILTER,
+                SINCE,
+                UNTIL,
+                CONTINUATION_TOKEN,
+                LIMIT,
+            ),
+            output="purge-history.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "reportWorkerSync",
+            "POST",
+            "/ext/report/<workerPoolId>",
+            handlers.report_worker_sync,
+            receipts,
+            "Report a Worker's Sync",
+            "A worker says what it did about its pool's purge requests: per cache name, the "
+            "newest purge `before` it honoured, the copies it deleted for it and their size, "
+            "the oldest deleted copy's age, failures, and copies in use (deleted on release). "
+            "Idempotent: a receipt for an older purge than the one kept is ignored. 204.",
+            scopes="purge-cache:report::<workerPoolId>:<workerGroup>/<workerId>",
+            input="worker-sync-report.json",
+            stability="experimental",
         ),
     )
 

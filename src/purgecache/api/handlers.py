@@ -8,21 +8,32 @@ request itself lives in the pipeline and the endpoint table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import Protocol, TypeAlias
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import orjson
 
+from purgecache.api.errors import ApiError
 from purgecache.api.request import Call, Request
 from purgecache.api.responses import NO_CONTENT, Response, json_response
 from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
-from purgecache.model import PurgeRequest
-from purgecache.service import PurgeService
+from purgecache.model import (
+    MAX_USER_AGENT_KEPT,
+    CacheReceipt,
+    HistoryFilter,
+    Provenance,
+    PurgeEvent,
+    PurgeRequest,
+    WorkerReport,
+    parse_since,
+)
+from purgecache.service import PurgeService, history_token
 from purgecache.storage import StorageError
 
 log = logging.getLogger("purgecache")
 
+T = TypeVar("T")
 Answer: TypeAlias = Response | Awaitable[Response]
 HEARTBEAT_FAILED = b'{"checks":{"database":"unavailable"}}'
 
@@ -38,6 +49,9 @@ class Deps(Protocol):
 
     def audit_purge(self, client_id: str | None, purge: PurgeRequest) -> None:
         """Count an accepted purge and write its audit line."""
+
+    def client_ip(self, request: Request) -> str | None:
+        """The caller's address (X-Forwarded-For only behind a trusted proxy)."""
 
 
 def ping(deps: Deps, request: Request, call: Call) -> Response:
@@ -66,12 +80,105 @@ async def heartbeat(deps: Deps, request: Request, call: Call) -> Response:
     return json_response(200, b"{}")
 
 
+def provenance(
+    deps: Deps, request: Request, call: Call, reason: str | None = None, link: str | None = None
+) -> Provenance:
+    """Who is purging, from where, how they signed and why: kept in the purge history."""
+    agent = request.headers.get("user-agent")
+    return Provenance(
+        call.name,
+        call.client_id,
+        deps.client_ip(request),
+        call.signed_spelling(),
+        agent[:MAX_USER_AGENT_KEPT] if agent else None,
+        reason,
+        link,
+    )
+
+
 async def purge_cache(deps: Deps, request: Request, call: Call) -> Response:
-    """`purgeCache`: store the purge durably (204)."""
+    """`purgeCache`: store the purge and its event durably (204)."""
     cache_name: str = request.payload["cacheName"]
-    purge = await deps.service.purge(call.params["workerPoolId"], cache_name)
+    origin = provenance(deps, request, call)
+    purge = await deps.service.purge(call.params["workerPoolId"], cache_name, origin)
     deps.audit_purge(call.client_id, purge)
     return NO_CONTENT
+
+
+async def create_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`createPurge`: `purgeCache` with a reason and a link; answers the event recorded."""
+    payload = request.payload
+    origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
+    purge = await deps.service.purge(call.params["workerPoolId"], payload["cacheName"], origin)
+    deps.audit_purge(call.client_id, purge)
+    event = PurgeEvent(purge.worker_pool_id, purge.cache_name, purge.before, origin)
+    return json_response(200, orjson.dumps(event.to_wire()))
+
+
+async def list_purge_history(deps: Deps, request: Request, call: Call) -> Response:
+    """`listPurgeHistory`: one page of the events the filters match, newest first."""
+    query = call.query
+    token = query.get("continuationToken")
+    limit = query.get("limit", HISTORY_PAGE)
+    assert (token is None or isinstance(token, str)) and isinstance(limit, int)
+    wanted = HistoryFilter(
+        _checked(query, "workerPoolId", str),
+        _checked(query, "cacheName", str),
+        _checked(query, "clientId", str),
+        _checked(query, "since", int),
+        _checked(query, "until", int),
+    )
+    page = await deps.service.purge_history(wanted, token, limit)
+    answer: dict[str, object] = {"events": [event.to_wire() for event in page.events]}
+    answer["total"] = page.total
+    if page.next_after is not None:
+        answer["continuationToken"] = history_token(page.next_after)
+    return json_response(200, orjson.dumps(answer))
+
+
+async def report_worker_sync(deps: Deps, request: Request, call: Call) -> Response:
+    """`reportWorkerSync`: keep a worker's receipts durably (204)."""
+    payload = request.payload
+    caches = payload.get("caches", [])
+    if len({cache["cacheName"] for cache in caches}) != len(caches):
+        raise ApiError("InputError", "Each cacheName may appear once in a report")
+    report = WorkerReport(
+        call.params["workerPoolId"],
+        payload["workerGroup"],
+        payload["workerId"],
+        tuple(_receipt(cache) for cache in caches),
+    )
+    await deps.service.report_worker_sync(report)
+    return NO_CONTENT
+
+
+def _receipt(cache: dict[str, Any]) -> CacheReceipt:
+    """A receipt from its (schema-checked) JSON."""
+    try:
+        honoured = parse_since(cache["honouredBefore"])
+    except ValueError as error:
+        raise ApiError(
+            "InputValidationError", f"honouredBefore {cache['honouredBefore']!r} is not a time"
+        ) from error
+    return CacheReceipt(
+        cache["cacheName"],
+        honoured,
+        cache["instancesDeleted"],
+        cache["bytesFreed"],
+        cache.get("oldestDeletedAgeMs"),
+        cache["failures"],
+        cache["inUse"],
+    )
+
+
+HISTORY_PAGE = 100  # events on a page when `limit` is not given
+
+
+def _checked(query: Mapping[str, object], name: str, kind: type[T]) -> T | None:
+    """A query value as its parameter's rule parsed it (None: not given)."""
+    value = query.get(name)
+    assert value is None or isinstance(value, kind)
+    return value
 
 
 def purge_requests(deps: Deps, request: Request, call: Call) -> Answer:

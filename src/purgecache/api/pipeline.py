@@ -179,7 +179,7 @@ class Pipeline:
             if endpoint.checks_request or request.query:  # else nothing to check
                 self.validate(request, call, endpoint)
             if endpoint.template is not None and not endpoint.authorizes_early:
-                required = endpoint.required_scopes(call.params, request.payload)
+                required = endpoint.required_scopes(call.params, request.payload, call.query)
                 verdict = authorizer.verdict_now(request, call) or await authorizer.ask(
                     request, call
                 )

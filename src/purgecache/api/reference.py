@@ -21,6 +21,10 @@ SCHEMA_NAMES = (
     "purge-cache-requests.json",
     "purge-cache-request-list.json",
     "all-purge-cache-request-list.json",
+    "create-purge-request.json",
+    "purge-event.json",
+    "purge-history.json",
+    "worker-sync-report.json",
 )
 
 

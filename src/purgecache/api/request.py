@@ -14,6 +14,7 @@ import orjson
 from granian.rsgi import ProtocolClosed as RsgiProtocolClosed  # type: ignore[attr-defined]
 
 from purgecache.api.errors import ApiError
+from purgecache.model import SPELLING_ENCODED, SPELLING_SLASH
 
 if TYPE_CHECKING:
     from purgecache.api.endpoints import Endpoint, QueryParam
@@ -44,6 +45,7 @@ _WANTED = frozenset(
         "x-forwarded-for",
         "x-taskcluster-trace-id",
         "accept-encoding",
+        "user-agent",
     )
 )
 
@@ -66,7 +68,21 @@ class Call:
     client_id: str | None = None
     url_problem: str | None = None  # why a URL parameter is invalid, if one is
     verdict: Verdict | None = None
+    signed_target: str | None = None  # the request target the verdict was given for
     fast = False
+
+    def signed_spelling(self) -> str | None:
+        """How the pool id was spelt in the request target the caller's signature verified
+        (`%2F` or a literal slash); None for an unsigned call or one without a pool id."""
+        verdict = self.verdict
+        target = self.signed_target
+        if verdict is None or verdict.status != "auth-success" or target is None:
+            return None
+        if "workerPoolId" not in self.params:
+            return None
+        end = target.find("?")
+        path = target if end < 0 else target[:end]
+        return SPELLING_ENCODED if "%2F" in path or "%2f" in path else SPELLING_SLASH
 
 
 _NONE: dict[Any, Any] = {}  # shared, never written: calls replace it

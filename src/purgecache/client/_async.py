@@ -4,18 +4,26 @@ I/O over the same `ClientCore`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 import httpx
 
 from purgecache.client import _calls
 from purgecache.client._base import BaseClient
-from purgecache.client._calls import Call
+from purgecache.client._calls import Call, HistoryQuery
 from purgecache.client._core import Reply, Sleep
-from purgecache.client._models import OpenAllPurgeRequestsList, OpenPurgeRequestList, Ping, Version
+from purgecache.client._models import (
+    CacheReceipt,
+    OpenAllPurgeRequestsList,
+    OpenPurgeRequestList,
+    Ping,
+    PurgeEvent,
+    PurgeHistory,
+    Version,
+)
 
 T = TypeVar("T")
 
@@ -66,9 +74,57 @@ class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
         """The deployment's version object."""
         return await self._run(_calls.version())
 
-    async def purge_cache(self, worker_pool_id: str, cache_name: str) -> None:
-        """Ask the workers of `worker_pool_id` to throw away their caches named `cache_name`."""
-        await self._run(_calls.purge_cache(worker_pool_id, cache_name))
+    async def purge_cache(
+        self,
+        worker_pool_id: str,
+        cache_name: str,
+        *,
+        reason: str | None = None,
+        link: str | None = None,
+    ) -> None:
+        """Ask the workers of `worker_pool_id` to throw away their caches named `cache_name`.
+
+        Needs the scope `purge-cache:<worker_pool_id>:<cache_name>`. With a `reason` or a
+        `link` the purge goes through `create_purge`, which keeps them in the history (a
+        service without it raises ExtensionUnavailable, and nothing is purged).
+        """
+        if reason is None and link is None:
+            await self._run(_calls.purge_cache(worker_pool_id, cache_name))
+        else:
+            await self.create_purge(worker_pool_id, cache_name, reason=reason, link=link)
+
+    async def create_purge(
+        self,
+        worker_pool_id: str,
+        cache_name: str,
+        *,
+        reason: str | None = None,
+        link: str | None = None,
+    ) -> PurgeEvent:
+        """`purge_cache` saying why (`reason`, at most 1,000 characters) and where to read more
+        (`link`, an absolute http(s) URL); the event the history recorded (extension)."""
+        return await self._run(_calls.create_purge(worker_pool_id, cache_name, reason, link))
+
+    async def report_worker_sync(
+        self,
+        worker_pool_id: str,
+        worker_group: str,
+        worker_id: str,
+        caches: Sequence[CacheReceipt] = (),
+    ) -> None:
+        """Tell the service what this worker did about its pool's purges (extension; scope
+        `purge-cache:report::<worker_pool_id>:<worker_group>/<worker_id>`). Idempotent."""
+        call = _calls.report_worker_sync(worker_pool_id, worker_group, worker_id, caches)
+        await self._run(call)
+
+    async def list_purge_history(
+        self, worker_pool_id: str | None = None, **query: Unpack[HistoryQuery]
+    ) -> PurgeHistory:
+        """One page of the purge history, newest first, with the total the filters match
+        (extension): `cache_name`, `client_id`, `since`, `until` (datetimes or API times),
+        `continuation_token`, `limit`. Scope `purge-cache:history::<worker_pool_id>`, or
+        `purge-cache:history::*` without a pool."""
+        return await self._run(_calls.list_purge_history(worker_pool_id, **query))
 
     async def all_purge_requests(
         self, continuation_token: str | None = None, limit: int | None = None

@@ -7,18 +7,21 @@ the same calls; `ClientCore` turns them into signed HTTP requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from purgecache.client._models import (
+    CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
     PurgeCacheRequest,
+    PurgeEvent,
+    PurgeHistory,
     Version,
     format_datetime,
 )
@@ -27,7 +30,13 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 GetEndpoint = Literal[
-    "ping", "heartbeat", "lbheartbeat", "version", "all_purge_requests", "purge_requests"
+    "ping",
+    "heartbeat",
+    "lbheartbeat",
+    "version",
+    "all_purge_requests",
+    "purge_requests",
+    "list_purge_history",
 ]
 GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "ping",
@@ -36,7 +45,10 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "version",
     "all_purge_requests",
     "purge_requests",
+    "list_purge_history",
 )
+# This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
+EXTENSIONS = frozenset({"createPurge", "listPurgeHistory", "reportWorkerSync"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,65 @@ def purge_cache(worker_pool_id: str, cache_name: str) -> Call[None]:
     return Call("purgeCache", "POST", _pool_route(worker_pool_id), _nothing, payload=payload)
 
 
+def create_purge(
+    worker_pool_id: str, cache_name: str, reason: str | None = None, link: str | None = None
+) -> Call[PurgeEvent]:
+    """`POST /ext/purge/<workerPoolId>` with `{"cacheName": ..., "reason": ..., "link": ...}`."""
+    payload: dict[str, object] = {"cacheName": cache_name}
+    if reason is not None:
+        payload["reason"] = reason
+    if link is not None:
+        payload["link"] = link
+    route = "ext/purge/" + quote(worker_pool_id, safe="")
+    return Call("createPurge", "POST", route, PurgeEvent.from_json, payload=payload)
+
+
+class HistoryQuery(TypedDict, total=False):
+    """The filters and paging of `listPurgeHistory` besides the pool (None: not given)."""
+
+    cache_name: str | None
+    client_id: str | None
+    since: datetime | str | None  # inclusive
+    until: datetime | str | None  # exclusive
+    continuation_token: str | None
+    limit: int | None
+
+
+def _api_time(moment: datetime | str | None) -> str | None:
+    return moment if not isinstance(moment, datetime) else format_datetime(moment)
+
+
+def list_purge_history(
+    worker_pool_id: str | None = None, **query: Unpack[HistoryQuery]
+) -> Call[PurgeHistory]:
+    """`GET /ext/history?workerPoolId=&cacheName=&clientId=&since=&until=&...`."""
+    limit = query.get("limit")
+    given = {
+        "workerPoolId": worker_pool_id,
+        "cacheName": query.get("cache_name"),
+        "clientId": query.get("client_id"),
+        "since": _api_time(query.get("since")),
+        "until": _api_time(query.get("until")),
+        "continuationToken": query.get("continuation_token"),
+        "limit": None if limit is None else str(limit),
+    }
+    pairs = tuple((key, value) for key, value in given.items() if value is not None)
+    return Call("listPurgeHistory", "GET", "ext/history", PurgeHistory.from_json, pairs)
+
+
+def report_worker_sync(
+    worker_pool_id: str, worker_group: str, worker_id: str, caches: Sequence[CacheReceipt]
+) -> Call[None]:
+    """`POST /ext/report/<workerPoolId>` with the worker's identity and its receipts."""
+    payload = {
+        "workerGroup": worker_group,
+        "workerId": worker_id,
+        "caches": [receipt.to_json() for receipt in caches],
+    }
+    route = "ext/report/" + quote(worker_pool_id, safe="")
+    return Call("reportWorkerSync", "POST", route, _nothing, payload=payload)
+
+
 def all_purge_requests(
     continuation_token: str | None = None, limit: int | None = None
 ) -> Call[OpenAllPurgeRequestsList]:
@@ -137,6 +208,10 @@ def get_call(
         if continuation_token is not None or limit is not None:
             raise ValueError("purge_requests takes no continuation token or limit")
         return purge_requests(worker_pool_id, since)
+    if endpoint == "list_purge_history":
+        return list_purge_history(
+            worker_pool_id, since=since, continuation_token=continuation_token, limit=limit
+        )
     if worker_pool_id is not None or since is not None:
         raise ValueError(f"{endpoint} takes no worker pool id or since")
     if endpoint == "all_purge_requests":
@@ -154,13 +229,14 @@ def get_call(
     return simple[endpoint]()
 
 
-def next_page_token(sent: str | None, page: OpenAllPurgeRequestsList) -> str | None:
+def next_page_token(sent: str | None, page: OpenAllPurgeRequestsList | PurgeHistory) -> str | None:
     """The token for the next page, or None when the listing is complete.
 
     A server that hands back the token it was given with an empty page would loop forever
     (upstream does with `limit=0`); that ends the listing too.
     """
     token = page.continuation_token
-    if token is None or (token == sent and not page.requests):
+    rows = page.requests if isinstance(page, OpenAllPurgeRequestsList) else page.events
+    if token is None or (token == sent and not rows):
         return None
     return token

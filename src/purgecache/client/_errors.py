@@ -10,6 +10,8 @@
         ├── AuthenticationFailed     401: credentials present but not accepted
         ├── InsufficientScopes       403: authenticated (or anonymous) but not allowed
         ├── RequestRejected          any other 3xx/4xx, e.g. 400 InvalidRequestArguments
+        │   └── ExtensionUnavailable 404 from an extension (`createPurge`...): the service
+        │                            does not have it (upstream Taskcluster, an older one)
         └── ServerError              5xx, after every retry
 
 4xx answers are never retried; connection failures and 5xx are (see `Retries`).
@@ -18,6 +20,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from purgecache.client._calls import EXTENSIONS
 
 _FOOTER = "\n\n---\n\n"
 
@@ -99,6 +103,19 @@ class RequestRejected(ApiError):
     """A 3xx or 4xx answer other than 401 and 403: the request itself is wrong."""
 
 
+class ExtensionUnavailable(RequestRejected):
+    """404 from one of this service's own endpoints (`create_purge`, `list_purge_history`):
+    the service does not offer it, e.g. an upstream Taskcluster deployment. Nothing was done."""
+
+    @property
+    def summary(self) -> str:
+        """One line naming the missing endpoint."""
+        return (
+            f"{self.endpoint}: 404: this service does not offer {self.endpoint} (an upstream "
+            "Taskcluster deployment or an older purgecache?); nothing was done"
+        )
+
+
 class ServerError(ApiError):
     """A 5xx answer that persisted through every retry."""
 
@@ -113,6 +130,8 @@ def api_error(
     kind: type[ApiError] = {401: AuthenticationFailed, 403: InsufficientScopes}.get(
         status, ServerError if status >= 500 else RequestRejected
     )
+    if status == 404 and endpoint in EXTENSIONS:
+        kind = ExtensionUnavailable
     return kind(
         status=status,
         code=code if isinstance(code, str) else None,

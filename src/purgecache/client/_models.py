@@ -201,3 +201,121 @@ class Version:
             "source": self.source,
             "build": self.build,
         }
+
+
+def _optional(data: Mapping[str, object], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"field {name!r} should be a string, got {value!r}")
+    return value
+
+
+_EVENT_FACTS = (
+    ("client_id", "clientId"),
+    ("source_ip", "sourceIp"),
+    ("signed_spelling", "signedSpelling"),
+    ("user_agent", "userAgent"),
+    ("reason", "reason"),
+    ("link", "link"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeEvent:
+    """One accepted purge as the history keeps it (`v1/purge-event.json`): what, when, through
+    which endpoint, by whom, from where, how the request was signed (`%2F` or `slash`), and
+    why. `event_id` is None in the answer of `create_purge`."""
+
+    worker_pool_id: str
+    cache_name: str
+    time: datetime  # aware, UTC: the purge's `before`
+    endpoint: str  # `purgeCache` or `createPurge`
+    event_id: str | None = None
+    client_id: str | None = None
+    source_ip: str | None = None
+    signed_spelling: str | None = None
+    user_agent: str | None = None
+    reason: str | None = None
+    link: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> PurgeEvent:
+        """Read one event."""
+        fields = _object(data)
+        facts = {name: _optional(fields, key) for name, key in _EVENT_FACTS}
+        return cls(
+            _field(fields, "workerPoolId"),
+            _field(fields, "cacheName"),
+            parse_datetime(_field(fields, "time")),
+            _field(fields, "endpoint"),
+            _optional(fields, "eventId"),
+            **facts,
+        )
+
+    def to_json(self) -> dict[str, str]:
+        """The event as the API sends it."""
+        wire = {"eventId": self.event_id} if self.event_id is not None else {}
+        wire |= {
+            "workerPoolId": self.worker_pool_id,
+            "cacheName": self.cache_name,
+            "time": format_datetime(self.time),
+            "endpoint": self.endpoint,
+        }
+        facts = ((key, getattr(self, name)) for name, key in _EVENT_FACTS)
+        return wire | {key: value for key, value in facts if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeHistory:
+    """One page of `listPurgeHistory`, newest first: `total` counts every event the filters
+    match; `continuation_token` is None on the last page."""
+
+    events: tuple[PurgeEvent, ...]
+    total: int
+    continuation_token: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> PurgeHistory:
+        """Read a `listPurgeHistory` answer."""
+        fields = _object(data)
+        events, total = fields.get("events"), fields.get("total")
+        if not isinstance(events, list) or type(total) is not int:
+            raise ValueError(f"expected events and total, got {data!r}")
+        token = _optional(fields, "continuationToken")
+        return cls(tuple(PurgeEvent.from_json(event) for event in events), total, token)
+
+    def to_json(self) -> dict[str, object]:
+        """The page as the API sends it."""
+        answer: dict[str, object] = {"events": [event.to_json() for event in self.events]}
+        answer["total"] = self.total
+        if self.continuation_token is not None:
+            answer["continuationToken"] = self.continuation_token
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class CacheReceipt:
+    """A worker's receipt for one cache name (`reportWorkerSync`): the newest purge `before`
+    it honoured and what that took."""
+
+    cache_name: str
+    honoured_before: datetime  # aware
+    instances_deleted: int = 0
+    bytes_freed: int = 0
+    oldest_deleted_age_ms: int | None = None
+    failures: int = 0
+    in_use: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The receipt as the API takes it."""
+        receipt: dict[str, object] = {
+            "cacheName": self.cache_name,
+            "honouredBefore": format_datetime(self.honoured_before),
+            "instancesDeleted": self.instances_deleted,
+            "bytesFreed": self.bytes_freed,
+            "failures": self.failures,
+            "inUse": self.in_use,
+        }
+        if self.oldest_deleted_age_ms is not None:
+            receipt["oldestDeletedAgeMs"] = self.oldest_deleted_age_ms
+        return receipt

@@ -12,12 +12,14 @@ from purgecache.storage.base import (
     StorageError,
     StorageUnavailable,
 )
+from purgecache.storage.history import HistoryPage
 from purgecache.storage.sqlite import SqliteStorage, sqlite_path
 
 __all__ = [
     "NO_CHANGES",
     "Changes",
     "EntryPage",
+    "HistoryPage",
     "SchemaError",
     "SchemaTooNewError",
     "SqliteStorage",

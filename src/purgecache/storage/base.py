@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage.history import HistoryPage
+from purgecache.storage.receipts import StoredReceipt
 
 
 class StorageError(Exception):
@@ -65,9 +67,11 @@ class Storage(Protocol):
         Returns the NO_CHANGES object itself when nothing changed.
         """
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
         """Insert the request or move `before`/`expires` of the existing one, keeping `entry`
-        (opaque UTF-8 bytes, given back as they are by list_entries); durable on return."""
+        (opaque UTF-8 bytes, given back as they are by list_entries), and add the purge to the
+        history (at `request.before`, with `origin`) in the same transaction; durable on
+        return."""
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
@@ -88,6 +92,22 @@ class Storage(Protocol):
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`; return how many went, or None
         when another process is expiring right now (only one runs at a time)."""
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        """Up to `limit` events matching `query` strictly older than the key `after` (time,
+        event id), newest first, with how many match in all (one snapshot)."""
+
+    async def prune_history(self, before: int) -> int:
+        """Delete the history's events from before `before`; return how many went."""
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        """Keep a worker's receipts (a receipt for an older `before` than the stored one is
+        ignored) and that it reported at `now`; durable on return."""
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        """Every receipt of a pool's workers, by worker group, worker id and cache name."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

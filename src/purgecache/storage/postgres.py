@@ -25,7 +25,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -37,7 +38,9 @@ from purgecache.storage.base import (
     StorageUnavailable,
 )
 from purgecache.storage.batching import WriteBatcher
+from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
+from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
@@ -51,17 +54,23 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
-# the rows as arrays (sent in binary: no escaping), upserted, and a notification per pool they
-# touched, sent at commit.
+# the rows as arrays (sent in binary: no escaping), upserted, every purge's event added to the
+# history, and a notification per pool they touched, sent at commit.
 _UPSERT_BATCH = (
     "WITH written AS ("
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[]) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire "
-    "RETURNING worker_pool_id) "
+    "RETURNING worker_pool_id), "
+    f"logged AS (INSERT INTO purge_history ({history.COLUMNS}) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])) "
     "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
+_RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
+_WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
+_RECEIPTS = receipts.RECEIPTS.format(mark="%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -119,7 +128,10 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
     return PurgeRequest(row[0], row[1], row[2], row[3])
 
 
-def _text_row(request: PurgeRequest, entry: bytes) -> tuple[str, str, int, int, str]:
+TextRow = tuple[str, str, int, int, str]
+
+
+def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     """A row as written: the entry in the `text` column (UTF-8), where schema 2 kept it."""
     key_and_times = (request.worker_pool_id, request.cache_name, request.before, request.expires)
     return (*key_and_times, entry.decode())
@@ -184,8 +196,9 @@ class PostgresStorage:
         self._listening = False
         self._resync = True
         self._changed: set[str] = set()
-        self._batcher: WriteBatcher[tuple[str, str, int, int, str]] = WriteBatcher(
-            self._write_batch
+        self._batcher: WriteBatcher[tuple[TextRow, EventRow]] = WriteBatcher(self._write_batch)
+        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
+            self._write_reports
         )
 
     def _connections(self) -> AsyncConnectionPool:
@@ -280,17 +293,19 @@ class PostgresStorage:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
-        await self._batcher.write(_text_row(request, entry))
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
+        await self._batcher.write((_text_row(request, entry), history.event_row(request, origin)))
 
-    async def _write_batch(self, rows: list[tuple[str, str, int, int, str]]) -> None:
+    async def _write_batch(self, rows: list[tuple[TextRow, EventRow]]) -> None:
         # One statement may not update a row twice: of several purges of one cache in the
-        # batch, the last one stands (as it would have, written one after the other).
-        latest = {(row[0], row[1]): row for row in rows}
+        # batch, the last one stands (as it would have, written one after the other); every
+        # one of them is an event of the history.
+        latest = {(purge[0], purge[1]): purge for purge, _ in rows}
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
+        events = [list(column) for column in zip(*(event for _, event in rows), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, (*columns, *events, CHANNEL))
 
         await self._run(write)
 
@@ -359,6 +374,50 @@ class PostgresStorage:
                 return cursor.rowcount
 
         return await self._run(delete)
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        count, count_args = history.count_sql(query, "%s")
+        page, page_args = history.page_sql(query, after, limit, "%s")
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> HistoryPage:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                row = await (await conn.execute(count, count_args)).fetchone()
+                rows = await (await conn.execute(page, page_args)).fetchall()
+            return history.history_page(rows, int(row[0]) if row else 0, limit)
+
+        return await self._run(read)
+
+    async def prune_history(self, before: int) -> int:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(history.PRUNE.format(mark="%s"), (before,))
+            return cursor.rowcount
+
+        return await self._run(delete)
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        await self._reports.write(receipts.report_rows(report, now))
+
+    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
+        rows = [row for receipts_of, _ in batch for row in receipts_of]
+        workers = [worker for _, worker in batch]
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                if rows:
+                    await cursor.executemany(_RECEIPT, rows)
+                await cursor.executemany(_WORKER, workers)
+
+        await self._run(write)
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
+            cursor = await conn.execute(_RECEIPTS, (worker_pool_id,))
+            return [receipts.read_receipt(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
 
     async def count_open(self, now: int) -> int:
         async def count(conn: psycopg.AsyncConnection[Any]) -> int:

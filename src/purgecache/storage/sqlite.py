@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from purgecache.model import PurgeRequest
+from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -32,7 +33,9 @@ from purgecache.storage.base import (
     StorageError,
 )
 from purgecache.storage.batching import WriteBatcher
+from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
+from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
 
 T = TypeVar("T")
 
@@ -43,6 +46,10 @@ _UPSERT = (
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
+_LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
+_WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
+_RECEIPTS = receipts.RECEIPTS.format(mark="?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -121,6 +128,24 @@ def _entry_page(
         conn.execute("COMMIT")
 
 
+def _history_page(
+    conn: sqlite3.Connection, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+) -> HistoryPage:
+    """A history page and its filter's total, read in one snapshot."""
+    count, count_args = history.count_sql(query, "?")
+    page, page_args = history.page_sql(query, after, limit, "?")
+    conn.execute("BEGIN")
+    try:
+        (total,) = conn.execute(count, count_args).fetchone()
+        rows = conn.execute(page, page_args).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return history.history_page(rows, int(total), limit)
+
+
+PurgeRow = tuple[tuple[str, str, int, int, bytes], EventRow]
+
+
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open (creating if needed) the database file with the settings every process uses."""
     try:
@@ -167,8 +192,9 @@ class SqliteStorage:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
-        self._batcher: WriteBatcher[tuple[str, str, int, int, bytes]] = WriteBatcher(
-            self._write_batch
+        self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
+        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
+            self._write_reports
         )
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
@@ -239,17 +265,21 @@ class SqliteStorage:
     async def schema_version(self) -> int:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
-    async def purge(self, request: PurgeRequest, entry: bytes) -> None:
-        await self._batcher.write((*_key_and_times(request), entry))
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
+        await self._batcher.write(
+            ((*_key_and_times(request), entry), history.event_row(request, origin))
+        )
 
-    async def _write_batch(self, rows: list[tuple[str, str, int, int, bytes]]) -> None:
+    async def _write_batch(self, rows: list[PurgeRow]) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            if len(rows) == 1:
-                conn.execute(_UPSERT, rows[0])
-                return
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_UPSERT, rows)
+                if len(rows) == 1:
+                    conn.execute(_UPSERT, rows[0][0])
+                    conn.execute(_LOG, rows[0][1])
+                    return
+                conn.executemany(_UPSERT, [purge for purge, _ in rows])
+                conn.executemany(_LOG, [event for _, event in rows])
 
         await self._run(write)
 
@@ -286,6 +316,32 @@ class SqliteStorage:
             lambda c: c.execute("DELETE FROM cache_purges WHERE expires <= ?", (now,))
         )
         return cursor.rowcount
+
+    async def purge_history(
+        self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
+    ) -> HistoryPage:
+        return await self._read(lambda conn: _history_page(conn, query, after, limit))
+
+    async def prune_history(self, before: int) -> int:
+        prune = history.PRUNE.format(mark="?")
+        cursor = await self._run(lambda c: c.execute(prune, (before,)))
+        return cursor.rowcount
+
+    async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
+        await self._reports.write(receipts.report_rows(report, now))
+
+    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_RECEIPT, [row for rows, _ in batch for row in rows])
+                conn.executemany(_WORKER, [worker for _, worker in batch])
+
+        await self._run(write)
+
+    async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
+        rows = await self._read(lambda c: c.execute(_RECEIPTS, (worker_pool_id,)).fetchall())
+        return [receipts.read_receipt(row) for row in rows]
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"

@@ -1,0 +1,86 @@
+"""The purge history table as both backends write and read it: its columns, its rows, and the
+SQL of a filtered, newest-first listing (the backends differ only in their placeholder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest
+
+COLUMNS = (
+    "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
+    "user_agent, reason, link"
+)
+_Fact = str | None
+EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
+PRUNE = "DELETE FROM purge_history WHERE purged_at < {mark}"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A page of purge events, newest first; `next_after` keys the last one when more follow;
+    `total` counts every event the filter matches."""
+
+    events: list[PurgeEvent]
+    total: int
+    next_after: tuple[int, int] | None
+
+
+def event_row(request: PurgeRequest, origin: Provenance) -> EventRow:
+    """The event of a purge as stored: its key and time, then its provenance (`COLUMNS`)."""
+    return (request.worker_pool_id, request.cache_name, request.before, *origin)
+
+
+def read_event(row: tuple[Any, ...]) -> PurgeEvent:
+    """An event from `event_id, COLUMNS`."""
+    origin = Provenance(row[4], row[5], row[6], row[7], row[8], row[9], row[10])
+    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]))
+
+
+def _where(query: HistoryFilter, mark: str) -> tuple[list[str], list[object]]:
+    conditions: list[str] = []
+    values: list[object] = []
+    for column, value in (
+        ("worker_pool_id =", query.worker_pool_id),
+        ("cache_name =", query.cache_name),
+        ("client_id =", query.client_id),
+        ("purged_at >=", query.since),
+        ("purged_at <", query.until),
+    ):
+        if value is not None:
+            conditions.append(f"{column} {mark}")
+            values.append(value)
+    return conditions, values
+
+
+def count_sql(query: HistoryFilter, mark: str) -> tuple[str, list[object]]:
+    """How many events match the filter."""
+    conditions, values = _where(query, mark)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"SELECT count(*) FROM purge_history{where}", values
+
+
+def page_sql(
+    query: HistoryFilter, after: tuple[int, int] | None, limit: int, mark: str
+) -> tuple[str, list[object]]:
+    """Up to `limit` + 1 matching events older than the key `after`, newest first (the extra
+    row says whether another page follows)."""
+    conditions, values = _where(query, mark)
+    if after is not None:
+        conditions.append(f"(purged_at, event_id) < ({mark}, {mark})")
+        values.extend(after)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql = (
+        f"SELECT event_id, {COLUMNS} FROM purge_history{where} "
+        f"ORDER BY purged_at DESC, event_id DESC LIMIT {mark}"
+    )
+    return sql, [*values, limit + 1]
+
+
+def history_page(rows: list[tuple[Any, ...]], total: int, limit: int) -> HistoryPage:
+    """The page of `page_sql`'s rows."""
+    events = [read_event(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    last = events[-1] if more else None
+    return HistoryPage(events, total, None if last is None else (last.time, last.event_id))
