@@ -294,3 +294,43 @@ def test_plain_http_to_a_remote_host_explains_why_sign_in_is_off(
     assert "needs this page to be opened over HTTPS" in admin.page.locator("#insecure").inner_text()
     assert admin.page.get_by_role("button", name="Sign in").is_disabled()
     assert "Not allowed List all open purge requests" in admin.section("Credentials").inner_text()
+    # Browsers apply Cross-Origin-Opener-Policy only on secure origins, and say so here.
+    ignored = "The Cross-Origin-Opener-Policy header has been ignored"
+    admin.problems[:] = [problem for problem in admin.problems if ignored not in problem]
+
+
+def test_access_token_field_is_masked_but_not_offered_to_the_password_manager(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """No password field for the browser to save: the token is masked by the style sheet."""
+    admin = open_admin(server=page_server)
+    token = admin.page.get_by_label("Access token")
+    assert admin.page.locator("input[type=password]").count() == 0
+    assert token.get_attribute("autocomplete") == "off"
+    assert admin.page.get_by_label("Client ID").get_attribute("autocomplete") == "off"
+    masked = token.evaluate("(field) => getComputedStyle(field).webkitTextSecurity")
+    assert masked == "disc"
+
+
+def test_a_tab_opened_from_the_page_is_signed_out(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """Links opening a new tab are noopener noreferrer: that tab starts without credentials."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    new_tab_links = admin.page.evaluate(
+        """() => [...document.querySelectorAll('a[target=_blank]')]
+                 .map((link) => link.relList.contains('noopener')
+                                && link.relList.contains('noreferrer'))"""
+    )
+    assert new_tab_links and all(new_tab_links)
+    with admin.page.context.expect_page() as opened:
+        admin.page.get_by_role("link", name="reference (api.json)").click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.evaluate("() => sessionStorage.length") == 0
+    tab.goto(page_server.root_url + "/")
+    tab.wait_for_selector("body[data-ready]")
+    assert tab.locator("#who").inner_text() == "Not signed in"
+    tab.close()
+    assert json.loads(admin.stored_credentials())["clientId"] == "admin"
