@@ -9,7 +9,7 @@ const byId = (id) => document.getElementById(id);
 
 function heading(pool, count, since) {
   const what = `${count} purge ${count === 1 ? "request" : "requests"}`;
-  const after = since ? ` made at or after ${localTime(since)}` : "";
+  const after = since ? ` made at or after ${localTime(since)} (${since})` : "";
   return el("h3", { tabindex: "-1" }, `Workers of ${pool} receive ${what}${after}`);
 }
 
@@ -54,13 +54,12 @@ export function setupPoolView() {
   function submit() {
     const pool = poolField.value.trim();
     const sinceText = sinceField.value.trim();
-    const since = sinceText ? parseSince(sinceText) : undefined;
+    const since = sinceText ? parseSince(sinceText) : {};
     setFieldProblem(poolField, poolProblem(pool));
-    setFieldProblem(sinceField, since === null ? "Not a date and time I can read; try " +
-      "2026-05-01 14:30 (local time) or 2026-05-01T12:30:00Z." : null);
+    setFieldProblem(sinceField, since.problem);
     if (poolProblem(pool)) return poolField.focus();
-    if (since === null) return sinceField.focus();
-    return show(pool, since);
+    if (since.problem) return sinceField.focus();
+    return show(pool, since.instant);
   }
 
   form.addEventListener("submit", (event) => {
