@@ -239,10 +239,30 @@ def test_keyboard_alone_signs_in_and_purges(open_admin: OpenAdmin) -> None:
     keyboard.type("checkouts")
     keyboard.press("Tab")
     keyboard.press("Enter")
+    assert admin.page.evaluate(focused) == "confirm-title"
+    keyboard.press("Tab")
     assert admin.page.evaluate(focused) == "confirm-purge"
     keyboard.press("Enter")
     admin.page.locator("#purge-result h3:focus").wait_for()
     assert all_requests(admin.server)[0]["cacheName"] == "checkouts"
+
+
+def test_enter_twice_in_the_pool_field_does_not_confirm(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """Enter reviews; a second Enter (or a key held down) leaves the confirmation waiting."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    create = admin.section("Request a purge")
+    create.get_by_label("Cache names").fill("checkouts")
+    create.get_by_label("Worker pool").fill("proj-e/linux")
+    create.get_by_label("Worker pool").press("Enter")
+    admin.page.keyboard.press("Enter")
+    admin.page.keyboard.down("Enter")
+    admin.page.keyboard.up("Enter")
+    admin.page.wait_for_timeout(200)
+    assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
+    assert not [r for r in admin.api_requests if r.startswith("POST")]
 
 
 def test_every_control_has_a_name(open_admin: OpenAdmin, page_server: LiveServer) -> None:

@@ -3,6 +3,7 @@ search every request, not only the loaded page."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -114,5 +115,42 @@ def test_purge_again_fills_the_form_from_a_row(open_admin: OpenAdmin) -> None:
     admin.page.get_by_role("button", name="Purge again: checkouts on proj-a/linux").click()
     create = admin.section("Request a purge")
     assert create.get_by_label("Worker pool").input_value() == "proj-a/linux"
-    assert create.get_by_label("Cache names").input_value() == "checkouts"
+    assert create.locator("#pinned-cache-name").inner_text() == "checkouts"
     assert len(admin.api_requests) == before
+
+
+ODD_NAMES = [
+    ("line1\nline2", "line1\\nline2"),
+    ("  padded  ", "␣␣padded␣␣"),
+    ("", "(empty name)"),
+    ("tab\there", "tab\\there"),
+    ("zero\u200bwidth", "zero\\u{200B}width"),
+    ("abc\u202edcba", "abc\\u{202E}dcba"),
+]
+
+
+def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin) -> None:
+    """Names with newlines, edge spaces, tabs, zero-width or bidi characters, or none at all,
+    are shown with those characters marked and re-purged exactly as listed."""
+    admin = open_admin()
+    seed(admin.server, [("proj-o/linux", name) for name, _ in ODD_NAMES])
+    admin.sign_in(*ADMIN)
+    rows = admin.page.locator("#requests-rows tr")
+    shown = sorted(rows.nth(i).locator("td").nth(1).inner_text() for i in range(rows.count()))
+    assert shown == sorted(visible for _, visible in ODD_NAMES)
+    assert admin.page.locator("#requests-rows .escape[title='U+202E']").count() == 1
+    posted: list[str] = []
+    admin.page.on("request", lambda r: posted.append(r.post_data) if r.method == "POST" else None)
+    for _, visible in ODD_NAMES:
+        admin.page.get_by_role(
+            "button", name=f"Purge again: {visible} on proj-o/linux", exact=True
+        ).click()
+        admin.page.get_by_role("button", name="Review purge…").click()
+        assert admin.page.locator("#confirm-names").inner_text() == visible
+        admin.page.get_by_role("button", name="Purge 1 cache").click()
+        admin.page.locator("#purge-result h3").wait_for()
+        admin.wait_until_ready()
+    assert [json.loads(body)["cacheName"] for body in posted] == [name for name, _ in ODD_NAMES]
+    assert sorted(r["cacheName"] for r in all_requests(admin.server)) == sorted(
+        name for name, _ in ODD_NAMES
+    )

@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the views: building elements, times, error panels.
 
-import { localTime, messageBlocks, relativeTime } from "./format.js";
+import { localTime, messageBlocks, relativeTime, visibleRuns } from "./format.js";
 
 /** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
 export function el(tag, attributes = {}, ...children) {
@@ -27,9 +27,15 @@ export function refreshRelativeTimes() {
   }
 }
 
-/** A cache name as text; the empty name (allowed by the API) made visible. */
+/**
+ * A cache name as text, never markup: invisible characters and spaces at either end are shown
+ * as marked escapes (\n, \u{200B}, ␣), and the empty name (allowed by the API) is said.
+ */
 export function cacheNameView(cacheName) {
-  return cacheName === "" ? el("em", {}, "(empty name)") : el("code", {}, cacheName);
+  if (cacheName === "") return el("em", {}, "(empty name)");
+  return el("code", { class: "name" }, visibleRuns(cacheName).map((run) => run.escape
+    ? el("span", { class: "escape", title: run.code }, run.text)
+    : run.text));
 }
 
 function summary(error, signedIn) {

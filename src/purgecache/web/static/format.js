@@ -153,3 +153,40 @@ export function messageBlocks(message) {
   flush();
   return blocks;
 }
+
+// Characters a reader cannot see or that reorder text: controls, format characters (zero-width,
+// bidi embeddings, overrides and isolates), line and paragraph separators, and every space but
+// U+0020.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Zs}]/u;
+const NAMED = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+
+
+/**
+ * A name as runs a reader can see: [{text}] for plain text and [{text, escape: true, code}] for
+ * an invisible character (written as \n, \t or \u{200B}) or a space at either end (␣).
+ */
+export function visibleRuns(name) {
+  const characters = [...name];
+  const lead = characters.findIndex((c) => c !== " ");
+  const start = lead < 0 ? characters.length : lead;
+  const end = characters.length - [...characters].reverse().findIndex((c) => c !== " ");
+  const runs = [];
+  characters.forEach((character, index) => {
+    const edgeSpace = character === " " && (index < start || index >= end);
+    if (edgeSpace || (character !== " " && INVISIBLE.test(character))) {
+      const hex = character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const text = edgeSpace ? "␣" : NAMED[character] || `\\u{${hex}}`;
+      runs.push({ text, escape: true, code: `U+${hex}` });
+    } else if (runs.length && !runs[runs.length - 1].escape) {
+      runs[runs.length - 1].text += character;
+    } else {
+      runs.push({ text: character });
+    }
+  });
+  return runs;
+}
+
+/** The name as plain text with its invisible characters written out (for labels). */
+export function visibleName(name) {
+  return name === "" ? "(empty name)" : visibleRuns(name).map((run) => run.text).join("");
+}

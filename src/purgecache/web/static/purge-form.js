@@ -2,7 +2,7 @@
 
 import { purgeCache } from "./api.js";
 import { loadCredentials } from "./credentials.js";
-import { el, errorView, setFieldProblem } from "./dom.js";
+import { cacheNameView, el, errorView, setFieldProblem } from "./dom.js";
 import { poolProblem } from "./format.js";
 
 const byId = (id) => document.getElementById(id);
@@ -33,7 +33,7 @@ function outcomeView(pool, outcomes) {
     el("h3", { tabindex: "-1", class: done === outcomes.length ? "ok" : "failed" }, title),
     el("ul", { class: "outcomes" }, outcomes.map(({ name, error }) => el("li", {},
       el("span", { class: `badge ${error ? "no" : "yes"}` }, error ? "Failed" : "Requested"), " ",
-      el("code", {}, name), error && errorView(error, Boolean(loadCredentials()))))),
+      cacheNameView(name), error && errorView(error, Boolean(loadCredentials()))))),
   ];
 }
 
@@ -44,11 +44,20 @@ export function setupPurgeForm({ onPurged }) {
   const confirm = byId("purge-confirm");
   const result = byId("purge-result");
   let pending = null;
+  let pinned = null; // the exact cache name of a table row, sent as it is
+
+  /** Purge exactly `name` (null: the names typed in the text area). */
+  function pin(name) {
+    pinned = name;
+    byId("pinned-cache").hidden = name === null;
+    byId("typed-caches").hidden = name !== null;
+    byId("pinned-cache-name").replaceChildren(name === null ? "" : cacheNameView(name));
+  }
 
   function review(event) {
     event.preventDefault();
     const pool = poolField.value.trim();
-    const names = cacheNames(namesField.value);
+    const names = pinned === null ? cacheNames(namesField.value) : [pinned];
     setFieldProblem(poolField, poolProblem(pool));
     setFieldProblem(namesField, cacheNamesProblem(names));
     if (poolProblem(pool)) return poolField.focus();
@@ -58,12 +67,13 @@ export function setupPurgeForm({ onPurged }) {
     byId("confirm-summary").textContent = `Ask every worker of ${pool} to delete ` +
       `${names.length === 1 ? "this cache" : `these ${names.length} caches`}?`;
     byId("confirm-anonymous").hidden = Boolean(loadCredentials());
-    byId("confirm-names").replaceChildren(...names.map((name) => el("li", {}, el("code", {}, name))));
+    byId("confirm-names").replaceChildren(...names.map((name) => el("li", {}, cacheNameView(name))));
     byId("confirm-purge").textContent = `Purge ${names.length} ${names.length === 1 ? "cache" :
       "caches"}`;
     form.hidden = true;
     confirm.hidden = false;
-    return byId("confirm-purge").focus();
+    // Not the Purge button: a second Enter (or a key held down) must not confirm.
+    return byId("confirm-title").focus();
   }
 
   function hideConfirm() {
@@ -73,7 +83,7 @@ export function setupPurgeForm({ onPurged }) {
 
   function back() {
     hideConfirm();
-    namesField.focus();
+    (pinned === null ? namesField : poolField).focus();
   }
 
   async function purge() {
@@ -91,7 +101,10 @@ export function setupPurgeForm({ onPurged }) {
     }
     buttons.forEach((button) => (button.disabled = false));
     result.replaceChildren(...outcomeView(pool, outcomes));
-    if (outcomes.every((outcome) => !outcome.error)) namesField.value = "";
+    if (outcomes.every((outcome) => !outcome.error)) {
+      namesField.value = "";
+      pin(null);
+    }
     hideConfirm();
     result.querySelector("h3").focus();
     onPurged(pool);
@@ -99,6 +112,10 @@ export function setupPurgeForm({ onPurged }) {
 
   form.addEventListener("submit", review);
   byId("confirm-back").addEventListener("click", back);
+  byId("unpin-cache").addEventListener("click", () => {
+    pin(null);
+    namesField.focus();
+  });
   confirm.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !byId("confirm-back").disabled) back();
   });
@@ -108,12 +125,13 @@ export function setupPurgeForm({ onPurged }) {
     prefill(pool, cacheName) {
       hideConfirm();
       poolField.value = pool;
-      namesField.value = cacheName;
+      pin(cacheName);
       result.replaceChildren();
       poolField.focus();
     },
     clear() {
       hideConfirm();
+      pin(null);
       result.replaceChildren();
     },
   };

@@ -5,6 +5,7 @@
 import { allPurgeRequests } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, timeView } from "./dom.js";
+import { visibleName } from "./format.js";
 
 const SEARCH_PAGE_SIZE = 1000;
 const byId = (id) => document.getElementById(id);
@@ -50,7 +51,7 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
       el("td", { "data-label": "Cache name" }, cacheNameView(request.cacheName)),
       el("td", { "data-label": "Before" }, timeView(request.before)),
       el("td", { class: "action" }, el("button", { type: "button", class: "secondary",
-        "aria-label": `Purge again: ${request.cacheName} on ${pool}`,
+        "aria-label": `Purge again: ${visibleName(request.cacheName)} on ${pool}`,
         onclick: () => onPurgeAgain(pool, request.cacheName) }, "Purge again…")));
   }
 
