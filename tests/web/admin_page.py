@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -167,3 +168,37 @@ def all_requests(server: LiveServer) -> list[dict[str, str]]:
             token = page.get("continuationToken")
             if not token:
                 return found
+
+
+class Gate:
+    """A slow server, on demand: the page's API requests that `holds` picks wait (still going to
+    the real server) until the test releases them, in the order it chooses."""
+
+    def __init__(self, page: Any, holds: Any) -> None:
+        self.page = page
+        self.holds = holds
+        self.held: list[Any] = []
+        page.route("**/api/purge-cache/v1/**", self._route)
+
+    def _route(self, route: Any) -> None:
+        if self.holds(route.request):
+            self.held.append(route)
+        else:
+            route.continue_()
+
+    def wait_for(self, count: int) -> None:
+        """Until `count` requests are held."""
+        for _ in range(500):
+            if len(self.held) >= count:
+                return
+            self.page.wait_for_timeout(10)
+        raise AssertionError(f"{len(self.held)} requests held, expected {count}")
+
+    def release(self, *, newest_first: bool = False) -> None:
+        """Let every held request through (ones the page cancelled meanwhile stay cancelled)."""
+        from playwright.sync_api import Error  # imported here: the module loads without it
+
+        routes, self.held = self.held, []
+        for route in reversed(routes) if newest_first else routes:
+            with contextlib.suppress(Error):
+                route.continue_()

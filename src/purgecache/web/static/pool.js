@@ -1,6 +1,6 @@
 // One pool as its workers see it: the purgeRequests reply, with an optional `since`.
 
-import { purgeRequests } from "./api.js";
+import { isSuperseded, purgeRequests } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, setFieldProblem, timeView } from "./dom.js";
 import { localTime, parseSince, poolProblem } from "./format.js";
@@ -37,17 +37,23 @@ export function setupPoolView() {
   const sinceField = byId("since");
   const result = byId("pool-result");
   let shown = null;
+  let loading = null;
 
+  /** Ask for `pool`; a newer question (or clear) cancels this one, whose answer is dropped. */
   async function show(pool, since) {
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
     shown = { pool, since };
     result.setAttribute("aria-busy", "true");
     try {
-      const reply = await purgeRequests(loadCredentials(), pool, since);
+      const reply = await purgeRequests(loadCredentials(), pool, since, controller.signal);
       result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
     } catch (error) {
+      if (isSuperseded(error)) return;
       result.replaceChildren(errorView(error, Boolean(loadCredentials())));
     } finally {
-      result.removeAttribute("aria-busy");
+      if (loading === controller) result.removeAttribute("aria-busy");
     }
   }
 
@@ -78,8 +84,10 @@ export function setupPoolView() {
       if (shown && shown.pool === pool) show(shown.pool, shown.since);
     },
     clear() {
+      loading?.abort();
       shown = null;
       result.replaceChildren();
+      result.removeAttribute("aria-busy");
     },
   };
 }

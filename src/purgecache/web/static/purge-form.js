@@ -1,6 +1,6 @@
 // Requesting purges: pool and cache names, checked as the API checks them, then a confirmation.
 
-import { purgeCache } from "./api.js";
+import { isSuperseded, purgeCache } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, setFieldProblem } from "./dom.js";
 import { poolProblem } from "./format.js";
@@ -96,6 +96,10 @@ export function setupPurgeForm({ onPurged }) {
         await purgeCache(loadCredentials(), pool, name);
         outcomes.push({ name, error: null });
       } catch (error) {
+        if (isSuperseded(error)) { // signed out or in meanwhile: the page was reset
+          buttons.forEach((button) => (button.disabled = false));
+          return;
+        }
         outcomes.push({ name, error });
       }
     }

@@ -2,7 +2,7 @@
 // continuation tokens; with a filter it reads every page (1000 rows each) and filters here,
 // so a search covers all requests, not just the loaded page.
 
-import { allPurgeRequests } from "./api.js";
+import { allPurgeRequests, isSuperseded } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, timeView } from "./dom.js";
 import { visibleName } from "./format.js";
@@ -64,11 +64,11 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     if (document.activeElement && document.activeElement.disabled) status.focus();
   }
 
-  async function showServerPage(signal) {
+  /** Show the server page at `target` ({token, earlier}); only then is it the current page. */
+  async function showServerPage(signal, target) {
     const page = await allPurgeRequests(loadCredentials(), { limit: Number(pageSize.value),
-      continuationToken: view.token, signal });
-    if (signal.aborted) return; // a newer load owns the table now
-    view.next = page.continuationToken;
+      continuationToken: target.token, signal });
+    Object.assign(view, target, { next: page.continuationToken });
     const first = view.earlier.length * Number(pageSize.value) + 1;
     const last = first + page.requests.length - 1;
     const description = page.requests.length === 0
@@ -89,8 +89,12 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     show(page, description, view.offset > 0, view.offset + size < view.matches.length);
   }
 
-  /** Read from the service again: the current server page, or every page when filtering. */
-  async function load() {
+  /**
+   * Read from the service again: the server page at `target` (the current one by default), or
+   * every page when filtering. A newer load cancels this one, so answers never arrive out of
+   * order; the page shown changes only when its answer is in.
+   */
+  async function load(target = { token: view.token, earlier: view.earlier }) {
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
@@ -109,10 +113,10 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
         view.offset -= view.offset % Number(pageSize.value);
         showMatches();
       } else {
-        await showServerPage(controller.signal);
+        await showServerPage(controller.signal, target);
       }
     } catch (error) {
-      if (controller.signal.aborted) return;
+      if (isSuperseded(error)) return;
       show([], "", false, false);
       byId("requests-error").replaceChildren(errorView(error, Boolean(loadCredentials())));
     } finally {
@@ -121,8 +125,8 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
   }
 
   function restart() {
-    Object.assign(view, { offset: 0, token: undefined, earlier: [], next: undefined });
-    return load();
+    view.offset = 0;
+    return load({ token: undefined, earlier: [] });
   }
 
   function step(forward) {
@@ -132,13 +136,9 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
       showMatches();
       return;
     }
-    if (forward) {
-      view.earlier.push(view.token);
-      view.token = view.next;
-    } else {
-      view.token = view.earlier.pop();
-    }
-    load();
+    // From the page shown, not one still loading: a second quick click asks for the same page.
+    load(forward ? { token: view.next, earlier: [...view.earlier, view.token] }
+      : { token: view.earlier.at(-1), earlier: view.earlier.slice(0, -1) });
   }
 
   filterForm.addEventListener("submit", (event) => {
