@@ -91,7 +91,10 @@ class AdminPage:
     def purge(self, pool: str, *cache_names: str) -> str:
         """Request purges through the form and its confirmation; the outcome heading."""
         self.review_purge(pool, *cache_names)
-        count = len(cache_names)
+        return self.purge_confirmed(len(cache_names))
+
+    def purge_confirmed(self, count: int) -> str:
+        """Confirm the purge of `count` caches under review; the outcome heading."""
         self.page.get_by_role(
             "button", name=f"Purge {count} {'cache' if count == 1 else 'caches'}"
         ).click()

@@ -149,11 +149,11 @@ def test_forbidden_purge_shows_the_taskcluster_message(open_admin: OpenAdmin) ->
         in admin.page.locator("#requests-error").inner_text()
     )
     heading = admin.purge("proj-a/linux", "cache-1", "cache-2")
-    assert heading == "Purge requested for 1 of 2 caches on proj-a/linux; see what failed below."
-    outcomes = admin.page.locator("#purge-result li")
-    assert outcomes.nth(0).inner_text().startswith("Requested cache-1")
-    failed = outcomes.nth(1)
-    assert failed.inner_text().startswith("Failed cache-2")
+    assert heading == "Purge requested for 1 of 2 caches on proj-a/linux; 1 refused."
+    groups = admin.page.locator("#purge-result .outcome-group")
+    assert groups.nth(0).inner_text().split() == ["Requested", "1", "cache", "cache-1"]
+    failed = groups.nth(1)
+    assert failed.inner_text().split()[:4] == ["Refused", "1", "cache", "cache-2"]
     assert "Not allowed: these credentials lack a scope this needs." in failed.inner_text()
     assert "(403 InsufficientScopes)" in failed.inner_text()
     assert (

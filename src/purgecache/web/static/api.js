@@ -1,6 +1,6 @@
 // The purge-cache JSON API, the same public one every client uses; Hawk-signed when signed in.
 
-import { sessionSignal } from "./credentials.js";
+import { loadCredentials, sessionSignal } from "./credentials.js";
 import { authorization } from "./hawk.js";
 
 const API_BASE = new URL("api/purge-cache/v1/", document.baseURI);
@@ -22,6 +22,16 @@ async function toError(response) {
   }
   const text = reply && reply.error ? reply.error : response.statusText;
   return new ApiError(response.status, `HTTP ${response.status}`, text || "No details.");
+}
+
+/** Says "refused" (detail: the ApiError) when the service no longer accepts the signed-in
+ * credentials (a 401 to a call made with them): revoked, rotated or expired meanwhile. */
+export const refusals = new EventTarget();
+
+function stillSignedIn(credentials) {
+  const stored = loadCredentials();
+  return Boolean(credentials && stored && stored.clientId === credentials.clientId &&
+    stored.accessToken === credentials.accessToken);
 }
 
 /** Whether a call ended because a newer one (or new credentials) superseded it. */
@@ -54,6 +64,9 @@ async function call(credentials, method, path, { query = {}, body, signal } = {}
   const answer = response.ok ? (response.status === 204 ? null : await response.json()) : null;
   const error = response.ok ? null : await toError(response);
   signal.throwIfAborted(); // made with credentials that are no longer signed in, or superseded
+  if (error && error.status === 401 && stillSignedIn(credentials)) {
+    refusals.dispatchEvent(new CustomEvent("refused", { detail: error }));
+  }
   if (error) throw error;
   return answer;
 }

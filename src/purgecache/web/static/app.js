@@ -12,6 +12,7 @@ const purgeForm = setupPurgeForm({
     requests.load();
     poolView.refresh(pool);
   },
+  onCheck: (pool) => poolView.open(pool),
 });
 const requests = setupRequests({
   onShowPool: (pool) => poolView.open(pool),
@@ -21,7 +22,7 @@ const access = setupAccess({
   onChange() {
     poolView.clear();
     purgeForm.clear();
-    requests.restart();
+    requests.reset();
   },
 });
 

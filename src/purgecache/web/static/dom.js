@@ -10,7 +10,7 @@ export function el(tag, attributes = {}, ...children) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : value);
   }
-  node.append(...children.flat().filter((child) => child !== null && child !== undefined));
+  node.append(...children.flat().filter((child) => ![null, undefined, false].includes(child)));
   return node;
 }
 
@@ -62,11 +62,14 @@ function hint(error, signedIn) {
   return null;
 }
 
-/** A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message. */
-export function errorView(error, signedIn) {
+/**
+ * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message; an
+ * alert unless it is part of a summary that is announced as a whole.
+ */
+export function errorView(error, signedIn, { alert = true } = {}) {
   const code = error.status ? `${error.status} ${error.code}` : error.code;
   const tip = hint(error, signedIn);
-  return el("div", { class: "error", role: "alert" },
+  return el("div", { class: "error", role: alert ? "alert" : null },
     el("p", { class: "error-title" }, el("strong", {}, summary(error, signedIn)), ` (${code})`),
     tip && el("p", {}, tip),
     messageBlocks(error.message).map((block) =>

@@ -36,6 +36,7 @@ export function setupPoolView() {
   const poolField = byId("pool-id");
   const sinceField = byId("since");
   const result = byId("pool-result");
+  const status = byId("pool-status");
   let shown = null;
   let loading = null;
 
@@ -46,6 +47,7 @@ export function setupPoolView() {
     loading = controller;
     shown = { pool, since };
     result.setAttribute("aria-busy", "true");
+    status.textContent = `Asking the service what the workers of ${pool} receive…`;
     try {
       const reply = await purgeRequests(loadCredentials(), pool, since, controller.signal);
       result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
@@ -53,7 +55,10 @@ export function setupPoolView() {
       if (isSuperseded(error)) return;
       result.replaceChildren(errorView(error, Boolean(loadCredentials())));
     } finally {
-      if (loading === controller) result.removeAttribute("aria-busy");
+      if (loading === controller) {
+        result.removeAttribute("aria-busy");
+        status.textContent = "";
+      }
     }
   }
 
@@ -88,6 +93,7 @@ export function setupPoolView() {
       shown = null;
       result.replaceChildren();
       result.removeAttribute("aria-busy");
+      status.textContent = "";
     },
   };
 }

@@ -117,7 +117,10 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
       }
     } catch (error) {
       if (isSuperseded(error)) return;
-      show([], "", false, false);
+      // Keep what was read before: a failed refresh must not empty the table.
+      status.textContent = rows.children.length
+        ? "Could not read the open purge requests again; the rows below are from the last read."
+        : "";
       byId("requests-error").replaceChildren(errorView(error, Boolean(loadCredentials())));
     } finally {
       if (loading === controller) byId("requests").removeAttribute("aria-busy");
@@ -127,6 +130,12 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
   function restart() {
     view.offset = 0;
     return load({ token: undefined, earlier: [] });
+  }
+
+  /** Start over with other credentials: nothing read with the old ones stays on screen. */
+  function reset() {
+    show([], "", false, false);
+    return restart();
   }
 
   function step(forward) {
@@ -160,5 +169,5 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
   byId("previous-page").addEventListener("click", () => step(false));
   byId("next-page").addEventListener("click", () => step(true));
   byId("refresh").addEventListener("click", () => load());
-  return { load, restart };
+  return { load, reset };
 }
