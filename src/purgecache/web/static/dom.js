@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the views: building elements, times, error panels.
 
-import { localTime, messageBlocks, relativeTime, visibleRuns } from "./format.js";
+import { localTime, messageBlocks, relativeTime, truncateRuns, visibleRuns } from "./format.js";
 
 /** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
 export function el(tag, attributes = {}, ...children) {
@@ -27,15 +27,49 @@ export function refreshRelativeTimes() {
   }
 }
 
+const SHORT_NAME = 60; // characters shown of a longer cache name until it is expanded
+const count = new Intl.NumberFormat();
+
+function runsView(runs) {
+  return runs.map((run) => run.escape
+    ? el("span", { class: "escape", title: run.code }, run.text)
+    : run.text);
+}
+
+/** A long name cut short, with "Show all" (and back) and "Copy" (the exact name). */
+function longNameView(cacheName, runs) {
+  const text = el("code", { class: "name" }, runsView(truncateRuns(runs, SHORT_NAME)), "…");
+  const length = count.format([...cacheName].length);
+  const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false",
+    onclick() {
+      const expand = toggle.getAttribute("aria-expanded") === "false";
+      text.replaceChildren(...runsView(expand ? runs : truncateRuns(runs, SHORT_NAME)),
+        expand ? "" : "…");
+      toggle.setAttribute("aria-expanded", String(expand));
+      toggle.textContent = expand ? "Show less" : `Show all ${length} characters`;
+    } }, `Show all ${length} characters`);
+  const copy = el("button", { type: "button", class: "link",
+    async onclick() {
+      try {
+        await navigator.clipboard.writeText(cacheName);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Could not copy";
+      }
+    } }, "Copy");
+  return el("span", { class: "long-name" }, text, " ", toggle, " ", copy);
+}
+
 /**
  * A cache name as text, never markup: invisible characters and spaces at either end are shown
- * as marked escapes (\n, \u{200B}, ␣), and the empty name (allowed by the API) is said.
+ * as marked escapes (\n, \u{200B}, ␣), the empty name (allowed by the API) is said, and a long
+ * name is cut short with "Show all" and "Copy".
  */
 export function cacheNameView(cacheName) {
   if (cacheName === "") return el("em", {}, "(empty name)");
-  return el("code", { class: "name" }, visibleRuns(cacheName).map((run) => run.escape
-    ? el("span", { class: "escape", title: run.code }, run.text)
-    : run.text));
+  const runs = visibleRuns(cacheName);
+  if ([...cacheName].length > SHORT_NAME + 10) return longNameView(cacheName, runs);
+  return el("code", { class: "name" }, runsView(runs));
 }
 
 function summary(error, signedIn) {

@@ -186,6 +186,19 @@ export function visibleRuns(name) {
   return runs;
 }
 
+/** The first `limit` characters of runs (from visibleRuns), whole escapes counting as one. */
+export function truncateRuns(runs, limit) {
+  const kept = [];
+  let left = limit;
+  for (const run of runs) {
+    if (left <= 0) break;
+    const characters = run.escape ? [run.text] : [...run.text];
+    kept.push(run.escape ? run : { text: characters.slice(0, left).join("") });
+    left -= run.escape ? 1 : characters.length;
+  }
+  return kept;
+}
+
 /** The name as plain text with its invisible characters written out (for labels). */
 export function visibleName(name) {
   return name === "" ? "(empty name)" : visibleRuns(name).map((run) => run.text).join("");
