@@ -130,11 +130,11 @@ class AdminPage:
         self.wait_until_ready()
 
     def next_page(self) -> None:
-        self.page.get_by_role("button", name="Next page").click()
+        self.page.get_by_role("button", name="Next page").last.click()
         self.wait_until_ready()
 
     def previous_page(self) -> None:
-        self.page.get_by_role("button", name="Previous page").click()
+        self.page.get_by_role("button", name="Previous page").last.click()
         self.wait_until_ready()
 
     def screenshot(self, name: str) -> Path:

@@ -28,7 +28,7 @@ def test_paging_follows_continuation_tokens_forward_and_back(open_admin: OpenAdm
     admin.set_page_size(10)
     assert admin.table_rows() == expected[:10]
     assert admin.status() == "Page 1: requests 1–10, more on the next page."
-    assert admin.page.get_by_role("button", name="Previous page").is_disabled()
+    assert admin.page.get_by_role("button", name="Previous page").last.is_disabled()
 
     admin.next_page()
     assert admin.table_rows() == expected[10:20]
@@ -36,7 +36,7 @@ def test_paging_follows_continuation_tokens_forward_and_back(open_admin: OpenAdm
     admin.next_page()
     assert admin.table_rows() == expected[20:]
     assert admin.status() == "Page 3: requests 21–23, the last page."
-    assert admin.page.get_by_role("button", name="Next page").is_disabled()
+    assert admin.page.get_by_role("button", name="Next page").last.is_disabled()
     admin.previous_page()
     assert admin.table_rows() == expected[10:20]
     admin.previous_page()
@@ -154,3 +154,23 @@ def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin) -> None:
     assert sorted(r["cacheName"] for r in all_requests(admin.server)) == sorted(
         name for name, _ in ODD_NAMES
     )
+
+
+def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin) -> None:
+    """The pager above the table pages as the one below does, and both show the same state."""
+    admin = open_admin()
+    seed(admin.server, [(f"proj-t/linux-{i}", "c") for i in range(12)])
+    expected = listed(all_requests(admin.server))
+    admin.sign_in(*ADMIN)
+    admin.set_page_size(10)
+    above = admin.page.get_by_role("navigation", name="Pages of purge requests, above the table")
+    table_top = admin.page.locator("#requests-table").bounding_box()["y"]
+    assert above.bounding_box()["y"] < table_top
+    above.get_by_role("button", name="Next page").click()
+    admin.wait_until_ready()
+    assert admin.table_rows() == expected[10:]
+    states = admin.page.evaluate(
+        """() => [...document.querySelectorAll('#requests .pager button')]
+                 .map((button) => `${button.textContent} ${button.disabled}`)"""
+    )
+    assert states == ["Previous page false", "Next page true"] * 2

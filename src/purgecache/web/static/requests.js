@@ -9,6 +9,8 @@ import { visibleName } from "./format.js";
 
 const SEARCH_PAGE_SIZE = 1000;
 const byId = (id) => document.getElementById(id);
+// The pager is above and below the table; both say and do the same.
+const pagerButtons = (selector) => document.querySelectorAll(`#requests .pager ${selector}`);
 const number = new Intl.NumberFormat();
 
 function poolOf(request) {
@@ -59,8 +61,8 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     rows.replaceChildren(...requests.map(row));
     byId("requests-table").hidden = requests.length === 0;
     status.replaceChildren(description);
-    byId("previous-page").disabled = !hasEarlier;
-    byId("next-page").disabled = !hasNext;
+    pagerButtons(".previous-page").forEach((button) => (button.disabled = !hasEarlier));
+    pagerButtons(".next-page").forEach((button) => (button.disabled = !hasNext));
     if (document.activeElement && document.activeElement.disabled) status.focus();
   }
 
@@ -166,8 +168,10 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     view.offset = 0;
     return showMatches();
   });
-  byId("previous-page").addEventListener("click", () => step(false));
-  byId("next-page").addEventListener("click", () => step(true));
+  pagerButtons(".previous-page").forEach((button) => button.addEventListener("click",
+    () => step(false)));
+  pagerButtons(".next-page").forEach((button) => button.addEventListener("click",
+    () => step(true)));
   byId("refresh").addEventListener("click", () => load());
   return { load, reset };
 }
