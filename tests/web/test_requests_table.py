@@ -4,13 +4,15 @@ search every request, not only the loaded page."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from web.admin_page import AdminPage, all_requests, seed
+from web.admin_page import AdminPage, all_requests, seed, seed_database
 
-from conftest import ADMIN
+from conftest import ADMIN, LiveServer
 
 OpenAdmin = Callable[..., AdminPage]
 
@@ -174,3 +176,36 @@ def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin) -> None:
                  .map((button) => `${button.textContent} ${button.disabled}`)"""
     )
     assert states == ["Previous page false", "Next page true"] * 2
+
+
+def test_newest_first_sorts_every_request_in_the_browser(open_admin: OpenAdmin) -> None:
+    """ "Newest first" reads all requests and orders them by `before`, newest on top."""
+    admin = open_admin()
+    for name in ("first", "second", "third"):
+        seed(admin.server, [(f"proj-{name}/linux", name)])
+        time.sleep(0.005)
+    admin.sign_in(*ADMIN)
+    admin.page.get_by_label("Order").select_option(label="Newest first")
+    admin.page.get_by_role("button", name="Filter", exact=True).click()
+    admin.wait_until_ready()
+    assert [name for _, name in admin.table_rows()] == ["third", "second", "first"]
+    assert admin.status() == "3 of 3 open purge requests shown (page 1 of 1)."
+
+
+def test_a_search_says_when_it_stopped_at_its_cap(
+    open_admin: OpenAdmin, server_factory: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    """Past 50,000 requests a search stops reading and says so; it never claims "none match"
+    of requests it did not read."""
+    data_dir = tmp_path / "big"
+    seed_database(data_dir, [(f"pool-{i // 100:04d}/w", f"c-{i % 100:02d}") for i in range(50_000)])
+    seed_database(data_dir, [("zzz/last", "needle")])
+    admin = open_admin(server=server_factory(data_dir=data_dir))
+    admin.sign_in(*ADMIN)
+    admin.filter(cache="needle")
+    assert admin.table_rows() == []
+    assert admin.status() == (
+        "None of the first 50,000 open purge requests match. There are more: a search reads at "
+        "most 50,000 open purge requests, so it did not see them all."
+    )
+    assert sum("limit=1000" in r for r in admin.api_requests) == 50

@@ -34,9 +34,14 @@ function stillSignedIn(credentials) {
     stored.accessToken === credentials.accessToken);
 }
 
-/** Whether a call ended because a newer one (or new credentials) superseded it. */
+/**
+ * Whether a call ended because a newer one (or new credentials) superseded it; anything but
+ * that or an ApiError is a fault of the page and is thrown on, never shown as the service's.
+ */
 export function isSuperseded(error) {
-  return error.name === "AbortError";
+  if (error.name === "AbortError") return true;
+  if (error instanceof ApiError) return false;
+  throw error;
 }
 
 async function call(credentials, method, path, { query = {}, body, signal } = {}) {

@@ -1,47 +1,27 @@
-// The table of open purge requests. Without a filter it pages through the server's pages with
-// continuation tokens; with a filter it reads every page (1000 rows each) and filters here,
-// so a search covers all requests, not just the loaded page.
+// The table of open purge requests. Without a filter or an order of its own it pages through
+// the server's pages with continuation tokens; otherwise it searches every request in the
+// browser (search.js) and pages the matches here.
 
 import { allPurgeRequests, isSuperseded } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, timeView } from "./dom.js";
 import { visibleName } from "./format.js";
+import { READ_CAP, poolOf, readAll, search } from "./search.js";
 
-const SEARCH_PAGE_SIZE = 1000;
 const byId = (id) => document.getElementById(id);
 // The pager is above and below the table; both say and do the same.
 const pagerButtons = (selector) => document.querySelectorAll(`#requests .pager ${selector}`);
 const number = new Intl.NumberFormat();
-
-function poolOf(request) {
-  return `${request.provisionerId}/${request.workerType}`;
-}
-
-function matcher({ pool, cache }) {
-  return (request) =>
-    poolOf(request).toLowerCase().includes(pool) && request.cacheName.toLowerCase().includes(cache);
-}
-
-async function readAll(signal, progress) {
-  const requests = [];
-  let continuationToken;
-  do {
-    const page = await allPurgeRequests(loadCredentials(), { limit: SEARCH_PAGE_SIZE,
-      continuationToken, signal });
-    requests.push(...page.requests);
-    continuationToken = page.continuationToken;
-    progress(requests.length);
-  } while (continuationToken);
-  return requests;
-}
 
 export function setupRequests({ onShowPool, onPurgeAgain }) {
   const filterForm = byId("filter");
   const rows = byId("requests-rows");
   const status = byId("requests-status");
   const pageSize = byId("page-size");
-  const view = { filter: null, matches: [], offset: 0, token: undefined, earlier: [],
-    next: undefined, total: 0 };
+  byId("read-cap").textContent = number.format(READ_CAP);
+  // `search`: {pool, cache, order} when searching in the browser, null when paging the server's
+  const view = { search: null, matches: [], offset: 0, token: undefined, earlier: [],
+    next: undefined, total: 0, complete: true };
   let loading = null;
 
   function row(request) {
@@ -84,11 +64,14 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     const size = Number(pageSize.value);
     const page = view.matches.slice(view.offset, view.offset + size);
     const pages = Math.max(1, Math.ceil(view.matches.length / size));
-    const found = `${number.format(view.matches.length)} of ${number.format(view.total)} open ` +
-      "purge requests match";
-    const description = view.matches.length === 0 ? `None of the ${number.format(view.total)} ` +
-      "open purge requests match." : `${found} (page ${view.offset / size + 1} of ${pages}).`;
-    show(page, description, view.offset > 0, view.offset + size < view.matches.length);
+    const read = `${view.complete ? "" : "first "}${number.format(view.total)}`;
+    const found = `${number.format(view.matches.length)} of ${view.complete ? "" : "the "}` +
+      `${read} open purge requests ${view.search.pool || view.search.cache ? "match" : "shown"}`;
+    const description = view.matches.length === 0 ? `None of the ${read} open purge ` +
+      "requests match." : `${found} (page ${view.offset / size + 1} of ${pages}).`;
+    const capped = view.complete ? "" : ` There are more: a search reads at most ` +
+      `${number.format(READ_CAP)} open purge requests, so it did not see them all.`;
+    show(page, description + capped, view.offset > 0, view.offset + size < view.matches.length);
   }
 
   /**
@@ -102,15 +85,15 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     loading = controller;
     byId("requests-error").replaceChildren();
     byId("requests").setAttribute("aria-busy", "true");
-    status.textContent = view.filter ? "Searching all open purge requests…" : "Loading…";
+    status.textContent = view.search ? "Searching all open purge requests…" : "Loading…";
     try {
-      if (view.filter) {
-        const all = await readAll(controller.signal, (count) => {
+      if (view.search) {
+        const { requests, complete } = await readAll(controller.signal, (count) => {
           status.textContent = `Searching all open purge requests… ${number.format(count)} read`;
         });
         if (controller.signal.aborted) return;
-        view.total = all.length;
-        view.matches = all.filter(matcher(view.filter));
+        Object.assign(view, { total: requests.length, complete });
+        view.matches = search(requests, view.search);
         view.offset = Math.min(view.offset, Math.max(0, view.matches.length - 1));
         view.offset -= view.offset % Number(pageSize.value);
         showMatches();
@@ -142,7 +125,7 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
 
   function step(forward) {
     const size = Number(pageSize.value);
-    if (view.filter) {
+    if (view.search) {
       view.offset += forward ? size : -size;
       showMatches();
       return;
@@ -156,15 +139,16 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
     event.preventDefault();
     const pool = filterForm.elements.pool.value.trim().toLowerCase();
     const cache = filterForm.elements.cache.value.trim().toLowerCase();
-    view.filter = pool || cache ? { pool, cache } : null;
+    const order = filterForm.elements.order.value;
+    view.search = pool || cache || order !== "api" ? { pool, cache, order } : null;
     restart();
   });
   filterForm.addEventListener("reset", () => {
-    view.filter = null;
+    view.search = null;
     restart();
   });
   pageSize.addEventListener("change", () => {
-    if (!view.filter) return restart();
+    if (!view.search) return restart();
     view.offset = 0;
     return showMatches();
   });
