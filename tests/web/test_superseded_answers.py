@@ -72,4 +72,5 @@ def test_an_answer_fetched_before_sign_out_is_never_shown(open_admin: OpenAdmin)
     gate.release()
     admin.page.wait_for_timeout(SETTLE_MS)
     assert "secret-cache" not in admin.page.locator("main").inner_text()
-    assert view.locator("#pool-result").inner_text() == ""
+    # The pool stays chosen (it is in the URL) and is asked again without credentials.
+    assert "Not allowed without credentials" in view.locator("#pool-result").inner_text()

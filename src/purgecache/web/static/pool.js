@@ -31,7 +31,8 @@ function replyView(pool, since, reply) {
   ];
 }
 
-export function setupPoolView() {
+/** `onShown(replace)`: another pool (or none) is shown; `replace` as for the table. */
+export function setupPoolView({ onShown }) {
   const form = byId("pool-form");
   const poolField = byId("pool-id");
   const sinceField = byId("since");
@@ -62,7 +63,7 @@ export function setupPoolView() {
     }
   }
 
-  function submit() {
+  function submit(replace = false) {
     const pool = poolField.value.trim();
     const sinceText = sinceField.value.trim();
     const since = sinceText ? parseSince(sinceText) : {};
@@ -70,7 +71,18 @@ export function setupPoolView() {
     setFieldProblem(sinceField, since.problem);
     if (poolProblem(pool)) return poolField.focus();
     if (since.problem) return sinceField.focus();
-    return show(pool, since.instant);
+    const shown = show(pool, since.instant);
+    onShown(replace);
+    return shown;
+  }
+
+  function clear(replace) {
+    loading?.abort();
+    shown = null;
+    result.replaceChildren();
+    result.removeAttribute("aria-busy");
+    status.textContent = "";
+    onShown(replace);
   }
 
   form.addEventListener("submit", (event) => {
@@ -88,12 +100,20 @@ export function setupPoolView() {
     refresh(pool) {
       if (shown && shown.pool === pool) show(shown.pool, shown.since);
     },
-    clear() {
-      loading?.abort();
-      shown = null;
-      result.replaceChildren();
-      result.removeAttribute("aria-busy");
-      status.textContent = "";
+    clear: () => clear(true),
+    /** The pool shown (and its `since`) as URL parameters. */
+    state(params) {
+      if (!shown) return;
+      params.set("show", shown.pool);
+      if (shown.since) params.set("since", shown.since);
+    },
+    /** Show what URL parameters describe, or nothing. */
+    apply(params) {
+      const pool = params.get("show");
+      if (!pool || poolProblem(pool)) return clear(true);
+      poolField.value = pool;
+      sinceField.value = params.get("since") || "";
+      return submit(true);
     },
   };
 }

@@ -6,14 +6,20 @@ import { allPurgeRequests, isSuperseded } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, timeView } from "./dom.js";
 import { visibleName } from "./format.js";
-import { READ_CAP, poolOf, readAll, search } from "./search.js";
+import { ORDERS, READ_CAP, poolOf, readAll, search } from "./search.js";
 
 const byId = (id) => document.getElementById(id);
 // The pager is above and below the table; both say and do the same.
 const pagerButtons = (selector) => document.querySelectorAll(`#requests .pager ${selector}`);
 const number = new Intl.NumberFormat();
+const PAGE_SIZES = ["10", "25", "50", "100"];
+const DEFAULT_PAGE_SIZE = "25";
 
-export function setupRequests({ onShowPool, onPurgeAgain }) {
+/**
+ * `onShown(replace)`: the table now shows another state (filters, order, page, rows per
+ * page); `replace` when that is not a step of its own in the browser's history.
+ */
+export function setupRequests({ onShowPool, onPurgeAgain, onShown }) {
   const filterForm = byId("filter");
   const rows = byId("requests-rows");
   const status = byId("requests-status");
@@ -37,30 +43,32 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
         onclick: () => onPurgeAgain(pool, request.cacheName) }, "Purge again…")));
   }
 
-  function show(requests, description, hasEarlier, hasNext) {
+  function show(requests, description, hasEarlier, hasNext, replace) {
     rows.replaceChildren(...requests.map(row));
     byId("requests-table").hidden = requests.length === 0;
     status.replaceChildren(description);
     pagerButtons(".previous-page").forEach((button) => (button.disabled = !hasEarlier));
     pagerButtons(".next-page").forEach((button) => (button.disabled = !hasNext));
     if (document.activeElement && document.activeElement.disabled) status.focus();
+    onShown(replace);
   }
 
   /** Show the server page at `target` ({token, earlier}); only then is it the current page. */
   async function showServerPage(signal, target) {
     const page = await allPurgeRequests(loadCredentials(), { limit: Number(pageSize.value),
       continuationToken: target.token, signal });
-    Object.assign(view, target, { next: page.continuationToken });
+    Object.assign(view, { token: target.token, earlier: target.earlier,
+      next: page.continuationToken });
     const first = view.earlier.length * Number(pageSize.value) + 1;
     const last = first + page.requests.length - 1;
     const description = page.requests.length === 0
       ? (view.earlier.length ? "No more open purge requests." : "There are no open purge requests.")
       : `Page ${view.earlier.length + 1}: requests ${first}–${last}` +
         (view.next ? ", more on the next page." : ", the last page.");
-    show(page.requests, description, view.earlier.length > 0, Boolean(view.next));
+    show(page.requests, description, view.earlier.length > 0, Boolean(view.next), target.replace);
   }
 
-  function showMatches() {
+  function showMatches(replace) {
     const size = Number(pageSize.value);
     const page = view.matches.slice(view.offset, view.offset + size);
     const pages = Math.max(1, Math.ceil(view.matches.length / size));
@@ -71,7 +79,8 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
       "requests match." : `${found} (page ${view.offset / size + 1} of ${pages}).`;
     const capped = view.complete ? "" : ` There are more: a search reads at most ` +
       `${number.format(READ_CAP)} open purge requests, so it did not see them all.`;
-    show(page, description + capped, view.offset > 0, view.offset + size < view.matches.length);
+    show(page, description + capped, view.offset > 0, view.offset + size < view.matches.length,
+      replace);
   }
 
   /**
@@ -79,7 +88,7 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
    * every page when filtering. A newer load cancels this one, so answers never arrive out of
    * order; the page shown changes only when its answer is in.
    */
-  async function load(target = { token: view.token, earlier: view.earlier }) {
+  async function load(target = { token: view.token, earlier: view.earlier, replace: true }) {
     loading?.abort();
     const controller = new AbortController();
     loading = controller;
@@ -96,7 +105,7 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
         view.matches = search(requests, view.search);
         view.offset = Math.min(view.offset, Math.max(0, view.matches.length - 1));
         view.offset -= view.offset % Number(pageSize.value);
-        showMatches();
+        showMatches(target.replace);
       } else {
         await showServerPage(controller.signal, target);
       }
@@ -114,25 +123,57 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
 
   function restart() {
     view.offset = 0;
-    return load({ token: undefined, earlier: [] });
+    return load({ token: undefined, earlier: [], replace: false });
+  }
+
+  /** The state shown, as URL parameters (none for the defaults). */
+  function state(params) {
+    const { pool, cache, order } = view.search || {};
+    if (pool) params.set("pool", pool);
+    if (cache) params.set("cache", cache);
+    if (order && order !== "api") params.set("order", order);
+    if (view.search && view.offset) params.set("page", view.offset / Number(pageSize.value) + 1);
+    if (!view.search && view.token) {
+      [...view.earlier.slice(1), view.token].forEach((token) => params.append("after", token));
+    }
+    if (pageSize.value !== DEFAULT_PAGE_SIZE) params.set("rows", pageSize.value);
+  }
+
+  /** Show the state that URL parameters describe (a reload, a shared link, back, forward). */
+  function apply(params) {
+    const rowsPerPage = params.get("rows");
+    pageSize.value = PAGE_SIZES.includes(rowsPerPage) ? rowsPerPage : DEFAULT_PAGE_SIZE;
+    const pool = params.get("pool") || "";
+    const cache = params.get("cache") || "";
+    const order = params.get("order") in ORDERS ? params.get("order") : "api";
+    filterForm.elements.pool.value = pool;
+    filterForm.elements.cache.value = cache;
+    filterForm.elements.order.value = order;
+    view.search = pool || cache || order !== "api"
+      ? { pool: pool.toLowerCase(), cache: cache.toLowerCase(), order } : null;
+    const page = Math.max(1, Number.parseInt(params.get("page"), 10) || 1);
+    view.offset = view.search ? (page - 1) * Number(pageSize.value) : 0;
+    const tokens = params.getAll("after");
+    const earlier = tokens.length ? [undefined, ...tokens.slice(0, -1)] : [];
+    return load({ token: tokens.at(-1), earlier, replace: true });
   }
 
   /** Start over with other credentials: nothing read with the old ones stays on screen. */
-  function reset() {
-    show([], "", false, false);
-    return restart();
+  function reset(params) {
+    show([], "", false, false, true);
+    return apply(params);
   }
 
   function step(forward) {
     const size = Number(pageSize.value);
     if (view.search) {
       view.offset += forward ? size : -size;
-      showMatches();
+      showMatches(false);
       return;
     }
     // From the page shown, not one still loading: a second quick click asks for the same page.
-    load(forward ? { token: view.next, earlier: [...view.earlier, view.token] }
-      : { token: view.earlier.at(-1), earlier: view.earlier.slice(0, -1) });
+    load(forward ? { token: view.next, earlier: [...view.earlier, view.token], replace: false }
+      : { token: view.earlier.at(-1), earlier: view.earlier.slice(0, -1), replace: false });
   }
 
   filterForm.addEventListener("submit", (event) => {
@@ -150,12 +191,12 @@ export function setupRequests({ onShowPool, onPurgeAgain }) {
   pageSize.addEventListener("change", () => {
     if (!view.search) return restart();
     view.offset = 0;
-    return showMatches();
+    return showMatches(false);
   });
   pagerButtons(".previous-page").forEach((button) => button.addEventListener("click",
     () => step(false)));
   pagerButtons(".next-page").forEach((button) => button.addEventListener("click",
     () => step(true)));
   byId("refresh").addEventListener("click", () => load());
-  return { load, reset };
+  return { load, reset, state, apply };
 }
