@@ -67,6 +67,10 @@ def test_sign_in_purge_and_see_it_in_the_table_without_a_reload(open_admin: Open
     assert [times.nth(i).get_attribute("datetime") for i in range(2)] == [
         r["before"] for r in stored
     ]
+    utc = admin.page.locator("#requests-rows .utc")
+    assert [utc.nth(i).inner_text() for i in range(2)] == [r["before"] for r in stored], (
+        "the UTC value is shown, not only on hover"
+    )
     assert admin.page.locator("#requests-rows .relative").first.inner_text() in {
         "just now",
         "5 s ago",

@@ -14,11 +14,15 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-/** An instant as local time plus "3 min ago" (kept current by refreshRelativeTimes). */
+/**
+ * An instant as local time, "3 min ago" (kept current by refreshRelativeTimes) and the UTC
+ * value as the API sends it, shown rather than only on hover.
+ */
 export function timeView(iso) {
   return el("span", { class: "when" },
-    el("time", { datetime: iso, title: `${iso} (UTC)` }, localTime(iso)),
-    el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)));
+    el("time", { datetime: iso }, localTime(iso)),
+    el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)),
+    el("span", { class: "utc" }, iso));
 }
 
 export function refreshRelativeTimes() {
