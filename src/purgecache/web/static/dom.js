@@ -31,7 +31,7 @@ export function refreshRelativeTimes() {
   }
 }
 
-const SHORT_NAME = 60; // characters shown of a longer cache name until it is expanded
+const SHORT_NAME = 40; // characters shown of a longer cache name until it is expanded
 const count = new Intl.NumberFormat();
 
 function runsView(runs) {
