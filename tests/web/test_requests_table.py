@@ -131,10 +131,11 @@ ODD_NAMES = [
 ]
 
 
-def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin) -> None:
+@pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
+def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin, width: int) -> None:
     """Names with newlines, edge spaces, tabs, zero-width or bidi characters, or none at all,
     are shown with those characters marked and re-purged exactly as listed."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-o/linux", name) for name, _ in ODD_NAMES])
     admin.sign_in(*ADMIN)
     rows = admin.page.locator("#requests-rows tr")

@@ -28,6 +28,7 @@ def test_two_quick_next_page_clicks_show_page_two_with_its_number(open_admin: Op
     gate = Gate(admin.page, lambda request: "continuationToken=" in request.url)
     next_page = admin.page.get_by_role("button", name="Next page").last
     next_page.click()
+    gate.wait_for(1)
     next_page.click()
     gate.wait_for(2)
     gate.release(newest_first=True)
