@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from purgecache.model import format_time, is_worker_pool_id, parse_duration, to_ms
+from purgecache.model import (
+    SINCE_FORMS,
+    format_time,
+    is_worker_pool_id,
+    parse_duration,
+    parse_typed_since,
+    to_ms,
+)
 
 if TYPE_CHECKING:
     from purgecache.client import PurgeCache, PurgeCacheError, PurgeCacheRequestsEntry, PurgeEvent
@@ -68,10 +75,7 @@ Exit status: 0 done; 1 the service refused the request; 2 bad usage;
 """
 
 JSON_HELP = "Print JSON (the API's own shape) instead of a table."
-SINCE_HELP = (
-    "Only requests from this time on: an ISO 8601 time (2026-01-01T12:00:00Z), a date "
-    "(2026-01-01), or an age such as 2h, 30m or 1d (that long ago)."
-)
+SINCE_HELP = f"Only requests from this time on (UTC unless it has an offset): {SINCE_FORMS}."
 
 
 def exit_code_for(error: PurgeCacheError) -> int:
@@ -132,12 +136,17 @@ def _pool(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 
 
 def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | str | None:
-    """An age (2h) becomes the time that long ago; anything else goes to the service as is."""
+    """An age (2h) becomes the time that long ago; a time is checked here, so that nothing is
+    sent for what the service would refuse or misread, and goes to the service as typed."""
     if value is None:
         return None
     try:
         age = parse_duration(value)
     except ValueError:
+        try:
+            parse_typed_since(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
         return value
     return datetime.now(UTC) - timedelta(milliseconds=age)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -211,7 +212,11 @@ def _parse_iso(text: str) -> int | None:
 
 
 def _parse_js_string(text: str) -> int | None:
-    m = _JS_STRING_RE.fullmatch(text)
+    return _named_month(_JS_STRING_RE.fullmatch(text))
+
+
+def _named_month(m: re.Match[str] | None) -> int | None:
+    """The instant of a match with the groups mon (Jan ...), d, y, h, mi, s and tz."""
     if m is None or m["mon"].lower() not in _MONTHS:
         return None
     month = _MONTHS.index(m["mon"].lower()) + 1
@@ -237,6 +242,17 @@ def _parse_rfc2822(text: str) -> int | None:
     return to_ms(moment)
 
 
+# RFC 2822's usual form only (4-digit year, numeric or GMT/UT/UTC zone, none meaning UTC).
+_RFC2822_RE = re.compile(
+    r"(?:[A-Za-z]{3},\s*)?(?P<d>\d{1,2})\s+(?P<mon>[A-Za-z]{3})\s+(?P<y>\d{4})\s+"
+    r"(?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:\s+(?:GMT|UTC?|(?P<tz>[+-]\d{4})))?"
+)
+
+
+def _parse_rfc2822_usual(text: str) -> int | None:
+    return _named_month(_RFC2822_RE.fullmatch(text))
+
+
 def parse_since(text: str) -> int:
     """Parse a `since` query value into ms since the epoch, or raise ValueError.
 
@@ -244,8 +260,29 @@ def parse_since(text: str) -> int:
     without offset and fraction, a bare date, JavaScript's `Date.toString()` form and RFC 2822.
     The epoch itself is rejected, as upstream's truthiness test does.
     """
+    return _parse_with(text, (_parse_iso, _parse_js_string, _parse_rfc2822))
+
+
+SINCE_FORMS = (
+    "ISO 8601 (2026-05-01T12:30:00Z, 2026-05-01 12:30, 2026-05-01) or an age (2h, 30m, 3d)"
+)
+
+
+def parse_typed_since(text: str) -> int:
+    """A `since` typed by a person (the CLI; the admin page's `parseSince` is its twin, and
+    tests/data/since_cases.json holds both to one table), in ms since the epoch, or raise
+    ValueError saying what is accepted. The service's own forms less RFC 2822's lenient
+    readings, which take "May 1, 2026, 2:30:00 PM" for 02:30; times without an offset are UTC.
+    Ages (`2h`) are `parse_duration`'s, read before this."""
+    try:
+        return _parse_with(text, (_parse_iso, _parse_js_string, _parse_rfc2822_usual))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use {SINCE_FORMS}") from None
+
+
+def _parse_with(text: str, parsers: tuple[Callable[[str], int | None], ...]) -> int:
     value = text.strip()
-    for parse in (_parse_iso, _parse_js_string, _parse_rfc2822):
+    for parse in parsers:
         try:
             ms = parse(value)
         except (ValueError, OverflowError):

@@ -143,7 +143,7 @@ def test_through_the_proxy_variable(run: Run) -> None:
             4,
             "purge-cache:proj-a/linux:cache-2",
         ),
-        (["requests", "a/b", "--since", "garbage"], {}, 1, "400 InvalidRequestArguments"),
+        (["purge", "a/b", "x" * 4097], {}, 1, "400 InputValidationError"),
         (["list"], {"TASKCLUSTER_CLIENT_ID": ""}, 4, "no credentials were sent: set"),
     ],
     ids=[
@@ -152,7 +152,7 @@ def test_through_the_proxy_variable(run: Run) -> None:
         "unsigned-signed-url",
         "bad-token",
         "no-scope",
-        "bad-since",
+        "refused-input",
         "anonymous",
     ],
 )
@@ -178,6 +178,7 @@ def test_unreachable_service_is_status_5(run: Run) -> None:
         ["signed-url", "purge-requests"],
         ["signed-url", "ping", "a/b"],
         ["signed-url", "nope"],
+        ["requests", "a/b", "--since", "garbage"],
     ],
 )
 def test_usage_errors_are_status_2(run: Run, args: list[str]) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +95,10 @@ class AdminPage:
     def purge(self, pool: str, *cache_names: str) -> str:
         """Request purges through the form and its confirmation; the outcome heading."""
         self.review_purge(pool, *cache_names)
-        count = len(cache_names)
+        return self.purge_confirmed(len(cache_names))
+
+    def purge_confirmed(self, count: int) -> str:
+        """Confirm the purge of `count` caches under review; the outcome heading."""
         self.page.get_by_role(
             "button", name=f"Purge {count} {'cache' if count == 1 else 'caches'}"
         ).click()
@@ -126,11 +134,11 @@ class AdminPage:
         self.wait_until_ready()
 
     def next_page(self) -> None:
-        self.page.get_by_role("button", name="Next page").click()
+        self.page.get_by_role("button", name="Next page").last.click()
         self.wait_until_ready()
 
     def previous_page(self) -> None:
-        self.page.get_by_role("button", name="Previous page").click()
+        self.page.get_by_role("button", name="Previous page").last.click()
         self.wait_until_ready()
 
     def screenshot(self, name: str) -> Path:
@@ -167,3 +175,62 @@ def all_requests(server: LiveServer) -> list[dict[str, str]]:
             token = page.get("continuationToken")
             if not token:
                 return found
+
+
+class Gate:
+    """A slow server, on demand: the page's API requests that `holds` picks wait (still going to
+    the real server) until the test releases them, in the order it chooses."""
+
+    def __init__(self, page: Any, holds: Any) -> None:
+        self.page = page
+        self.holds = holds
+        self.held: list[Any] = []
+        page.route("**/api/purge-cache/v1/**", self._route)
+
+    def _route(self, route: Any) -> None:
+        if self.holds(route.request):
+            self.held.append(route)
+        else:
+            route.continue_()
+
+    def wait_for(self, count: int) -> None:
+        """Until `count` requests are held."""
+        for _ in range(500):
+            if len(self.held) >= count:
+                return
+            self.page.wait_for_timeout(10)
+        raise AssertionError(f"{len(self.held)} requests held, expected {count}")
+
+    def stop(self) -> None:
+        """Hold nothing more, and let through what is held."""
+        self.holds = lambda request: False
+        self.release()
+
+    def release(self, *, newest_first: bool = False) -> None:
+        """Let every held request through (ones the page cancelled meanwhile stay cancelled)."""
+        from playwright.sync_api import Error  # imported here: the module loads without it
+
+        routes, self.held = self.held, []
+        for route in reversed(routes) if newest_first else routes:
+            with contextlib.suppress(Error):
+                route.continue_()
+
+
+def seed_database(data_dir: Path, pairs: Iterable[tuple[str, str]]) -> None:
+    """Many purge requests written through the storage interface into the SQLite file that a
+    server started on `data_dir` will open (much faster than one API call each)."""
+    from purgecache.model import PurgeRequest
+    from purgecache.storage.sqlite import SqliteStorage
+
+    now = int(time.time() * 1000)
+    rows = [PurgeRequest(pool, name, now, now + 86_400_000) for pool, name in pairs]
+
+    async def write() -> None:
+        storage = SqliteStorage(data_dir / "purgecache.db")
+        await storage.upgrade()
+        await storage.put_many([(row, row.to_entry()) for row in rows])
+        await storage.close()
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this one
+        thread.submit(asyncio.run, write()).result()

@@ -67,6 +67,10 @@ def test_sign_in_purge_and_see_it_in_the_table_without_a_reload(open_admin: Open
     assert [times.nth(i).get_attribute("datetime") for i in range(2)] == [
         r["before"] for r in stored
     ]
+    utc = admin.page.locator("#requests-rows .utc")
+    assert [utc.nth(i).inner_text() for i in range(2)] == [r["before"] for r in stored], (
+        "the UTC value is shown, not only on hover"
+    )
     assert admin.page.locator("#requests-rows .relative").first.inner_text() in {
         "just now",
         "5 s ago",
@@ -149,11 +153,11 @@ def test_forbidden_purge_shows_the_taskcluster_message(open_admin: OpenAdmin) ->
         in admin.page.locator("#requests-error").inner_text()
     )
     heading = admin.purge("proj-a/linux", "cache-1", "cache-2")
-    assert heading == "Purge requested for 1 of 2 caches on proj-a/linux; see what failed below."
-    outcomes = admin.page.locator("#purge-result li")
-    assert outcomes.nth(0).inner_text().startswith("Requested cache-1")
-    failed = outcomes.nth(1)
-    assert failed.inner_text().startswith("Failed cache-2")
+    assert heading == "Purge requested for 1 of 2 caches on proj-a/linux; 1 refused."
+    groups = admin.page.locator("#purge-result .outcome-group")
+    assert groups.nth(0).inner_text().split() == ["Requested", "1", "cache", "cache-1"]
+    failed = groups.nth(1)
+    assert failed.inner_text().split()[:4] == ["Refused", "1", "cache", "cache-2"]
     assert "Not allowed: these credentials lack a scope this needs." in failed.inner_text()
     assert "(403 InsufficientScopes)" in failed.inner_text()
     assert (
@@ -239,10 +243,30 @@ def test_keyboard_alone_signs_in_and_purges(open_admin: OpenAdmin) -> None:
     keyboard.type("checkouts")
     keyboard.press("Tab")
     keyboard.press("Enter")
+    assert admin.page.evaluate(focused) == "confirm-title"
+    keyboard.press("Tab")
     assert admin.page.evaluate(focused) == "confirm-purge"
     keyboard.press("Enter")
     admin.page.locator("#purge-result h3:focus").wait_for()
     assert all_requests(admin.server)[0]["cacheName"] == "checkouts"
+
+
+def test_enter_twice_in_the_pool_field_does_not_confirm(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """Enter reviews; a second Enter (or a key held down) leaves the confirmation waiting."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    create = admin.section("Request a purge")
+    create.get_by_label("Cache names").fill("checkouts")
+    create.get_by_label("Worker pool").fill("proj-e/linux")
+    create.get_by_label("Worker pool").press("Enter")
+    admin.page.keyboard.press("Enter")
+    admin.page.keyboard.down("Enter")
+    admin.page.keyboard.up("Enter")
+    admin.page.wait_for_timeout(200)
+    assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
+    assert not [r for r in admin.api_requests if r.startswith("POST")]
 
 
 def test_every_control_has_a_name(open_admin: OpenAdmin, page_server: LiveServer) -> None:
@@ -294,3 +318,43 @@ def test_plain_http_to_a_remote_host_explains_why_sign_in_is_off(
     assert "needs this page to be opened over HTTPS" in admin.page.locator("#insecure").inner_text()
     assert admin.page.get_by_role("button", name="Sign in").is_disabled()
     assert "Not allowed List all open purge requests" in admin.section("Credentials").inner_text()
+    # Browsers apply Cross-Origin-Opener-Policy only on secure origins, and say so here.
+    ignored = "The Cross-Origin-Opener-Policy header has been ignored"
+    admin.problems[:] = [problem for problem in admin.problems if ignored not in problem]
+
+
+def test_access_token_field_is_masked_but_not_offered_to_the_password_manager(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """No password field for the browser to save: the token is masked by the style sheet."""
+    admin = open_admin(server=page_server)
+    token = admin.page.get_by_label("Access token")
+    assert admin.page.locator("input[type=password]").count() == 0
+    assert token.get_attribute("autocomplete") == "off"
+    assert admin.page.get_by_label("Client ID").get_attribute("autocomplete") == "off"
+    masked = token.evaluate("(field) => getComputedStyle(field).webkitTextSecurity")
+    assert masked == "disc"
+
+
+def test_a_tab_opened_from_the_page_is_signed_out(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """Links opening a new tab are noopener noreferrer: that tab starts without credentials."""
+    admin = open_admin(server=page_server)
+    admin.sign_in(*ADMIN)
+    new_tab_links = admin.page.evaluate(
+        """() => [...document.querySelectorAll('a[target=_blank]')]
+                 .map((link) => link.relList.contains('noopener')
+                                && link.relList.contains('noreferrer'))"""
+    )
+    assert new_tab_links and all(new_tab_links)
+    with admin.page.context.expect_page() as opened:
+        admin.page.get_by_role("link", name="reference (api.json)").click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.evaluate("() => sessionStorage.length") == 0
+    tab.goto(page_server.root_url + "/")
+    tab.wait_for_selector("body[data-ready]")
+    assert tab.locator("#who").inner_text() == "Not signed in"
+    tab.close()
+    assert json.loads(admin.stored_credentials())["clientId"] == "admin"

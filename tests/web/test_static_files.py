@@ -59,3 +59,33 @@ def test_scripts_import_only_files_that_ship() -> None:
         if name.endswith(".js"):
             wanted |= set(re.findall(r'from "\./([\w.-]+)"', text))
     assert wanted and wanted <= set(files)
+
+
+PAGE_ONLY_HEADERS = ("referrer-policy", "permissions-policy", "cross-origin-opener-policy")
+WIRE_PATHS = [
+    "/api/purge-cache/v1/ping",
+    "/api/purge-cache/v1/purge-cache/list",
+    "/api/purge-cache/v1/no-such-endpoint",
+    "/references/manifest.json",
+    "/references/purge-cache/v1/api.json",
+    "/schemas/purge-cache/v1/purge-cache-request.json",
+]
+
+
+def test_page_files_keep_referrers_features_and_openers_to_themselves(
+    page_server: LiveServer,
+) -> None:
+    """The page's files send no Referer, deny powerful features and isolate their window."""
+    for name in ["", *static_files()]:
+        headers = httpx.get(f"{page_server.root_url}/{name}").headers
+        assert headers["referrer-policy"] == "no-referrer", name
+        assert headers["cross-origin-opener-policy"] == "same-origin", name
+        denied = dict(item.split("=") for item in headers["permissions-policy"].split(", "))
+        assert {denied[f] for f in ("camera", "microphone", "geolocation", "usb")} == {"()"}, name
+
+
+@pytest.mark.parametrize("path", WIRE_PATHS)
+def test_wire_answers_carry_none_of_the_page_headers(page_server: LiveServer, path: str) -> None:
+    """/api/, /references/ and /schemas/ answers are the Taskcluster wire: no page headers."""
+    headers = httpx.get(page_server.root_url + path).headers
+    assert [name for name in PAGE_ONLY_HEADERS if name in headers] == []

@@ -23,7 +23,14 @@ from purgecache.api.endpoints import ENDPOINTS, Endpoint, EndpointTable
 from purgecache.api.handlers import Answer
 from purgecache.api.pipeline import NOT_FOUND, Pipeline, as_api_error
 from purgecache.api.request import Call, Receive, Request, asgi_chunks
-from purgecache.api.responses import PAGE_CSP, Headers, Response, json_response, new_id
+from purgecache.api.responses import (
+    PAGE_CSP,
+    PAGE_HEADERS,
+    Headers,
+    Response,
+    json_response,
+    new_id,
+)
 from purgecache.auth.authenticators import Authenticator
 from purgecache.logs import LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
@@ -203,7 +210,7 @@ class PurgeCacheApp:
             return json_response(200, document, ("access-control-allow-origin", "*"))
         page = self.web.lookup(path)
         if page is not None:
-            headers = (("content-type", page[0]), ("cache-control", "no-cache"))
+            headers = (("content-type", page[0]), ("cache-control", "no-cache"), *PAGE_HEADERS)
             return Response(200, page[1], headers, PAGE_CSP)
         return NOT_FOUND
 

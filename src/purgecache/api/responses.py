@@ -16,6 +16,17 @@ PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+# The admin page's own files only, never the wire (/api/, /references/, /schemas/): send no
+# Referer anywhere, use none of the powerful browser features, share no window with other sites.
+PAGE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("referrer-policy", "no-referrer"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=(), "
+        "midi=(), display-capture=(), clipboard-read=()",
+    ),
+    ("cross-origin-opener-policy", "same-origin"),
+)
 # Every reply under the API base, errors and 404s included (upstream's CORS and cache headers;
 # the Cache-Control value really has no commas).
 API_HEADERS: Headers = [

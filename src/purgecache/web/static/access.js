@@ -1,6 +1,6 @@
 // Signing in and out, and what the current credentials (or the anonymous scopes) allow.
 
-import { allPurgeRequests } from "./api.js";
+import { allPurgeRequests, refusals } from "./api.js";
 import { certificateExpiry, forgetCredentials, loadCredentials, parseCredentials,
   saveCredentials } from "./credentials.js";
 import { el, errorView, setFieldProblem } from "./dom.js";
@@ -73,10 +73,14 @@ export function setupAccess({ onChange }) {
     }
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    byId("sign-in-status").textContent = "Checking the credentials with the service…";
     const result = await probe(parsed.credentials);
     button.disabled = false;
+    form.removeAttribute("aria-busy");
+    byId("sign-in-status").textContent = "";
     if (result.error && [0, 401].includes(result.error.status)) {
-      byId("sign-in-error").replaceChildren(errorView(result.error, false));
+      byId("sign-in-error").replaceChildren(errorView(result.error, false, { alert: false }));
       return;
     }
     saveCredentials(parsed.credentials);
@@ -86,10 +90,17 @@ export function setupAccess({ onChange }) {
     onChange();
   }
 
-  async function signOut() {
+  /** Forget the credentials; `refused`: because the service stopped accepting them. */
+  async function signOut(refused = null) {
+    const credentials = loadCredentials();
     forgetCredentials();
     form.reset();
-    byId("sign-in-error").replaceChildren();
+    byId("sign-in-error").replaceChildren(...(refused ? [
+      el("p", { class: "problem" }, `The service no longer accepts the credentials of ` +
+        `${credentials ? credentials.clientId : "this tab"}, so you were signed out. Sign in ` +
+        "again with valid ones."),
+      errorView(refused, false, { alert: false }),
+    ] : []));
     render(null, await probe(null));
     fields.clientId.focus();
     onChange();
@@ -100,7 +111,8 @@ export function setupAccess({ onChange }) {
     form.querySelectorAll("input, textarea, button").forEach((control) => (control.disabled = true));
   }
   form.addEventListener("submit", signIn);
-  byId("sign-out").addEventListener("click", signOut);
+  byId("sign-out").addEventListener("click", () => signOut());
+  refusals.addEventListener("refused", (event) => signOut(event.detail));
   return {
     async start() {
       const credentials = loadCredentials();

@@ -1,5 +1,6 @@
 // The purge-cache JSON API, the same public one every client uses; Hawk-signed when signed in.
 
+import { loadCredentials, sessionSignal } from "./credentials.js";
 import { authorization } from "./hawk.js";
 
 const API_BASE = new URL("api/purge-cache/v1/", document.baseURI);
@@ -23,7 +24,29 @@ async function toError(response) {
   return new ApiError(response.status, `HTTP ${response.status}`, text || "No details.");
 }
 
+/** Says "refused" (detail: the ApiError) when the service no longer accepts the signed-in
+ * credentials (a 401 to a call made with them): revoked, rotated or expired meanwhile. */
+export const refusals = new EventTarget();
+
+function stillSignedIn(credentials) {
+  const stored = loadCredentials();
+  return Boolean(credentials && stored && stored.clientId === credentials.clientId &&
+    stored.accessToken === credentials.accessToken);
+}
+
+/**
+ * Whether a call ended because a newer one (or new credentials) superseded it; anything but
+ * that or an ApiError is a fault of the page and is thrown on, never shown as the service's.
+ */
+export function isSuperseded(error) {
+  if (error.name === "AbortError") return true;
+  if (error instanceof ApiError) return false;
+  throw error;
+}
+
 async function call(credentials, method, path, { query = {}, body, signal } = {}) {
+  const session = sessionSignal();
+  signal = signal ? AbortSignal.any([session, signal]) : session;
   const url = new URL(path, API_BASE);
   for (const [key, value] of Object.entries(query)) {
     if (value) url.searchParams.set(key, value);
@@ -43,8 +66,14 @@ async function call(credentials, method, path, { query = {}, body, signal } = {}
     if (error.name === "AbortError") throw error;
     throw new ApiError(0, "NetworkError", `The service did not answer (${error.message}).`);
   }
-  if (!response.ok) throw await toError(response);
-  return response.status === 204 ? null : response.json();
+  const answer = response.ok ? (response.status === 204 ? null : await response.json()) : null;
+  const error = response.ok ? null : await toError(response);
+  signal.throwIfAborted(); // made with credentials that are no longer signed in, or superseded
+  if (error && error.status === 401 && stillSignedIn(credentials)) {
+    refusals.dispatchEvent(new CustomEvent("refused", { detail: error }));
+  }
+  if (error) throw error;
+  return answer;
 }
 
 const poolPath = (workerPoolId) => `purge-cache/${encodeURIComponent(workerPoolId)}`;
@@ -56,8 +85,8 @@ export function allPurgeRequests(credentials, { limit, continuationToken, signal
 }
 
 /** What a worker of the pool receives: {requests}, only those with before >= since if given. */
-export function purgeRequests(credentials, workerPoolId, since) {
-  return call(credentials, "GET", poolPath(workerPoolId), { query: { since } });
+export function purgeRequests(credentials, workerPoolId, since, signal) {
+  return call(credentials, "GET", poolPath(workerPoolId), { query: { since }, signal });
 }
 
 /** Ask workers of the pool to delete copies of the cache made before now. */

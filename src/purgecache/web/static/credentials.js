@@ -13,12 +13,28 @@ export function loadCredentials() {
   }
 }
 
+// Aborted when the credentials change: every request made with the old ones is cancelled, and
+// an answer that arrives anyway is never shown (api.js checks it).
+let session = new AbortController();
+
+/** The signal of the current credentials (anonymous included); aborted when they change. */
+export function sessionSignal() {
+  return session.signal;
+}
+
+function newSession() {
+  session.abort();
+  session = new AbortController();
+}
+
 export function saveCredentials(credentials) {
   sessionStorage.setItem(KEY, JSON.stringify(credentials));
+  newSession();
 }
 
 export function forgetCredentials() {
   sessionStorage.removeItem(KEY);
+  newSession();
 }
 
 /** The certificate's expiry as a Date, or null for permanent credentials. */

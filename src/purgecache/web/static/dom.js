@@ -1,6 +1,6 @@
 // Small DOM helpers shared by the views: building elements, times, error panels.
 
-import { localTime, messageBlocks, relativeTime } from "./format.js";
+import { localTime, messageBlocks, relativeTime, truncateRuns, visibleRuns } from "./format.js";
 
 /** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
 export function el(tag, attributes = {}, ...children) {
@@ -10,15 +10,19 @@ export function el(tag, attributes = {}, ...children) {
     if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : value);
   }
-  node.append(...children.flat().filter((child) => child !== null && child !== undefined));
+  node.append(...children.flat().filter((child) => ![null, undefined, false].includes(child)));
   return node;
 }
 
-/** An instant as local time plus "3 min ago" (kept current by refreshRelativeTimes). */
+/**
+ * An instant as local time, "3 min ago" (kept current by refreshRelativeTimes) and the UTC
+ * value as the API sends it, shown rather than only on hover.
+ */
 export function timeView(iso) {
   return el("span", { class: "when" },
-    el("time", { datetime: iso, title: `${iso} (UTC)` }, localTime(iso)),
-    el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)));
+    el("time", { datetime: iso }, localTime(iso)),
+    el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)),
+    el("span", { class: "utc" }, iso));
 }
 
 export function refreshRelativeTimes() {
@@ -27,9 +31,49 @@ export function refreshRelativeTimes() {
   }
 }
 
-/** A cache name as text; the empty name (allowed by the API) made visible. */
+const SHORT_NAME = 40; // characters shown of a longer cache name until it is expanded
+const count = new Intl.NumberFormat();
+
+function runsView(runs) {
+  return runs.map((run) => run.escape
+    ? el("span", { class: "escape", title: run.code }, run.text)
+    : run.text);
+}
+
+/** A long name cut short, with "Show all" (and back) and "Copy" (the exact name). */
+function longNameView(cacheName, runs) {
+  const text = el("code", { class: "name" }, runsView(truncateRuns(runs, SHORT_NAME)), "…");
+  const length = count.format([...cacheName].length);
+  const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false",
+    onclick() {
+      const expand = toggle.getAttribute("aria-expanded") === "false";
+      text.replaceChildren(...runsView(expand ? runs : truncateRuns(runs, SHORT_NAME)),
+        expand ? "" : "…");
+      toggle.setAttribute("aria-expanded", String(expand));
+      toggle.textContent = expand ? "Show less" : `Show all ${length} characters`;
+    } }, `Show all ${length} characters`);
+  const copy = el("button", { type: "button", class: "link",
+    async onclick() {
+      try {
+        await navigator.clipboard.writeText(cacheName);
+        copy.textContent = "Copied";
+      } catch {
+        copy.textContent = "Could not copy";
+      }
+    } }, "Copy");
+  return el("span", { class: "long-name" }, text, " ", toggle, " ", copy);
+}
+
+/**
+ * A cache name as text, never markup: invisible characters and spaces at either end are shown
+ * as marked escapes (\n, \u{200B}, ␣), the empty name (allowed by the API) is said, and a long
+ * name is cut short with "Show all" and "Copy".
+ */
 export function cacheNameView(cacheName) {
-  return cacheName === "" ? el("em", {}, "(empty name)") : el("code", {}, cacheName);
+  if (cacheName === "") return el("em", {}, "(empty name)");
+  const runs = visibleRuns(cacheName);
+  if ([...cacheName].length > SHORT_NAME + 10) return longNameView(cacheName, runs);
+  return el("code", { class: "name" }, runsView(runs));
 }
 
 function summary(error, signedIn) {
@@ -56,11 +100,14 @@ function hint(error, signedIn) {
   return null;
 }
 
-/** A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message. */
-export function errorView(error, signedIn) {
+/**
+ * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message; an
+ * alert unless it is part of a summary that is announced as a whole.
+ */
+export function errorView(error, signedIn, { alert = true } = {}) {
   const code = error.status ? `${error.status} ${error.code}` : error.code;
   const tip = hint(error, signedIn);
-  return el("div", { class: "error", role: "alert" },
+  return el("div", { class: "error", role: alert ? "alert" : null },
     el("p", { class: "error-title" }, el("strong", {}, summary(error, signedIn)), ` (${code})`),
     tip && el("p", {}, tip),
     messageBlocks(error.message).map((block) =>

@@ -1,6 +1,6 @@
 // One pool as its workers see it: the purgeRequests reply, with an optional `since`.
 
-import { purgeRequests } from "./api.js";
+import { isSuperseded, purgeRequests } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, setFieldProblem, timeView } from "./dom.js";
 import { localTime, parseSince, poolProblem } from "./format.js";
@@ -9,7 +9,7 @@ const byId = (id) => document.getElementById(id);
 
 function heading(pool, count, since) {
   const what = `${count} purge ${count === 1 ? "request" : "requests"}`;
-  const after = since ? ` made at or after ${localTime(since)}` : "";
+  const after = since ? ` made at or after ${localTime(since)} (${since})` : "";
   return el("h3", { tabindex: "-1" }, `Workers of ${pool} receive ${what}${after}`);
 }
 
@@ -31,36 +31,58 @@ function replyView(pool, since, reply) {
   ];
 }
 
-export function setupPoolView() {
+/** `onShown(replace)`: another pool (or none) is shown; `replace` as for the table. */
+export function setupPoolView({ onShown }) {
   const form = byId("pool-form");
   const poolField = byId("pool-id");
   const sinceField = byId("since");
   const result = byId("pool-result");
+  const status = byId("pool-status");
   let shown = null;
+  let loading = null;
 
+  /** Ask for `pool`; a newer question (or clear) cancels this one, whose answer is dropped. */
   async function show(pool, since) {
+    loading?.abort();
+    const controller = new AbortController();
+    loading = controller;
     shown = { pool, since };
     result.setAttribute("aria-busy", "true");
+    status.textContent = `Asking the service what the workers of ${pool} receive…`;
     try {
-      const reply = await purgeRequests(loadCredentials(), pool, since);
+      const reply = await purgeRequests(loadCredentials(), pool, since, controller.signal);
       result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
     } catch (error) {
+      if (isSuperseded(error)) return;
       result.replaceChildren(errorView(error, Boolean(loadCredentials())));
     } finally {
-      result.removeAttribute("aria-busy");
+      if (loading === controller) {
+        result.removeAttribute("aria-busy");
+        status.textContent = "";
+      }
     }
   }
 
-  function submit() {
+  function submit(replace = false) {
     const pool = poolField.value.trim();
     const sinceText = sinceField.value.trim();
-    const since = sinceText ? parseSince(sinceText) : undefined;
+    const since = sinceText ? parseSince(sinceText) : {};
     setFieldProblem(poolField, poolProblem(pool));
-    setFieldProblem(sinceField, since === null ? "Not a date and time I can read; try " +
-      "2026-05-01 14:30 (local time) or 2026-05-01T12:30:00Z." : null);
+    setFieldProblem(sinceField, since.problem);
     if (poolProblem(pool)) return poolField.focus();
-    if (since === null) return sinceField.focus();
-    return show(pool, since);
+    if (since.problem) return sinceField.focus();
+    const shown = show(pool, since.instant);
+    onShown(replace);
+    return shown;
+  }
+
+  function clear(replace) {
+    loading?.abort();
+    shown = null;
+    result.replaceChildren();
+    result.removeAttribute("aria-busy");
+    status.textContent = "";
+    onShown(replace);
   }
 
   form.addEventListener("submit", (event) => {
@@ -78,9 +100,20 @@ export function setupPoolView() {
     refresh(pool) {
       if (shown && shown.pool === pool) show(shown.pool, shown.since);
     },
-    clear() {
-      shown = null;
-      result.replaceChildren();
+    clear: () => clear(true),
+    /** The pool shown (and its `since`) as URL parameters. */
+    state(params) {
+      if (!shown) return;
+      params.set("show", shown.pool);
+      if (shown.since) params.set("since", shown.since);
+    },
+    /** Show what URL parameters describe, or nothing. */
+    apply(params) {
+      const pool = params.get("show");
+      if (!pool || poolProblem(pool)) return clear(true);
+      poolField.value = pool;
+      sinceField.value = params.get("since") || "";
+      return submit(true);
     },
   };
 }

@@ -1,12 +1,14 @@
 // Requesting purges: pool and cache names, checked as the API checks them, then a confirmation.
 
-import { purgeCache } from "./api.js";
+import { isSuperseded, purgeCache } from "./api.js";
 import { loadCredentials } from "./credentials.js";
-import { el, errorView, setFieldProblem } from "./dom.js";
+import { cacheNameView, el, setFieldProblem } from "./dom.js";
 import { poolProblem } from "./format.js";
+import { caches, outcomeView } from "./purge-outcome.js";
 
 const byId = (id) => document.getElementById(id);
 const MAX_CACHE_NAME = 4096;
+const PARALLEL = 4; // purges in flight at once: quick for 60 names, gentle on the service
 
 /** The cache names, one per line (blank lines and surrounding spaces ignored, no repeats). */
 function cacheNames(text) {
@@ -19,36 +21,52 @@ function cacheNamesProblem(names) {
   return long ? `A cache name may have at most ${MAX_CACHE_NAME} characters.` : null;
 }
 
-function outcomeTitle(pool, done, total) {
-  const caches = (count) => `${count} ${count === 1 ? "cache" : "caches"}`;
-  if (done === total) return `Purge requested for ${caches(total)} on ${pool}.`;
-  if (done === 0) return `Nothing was purged on ${pool}: the service refused.`;
-  return `Purge requested for ${done} of ${caches(total)} on ${pool}; see what failed below.`;
+/** One purgeCache call per name, a few at a time: [{name, error|null}] in the names' order. */
+async function purgeAll(pool, names, onProgress) {
+  const outcomes = [];
+  let next = 0;
+  let done = 0;
+  async function worker() {
+    while (next < names.length) {
+      const index = next++;
+      try {
+        await purgeCache(loadCredentials(), pool, names[index]);
+        outcomes[index] = { name: names[index], error: null };
+      } catch (error) {
+        if (isSuperseded(error)) throw error;
+        outcomes[index] = { name: names[index], error };
+      }
+      onProgress(++done);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, names.length) }, worker));
+  return outcomes;
 }
 
-function outcomeView(pool, outcomes) {
-  const done = outcomes.filter((outcome) => !outcome.error).length;
-  const title = outcomeTitle(pool, done, outcomes.length);
-  return [
-    el("h3", { tabindex: "-1", class: done === outcomes.length ? "ok" : "failed" }, title),
-    el("ul", { class: "outcomes" }, outcomes.map(({ name, error }) => el("li", {},
-      el("span", { class: `badge ${error ? "no" : "yes"}` }, error ? "Failed" : "Requested"), " ",
-      el("code", {}, name), error && errorView(error, Boolean(loadCredentials()))))),
-  ];
-}
-
-export function setupPurgeForm({ onPurged }) {
+export function setupPurgeForm({ onPurged, onCheck }) {
   const form = byId("purge-form");
   const poolField = byId("purge-pool");
   const namesField = byId("purge-caches");
   const confirm = byId("purge-confirm");
   const result = byId("purge-result");
+  const progress = byId("purge-progress");
   let pending = null;
+  let pinned = null; // exact cache names (a table row's, or those to retry), sent as they are
 
-  function review(event) {
-    event.preventDefault();
+  /** Purge exactly `names` (null: the names typed in the text area). */
+  function pin(names) {
+    pinned = names;
+    byId("pinned-cache").hidden = names === null;
+    byId("typed-caches").hidden = names !== null;
+    byId("pinned-cache-label").textContent = names && names.length > 1
+      ? `Cache names (${names.length})` : "Cache name";
+    byId("pinned-cache-name").replaceChildren(...(names || []).map((name) =>
+      el("span", { class: "pinned-name" }, cacheNameView(name))));
+  }
+
+  function review() {
     const pool = poolField.value.trim();
-    const names = cacheNames(namesField.value);
+    const names = pinned === null ? cacheNames(namesField.value) : pinned;
     setFieldProblem(poolField, poolProblem(pool));
     setFieldProblem(namesField, cacheNamesProblem(names));
     if (poolProblem(pool)) return poolField.focus();
@@ -58,12 +76,12 @@ export function setupPurgeForm({ onPurged }) {
     byId("confirm-summary").textContent = `Ask every worker of ${pool} to delete ` +
       `${names.length === 1 ? "this cache" : `these ${names.length} caches`}?`;
     byId("confirm-anonymous").hidden = Boolean(loadCredentials());
-    byId("confirm-names").replaceChildren(...names.map((name) => el("li", {}, el("code", {}, name))));
-    byId("confirm-purge").textContent = `Purge ${names.length} ${names.length === 1 ? "cache" :
-      "caches"}`;
+    byId("confirm-names").replaceChildren(...names.map((name) => el("li", {}, cacheNameView(name))));
+    byId("confirm-purge").textContent = `Purge ${caches(names.length)}`;
     form.hidden = true;
     confirm.hidden = false;
-    return byId("confirm-purge").focus();
+    // Not the Purge button: a second Enter (or a key held down) must not confirm.
+    return byId("confirm-title").focus();
   }
 
   function hideConfirm() {
@@ -73,32 +91,54 @@ export function setupPurgeForm({ onPurged }) {
 
   function back() {
     hideConfirm();
-    namesField.focus();
+    (pinned === null ? namesField : poolField).focus();
+  }
+
+  function retry(names) {
+    pin(names);
+    review();
   }
 
   async function purge() {
     const { pool, names } = pending;
     const buttons = [byId("confirm-purge"), byId("confirm-back")];
     buttons.forEach((button) => (button.disabled = true));
-    const outcomes = [];
-    for (const name of names) {
-      try {
-        await purgeCache(loadCredentials(), pool, name);
-        outcomes.push({ name, error: null });
-      } catch (error) {
-        outcomes.push({ name, error });
-      }
+    confirm.setAttribute("aria-busy", "true");
+    const report = (done) => {
+      progress.textContent = `Purging… ${done} of ${caches(names.length)} done.`;
+    };
+    report(0);
+    let outcomes;
+    try {
+      outcomes = await purgeAll(pool, names, report);
+    } catch (error) {
+      if (isSuperseded(error)) return; // signed out or in meanwhile: the page was reset
+      throw error;
+    } finally {
+      buttons.forEach((button) => (button.disabled = false));
+      confirm.removeAttribute("aria-busy");
+      progress.textContent = "";
     }
-    buttons.forEach((button) => (button.disabled = false));
-    result.replaceChildren(...outcomeView(pool, outcomes));
-    if (outcomes.every((outcome) => !outcome.error)) namesField.value = "";
+    result.replaceChildren(...outcomeView(pool, outcomes,
+      { signedIn: Boolean(loadCredentials()), onRetry: retry, onCheck }));
+    if (outcomes.every((outcome) => !outcome.error)) {
+      namesField.value = "";
+      pin(null);
+    }
     hideConfirm();
     result.querySelector("h3").focus();
     onPurged(pool);
   }
 
-  form.addEventListener("submit", review);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    review();
+  });
   byId("confirm-back").addEventListener("click", back);
+  byId("unpin-cache").addEventListener("click", () => {
+    pin(null);
+    namesField.focus();
+  });
   confirm.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !byId("confirm-back").disabled) back();
   });
@@ -108,12 +148,13 @@ export function setupPurgeForm({ onPurged }) {
     prefill(pool, cacheName) {
       hideConfirm();
       poolField.value = pool;
-      namesField.value = cacheName;
+      pin([cacheName]);
       result.replaceChildren();
       poolField.focus();
     },
     clear() {
       hideConfirm();
+      pin(null);
       result.replaceChildren();
     },
   };
