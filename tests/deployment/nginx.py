@@ -52,7 +52,7 @@ def site_config(
     text = text.replace("/etc/ssl/purgecache/privkey.pem", str(key))
     if not forward:
         text = FORWARDING.sub("", text)
-    assert not re.search(r"listen \S*443|server 127\.0\.0\.1:8080|/etc/ssl", text), text
+    assert not re.search(r"listen (\[::\]:)?443\b|server 127\.0\.0\.1:8080|/etc/ssl", text), text
     return text
 
 
