@@ -1,0 +1,160 @@
+"""`python -m harness.inprocess`: the application's own cost per request, without a server.
+
+Calls `PurgeCacheApp.__rsgi__` directly with prebuilt requests (ping, or a signed purgeRequests
+of one cached pool), as granian would, and counts instructions with callgrind: the run serving
+N requests minus the same run serving none, divided by N (the headers are made in both). What
+it leaves out (granian's Rust side, the event loop's I/O) is the same for every revision, so it
+compares revisions of the Python side closely; `--log-cost` of `bench/run` measures the live
+worker. Counts vary by about ±2k instructions between runs (random nonces).
+
+    PYTHONPATH=bench python -m harness.inprocess --endpoint purgeRequests --requests 2000
+    PYTHONPATH=bench python -m harness.inprocess --src /path/to/other/src   # another revision
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.hawk import EMPTY_PAYLOAD_HASH, Credentials, Signer, Target, fresh_nonce
+
+HOST, PORT = "localhost", 8080
+API = "/api/purge-cache/v1/"
+ADMIN = Credentials("bench-admin", "bench-admin-token-0123456789abcdef")
+CLIENTS = f"""
+[[clients]]
+client_id = "{ADMIN.client_id}"
+access_token = "{ADMIN.access_token}"
+scopes = ["*"]
+"""
+
+
+class Scope:
+    """The parts of granian's RSGI scope the application reads."""
+
+    def __init__(self, method: str, path: str, headers: dict[str, str]) -> None:
+        self.method, self.path, self.query_string = method, path, ""
+        self.headers, self.scheme, self.client = headers, "http", "127.0.0.1:40000"
+
+
+class Protocol:
+    """Granian's RSGI protocol, reduced to what a bodiless GET uses."""
+
+    status = 0
+
+    async def __call__(self) -> bytes:
+        return b""
+
+    def response_bytes(self, status: int, headers: Any, body: bytes) -> None:
+        self.status = status
+
+    def response_empty(self, status: int, headers: Any) -> None:
+        self.status = status
+
+
+def requests(endpoint: str, count: int) -> list[Scope]:
+    """`count` distinct requests (fresh nonces), made before anything is counted."""
+    if endpoint == "ping":
+        return [Scope("GET", f"{API}ping", {"host": f"{HOST}:{PORT}"}) for _ in range(count)]
+    sign = Signer(ADMIN, Target("GET", f"{API}purge-cache/a%2Fb", HOST, PORT))
+    now = int(time.time())
+    return [
+        Scope(
+            "GET",
+            f"{API}purge-cache/a/b",  # RSGI hands over the path decoded
+            {
+                "host": f"{HOST}:{PORT}",
+                "authorization": sign(now, fresh_nonce(), EMPTY_PAYLOAD_HASH),
+            },
+        )
+        for _ in range(count)
+    ]
+
+
+def serve(endpoint: str, count: int, serving: bool, access_log: bool) -> None:
+    """Build the app on a fresh SQLite file, warm the pool's cache, serve the requests."""
+    from purgecache.server import authenticator_for, build_app
+    from purgecache.settings import Settings
+    from purgecache.storage import open_storage
+
+    folder = Path(tempfile.mkdtemp(prefix="pc-inprocess-"))
+    (folder / "clients.toml").write_text(CLIENTS)
+    if access_log:
+        logger = logging.getLogger("purgecache.access")
+        logger.addHandler(logging.FileHandler(folder / "access.log"))
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    settings = Settings(
+        db_url=f"sqlite:///{folder / 'db.sqlite'}",
+        clients_file=str(folder / "clients.toml"),
+        access_log=access_log,
+    )
+
+    async def run() -> None:
+        storage = open_storage(settings.db_url)
+        await storage.upgrade()
+        await storage.close()
+        app = build_app(settings, authenticator_for(settings, folder / "clients.toml"))
+        await app.startup()
+        await app.service.purge("a/b", "cache-1")
+        batch = requests(endpoint, count + 1)
+        first = Protocol()
+        await app.__rsgi__(batch[0], first)  # the pool's answer is cached from here on
+        assert first.status == 200, first.status
+        if serving:
+            for scope in batch[1:]:
+                protocol = Protocol()
+                await app.__rsgi__(scope, protocol)
+                assert protocol.status == 200, protocol.status
+        await app.shutdown()
+
+    asyncio.run(run())
+
+
+def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
+    out = Path(tempfile.mkdtemp(prefix="pc-cg-")) / "callgrind.out"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if args.src:
+        env["PYTHONPATH"] = os.pathsep.join([args.src, env.get("PYTHONPATH", "")])
+    command = [
+        "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        sys.executable, "-m", "harness.inprocess", "--child",
+        "--endpoint", args.endpoint, "--requests", str(args.requests),
+        "--serving" if serving else "--idle", *(["--no-access-log"] if args.no_access_log else []),
+    ]  # fmt: skip
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise RuntimeError(f"no total in {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--endpoint", choices=("ping", "purgeRequests"), default="purgeRequests")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--src", help="a src folder to measure instead of the installed package")
+    parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        serve(args.endpoint, args.requests, args.serving, not args.no_access_log)
+        return
+    idle, serving = callgrind_total(args, False), callgrind_total(args, True)
+    per_request = (serving - idle) // args.requests
+    log = "off" if args.no_access_log else "on"
+    print(f"{args.endpoint} (access log {log}): {per_request:,} instructions/request")
+
+
+if __name__ == "__main__":
+    main()
