@@ -243,10 +243,14 @@ class MemoryRun:
         server.take_log()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 300)
         parsed = _parse(label, done, cpu_seconds(tree) - cpu, 0.0)
+        routes = route_latencies(server.log)
         _, log_lines = server.take_log()
-        run = parsed.as_dict() | {"label": label, "log_lines": log_lines}
+        run = parsed.as_dict() | {"label": label, "log_lines": log_lines, "routes": routes}
         run.pop("raw", None)
         self.result["runs"].append(run)
+        for route, r in sorted(routes.items()):
+            say(f"      {route:<18} {r['count']:>8,}  in-app p50 {r['p50_ms']:.2f} ms  p99 "
+                f"{r['p99_ms']:.2f} ms  max {r['max_ms']:.1f} ms")  # fmt: skip
         say(
             f"    {label:<10} {run['rps']:>7.0f} answers/s  p50 {run['p50_ms']:7.2f} ms  "
             f"p90 {run['p90_ms']:7.2f}  p99 {run['p99_ms']:7.2f}  max {run['max_ms']:7.1f}  "
@@ -264,6 +268,38 @@ class MemoryRun:
             for row in rows[1:]:  # the workers
                 os.kill(row["pid"], signal.SIGUSR1)
             time.sleep(2.0 if self.args.tracemalloc else 0)
+
+
+def route_latencies(log: Path) -> dict[str, dict[str, float]]:
+    """Per route, from the access log (`duration_ms`: from the request reaching the app to
+    its answer, so without the wait in granian and the kernel): count, p50, p99, max."""
+    durations: dict[str, list[float]] = {}
+    try:
+        with log.open("rb") as lines:
+            for line in lines:
+                if b'"event":"request"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                durations.setdefault(entry["route"], []).append(float(entry["duration_ms"]))
+    except OSError:
+        return {}
+    out = {}
+    for route, values in durations.items():
+        values.sort()
+        out[route] = {
+            "count": len(values),
+            "p50_ms": _quantile(values, 0.5),
+            "p99_ms": _quantile(values, 0.99),
+            "max_ms": values[-1],
+        }
+    return out
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def compare_snapshots(folder: Path, top: int = 15) -> dict[str, Any]:
@@ -361,6 +397,13 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f" | {run['p99_ms']:.2f} | {run['max_ms']:.1f} | {run['non_2xx']} | "
                 f"{run['socket_errors']} | {run['server_cpu_us_per_req']:.0f} |"
             )
+        lines += ["", "In the app (access log `duration_ms`), per route: count, p50 / p99 ms", ""]
+        for run in result["runs"]:
+            shown = "; ".join(
+                f"{route} {r['count']:,} {r['p50_ms']:.2f} / {r['p99_ms']:.2f}"
+                for route, r in sorted(run.get("routes", {}).items())
+            )
+            lines.append(f"- {run['label']}: {shown}")
         for pid, snap in result.get("snapshots", {}).items():
             lines += ["", f"tracemalloc, worker {pid}:", ""]
             for index, fact in enumerate(snap["facts"]):
