@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import tracemalloc
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -308,3 +311,127 @@ def test_stale_if_error_serves_the_last_good_answer_byte_for_byte_for_its_time()
         await service.close()
 
     asyncio.run(scenario())
+
+
+# ---- memory: right-sized entries and the byte bound (issue 17 item 6) ----------------
+
+MIB = 1024 * 1024
+
+
+def traced_growth(build: Callable[[], object]) -> tuple[int, object]:
+    """Bytes that `build`'s result still holds once built (tracemalloc), and the result."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = build()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, kept
+    finally:
+        tracemalloc.stop()
+
+
+class PoolStorage(FakeStorage):
+    """The fake storage with pools read by key (thousands of pools stay quick)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pools: dict[str, list[PurgeRequest]] = {}
+
+    async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
+        await super().purge(request, entry, origin)
+        self.pools.setdefault(request.worker_pool_id, []).append(request)
+
+    async def purge_requests(self, pool: str, now: int) -> list[PurgeRequest]:
+        self.pool_reads += 1
+        return sorted(self.pools.get(pool, []), key=lambda r: r.cache_name)
+
+
+def make_service(**options: int) -> tuple[PurgeService, PoolStorage, int]:
+    storage, clock = PoolStorage(), Clock()
+    options = {"retention_ms": 86_400_000, "cache_time_ms": 10_000, **options}
+    service = PurgeService(storage, clock=clock, **options)  # type: ignore[arg-type]
+    return service, storage, clock.now
+
+
+def fill(storage: PoolStorage, pools: int, rows: int, now: int) -> list[str]:
+    """`pools` pools of `rows` open requests each, in the fake storage."""
+    names = [f"proj-{index:05d}/workers" for index in range(pools)]
+    for pool in names:
+        storage.pools[pool] = [
+            PurgeRequest(pool, f"gecko-level-3-cache-{row:03d}", now, now + 86_400_000)
+            for row in range(rows)
+        ]
+    return names
+
+
+def read_all(service: PurgeService, pools: list[str]) -> None:
+    async def reads() -> None:
+        for pool in pools:
+            await service.purge_requests_json(pool, None)
+
+    asyncio.run(reads())
+
+
+def test_an_entry_holds_about_its_own_size() -> None:
+    """`to_entry` bytes are right-sized: orjson 3.12+ hands back a 4 KiB buffer per call,
+    which made every cached row cost 4 KiB (this fails with a bare `orjson.dumps`)."""
+    request = PurgeRequest("proj-bench/linux-large-2204", "gecko-level-3-checkouts-v3", 1, 2)
+    size = len(request.to_entry())
+    held, _ = traced_growth(lambda: [request.to_entry() for _ in range(1000)])
+    assert held / 1000 < size + 100
+
+
+def test_cache_cost_estimates_what_an_entry_holds() -> None:
+    """An entry's `cost` (what the byte bound counts) is within 25% of what the cached pool
+    really holds, for small and large pools."""
+    for rows in (1, 5, 50):
+        service, storage, now = make_service()
+        pools = fill(storage, 200, rows, now)
+        held, _ = traced_growth(lambda: read_all(service, pools))  # noqa: B023 (called at once)
+        counted = service.cache_size[1]
+        assert 0.75 * held < counted < 1.25 * held, (rows, held, counted)
+
+
+def test_cache_stays_within_its_byte_bound() -> None:
+    """Reading 5,000 pools of 20 rows with a 1 MiB bound keeps at most 1 MiB of entries
+    (about 130 pools here), the least recently used going first, and the memory held by the
+    service stays near the bound."""
+    service, storage, now = make_service(cache_max_bytes=MIB)
+    pools = fill(storage, 5000, 20, now)
+    held, _ = traced_growth(lambda: read_all(service, pools))
+    count, counted = service.cache_size
+    assert counted <= MIB
+    assert 50 < count < 5000
+    assert held < 1.5 * MIB
+    reads = storage.pool_reads
+    read_all(service, pools[-1:])  # the most recent: still cached
+    assert storage.pool_reads == reads
+    read_all(service, pools[:1])  # the first: evicted long ago
+    assert storage.pool_reads == reads + 1
+
+
+def test_cache_bytes_follow_purges_and_replacements() -> None:
+    """Purging a pool (its entry dropped) and re-reading it keep the byte count exact."""
+    service, storage, now = make_service()
+    clock = service.clock
+    pools = fill(storage, 3, 5, now)
+    read_all(service, pools)
+    _, full = service.cache_size
+    asyncio.run(service.purge(pools[0], "another-cache"))
+    assert service.cache_size[0] == 2
+    read_all(service, pools)
+    count, counted = service.cache_size
+    assert count == 3 and counted > full  # one row more in the first pool
+    clock.now += 20_000  # type: ignore[attr-defined]  # all stale: re-read and replaced
+    read_all(service, pools)
+    assert service.cache_size == (count, counted)
+
+
+def test_a_pool_larger_than_the_bound_is_answered_and_not_kept() -> None:
+    """A pool whose answer alone exceeds the byte bound is answered each time from storage."""
+    service, storage, now = make_service(cache_max_bytes=10_000)
+    pools = fill(storage, 1, 100, now)
+    read_all(service, pools * 2)
+    assert storage.pool_reads == 2
+    assert service.cache_size == (0, 0)

@@ -54,10 +54,10 @@ class ServiceRefused(RuntimeError):
     """`purgecache serve` would not start (e.g. it does not know the database URL)."""
 
 
-def write_clients_file(path: Path) -> Credentials:
-    """A clients file with one worker-like client; no anonymous scopes."""
+def write_clients_file(path: Path, granted: Sequence[str] = SCOPES) -> Credentials:
+    """A clients file with one worker-like client holding `granted`; no anonymous scopes."""
     credentials = Credentials("bench-worker", secrets.token_urlsafe(33))
-    scopes = ", ".join(f'"{scope}"' for scope in SCOPES)
+    scopes = ", ".join(f'"{scope}"' for scope in granted)
     path.write_text(
         "anonymous_scopes = []\n\n[[clients]]\n"
         f'client_id = "{credentials.client_id}"\n'
@@ -81,12 +81,14 @@ def start_service(
     variant: Variant = DEFAULT,
     wrapper: Sequence[str] = (),
     ready_seconds: float = 60,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Started, int]:
     """A fresh `purgecache serve` on a free loopback port; ServiceRefused if it will not start.
     With `auth_root_url`, it asks that auth service for every verdict (the clients file is
     then unused). Its stdout and stderr (the access log, when on) go to `<name>.log` in
     `workdir`, as a service manager would write them. `wrapper` runs it under another program
-    (valgrind)."""
+    (valgrind). `extra_env` is added to its environment (the harness's own `PURGECACHE_*`
+    variables are not passed on)."""
     port = free_port()
     data_dir = workdir / f"data-{name}"
     data_dir.mkdir(exist_ok=True)
@@ -99,6 +101,7 @@ def start_service(
     if auth_root_url:
         argv += ["--auth-root-url", auth_root_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PURGECACHE_")}
+    env.update(extra_env or {})
     if variant.src:  # otherwise the harness's own path, which may name another src (README)
         env["PYTHONPATH"] = variant.src
     started = registry.add(launch(name, [*wrapper, *argv], workdir / f"{name}.log", env))

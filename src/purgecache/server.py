@@ -30,6 +30,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from purgecache import memtrace
 from purgecache.api.app import PurgeCacheApp
 from purgecache.api.endpoints import ENDPOINTS, Endpoint
 from purgecache.auth.authenticators import Authenticator, LocalAuthenticator, RemoteAuthenticator
@@ -201,6 +202,7 @@ def authenticator_for(settings: Settings, clients_path: Path | None) -> Authenti
 def worker_app(settings: Settings, clients_snapshot: Path | None) -> PurgeCacheApp:
     """granian's loader, called in each worker process with the settings the parent checked."""
     configure_logging(settings.secrets())
+    memtrace.install_from_environment()  # a debugging aid (bench/memory), off by default
     try:
         return build_app(settings, authenticator_for(settings, clients_snapshot))
     except Exception:

@@ -46,6 +46,9 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
 UNKNOWN_ORIGIN = Provenance("purgeCache")  # a purge made without an API request (tests, tools)
+CACHE_MAX_BYTES = 16 * 1024 * 1024  # what the per-pool cache may hold, about (see `_cost`)
+_ENTRY_OVERHEAD = 300  # bytes of an entry besides its rows: the entry, its tuples, its key
+_ROW_OVERHEAD = 100  # per row: its fragment's bytes header, its `before`, two tuple slots
 
 
 def wall_clock_ms() -> int:
@@ -113,31 +116,38 @@ class _PoolEntry:
     fetched: int
     stale_at: int  # the earliest of fetched + cache_time and the first expiry among the rows
     generation: int  # the cache generation it was read in; older ones must be re-read
-    rows: tuple[PurgeRequest, ...]
+    befores: tuple[int, ...]  # each row's `before`, for the `since` filter
     fragments: tuple[bytes, ...]  # each row's JSON object, ready to splice
     body: bytes  # the whole answer without a `since` filter
+    cost: int  # about how many bytes it holds: what the cache's byte bound counts
 
 
 def _entry(rows: list[PurgeRequest], now: int, cache_time: int, generation: int) -> _PoolEntry:
     fragments = tuple(row.to_entry() for row in rows)
     stale_at = min([now + cache_time, *(row.expires for row in rows)])
     body = b'{"requests":[' + b",".join(fragments) + b"]}"
-    return _PoolEntry(now, stale_at, generation, tuple(rows), fragments, body)
+    cost = 2 * len(body) + _ROW_OVERHEAD * len(rows) + _ENTRY_OVERHEAD  # body + fragments
+    befores = tuple(row.before for row in rows)
+    return _PoolEntry(now, stale_at, generation, befores, fragments, body, cost)
 
 
 def _answer(entry: _PoolEntry, since: int | None) -> bytes:
     """A pool's `purgeRequests` answer: its requests with `before >= since`, by cache name."""
     if since is None:
         return entry.body
-    pairs = zip(entry.rows, entry.fragments, strict=True)
-    chosen = [fragment for row, fragment in pairs if row.before >= since]
-    if len(chosen) == len(entry.rows):
+    pairs = zip(entry.befores, entry.fragments, strict=True)
+    chosen = [fragment for before, fragment in pairs if before >= since]
+    if len(chosen) == len(entry.befores):
         return entry.body
     return b'{"requests":[' + b",".join(chosen) + b"]}"
 
 
 class PurgeService:
-    """Purge requests with a retention period, over any Storage."""
+    """Purge requests with a retention period, over any Storage.
+
+    The per-pool cache keeps at most `cache_max_pools` pools and about `cache_max_bytes`
+    bytes of answers, the least recently used going first.
+    """
 
     def __init__(
         self,
@@ -147,6 +157,7 @@ class PurgeService:
         history_retention_ms: int = DEFAULT_HISTORY_RETENTION_MS,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
+        cache_max_bytes: int = CACHE_MAX_BYTES,
         stale_if_error_ms: int = 0,
         clock: Clock = wall_clock_ms,
         on_cache_hit: Callable[[], object] = lambda: None,
@@ -157,10 +168,12 @@ class PurgeService:
         self.history_retention_ms = history_retention_ms
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
+        self.cache_max_bytes = cache_max_bytes
         self.stale_if_error_ms = stale_if_error_ms
         self.clock = clock
         self.circuit = Circuit("database", storage.probe, DatabaseDown)
         self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
+        self._cache_bytes = 0  # the sum of the cached entries' `cost`
         self._generation = 0
         self.on_cache_hit = on_cache_hit
         self.on_cache_miss = on_cache_miss
@@ -173,7 +186,7 @@ class PurgeService:
         now = self.clock()
         request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
         await self._stored(self.storage.purge, request, request.to_entry(), origin)
-        self._cache.pop(worker_pool_id, None)  # our own write is visible at once
+        self._forget(worker_pool_id)  # our own write is visible at once
         return request
 
     async def _stored(
@@ -226,11 +239,30 @@ class PurgeService:
                 return entry
             raise  # failures are never cached
         entry = _entry(rows, now, self.cache_time_ms, generation)
-        self._cache[worker_pool_id] = entry
-        self._cache.move_to_end(worker_pool_id)
-        while len(self._cache) > self.cache_max_pools:
-            self._cache.popitem(last=False)
+        self._keep(worker_pool_id, entry)
         return entry
+
+    def _keep(self, worker_pool_id: str, entry: _PoolEntry) -> None:
+        """Cache a pool's entry, evicting the least recently used ones beyond the bounds (an
+        entry larger than the whole byte bound is answered once and not kept)."""
+        self._forget(worker_pool_id)
+        if entry.cost > self.cache_max_bytes:
+            return
+        self._cache[worker_pool_id] = entry
+        self._cache_bytes += entry.cost
+        cache = self._cache
+        while len(cache) > self.cache_max_pools or self._cache_bytes > self.cache_max_bytes:
+            self._cache_bytes -= cache.popitem(last=False)[1].cost
+
+    def _forget(self, worker_pool_id: str) -> None:
+        entry = self._cache.pop(worker_pool_id, None)
+        if entry is not None:
+            self._cache_bytes -= entry.cost
+
+    @property
+    def cache_size(self) -> tuple[int, int]:
+        """Pools in the per-pool cache and about how many bytes they hold."""
+        return len(self._cache), self._cache_bytes
 
     def cached_purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes | None:
         """Like purge_requests_json when the answer is in the cache, else None (no I/O)."""
