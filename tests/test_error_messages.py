@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from purgecache.client import ConfigurationError, PurgeCache
+from purgecache.storage.migrations import migrations
 
 import pg
 from conftest import ADMIN, LiveServer, free_port
@@ -70,8 +71,11 @@ def test_db_upgrade_names_the_database_and_whether_it_changed(tmp_path: Path) ->
     url = pg.create_database().replace("postgresql://postgres@", "postgresql://postgres:pw1@")
     masked = url.replace(":pw1@", ":***@")
     first, second = run_cli("db", "upgrade", "--db", url), run_cli("db", "upgrade", "--db", url)
-    assert first.stdout == f"database {masked}: schema created at version 3\n", first.stderr
-    assert second.stdout == f"database {masked}: schema already at version 3; nothing changed\n"
+    latest = migrations("postgres")[-1].number
+    assert first.stdout == f"database {masked}: schema created at version {latest}\n", first.stderr
+    assert second.stdout == (
+        f"database {masked}: schema already at version {latest}; nothing changed\n"
+    )
     db = f"sqlite:///{tmp_path / 'a.db'}"
     assert run_cli("db", "upgrade", "--db", db).stdout.startswith(f"database {db}: schema created")
 
