@@ -1,6 +1,7 @@
 """Inside a Taskcluster deployment: one nginx plays the deployment's ingress at one root URL
 (TLS, a throwaway certificate). `/api/purge-cache/` goes to `serve --auth-root-url <that root
-URL> --trust-proxy` through the `location` block of docs/deploy.md, `/api/auth/` to a fake
+URL> --trust-proxy` through the `location` block of docs/deploy.md (also serving the
+reference and schemas), `/api/auth/` to a fake
 Taskcluster auth service that verifies Hawk for clients only it knows. The official Python
 client (`taskcluster` 113) with that root URL purges and reads; a client with too few scopes
 gets 403 from purgecache naming the scopes the auth service reported; each request costs
@@ -9,12 +10,14 @@ exactly one `authenticateHawk` call, made through the ingress."""
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from purgecache.auth.clients import parse_clients
@@ -179,3 +182,18 @@ def test_official_client_through_the_deployments_ingress(deployment: Deployment)
         b["resource"] for b in bodies
     ]
     assert [p for p in paths if p.startswith("/api/auth/")] == [AUTH_PATH] * len(calls)
+
+
+def test_reference_and_schemas_through_the_ingress(deployment: Deployment) -> None:
+    """The block routes the served reference and schemas too, and they name the deployment's
+    root URL (`--root-url`): a client built from them finds the schema it names."""
+    verify = ssl.create_default_context(cafile=deployment.cert)
+    with httpx.Client(verify=verify, timeout=10) as http:
+        api = http.get(f"{deployment.root_url}/references/purge-cache/v1/api.json")
+        assert api.status_code == 200, api.text
+        (entry,) = [e for e in api.json()["entries"] if e["name"] == "purgeCache"]
+        url = f"{deployment.root_url}/schemas/purge-cache/{entry['input'].rstrip('#')}"
+        schema = http.get(url)
+    assert schema.status_code == 200, schema.text
+    assert schema.json()["$id"] == f"{url}#"
+    assert deployment.auth.bodies == []  # unsigned reads: no authenticateHawk
