@@ -106,28 +106,30 @@ class Deployment:
 def deployment(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Deployment]:
     auth = VerifyingAuthService()
     auth.clients = parse_clients(tomllib.loads(TC_CLIENTS))
-    port, service_port = free_port(), free_port()
-    root_url = f"https://localhost:{port}"
-    cert, key = throwaway_certificate(tmp_path, "localhost", "127.0.0.1")
-    site = INGRESS.format(
-        service_port=service_port,
-        auth_port=auth.httpd.server_address[1],
-        port=port,
-        cert=cert,
-        key=key,
-        route=documented_route(),
-    )
-    nginx = Nginx(tmp_path / "nginx", site)
     try:
-        nginx.wait_listening("127.0.0.1", port)
-        service = server_factory(
-            "--auth-root-url", root_url, "--root-url", root_url, "--trust-proxy",
-            port=service_port,
-            env={"SSL_CERT_FILE": str(cert)},  # the ingress's certificate, for authenticateHawk
-        )  # fmt: skip
-        yield Deployment(root_url, cert, service, auth, nginx)
+        port, service_port = free_port(), free_port()
+        root_url = f"https://localhost:{port}"
+        cert, key = throwaway_certificate(tmp_path, "localhost", "127.0.0.1")
+        site = INGRESS.format(
+            service_port=service_port,
+            auth_port=auth.httpd.server_address[1],
+            port=port,
+            cert=cert,
+            key=key,
+            route=documented_route(),
+        )
+        nginx = Nginx(tmp_path / "nginx", site)
+        try:
+            nginx.wait_listening("127.0.0.1", port)
+            service = server_factory(
+                "--auth-root-url", root_url, "--root-url", root_url, "--trust-proxy",
+                port=service_port,
+                env={"SSL_CERT_FILE": str(cert)},  # the ingress's certificate, for the auth calls
+            )  # fmt: skip
+            yield Deployment(root_url, cert, service, auth, nginx)
+        finally:
+            nginx.stop()
     finally:
-        nginx.stop()
         auth.stop()
 
 
