@@ -47,8 +47,8 @@ class AdminPage:
 
     # ---- navigation ----------------------------------------------------------------------
 
-    def open(self) -> None:
-        self.page.goto(self.server.root_url + "/")
+    def open(self, path: str = "/") -> None:
+        self.page.goto(self.server.root_url + path)
         self.wait_until_ready()
 
     def reload(self) -> None:
@@ -57,7 +57,8 @@ class AdminPage:
 
     def wait_until_ready(self) -> None:
         self.page.wait_for_selector("body[data-ready]")
-        self.page.wait_for_selector("#requests:not([aria-busy])")
+        self.page.wait_for_selector("#requests:not([aria-busy])", state="attached")
+        self.page.wait_for_selector("#history:not([aria-busy])", state="attached")
 
     def section(self, name: str) -> Any:
         return self.page.get_by_role("region", name=name)

@@ -59,14 +59,18 @@ def page_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 def open_admin(
     browser: Any, server_factory: Callable[..., LiveServer]
 ) -> Iterator[Callable[..., AdminPage]]:
-    """Open the admin page of a fresh server in a fresh browser context (own session storage).
+    """Open the admin page of a fresh server in a fresh browser context (own session storage),
+    on the open purge requests unless `path` says otherwise (`/` is the purge history).
 
     Every page must finish without script errors or Content-Security-Policy violations.
     """
     opened: list[AdminPage] = []
 
     def open_page(
-        width: int = 1280, height: int = 900, server: LiveServer | None = None
+        width: int = 1280,
+        height: int = 900,
+        server: LiveServer | None = None,
+        path: str = "/?view=requests",
     ) -> AdminPage:
         context = browser.new_context(
             viewport={"width": width, "height": height},
@@ -75,7 +79,7 @@ def open_admin(
         )
         admin = AdminPage(context.new_page(), server or server_factory())
         opened.append(admin)
-        admin.open()
+        admin.open(path)
         return admin
 
     yield open_page

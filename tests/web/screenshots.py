@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from web.admin_page import AdminPage, seed
+from web.admin_page import AdminPage, admin_api, seed
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -18,6 +18,10 @@ ROWS = [
     ("proj-b/windows-2022", "line1\nline2"),
     ("proj-b/windows-2022", "sccache"),
     ("proj-c/macos", "a" * 300),
+]
+HISTORY = [
+    ("sccache", "disk full on the 2.3 image", "https://bugs.example.com/1234"),
+    ("level-3-checkouts-v3", "corrupt after\nthe upgrade\u200b", "https://ci.example.com/run/7"),
 ]
 
 
@@ -45,4 +49,20 @@ def test_picture(
         "button", name="proj-a/linux: show what its workers receive"
     ).first.click()
     admin.section("What the workers of a pool receive").locator("h3").wait_for()
+    admin.screenshot(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "width"), [("history-desktop.png", 1280), ("history-phone.png", 360)]
+)
+def test_history_picture(
+    open_admin: OpenAdmin, page_server: LiveServer, name: str, width: int
+) -> None:
+    """The purge history, signed in: reasons (one with invisible characters) and links."""
+    with admin_api(page_server) as api:
+        for cache_name, reason, link in HISTORY:
+            body = {"cacheName": cache_name, "reason": reason, "link": link}
+            assert api.post("/ext/purge/proj-a%2Flinux", json=body).status_code == 200
+    admin = open_admin(width=width, height=900, server=page_server, path="/")
+    admin.sign_in(*ADMIN)
     admin.screenshot(name)

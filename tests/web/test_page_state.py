@@ -44,7 +44,7 @@ def test_filters_and_pages_are_in_the_url_and_back_and_forward_step_through_them
 
     admin.filter(cache="2")
     admin.next_page()
-    assert query(admin) == {"cache": ["2"], "page": ["2"], "rows": ["10"]}
+    assert query(admin) == {"view": ["requests"], "cache": ["2"], "page": ["2"], "rows": ["10"]}
     admin.reload()
     assert admin.table_rows() == matches[10:]
     assert admin.page.get_by_label("Cache name contains").input_value() == "2"
@@ -77,7 +77,7 @@ def test_a_shared_link_shows_the_same_pool_and_order_after_signing_in(
     admin.page.get_by_role("button", name="proj-a/linux: show what its workers receive").click()
     admin.section(POOL_VIEW).get_by_role("heading", name="Workers of proj-a/linux").wait_for()
     link = admin.page.url
-    assert query(admin) == {"order": ["newest"], "show": ["proj-a/linux"]}
+    assert query(admin) == {"view": ["requests"], "order": ["newest"], "show": ["proj-a/linux"]}
 
     other = open_admin(server=admin.server)
     other.page.goto(link)

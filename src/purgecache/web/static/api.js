@@ -93,3 +93,13 @@ export function purgeRequests(credentials, workerPoolId, since, signal) {
 export function purgeCache(credentials, workerPoolId, cacheName) {
   return call(credentials, "POST", poolPath(workerPoolId), { body: { cacheName } });
 }
+
+/**
+ * One page of the purge history (this service's extension; 404 elsewhere), newest first:
+ * {events, total, continuationToken?}. Filters: workerPoolId, cacheName, clientId (exact),
+ * since (inclusive) and until (exclusive).
+ */
+export function listPurgeHistory(credentials, { filters = {}, limit, continuationToken, signal } = {}) {
+  return call(credentials, "GET", "ext/history", {
+    query: { ...filters, limit: limit && String(limit), continuationToken }, signal });
+}

@@ -71,8 +71,13 @@ function longNameView(cacheName, runs) {
  */
 export function cacheNameView(cacheName) {
   if (cacheName === "") return el("em", {}, "(empty name)");
-  const runs = visibleRuns(cacheName);
-  if ([...cacheName].length > SHORT_NAME + 10) return longNameView(cacheName, runs);
+  return escapedTextView(cacheName);
+}
+
+/** Text someone typed (a cache name, a purge's reason) as cacheNameView shows it. */
+export function escapedTextView(text) {
+  const runs = visibleRuns(text);
+  if ([...text].length > SHORT_NAME + 10) return longNameView(text, runs);
   return el("code", { class: "name" }, runsView(runs));
 }
 
