@@ -434,12 +434,29 @@ class CacheRegistry:
             record = _instance_or_none(instance_dir)
             if record is not None and self._held(record, boot):
                 continue
-            if record is None or _unusable(instance_dir, record, cache) is not None:
-                self.trash.try_move_aside(instance_dir)
+            verdict = _unusable(instance_dir, record, cache)
+            if verdict is not None or record is None:
+                cache = self._withdraw(instance_dir, record, cache, verdict)
                 continue
             candidates.append((record.created.ms, instance_dir, record))
         for _, instance_dir, record in sorted(candidates, key=lambda c: c[0], reverse=True):
             yield instance_dir, record
+
+    def _withdraw(
+        self,
+        instance_dir: Path,
+        record: InstanceRecord | None,
+        cache: CacheRecord,
+        verdict: Released | None,
+    ) -> CacheRecord:
+        """Move an unusable instance aside; counted in its cache's tally if purged. The
+        cache's record afterwards."""
+        moved = self.trash.try_move_aside(instance_dir)
+        counted = cache.withdrew(record, self.clock.wall_ms())
+        if not moved or verdict is not Released.DELETED or counted is cache:
+            return cache
+        self._tally(instance_dir.parent, counted)
+        return counted
 
     def _create(
         self, cache_dir: Path, cache_name: str, boot: str, owners: tuple[Process, ...]

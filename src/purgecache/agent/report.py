@@ -84,11 +84,11 @@ class Ledger:
     def from_json(cls, data: object) -> Ledger:
         if not isinstance(data, dict):
             return cls()
+        fresh = cls()
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        try:
-            return cls(**fields)
-        except TypeError:
-            return cls()
+        if any(type(v) is not type(getattr(fresh, k)) for k, v in fields.items()):
+            return fresh  # not written by this agent: start again (one report more)
+        return replace(fresh, **fields)
 
 
 def load_ledger(root: Path, pool: str) -> Ledger:
