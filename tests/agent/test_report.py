@@ -8,10 +8,11 @@ import pytest
 from agent.fakes import FakeClock, FakeService
 from purgecache.agent import CacheRegistry, sync_once
 from purgecache.agent.receipts import Held, Receipt, take_stock
-from purgecache.agent.report import REFUSED_FIRST_MS, REFUSED_MAX_MS, Ledger
+from purgecache.agent.report import REFUSED_FIRST_MS, REFUSED_MAX_MS, Ledger, due, save_ledger
 from purgecache.agent.settings import default_worker_id
 
 POOL = "proj-a/linux"
+INTERVAL = 10 * 60_000
 SIZE = 50_000
 
 
@@ -100,3 +101,31 @@ def test_a_report_is_due_on_new_receipts_or_after_the_interval_never_while_refus
     assert again.quiet_until == 10_000 + REFUSED_MAX_MS
     assert Ledger.from_json(again.to_json()) == again
     assert Ledger.from_json({"sent_at": "nonsense", "bogus": 1}) == Ledger()
+
+
+def test_within_the_interval_only_an_eventful_sync_looks_for_new_receipts(
+    registry: CacheRegistry, service: FakeService, clock: FakeClock
+) -> None:
+    """The first report is due at once; then, within the interval, a sync that received or
+    did nothing does not read the records (a deletion made by a release waits for the
+    interval or the next eventful sync); one that did reports what changed."""
+    sync_once(registry, service, POOL)
+    stock = due(registry, POOL, INTERVAL, eventful=False)
+    assert stock is not None
+    save_ledger(registry.layout.root, POOL, Ledger().sent(stock.digest(), clock.wall))
+    held = registry.mount("checkouts")
+    service.purge("checkouts")
+    clock.advance(1_000)
+    report = sync_once(registry, service, POOL)
+    assert report.eventful
+    assert due(registry, POOL, INTERVAL, eventful=True) is not None
+    save_ledger(
+        registry.layout.root, POOL, Ledger().sent(take_stock(registry).digest(), clock.wall)
+    )
+    registry.release(held)  # deleted now: the receipts change outside a sync
+    clock.advance(6 * 60_000)
+    sync_once(registry, service, POOL)  # moves the watermark past the purge and its slack
+    assert not sync_once(registry, service, POOL).eventful
+    assert due(registry, POOL, INTERVAL, eventful=False) is None
+    clock.advance(5 * 60_000)
+    assert due(registry, POOL, INTERVAL, eventful=False) is not None

@@ -143,3 +143,18 @@ def test_without_the_endpoint_an_agent_says_so_once_backs_off_and_syncs_as_befor
         assert sum("/ext/report/" in p for p in proxy.paths) == 1
     finally:
         proxy.stop()
+
+
+def test_a_daemon_without_the_report_scope_logs_the_refusal_once_and_keeps_syncing(
+    tmp_path: Path, server: LiveServer
+) -> None:
+    """`agent run` with credentials that may read purge requests but not report (403):
+    one log line about the receipts, then syncs every interval as before, no more tries."""
+    pool = f"r-{uuid.uuid4().hex[:12]}/linux"
+    worker = Worker(tmp_path / "w0", pool, server.root_url)  # the reader's credentials
+    worker.free_instance("checkouts")
+    with worker.running_daemon("--interval", "300ms", "--report-interval", "1ms"):
+        wait_for(lambda: worker.daemon_log.read_text().count("watermark") >= 4)
+    log = worker.daemon_log.read_text()
+    assert log.count("receipts not sent") == 1 and "403" in log, log
+    assert stored(server, pool) == ([], [])

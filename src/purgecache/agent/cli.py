@@ -224,7 +224,7 @@ def sync(
         worker_id=worker_id,
         report_interval_ms=report_interval_ms,
     )
-    _report_detached(registry, settings)
+    _report_detached(registry, settings, report.eventful)
     _announce_refusal(registry, pool)
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)
@@ -239,13 +239,13 @@ def _announce_refusal(registry: CacheRegistry, pool: str) -> None:
         log.warning("%s", refusal)
 
 
-def _report_detached(registry: CacheRegistry, settings: AgentSettings) -> None:
+def _report_detached(registry: CacheRegistry, settings: AgentSettings, eventful: bool) -> None:
     """Report from a child process of its own session with no terminal or pipes of ours, so
     that neither this command nor whoever reads its output waits for the service."""
     from purgecache.agent.report import due
 
     try:
-        stock = due(registry, settings.pool, settings.report_interval_ms)
+        stock = due(registry, settings.pool, settings.report_interval_ms, eventful)
     except OSError as error:
         log.warning("no report: %s", error)
         return
@@ -269,12 +269,12 @@ def _report_detached(registry: CacheRegistry, settings: AgentSettings) -> None:
         os._exit(0)
 
 
-def _report_in_process(registry: CacheRegistry, settings: AgentSettings) -> None:
+def _report_in_process(registry: CacheRegistry, settings: AgentSettings, eventful: bool) -> None:
     """`run`: report when due, then log a refusal once; a daemon has nothing to hold up."""
     from purgecache.agent.report import due
 
     try:
-        stock = due(registry, settings.pool, settings.report_interval_ms)
+        stock = due(registry, settings.pool, settings.report_interval_ms, eventful)
     except OSError as error:
         log.warning("no report: %s", error)
         return
@@ -360,7 +360,7 @@ def run(
 
     def sync_and_report() -> SyncReport:
         done = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set)
-        _report_in_process(registry, settings)
+        _report_in_process(registry, settings, done.eventful)
         return done
 
     with fetch:

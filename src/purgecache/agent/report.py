@@ -131,11 +131,15 @@ class Identity:
     worker_id: str
 
 
-def due(registry: CacheRegistry, pool: str, interval_ms: int) -> Stock | None:
-    """The stock to report now, or None if no report is due (see `Ledger.due`)."""
-    stock = take_stock(registry)
+def due(registry: CacheRegistry, pool: str, interval_ms: int, eventful: bool) -> Stock | None:
+    """The stock to report now, or None if no report is due (see `Ledger.due`). After an
+    uneventful sync within the interval the records are not even read."""
     ledger = load_ledger(registry.layout.root, pool)
-    return stock if ledger.due(stock.digest(), registry.clock.wall_ms(), interval_ms) else None
+    now = registry.clock.wall_ms()
+    if not eventful and not ledger.due(ledger.digest, now, interval_ms):
+        return None
+    stock = take_stock(registry)
+    return stock if ledger.due(stock.digest(), now, interval_ms) else None
 
 
 def send(client: PurgeCache, pool: str, who: Identity, stock: Stock) -> None:
