@@ -3,12 +3,23 @@ report time), who it reports as, and when (the ledger's schedule and back-off)."
 
 from __future__ import annotations
 
+import json
+from typing import Any, cast
+
 import pytest
 
 from agent.fakes import FakeClock, FakeService
 from purgecache.agent import CacheRegistry, sync_once
 from purgecache.agent.receipts import Held, Receipt, take_stock
-from purgecache.agent.report import REFUSED_FIRST_MS, REFUSED_MAX_MS, Ledger, due, save_ledger
+from purgecache.agent.report import (
+    REFUSED_FIRST_MS,
+    REFUSED_MAX_MS,
+    Identity,
+    Ledger,
+    due,
+    save_ledger,
+    send,
+)
 from purgecache.agent.settings import default_worker_id
 
 POOL = "proj-a/linux"
@@ -129,3 +140,32 @@ def test_within_the_interval_only_an_eventful_sync_looks_for_new_receipts(
     assert due(registry, POOL, INTERVAL, eventful=False) is None
     clock.advance(5 * 60_000)
     assert due(registry, POOL, INTERVAL, eventful=False) is not None
+
+
+def test_a_worker_with_too_many_caches_reports_what_fits_in_one_body(
+    registry: CacheRegistry, service: FakeService, clock: FakeClock
+) -> None:
+    """300 purged caches with 1,000-character names: the report keeps the newest purges
+    first and stays within the service's 64 KiB body and 500 entries of each kind."""
+    sync_once(registry, service, POOL)
+    names = [f"{i:04d}" + "é" * 996 for i in range(300)]
+    for name in names:
+        registry.release(registry.mount(name))
+        service.purge(name)
+        clock.advance(1)
+    sync_once(registry, service, POOL)
+    sent: list[Any] = []
+
+    class Client:
+        def report_worker_sync(self, *args: Any) -> None:
+            sent.append(args)
+
+    send(cast(Any, Client()), POOL, Identity("local", "w1"), take_stock(registry))
+    (_, _, _, receipts, inventory), *_ = sent
+    body = {
+        "caches": [r.to_json() for r in receipts],
+        "inventory": [i.to_json() for i in inventory],
+    }
+    assert len(json.dumps(body, ensure_ascii=False).encode()) <= 64 * 1024
+    assert 0 < len(receipts) < 300
+    assert [r.cache_name for r in receipts] == names[::-1][: len(receipts)]

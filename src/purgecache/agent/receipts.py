@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from purgecache.agent.records import InstanceRecord
 from purgecache.agent.registry import CacheRegistry, CacheStock
+
+T = TypeVar("T", "Receipt", "Held")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +56,43 @@ class Stock:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+# What one report may carry: the service takes 500 entries of each kind and 64 KiB of body.
+MAX_ENTRIES = 500
+BODY_BUDGET = 56 * 1024
+ENTRY_OVERHEAD = 200  # bytes of JSON around a cache name in a receipt or inventory entry
+
+
 def take_stock(registry: CacheRegistry) -> Stock:
-    """The registry's receipts (caches with a purge) and inventory (every cache)."""
+    """The registry's receipts (caches with a purge) and inventory (every cache), within
+    what one report may carry: the newest purges first, then the most recently used caches
+    (a worker with more caches than that leaves the rest out of its reports)."""
     stocks = registry.stock()
-    receipts = tuple(r for r in (_receipt(s) for s in stocks) if r is not None)
-    return Stock(receipts, tuple(_held(s) for s in stocks))
+    receipts = sorted(
+        (r for r in (_receipt(s) for s in stocks) if r is not None),
+        key=lambda r: (-r.honoured_before, r.cache_name),
+    )
+    held = sorted((_held(s) for s in stocks), key=lambda h: (-(h.last_used or 0), h.cache_name))
+    budget = BODY_BUDGET
+    kept_receipts = _within(receipts, budget)
+    budget -= sum(_weight(r.cache_name) for r in kept_receipts)
+    return Stock(tuple(kept_receipts), tuple(_within(held, budget)))
+
+
+def _weight(cache_name: str) -> int:
+    """An entry's share of the body, at most (the name as ASCII-only JSON is never shorter
+    than its UTF-8 JSON)."""
+    return ENTRY_OVERHEAD + len(json.dumps(cache_name))
+
+
+def _within(entries: list[T], budget: int) -> list[T]:
+    """The first entries that fit in `budget` bytes and MAX_ENTRIES."""
+    kept: list[T] = []
+    for entry in entries[:MAX_ENTRIES]:
+        budget -= _weight(entry.cache_name)
+        if budget < 0:
+            break
+        kept.append(entry)
+    return kept
 
 
 def _receipt(stock: CacheStock) -> Receipt | None:
