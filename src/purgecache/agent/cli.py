@@ -278,9 +278,13 @@ def _report_in_process(registry: CacheRegistry, settings: AgentSettings, eventfu
     except OSError as error:
         log.warning("no report: %s", error)
         return
-    if stock is not None:
+    if stock is None:
+        return
+    try:
         _report_now(registry, settings, stock)
-        _announce_refusal(registry, settings.pool)
+    except Exception as error:  # a report must never stop the daemon's syncs
+        log.warning("no report: %r", error)
+    _announce_refusal(registry, settings.pool)
 
 
 def _report_now(registry: CacheRegistry, settings: AgentSettings, stock: Stock) -> None:
