@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from purgecache.model import CacheReceipt
+from purgecache.model import CacheInventory, CacheReceipt
 from purgecache.storage import Storage, open_storage
 from test_api import assert_error
 
@@ -99,6 +99,41 @@ def test_a_report_is_kept_per_worker_and_cache_and_replays_change_nothing(
     assert (after["b"].in_use, after["b"].honoured_before) == (0, 1780272000000)
 
 
+def inventory_of(live: LiveServer, pool: str) -> list[tuple[str, CacheInventory]]:
+    """The pool's inventories as the server's database holds them."""
+    url = live.args[live.args.index("--db") + 1] if "--db" in live.args else None
+
+    async def read() -> list[tuple[str, CacheInventory]]:
+        storage: Storage = open_storage(url or f"sqlite:///{live.db_path}")
+        try:
+            rows = await storage.worker_inventory(pool)
+        finally:
+            await storage.close()
+        return [(r.worker_id, r.inventory) for r in rows]
+
+    return asyncio.run(read())
+
+
+def test_an_inventory_replaces_the_workers_and_a_report_without_one_keeps_it(
+    live: LiveServer,
+) -> None:
+    """204; the inventory's entries are stored as sent (lastUsed optional); a later report
+    without `inventory` leaves them; one with an inventory replaces them."""
+    held = [
+        {"cacheName": "a", "instances": 2, "bytes": 4096, "lastUsed": BEFORE},
+        {"cacheName": "b", "instances": 1, "bytes": 0},
+    ]
+    body = {"workerGroup": "local", "workerId": "w1", "inventory": held}
+    assert report(live, body).status_code == 204
+    assert report(live, {"workerGroup": "local", "workerId": "w1"}).status_code == 204
+    assert inventory_of(live, "rc-a/linux") == [
+        ("w1", CacheInventory("a", 2, 4096, 1777629600000)),
+        ("w1", CacheInventory("b", 1, 0, None)),
+    ]
+    assert report(live, {**body, "inventory": held[1:]}).status_code == 204
+    assert inventory_of(live, "rc-a/linux") == [("w1", CacheInventory("b", 1, 0, None))]
+
+
 def test_a_worker_reports_only_as_itself(live: LiveServer) -> None:
     """The scope names the worker: reporting as another worker is 403 naming its scope."""
     refused = report(live, {"workerGroup": "local", "workerId": "w2"})
@@ -127,8 +162,19 @@ def test_a_worker_reports_only_as_itself(live: LiveServer) -> None:
         },
         {"workerGroup": "local", "workerId": "w1", "caches": "a"},
         {"workerId": "w1"},
+        {"workerGroup": "local", "workerId": "w1", "inventory": [{"cacheName": "a"}]},
+        {
+            "workerGroup": "local",
+            "workerId": "w1",
+            "inventory": [{"cacheName": "a", "instances": 1, "bytes": 1, "lastUsed": "now"}],
+        },
+        {
+            "workerGroup": "local",
+            "workerId": "w1",
+            "inventory": [{"cacheName": "a", "instances": 1, "bytes": 0}] * 2,
+        },
     ],
-    ids=range(10),
+    ids=range(13),
 )
 def test_malformed_reports_are_400(live: LiveServer, body: dict[str, Any]) -> None:
     """Each malformed report is a Taskcluster 400 (never a 500), and nothing is kept."""

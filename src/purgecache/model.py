@@ -145,13 +145,25 @@ class CacheReceipt:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheInventory:
+    """What a worker holds of one cache name: copies, their recorded size, last use."""
+
+    cache_name: str
+    instances: int
+    bytes: int  # as recorded when each copy was last released
+    last_used: int | None  # ms, the worker's clock
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerReport:
-    """One `reportWorkerSync`: a worker's receipts for the caches of its pool."""
+    """One `reportWorkerSync`: a worker's receipts for the caches of its pool, and its
+    inventory (None: not reported, the stored one stays)."""
 
     worker_pool_id: str
     worker_group: str
     worker_id: str
     caches: tuple[CacheReceipt, ...]
+    inventory: tuple[CacheInventory, ...] | None = None
 
 
 def format_time(ms: int) -> str:

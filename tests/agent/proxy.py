@@ -1,6 +1,7 @@
 """A recording HTTP proxy on a loopback port: forwards every request to a real server
 (keeping the `Host` header, so Hawk signatures stay valid) and records what it saw, to count
-the requests an agent makes and read their `since`; it can also shift the answers' `Date`
+the requests an agent makes and read their `since`; it answers every POST 404, as upstream
+Taskcluster answers the extensions it lacks; it can also shift the answers' `Date`
 header or rewrite their bodies (a lying proxy)."""
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class RecordingProxy:
         values: list[str | None] = []
         for path in self.paths:
             parts = urlsplit(path)
-            if "/purge-cache/" in parts.path and not parts.path.endswith("/list"):
+            purge_requests = "/purge-cache/" in parts.path and "/ext/" not in parts.path
+            if purge_requests and not parts.path.endswith("/list"):
                 values.append(parse_qs(parts.query).get("since", [None])[0])
         return values
 
@@ -73,6 +75,18 @@ class RecordingProxy:
                     date = parsedate_to_datetime(answer.headers["date"]) + proxy.date_shift
                     self.send_header("date", format_datetime(date, usegmt=True))
                 body = answer.content if proxy.rewrite is None else proxy.rewrite(answer.content)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                """As upstream Taskcluster answers an extension it lacks: 404."""
+                with proxy.lock:
+                    proxy.paths.append(self.path)
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                body = b'{"error":"Not found"}'
+                self.send_response_only(404)
+                self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -3,7 +3,10 @@ subprocesses, configured by TASKCLUSTER_* variables as a worker's hooks would be
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +83,19 @@ class Worker:
                 stderr=log,
                 env=self.environ,
             )
+
+    @contextlib.contextmanager
+    def running_daemon(self, *extra: str) -> Iterator[subprocess.Popen[bytes]]:
+        """`daemon(...)` for the block; then SIGTERM, which must stop it with status 0 within
+        10 s (killed otherwise)."""
+        daemon = self.daemon(*extra)
+        try:
+            yield daemon
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(10) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
 
     def watermark(self) -> int | None:
         return load_state(self.root / "state.json").watermarks.get(self.pool)

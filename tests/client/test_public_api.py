@@ -14,6 +14,7 @@ PUBLIC_API = [
     "ApiError",
     "AsyncPurgeCache",
     "AuthenticationFailed",
+    "CacheInventory",
     "CacheReceipt",
     "ConfigurationError",
     "ConnectionFailed",

@@ -8,6 +8,7 @@ import importlib
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 
 from purgecache.model import (
+    CacheInventory,
     CacheReceipt,
     HistoryFilter,
     Provenance,
@@ -726,4 +728,35 @@ def test_receipts_keep_the_newest_purge_and_replays_change_nothing(
     assert rows[5:] == [
         ("local", "w1", receipt("a", NOW, deleted=2), NOW + 4),
         ("local", "w1", receipt("b", NOW), NOW + 1),
+    ]
+
+
+def test_a_report_with_an_inventory_replaces_the_workers_and_one_without_keeps_it(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A worker's inventory is what its last report with one said (a cache it no longer
+    holds goes); a report without an inventory, or another worker's, leaves it; in one batch
+    the later report of a worker wins."""
+    held = CacheInventory("a", 2, 4096, NOW)
+
+    async def scenario() -> list[tuple[str, CacheInventory, int]]:
+        first = (held, CacheInventory("b", 1, 0, None))
+        await storage.report_worker_sync(WorkerReport("r/p", "local", "w1", (), first), NOW)
+        await storage.report_worker_sync(WorkerReport("r/p", "local", "w1", (), (held,)), NOW + 1)
+        await storage.report_worker_sync(WorkerReport("r/p", "local", "w1", ()), NOW + 2)
+        await asyncio.gather(
+            *(
+                storage.report_worker_sync(
+                    WorkerReport("r/p", "local", "w2", (), (replace(held, instances=i),)), NOW
+                )
+                for i in range(3)
+            )
+        )
+        return [
+            (r.worker_id, r.inventory, r.reported_at) for r in await storage.worker_inventory("r/p")
+        ]
+
+    assert runner.run(scenario()) == [
+        ("w1", held, NOW + 1),
+        ("w2", replace(held, instances=2), NOW),
     ]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,13 +29,20 @@ from purgecache.agent.options import (
     INTERVAL,
     OWNER_PID,
     POOL,
+    REPORT_INTERVAL,
     TIMEOUT,
+    WORKER_GROUP,
+    WORKER_ID,
 )
 from purgecache.agent.processes import task_processes
 from purgecache.agent.registry import CacheRegistry, InstanceInfo, RegistryError, Released
 from purgecache.agent.settings import AgentSettings
 from purgecache.agent.trash import Problem
 from purgecache.model import format_time
+
+if TYPE_CHECKING:
+    from purgecache.agent.receipts import Stock
+    from purgecache.agent.sync import SyncReport
 
 EXIT_FAILED = 1  # some deletions failed (the others were done)
 EXIT_USAGE = 2  # bad usage or configuration (click's own status for bad arguments)
@@ -160,14 +170,26 @@ def release(path: Path, cache_root: Path) -> None:
 @CLOCK_SKEW
 @TIMEOUT
 @DEADLINE
+@WORKER_GROUP
+@WORKER_ID
+@REPORT_INTERVAL
 def sync(
-    pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, deadline_ms: int | None
+    pool: str,
+    cache_root: Path,
+    clock_skew_ms: int,
+    timeout_ms: int,
+    deadline_ms: int | None,
+    worker_group: str,
+    worker_id: str,
+    report_interval_ms: int,
 ) -> None:
     """Apply the pool's new purge requests to the caches on this worker, once.
 
     Asks purgeRequests since the last sync (one request when there is nothing to do),
     deletes every instance created before its cache's `before`, marks instances in use
-    for deletion on release, and only then remembers how far it got.
+    for deletion on release, and only then remembers how far it got. Then, when receipts
+    changed or --report-interval passed, reports them (reportWorkerSync) from a detached
+    process: the command does not wait for it.
 
     \b
     Example (a pre-task hook; the task starts whatever the status):
@@ -196,8 +218,89 @@ def sync(
         click.echo(f"free again, its task ended without a release: {reclaimed}")
     _report_problems(report.problems)
     click.echo(report.summary())
+    settings = replace(
+        settings,
+        worker_group=worker_group,
+        worker_id=worker_id,
+        report_interval_ms=report_interval_ms,
+    )
+    _report_detached(registry, settings, report.eventful)
+    _announce_refusal(registry, pool)
     if report.exit_code:
         raise click.exceptions.Exit(report.exit_code)
+
+
+def _announce_refusal(registry: CacheRegistry, pool: str) -> None:
+    """Print a refused report once (`run` logs it; `sync` learns it from the ledger)."""
+    from purgecache.agent.report import announce
+
+    refusal = announce(registry.layout.root, pool)
+    if refusal is not None:
+        log.warning("%s", refusal)
+
+
+def _report_detached(registry: CacheRegistry, settings: AgentSettings, eventful: bool) -> None:
+    """Report from a child process of its own session with no terminal or pipes of ours, so
+    that neither this command nor whoever reads its output waits for the service."""
+    from purgecache.agent.report import due
+
+    try:
+        stock = due(registry, settings.pool, settings.report_interval_ms, eventful)
+    except OSError as error:
+        log.warning("no report: %s", error)
+        return
+    if stock is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        if os.fork():
+            return
+    except OSError as error:
+        log.warning("no report: %s", error)
+        return
+    try:
+        os.setsid()
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(quiet, fd)
+        _report_now(registry, settings, stock)
+    finally:
+        os._exit(0)
+
+
+def _report_in_process(registry: CacheRegistry, settings: AgentSettings, eventful: bool) -> None:
+    """`run`: report when due, then log a refusal once; a daemon has nothing to hold up."""
+    from purgecache.agent.report import due
+
+    try:
+        stock = due(registry, settings.pool, settings.report_interval_ms, eventful)
+    except OSError as error:
+        log.warning("no report: %s", error)
+        return
+    if stock is None:
+        return
+    try:
+        _report_now(registry, settings, stock)
+    except Exception as error:  # a report must never stop the daemon's syncs
+        log.warning("no report: %r", error)
+    _announce_refusal(registry, settings.pool)
+
+
+def _report_now(registry: CacheRegistry, settings: AgentSettings, stock: Stock) -> None:
+    """Send a report; whatever happens, the agent goes on (see `report.report`)."""
+    from purgecache.agent.report import REPORT_RETRIES, Identity, report
+    from purgecache.client import ConfigurationError, PurgeCache
+
+    who = Identity(settings.worker_group, settings.worker_id)
+    timeout_s = settings.timeout_ms / 1000
+    try:
+        with PurgeCache.from_env(retries=REPORT_RETRIES, timeout=timeout_s) as client:
+            report(
+                client, registry.layout.root, settings.pool, who, stock, registry.clock.wall_ms()
+            )
+    except (ConfigurationError, OSError) as error:
+        log.warning("no report: %s", error)
 
 
 @agent.command(epilog=EPILOG)
@@ -206,7 +309,19 @@ def sync(
 @CLOCK_SKEW
 @TIMEOUT
 @INTERVAL
-def run(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, interval_ms: int) -> None:
+@WORKER_GROUP
+@WORKER_ID
+@REPORT_INTERVAL
+def run(
+    pool: str,
+    cache_root: Path,
+    clock_skew_ms: int,
+    timeout_ms: int,
+    interval_ms: int,
+    worker_group: str,
+    worker_id: str,
+    report_interval_ms: int,
+) -> None:
     """Sync now and then every interval, until SIGTERM or Ctrl-C (exit status 0).
 
     Frees the disk of purged caches even while no task arrives. While the service is
@@ -221,7 +336,17 @@ def run(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, interv
     from purgecache.agent.sync import sync_once
 
     _setup_logging(verbose=True)
-    registry = _registry(AgentSettings(cache_root, pool, clock_skew_ms, interval_ms, timeout_ms))
+    settings = AgentSettings(
+        cache_root,
+        pool,
+        clock_skew_ms,
+        interval_ms,
+        timeout_ms,
+        worker_group=worker_group,
+        worker_id=worker_id,
+        report_interval_ms=report_interval_ms,
+    )
+    registry = _registry(settings)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -236,12 +361,14 @@ def run(pool: str, cache_root: Path, clock_skew_ms: int, timeout_ms: int, interv
         click.echo(f"Error: {error}", err=True)
         raise click.exceptions.Exit(error.exit_code) from None
     log.info("syncing %s into %s from %s", pool, registry.layout.root, fetch.root_url)
+
+    def sync_and_report() -> SyncReport:
+        done = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set)
+        _report_in_process(registry, settings, done.eventful)
+        return done
+
     with fetch:
-        run_daemon(
-            lambda: sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set),
-            stop,
-            Pacing(interval_s=interval_ms / 1000),
-        )
+        run_daemon(sync_and_report, stop, Pacing(interval_s=interval_ms / 1000))
     log.info("stopped")
 
 

@@ -242,3 +242,27 @@ def boot_id() -> str:
         return Path("/proc/sys/kernel/random/boot_id").read_text("ascii").strip()
     except OSError:
         return ""
+
+
+def disk_usage(path: Path) -> int:
+    """The bytes the tree at `path` takes on disk, as `du` counts them (blocks; a hard link
+    once; symbolic links not followed); what cannot be read counts as nothing."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    pending = [str(path)]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                found = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (found.st_dev, found.st_ino) not in seen:
+                seen.add((found.st_dev, found.st_ino))
+                total += found.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+    return total

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from purgecache.agent.settings import default_worker_id
 from purgecache.cli_env import EnvOption
-from purgecache.model import is_worker_pool_id, parse_duration
+from purgecache.model import WORKER_PART_RE, is_worker_pool_id, parse_duration
 
 
 def _pool(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -16,6 +17,14 @@ def _pool(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(
             f"{value!r} is not provisionerId/workerType (each 1-38 of A-Z a-z 0-9 _ -)"
         )
+    return value
+
+
+def _worker_part(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    if value is None:  # --worker-id: from the hostname
+        return default_worker_id()
+    if not WORKER_PART_RE.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not 1-38 of A-Z a-z 0-9 _ -")
     return value
 
 
@@ -104,4 +113,33 @@ OWNER_PID = click.option(
     default=None,
     help="The process that runs the task (default: the parent of this command): the lease "
     "ends when it does, if the task never releases.",
+)
+WORKER_GROUP = click.option(
+    "--worker-group",
+    cls=EnvOption,
+    envvar="PURGECACHE_AGENT_WORKER_GROUP",
+    default="local",
+    show_default=True,
+    callback=_worker_part,
+    help="This worker's group, in its receipts. Env: PURGECACHE_AGENT_WORKER_GROUP.",
+)
+WORKER_ID = click.option(
+    "--worker-id",
+    cls=EnvOption,
+    envvar="PURGECACHE_AGENT_WORKER_ID",
+    default=None,
+    callback=_worker_part,
+    help="This worker's id, in its receipts (default: the hostname's first label, other "
+    "characters than A-Z a-z 0-9 _ - made -, cut to 38). Env: PURGECACHE_AGENT_WORKER_ID.",
+)
+REPORT_INTERVAL = click.option(
+    "--report-interval",
+    "report_interval_ms",
+    cls=EnvOption,
+    envvar="PURGECACHE_AGENT_REPORT_INTERVAL",
+    default="5m",
+    show_default=True,
+    callback=_positive_ms,
+    help="Report receipts after a sync that changed them, otherwise at most this often. "
+    "Env: PURGECACHE_AGENT_REPORT_INTERVAL.",
 )

@@ -46,6 +46,43 @@ def _integer(data: dict[str, Any], name: str) -> int:
     return value
 
 
+def _count(data: dict[str, Any], name: str) -> int:
+    """A count that an older agent's record lacks (0)."""
+    return 0 if name not in data else _integer(data, name)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What honouring a cache's latest purge took: instances withdrawn from the registry
+    for it, their size as recorded at their last release, and the oldest one's age then."""
+
+    deleted: int = 0
+    bytes_freed: int = 0
+    oldest_deleted_age_ms: int | None = None
+
+    def plus(self, instance: InstanceRecord | None, now_ms: int) -> Tally:
+        """The tally after withdrawing `instance` (None: unreadable, size and age unknown)."""
+        if instance is None:
+            return replace(self, deleted=self.deleted + 1)
+        age = max(0, now_ms - instance.created.ms)
+        oldest = age if self.oldest_deleted_age_ms is None else max(age, self.oldest_deleted_age_ms)
+        size = instance.size_bytes or 0
+        return Tally(self.deleted + 1, self.bytes_freed + size, oldest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "deleted": self.deleted,
+            "bytes_freed": self.bytes_freed,
+            "oldest_deleted_age_ms": self.oldest_deleted_age_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Tally:
+        oldest = data.get("oldest_deleted_age_ms")
+        age = None if oldest is None else _integer(data, "oldest_deleted_age_ms")
+        return cls(_count(data, "deleted"), _count(data, "bytes_freed"), age)
+
+
 @dataclass(frozen=True, slots=True)
 class CacheRecord:
     """A named cache on this worker; instances created before `purged_before` must go."""
@@ -53,23 +90,33 @@ class CacheRecord:
     cache_name: str
     purged_before: int | None = None  # ms, service clock: the latest `before` received
     unreadable: bool = False  # stands in for a file that could not be read (not stored)
+    tally: Tally = Tally()  # what honouring `purged_before` took so far
 
     def purged(self, before: int) -> CacheRecord:
-        """The record after a purge request with this `before` (the later one wins)."""
+        """The record after a purge request with this `before` (the later one wins, and
+        its tally starts from nothing)."""
         if self.purged_before is not None and self.purged_before >= before:
             return self
-        return replace(self, purged_before=before)
+        return replace(self, purged_before=before, tally=Tally())
+
+    def withdrew(self, instance: InstanceRecord | None, now_ms: int) -> CacheRecord:
+        """The record after one of its instances left the registry for its purge."""
+        if self.purged_before is None or self.unreadable:
+            return self
+        return replace(self, tally=self.tally.plus(instance, now_ms))
 
     def to_json(self) -> dict[str, Any]:
         before = self.purged_before
         return {
             "cache_name": self.cache_name,
             "purged_before": None if before is None else format_time(before),
+            **self.tally.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CacheRecord:
-        return cls(_text(data, "cache_name"), _time(data, "purged_before"))
+        tally = Tally.from_json(data)
+        return cls(_text(data, "cache_name"), _time(data, "purged_before"), tally=tally)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +174,13 @@ class InstanceRecord:
     created: ServiceTime
     lease: Lease | None = None
     doomed: bool = False
+    size_bytes: int | None = None  # disk usage of `data`, measured at its last release
+    released: int | None = None  # ms, worker clock: its last release
+
+    @property
+    def last_used(self) -> int:
+        """When a task last had it (ms, worker clock): its lease or its last release."""
+        return max(self.released or 0, 0 if self.lease is None else self.lease.since)
 
     def stale(self, cache: CacheRecord) -> bool:
         """Whether a purge covers this instance: it may have been created before the latest
@@ -147,6 +201,8 @@ class InstanceRecord:
             "created_error_ms": self.created.error_ms,
             "lease": None if self.lease is None else self.lease.to_json(),
             "doomed": self.doomed,
+            "size_bytes": self.size_bytes,
+            "released": None if self.released is None else format_time(self.released),
         }
 
     @classmethod
@@ -155,7 +211,10 @@ class InstanceRecord:
         doomed = data.get("doomed", False)
         if not isinstance(doomed, bool):
             raise CorruptFile(f"doomed should be true or false, got {doomed!r}")
-        return cls(_text(data, "cache_name"), created, Lease.from_json(data.get("lease")), doomed)
+        size = None if data.get("size_bytes") is None else _integer(data, "size_bytes")
+        lease = Lease.from_json(data.get("lease"))
+        released = _time(data, "released")
+        return cls(_text(data, "cache_name"), created, lease, doomed, size, released)
 
 
 def read_cache(cache_dir: Path) -> CacheRecord | None:

@@ -25,6 +25,7 @@ from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, servic
 from purgecache.agent.files import (
     DISK_FULL,
     CorruptFile,
+    disk_usage,
     exclusive_lock,
     fill_reserve,
     fsync_directory,
@@ -103,6 +104,7 @@ class _Settled:
     doomed: list[Path] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     reclaimed: list[Path] = field(default_factory=list)
+    tallied: dict[Path, CacheRecord] = field(default_factory=dict)  # by cache directory
 
 
 class Released(enum.Enum):
@@ -121,6 +123,15 @@ class InstanceInfo:
 
     path: Path
     record: InstanceRecord | None  # None: unreadable (it will be removed)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStock:
+    """One cache as a report sees it (see `CacheRegistry.stock`)."""
+
+    record: CacheRecord
+    instances: tuple[InstanceRecord | None, ...]
+    in_trash: int  # instances withdrawn but not removed yet
 
 
 class CacheRegistry:
@@ -209,31 +220,48 @@ class CacheRegistry:
         instance_dir = self.layout.instance_of(path)
         if instance_dir is None:
             raise RegistryError(f"{path} is not a cache instance under {self.layout.root}")
+        size = _data_usage(instance_dir)  # outside the lock: a tree may be big
         with self._locked():
             if not instance_dir.is_dir():
                 return Released.GONE, ()
-            outcome, trash = self._release_locked(instance_dir)
+            outcome, trash = self._release_locked(instance_dir, size)
         if isinstance(trash, Problem):
             return outcome, (trash,)
         return outcome, () if trash is None else self.trash.remove(trash)
 
-    def _release_locked(self, instance_dir: Path) -> tuple[Released, Path | Problem | None]:
+    def _release_locked(
+        self, instance_dir: Path, size: int
+    ) -> tuple[Released, Path | Problem | None]:
         cache = self._judge_cache(instance_dir.parent)
         record = _instance_or_none(instance_dir)
         verdict = _unusable(instance_dir, record, cache)
+        now = self.clock.wall_ms()
         if record is not None and verdict is None:
             if record.lease is None:
                 return Released.NOT_IN_USE, None
-            released = replace(record, lease=None)
+            released = replace(record, lease=None, size_bytes=size, released=now)
             self._record(partial(write_instance, instance_dir, released), STILL_LEASED)
             return Released.RELEASED, None
         try:
-            return verdict or Released.DELETED, self.trash.move_aside(instance_dir)
+            moved = self.trash.move_aside(instance_dir)
+            if verdict is not Released.REPLACED:
+                measured = None if record is None else replace(record, size_bytes=size)
+                counted = cache.withdrew(measured, now)
+                if counted is not cache:
+                    self._tally(instance_dir.parent, counted)
+            return verdict or Released.DELETED, moved
         except OSError as error:
             if record is not None:  # free now, still doomed: every sync tries again
                 doomed = replace(record, lease=None, doomed=True)
                 self._record(partial(write_instance, instance_dir, doomed), STILL_LEASED)
             return Released.RELEASED, Problem(instance_dir, "move aside", str(error))
+
+    def _tally(self, cache_dir: Path, record: CacheRecord) -> None:
+        """Keep a cache's tally; an instance already withdrawn stays so if it cannot."""
+        try:
+            self._record(partial(write_cache, cache_dir, record), "its tally is not counted")
+        except OSError as error:
+            log.warning("%s", error)
 
     def _held(self, record: InstanceRecord, boot: str) -> bool:
         """Whether a task holds the instance (see `Lease.held`)."""
@@ -268,7 +296,7 @@ class CacheRegistry:
                 cache = purged.get(cache_dir) or self._judge_cache(cache_dir)
                 for instance_dir in self._instance_dirs(cache_dir):
                     self._settle(instance_dir, cache, boot, found)
-            for cache_dir, record in purged.items():
+            for cache_dir, record in (purged | found.tallied).items():
                 self._record(partial(write_cache, cache_dir, record), NOT_RECORDED)
             state = load_state(self.layout.state).advanced(pool, watermark, anchor)
             self._record(partial(save_state, self.layout.state, state), NOT_RECORDED)
@@ -312,6 +340,11 @@ class CacheRegistry:
             elif verdict is not None:
                 self.trash.move_aside(instance_dir)
                 found.moved.append(instance_dir)
+                if verdict is Released.DELETED:
+                    tallied = found.tallied.get(instance_dir.parent, cache)
+                    counted = tallied.withdrew(record, self.clock.wall_ms())
+                    if counted is not tallied:
+                        found.tallied[instance_dir.parent] = counted
             elif record is not None and record.lease is not None:
                 free = replace(record, lease=None)
                 self._record(partial(write_instance, instance_dir, free), NOT_RECLAIMED)
@@ -339,6 +372,23 @@ class CacheRegistry:
                     found.append(InstanceInfo(instance_dir, read_instance(instance_dir)))
                 except CorruptFile:
                     found.append(InstanceInfo(instance_dir, None))
+        return found
+
+    def stock(self) -> list[CacheStock]:
+        """Every cache with its record, its instances' records (None: unreadable) and how
+        many of its instances wait in the trash (read without the lock: each file is
+        replaced atomically, so at worst a report is one change behind)."""
+        left: dict[str, int] = {}
+        for entry in self.trash.leftovers():
+            key = entry.name.rpartition(".")[0]
+            left[key] = left.get(key, 0) + 1
+        found: list[CacheStock] = []
+        for cache_dir in self._cache_dirs():
+            record = self._judge_cache(cache_dir)
+            if record.unreadable or not record.cache_name:
+                continue
+            instances = tuple(_instance_or_none(i) for i in self._instance_dirs(cache_dir))
+            found.append(CacheStock(record, instances, left.get(cache_dir.name, 0)))
         return found
 
     # -- the parts ------------------------------------------------------------------------
@@ -384,12 +434,29 @@ class CacheRegistry:
             record = _instance_or_none(instance_dir)
             if record is not None and self._held(record, boot):
                 continue
-            if record is None or _unusable(instance_dir, record, cache) is not None:
-                self.trash.try_move_aside(instance_dir)
+            verdict = _unusable(instance_dir, record, cache)
+            if verdict is not None or record is None:
+                cache = self._withdraw(instance_dir, record, cache, verdict)
                 continue
             candidates.append((record.created.ms, instance_dir, record))
         for _, instance_dir, record in sorted(candidates, key=lambda c: c[0], reverse=True):
             yield instance_dir, record
+
+    def _withdraw(
+        self,
+        instance_dir: Path,
+        record: InstanceRecord | None,
+        cache: CacheRecord,
+        verdict: Released | None,
+    ) -> CacheRecord:
+        """Move an unusable instance aside; counted in its cache's tally if purged. The
+        cache's record afterwards."""
+        moved = self.trash.try_move_aside(instance_dir)
+        counted = cache.withdrew(record, self.clock.wall_ms())
+        if not moved or verdict is not Released.DELETED or counted is cache:
+            return cache
+        self._tally(instance_dir.parent, counted)
+        return counted
 
     def _create(
         self, cache_dir: Path, cache_name: str, boot: str, owners: tuple[Process, ...]
@@ -418,6 +485,17 @@ class CacheRegistry:
         for path in cache_dir.iterdir():
             if path.name.startswith(NEW_PREFIX):
                 self.trash.try_move_aside(path)
+
+
+def _data_usage(instance_dir: Path) -> int:
+    """The disk usage of an instance's `data` (0 if it is not a directory: never followed)."""
+    data = instance_dir / DATA
+    try:
+        if not stat.S_ISDIR(os.lstat(data).st_mode):
+            return 0
+    except OSError:
+        return 0
+    return disk_usage(data)
 
 
 def _instance_or_none(instance_dir: Path) -> InstanceRecord | None:

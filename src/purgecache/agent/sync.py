@@ -48,6 +48,12 @@ class SyncReport:
         """0 when every purged instance is gone (or marked, if in use), else 1."""
         return 1 if self.problems else 0
 
+    @property
+    def eventful(self) -> bool:
+        """Whether it may have changed the receipts: it received purge requests, or deleted,
+        marked, reclaimed or failed anything."""
+        return bool(self.requests or self.deleted or self.doomed or self.problems or self.reclaimed)
+
     def summary(self) -> str:
         """One line for logs."""
         watermark = "none" if self.watermark is None else format_time(self.watermark)

@@ -54,12 +54,14 @@ class Trash:
         os.rename(instance_dir, target)
         return target
 
-    def try_move_aside(self, instance_dir: Path) -> None:
+    def try_move_aside(self, instance_dir: Path) -> bool:
         """Move aside if possible; a failure is logged (a later sync tries again)."""
         try:
             self.move_aside(instance_dir)
         except OSError as error:
             log.warning("%s", Problem(instance_dir, "move aside", str(error)))
+            return False
+        return True
 
     def remove(self, entry: Path) -> tuple[Problem, ...]:
         """Remove one entry, unless another process is removing it right now."""

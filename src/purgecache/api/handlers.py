@@ -20,6 +20,7 @@ from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
 from purgecache.model import (
     MAX_USER_AGENT_KEPT,
+    CacheInventory,
     CacheReceipt,
     HistoryFilter,
     Provenance,
@@ -142,24 +143,37 @@ async def report_worker_sync(deps: Deps, request: Request, call: Call) -> Respon
     caches = payload.get("caches", [])
     if len({cache["cacheName"] for cache in caches}) != len(caches):
         raise ApiError("InputError", "Each cacheName may appear once in a report")
+    inventory = payload.get("inventory")
+    if inventory is not None and len({c["cacheName"] for c in inventory}) != len(inventory):
+        raise ApiError("InputError", "Each cacheName may appear once in an inventory")
     report = WorkerReport(
         call.params["workerPoolId"],
         payload["workerGroup"],
         payload["workerId"],
         tuple(_receipt(cache) for cache in caches),
+        None if inventory is None else tuple(_held(cache) for cache in inventory),
     )
     await deps.service.report_worker_sync(report)
     return NO_CONTENT
 
 
+def _report_time(cache: dict[str, Any], name: str) -> int:
+    """A (schema-checked) time field of a report's entry, in ms; a 400 if no real time."""
+    try:
+        return parse_since(cache[name])
+    except ValueError as error:
+        raise ApiError("InputValidationError", f"{name} {cache[name]!r} is not a time") from error
+
+
+def _held(cache: dict[str, Any]) -> CacheInventory:
+    """An inventory entry from its (schema-checked) JSON."""
+    last_used = None if "lastUsed" not in cache else _report_time(cache, "lastUsed")
+    return CacheInventory(cache["cacheName"], cache["instances"], cache["bytes"], last_used)
+
+
 def _receipt(cache: dict[str, Any]) -> CacheReceipt:
     """A receipt from its (schema-checked) JSON."""
-    try:
-        honoured = parse_since(cache["honouredBefore"])
-    except ValueError as error:
-        raise ApiError(
-            "InputValidationError", f"honouredBefore {cache['honouredBefore']!r} is not a time"
-        ) from error
+    honoured = _report_time(cache, "honouredBefore")
     return CacheReceipt(
         cache["cacheName"],
         honoured,

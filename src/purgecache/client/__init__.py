@@ -28,6 +28,7 @@ from purgecache.client._errors import (
     ServerError,
 )
 from purgecache.client._models import (
+    CacheInventory,
     CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
@@ -48,6 +49,7 @@ __all__ = [
     "ApiError",
     "AsyncPurgeCache",
     "AuthenticationFailed",
+    "CacheInventory",
     "CacheReceipt",
     "ConfigurationError",
     "ConnectionFailed",

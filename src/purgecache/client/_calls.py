@@ -15,6 +15,7 @@ from typing import Any, Generic, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from purgecache.client._models import (
+    CacheInventory,
     CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
@@ -151,14 +152,21 @@ def list_purge_history(
 
 
 def report_worker_sync(
-    worker_pool_id: str, worker_group: str, worker_id: str, caches: Sequence[CacheReceipt]
+    worker_pool_id: str,
+    worker_group: str,
+    worker_id: str,
+    caches: Sequence[CacheReceipt],
+    inventory: Sequence[CacheInventory] | None = None,
 ) -> Call[None]:
-    """`POST /ext/report/<workerPoolId>` with the worker's identity and its receipts."""
-    payload = {
+    """`POST /ext/report/<workerPoolId>` with the worker's identity, its receipts and (if
+    given) its inventory."""
+    payload: dict[str, object] = {
         "workerGroup": worker_group,
         "workerId": worker_id,
         "caches": [receipt.to_json() for receipt in caches],
     }
+    if inventory is not None:
+        payload["inventory"] = [entry.to_json() for entry in inventory]
     route = "ext/report/" + quote(worker_pool_id, safe="")
     return Call("reportWorkerSync", "POST", route, _nothing, payload=payload)
 

@@ -319,3 +319,25 @@ class CacheReceipt:
         if self.oldest_deleted_age_ms is not None:
             receipt["oldestDeletedAgeMs"] = self.oldest_deleted_age_ms
         return receipt
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInventory:
+    """What a worker holds of one cache name (`reportWorkerSync`): its copies, their size
+    as recorded when each was last released, and when one was last used."""
+
+    cache_name: str
+    instances: int = 0
+    bytes: int = 0
+    last_used: datetime | None = None  # aware
+
+    def to_json(self) -> dict[str, object]:
+        """The entry as the API takes it."""
+        entry: dict[str, object] = {
+            "cacheName": self.cache_name,
+            "instances": self.instances,
+            "bytes": self.bytes,
+        }
+        if self.last_used is not None:
+            entry["lastUsed"] = format_datetime(self.last_used)
+        return entry

@@ -15,6 +15,7 @@ from purgecache.client._base import BaseClient
 from purgecache.client._calls import Call, HistoryQuery
 from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
+    CacheInventory,
     CacheReceipt,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
@@ -112,10 +113,12 @@ class PurgeCache(BaseClient[httpx.Client]):
         worker_group: str,
         worker_id: str,
         caches: Sequence[CacheReceipt] = (),
+        inventory: Sequence[CacheInventory] | None = None,
     ) -> None:
         """Tell the service what this worker did about its pool's purges (extension; scope
-        `purge-cache:report::<worker_pool_id>:<worker_group>/<worker_id>`). Idempotent."""
-        call = _calls.report_worker_sync(worker_pool_id, worker_group, worker_id, caches)
+        `purge-cache:report::<worker_pool_id>:<worker_group>/<worker_id>`); `inventory`, when
+        given, replaces what the service knows the worker holds. Idempotent."""
+        call = _calls.report_worker_sync(worker_pool_id, worker_group, worker_id, caches, inventory)
         self._run(call)
 
     def list_purge_history(

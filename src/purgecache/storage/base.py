@@ -8,7 +8,7 @@ from typing import Protocol
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage.history import HistoryPage
-from purgecache.storage.receipts import StoredReceipt
+from purgecache.storage.receipts import StoredInventory, StoredReceipt
 
 
 class StorageError(Exception):
@@ -108,6 +108,10 @@ class Storage(Protocol):
 
     async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
         """Every receipt of a pool's workers, by worker group, worker id and cache name."""
+
+    async def worker_inventory(self, worker_pool_id: str) -> list[StoredInventory]:
+        """What a pool's workers last said they hold, by worker group, worker id and cache
+        name."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

@@ -40,7 +40,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
-from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
+from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
@@ -71,6 +71,9 @@ _UPSERT_BATCH = (
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
 _RECEIPTS = receipts.RECEIPTS.format(mark="%s")
+_CLEAR_INVENTORY = receipts.CLEAR_INVENTORY.format(mark="%s")
+_INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["%s"] * 8))
+_INVENTORY = receipts.INVENTORY.format(mark="%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -197,9 +200,7 @@ class PostgresStorage:
         self._resync = True
         self._changed: set[str] = set()
         self._batcher: WriteBatcher[tuple[TextRow, EventRow]] = WriteBatcher(self._write_batch)
-        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
-            self._write_reports
-        )
+        self._reports: WriteBatcher[Reported] = WriteBatcher(self._write_reports)
 
     def _connections(self) -> AsyncConnectionPool:
         if self._pool is None:  # created lazily, inside the running event loop
@@ -400,15 +401,20 @@ class PostgresStorage:
     async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
         await self._reports.write(receipts.report_rows(report, now))
 
-    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
-        rows = [row for receipts_of, _ in batch for row in receipts_of]
-        workers = [worker for _, worker in batch]
+    async def _write_reports(self, batch: list[Reported]) -> None:
+        rows = [row for report in batch for row in report.receipts]
+        workers = [report.worker for report in batch]
+        cleared, held = receipts.inventories(batch)
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cursor:
                 if rows:
                     await cursor.executemany(_RECEIPT, rows)
                 await cursor.executemany(_WORKER, workers)
+                if cleared:
+                    await cursor.executemany(_CLEAR_INVENTORY, cleared)
+                if held:
+                    await cursor.executemany(_INSERT_INVENTORY, held)
 
         await self._run(write)
 
@@ -416,6 +422,13 @@ class PostgresStorage:
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[StoredReceipt]:
             cursor = await conn.execute(_RECEIPTS, (worker_pool_id,))
             return [receipts.read_receipt(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def worker_inventory(self, worker_pool_id: str) -> list[StoredInventory]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[StoredInventory]:
+            cursor = await conn.execute(_INVENTORY, (worker_pool_id,))
+            return [receipts.read_inventory(row) for row in await cursor.fetchall()]
 
         return await self._run(read)
 

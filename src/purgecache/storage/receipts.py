@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from purgecache.model import CacheReceipt, WorkerReport
+from purgecache.model import CacheInventory, CacheReceipt, WorkerReport
 
 _KEY = "worker_pool_id, worker_group, worker_id"
 COLUMNS = (
@@ -33,8 +33,40 @@ RECEIPTS = (
     f"SELECT {COLUMNS} FROM worker_receipts WHERE worker_pool_id = {{mark}} "
     "ORDER BY worker_group, worker_id, cache_name"
 )
+# A report with an inventory replaces the worker's: its rows go, the report's come.
+INVENTORY_COLUMNS = f"{_KEY}, cache_name, instances, bytes, last_used, reported_at"
+CLEAR_INVENTORY = (
+    "DELETE FROM worker_caches WHERE worker_pool_id = {mark} AND worker_group = {mark} "
+    "AND worker_id = {mark}"
+)
+INSERT_INVENTORY = f"INSERT INTO worker_caches ({INVENTORY_COLUMNS}) VALUES ({{marks}})"
+INVENTORY = (
+    f"SELECT {INVENTORY_COLUMNS} FROM worker_caches WHERE worker_pool_id = {{mark}} "
+    "ORDER BY worker_group, worker_id, cache_name"
+)
 ReceiptRow = tuple[str, str, str, str, int, int, int, int | None, int, int, int]
 WorkerRow = tuple[str, str, str, int]
+InventoryRow = tuple[str, str, str, str, int, int, int | None, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """The rows one report writes: its receipts, the worker's, and its inventory (None:
+    the report had none, the stored one stays)."""
+
+    receipts: list[ReceiptRow]
+    worker: WorkerRow
+    inventory: list[InventoryRow] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInventory:
+    """What a worker holds of one cache name, as stored, with when it was reported."""
+
+    worker_group: str
+    worker_id: str
+    inventory: CacheInventory
+    reported_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +79,8 @@ class StoredReceipt:
     reported_at: int
 
 
-def report_rows(report: WorkerReport, now: int) -> tuple[list[ReceiptRow], WorkerRow]:
-    """The rows a report writes: one per cache name, and the worker's."""
+def report_rows(report: WorkerReport, now: int) -> Reported:
+    """The rows a report writes: one per cache name, the worker's, and its inventory's."""
     key = (report.worker_pool_id, report.worker_group, report.worker_id)
     receipts = [
         (
@@ -64,10 +96,31 @@ def report_rows(report: WorkerReport, now: int) -> tuple[list[ReceiptRow], Worke
         )
         for c in report.caches
     ]
-    return receipts, (*key, now)
+    inventory = None
+    if report.inventory is not None:
+        inventory = [
+            (*key, c.cache_name, c.instances, c.bytes, c.last_used, now) for c in report.inventory
+        ]
+    return Reported(receipts, (*key, now), inventory)
 
 
 def read_receipt(row: tuple[Any, ...]) -> StoredReceipt:
     """A receipt from a `RECEIPTS` row."""
     receipt = CacheReceipt(row[3], row[4], row[5], row[6], row[7], row[8], row[9])
     return StoredReceipt(row[1], row[2], receipt, int(row[10]))
+
+
+def read_inventory(row: tuple[Any, ...]) -> StoredInventory:
+    """An inventory entry from an `INVENTORY` row."""
+    held = CacheInventory(row[3], int(row[4]), int(row[5]), None if row[6] is None else int(row[6]))
+    return StoredInventory(row[1], row[2], held, int(row[7]))
+
+
+def inventories(batch: list[Reported]) -> tuple[list[tuple[str, str, str]], list[InventoryRow]]:
+    """A batch's inventory writes: the workers whose rows go, and the rows that come (a
+    worker's last report in the batch wins)."""
+    latest: dict[tuple[str, str, str], list[InventoryRow]] = {}
+    for reported in batch:
+        if reported.inventory is not None:
+            latest[reported.worker[:3]] = reported.inventory
+    return list(latest), [row for rows in latest.values() for row in rows]

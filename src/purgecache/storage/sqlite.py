@@ -35,7 +35,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
-from purgecache.storage.receipts import ReceiptRow, StoredReceipt, WorkerRow
+from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
 
 T = TypeVar("T")
 
@@ -50,6 +50,9 @@ _LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?,
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
 _RECEIPTS = receipts.RECEIPTS.format(mark="?")
+_CLEAR_INVENTORY = receipts.CLEAR_INVENTORY.format(mark="?")
+_INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["?"] * 8))
+_INVENTORY = receipts.INVENTORY.format(mark="?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -193,9 +196,7 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
         self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
-        self._reports: WriteBatcher[tuple[list[ReceiptRow], WorkerRow]] = WriteBatcher(
-            self._write_reports
-        )
+        self._reports: WriteBatcher[Reported] = WriteBatcher(self._write_reports)
         self._wal = Path(f"{path}-wal")
         self._wal_seen = self._wal_state()
         self._next_look = 0.0
@@ -330,18 +331,26 @@ class SqliteStorage:
     async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
         await self._reports.write(receipts.report_rows(report, now))
 
-    async def _write_reports(self, batch: list[tuple[list[ReceiptRow], WorkerRow]]) -> None:
+    async def _write_reports(self, batch: list[Reported]) -> None:
+        cleared, held = receipts.inventories(batch)
+
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_RECEIPT, [row for rows, _ in batch for row in rows])
-                conn.executemany(_WORKER, [worker for _, worker in batch])
+                conn.executemany(_RECEIPT, [row for report in batch for row in report.receipts])
+                conn.executemany(_WORKER, [report.worker for report in batch])
+                conn.executemany(_CLEAR_INVENTORY, cleared)
+                conn.executemany(_INSERT_INVENTORY, held)
 
         await self._run(write)
 
     async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
         rows = await self._read(lambda c: c.execute(_RECEIPTS, (worker_pool_id,)).fetchall())
         return [receipts.read_receipt(row) for row in rows]
+
+    async def worker_inventory(self, worker_pool_id: str) -> list[StoredInventory]:
+        rows = await self._read(lambda c: c.execute(_INVENTORY, (worker_pool_id,)).fetchall())
+        return [receipts.read_inventory(row) for row in rows]
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"
