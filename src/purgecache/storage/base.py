@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage.fetches import FetchRow, PoolFacts
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.receipts import StoredReceipt
 
@@ -108,6 +109,20 @@ class Storage(Protocol):
 
     async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
         """Every receipt of a pool's workers, by worker group, worker id and cache name."""
+
+    async def record_fetches(self, rows: Sequence[FetchRow]) -> None:
+        """Keep, per (pool, client id), the newest `before` served, the latest time seen and
+        whether the client id reports (each the newest of stored and given); one transaction."""
+
+    async def pool_facts(
+        self, worker_pool_id: str, cache_name: str | None, active_since: int
+    ) -> PoolFacts:
+        """A pool's workers heard from since `active_since` (reporters; client ids that only
+        fetched) and the receipts of `cache_name` (None: of every cache name), one snapshot."""
+
+    async def prune_workers(self, before: int) -> int:
+        """Forget workers (receipts included) and fetching client ids not heard from since
+        `before`; return how many went."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

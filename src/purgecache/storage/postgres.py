@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import history, receipts
+from purgecache.storage import fetches, history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -71,6 +71,8 @@ _UPSERT_BATCH = (
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
 _RECEIPTS = receipts.RECEIPTS.format(mark="%s")
+_FETCH = fetches.UPSERT_FETCH.format(marks="%s, %s, %s, %s, %s")
+_WORKERS, _FETCHERS, _CACHE_RECEIPTS, _POOL_RECEIPTS = fetches.facts_queries("%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -418,6 +420,42 @@ class PostgresStorage:
             return [receipts.read_receipt(row) for row in await cursor.fetchall()]
 
         return await self._run(read)
+
+    async def record_fetches(self, rows: Sequence[fetches.FetchRow]) -> None:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(_FETCH, rows)
+
+        await self._run(write)
+
+    async def pool_facts(
+        self, worker_pool_id: str, cache_name: str | None, active_since: int
+    ) -> fetches.PoolFacts:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> fetches.PoolFacts:
+            active = (worker_pool_id, active_since)
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                reported = await (await cursor.execute(_WORKERS, active)).fetchall()
+                fetchers = await (await cursor.execute(_FETCHERS, active)).fetchall()
+                if cache_name is None:
+                    await cursor.execute(_POOL_RECEIPTS, (worker_pool_id,))
+                else:
+                    await cursor.execute(_CACHE_RECEIPTS, (worker_pool_id, cache_name))
+                found = await cursor.fetchall()
+            return fetches.PoolFacts(reported, fetchers, found)
+
+        return await self._run(read)
+
+    async def prune_workers(self, before: int) -> int:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            async with conn.transaction(), conn.cursor() as cursor:
+                gone = []
+                for sql in fetches.PRUNE:
+                    await cursor.execute(sql.format(mark="%s"), (before,))
+                    gone.append(cursor.rowcount)
+            return gone[0] + gone[2]
+
+        return await self._run(delete)
 
     async def count_open(self, now: int) -> int:
         async def count(conn: psycopg.AsyncConnection[Any]) -> int:

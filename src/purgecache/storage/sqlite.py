@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import history, receipts
+from purgecache.storage import fetches, history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -50,6 +50,8 @@ _LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?,
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
 _RECEIPTS = receipts.RECEIPTS.format(mark="?")
+_FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
+_WORKERS, _FETCHERS, _CACHE_RECEIPTS, _POOL_RECEIPTS = fetches.facts_queries("?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -342,6 +344,42 @@ class SqliteStorage:
     async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
         rows = await self._read(lambda c: c.execute(_RECEIPTS, (worker_pool_id,)).fetchall())
         return [receipts.read_receipt(row) for row in rows]
+
+    async def record_fetches(self, rows: Sequence[fetches.FetchRow]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_FETCH, rows)
+
+        await self._run(write)
+
+    async def pool_facts(
+        self, worker_pool_id: str, cache_name: str | None, active_since: int
+    ) -> fetches.PoolFacts:
+        def read(conn: sqlite3.Connection) -> fetches.PoolFacts:
+            active = (worker_pool_id, active_since)
+            with conn:
+                conn.execute("BEGIN")  # one snapshot
+                reported = conn.execute(_WORKERS, active).fetchall()
+                fetchers = conn.execute(_FETCHERS, active).fetchall()
+                if cache_name is None:
+                    found = conn.execute(_POOL_RECEIPTS, (worker_pool_id,)).fetchall()
+                else:
+                    found = conn.execute(_CACHE_RECEIPTS, (worker_pool_id, cache_name)).fetchall()
+            return fetches.PoolFacts(reported, fetchers, found)
+
+        return await self._read(read)
+
+    async def prune_workers(self, before: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                gone = [
+                    conn.execute(sql.format(mark="?"), (before,)).rowcount for sql in fetches.PRUNE
+                ]
+            return gone[0] + gone[2]
+
+        return await self._run(delete)
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"
