@@ -1,6 +1,7 @@
 """Convergence: for each open purge of a pool, which active workers applied it, which only
-fetched it, and which were not seen since (issue 13 item 5). Pure computation over the facts
-storage read in one snapshot (`storage.fetches.PoolFacts`); no I/O.
+fetched it, and which were not seen since (issue 13 item 5). The counting happens in the
+database (`storage.fetches`: a pool may have 10,000 workers); this module defines the states
+and shapes the `purgeStatus` answer. No I/O.
 
 A worker is *active* when it reported (`reportWorkerSync`) or fetched (`purgeRequests` with
 its own client id) within the activity window. A reporting worker has *applied* a purge
@@ -14,99 +15,68 @@ by their workers' receipts only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from purgecache.model import PurgeRequest, format_time
-from purgecache.storage.fetches import PoolFacts, ReceiptFact
+from purgecache.storage.fetches import PurgeTally
 
 STRAGGLERS_SHOWN = 100  # per purge; the rest are counted in `stragglersOmitted`
 
-Receipts = dict[tuple[str, str], ReceiptFact]
+
+def _straggler(worker: str, identity: str, fetched: bool, last_seen: int) -> dict[str, object]:
+    state = "fetched" if fetched else "notSeen"
+    return {
+        "worker": worker,
+        "identity": identity,
+        "state": state,
+        "lastSeen": format_time(last_seen),
+    }
 
 
-@dataclass(slots=True)
-class PurgeConvergence:
-    """The tally of one purge over the active workers."""
-
-    purge: PurgeRequest
-    active: int = 0
-    applied: int = 0
-    applied_in_use: int = 0
-    fetched: int = 0
-    not_seen: int = 0
-    instances_deleted: int = 0
-    bytes_freed: int = 0
-    stragglers: list[dict[str, object]] = field(default_factory=list)
-
-    def straggler(self, worker: str, identity: str, state: str, last_seen: int) -> None:
-        """Count a worker that has not applied the purge, keeping the first few by name."""
-        if state == "fetched":
-            self.fetched += 1
-        else:
-            self.not_seen += 1
-        if len(self.stragglers) < STRAGGLERS_SHOWN:
-            self.stragglers.append(
-                {
-                    "worker": worker,
-                    "identity": identity,
-                    "state": state,
-                    "lastSeen": format_time(last_seen),
-                }
-            )
-
-    def to_wire(self) -> dict[str, object]:
-        """The purge's entry in a `purgeStatus` answer."""
-        shown = len(self.stragglers)
-        return {
-            "cacheName": self.purge.cache_name,
-            "before": format_time(self.purge.before),
-            "activeWorkers": self.active,
-            "applied": self.applied,
-            "appliedInUse": self.applied_in_use,
-            "fetched": self.fetched,
-            "notSeen": self.not_seen,
-            "instancesDeleted": self.instances_deleted,
-            "bytesFreed": self.bytes_freed,
-            "stragglers": self.stragglers,
-            "stragglersOmitted": self.fetched + self.not_seen - shown,
-        }
+def stragglers(before: int, tally: PurgeTally) -> list[dict[str, object]]:
+    """The first STRAGGLERS_SHOWN workers that have not applied the purge: reporters by
+    worker name, then fetching client ids by id."""
+    shown = [
+        _straggler(f"{group}/{worker}", "worker", seen >= before, seen)
+        for group, worker, seen in tally.straggling
+    ]
+    shown += [
+        _straggler(client, "clientId", served >= before, seen)
+        for client, served, seen in tally.fetching[: STRAGGLERS_SHOWN - len(shown)]
+    ]
+    return shown
 
 
-def by_cache(receipts: Sequence[ReceiptFact]) -> dict[str, Receipts]:
-    """Receipts by cache name, then by (worker group, worker id)."""
-    found: dict[str, Receipts] = {}
-    for receipt in receipts:
-        found.setdefault(receipt[2], {})[(receipt[0], receipt[1])] = receipt
-    return found
-
-
-def converge(purge: PurgeRequest, facts: PoolFacts, receipts: Receipts) -> PurgeConvergence:
-    """The tally of one purge: every active worker lands in exactly one state."""
-    tally = PurgeConvergence(purge, active=len(facts.reported) + len(facts.fetchers))
-    before = purge.before
-    for group, worker, reported_at in facts.reported:
-        receipt = receipts.get((group, worker))
-        if receipt is not None and receipt[3] >= before:
-            tally.applied += 1
-            tally.applied_in_use += receipt[6] > 0
-            tally.instances_deleted += receipt[4]
-            tally.bytes_freed += receipt[5]
-        else:
-            state = "fetched" if reported_at >= before else "notSeen"
-            tally.straggler(f"{group}/{worker}", "worker", state, reported_at)
-    for client_id, fetched_before, seen_at in facts.fetchers:
-        state = "fetched" if fetched_before >= before else "notSeen"
-        tally.straggler(client_id, "clientId", state, seen_at)
-    return tally
+def purge_wire(purge: PurgeRequest, tally: PurgeTally) -> dict[str, object]:
+    """The purge's entry in a `purgeStatus` answer."""
+    reporters, applied, in_use, deleted, freed, seen = tally.reporters
+    fetchers, served = tally.fetchers
+    fetched = seen + served
+    not_seen = reporters - applied - seen + fetchers - served
+    shown = stragglers(purge.before, tally)
+    return {
+        "cacheName": purge.cache_name,
+        "before": format_time(purge.before),
+        "activeWorkers": reporters + fetchers,
+        "applied": applied,
+        "appliedInUse": in_use,
+        "fetched": fetched,
+        "notSeen": not_seen,
+        "instancesDeleted": deleted,
+        "bytesFreed": freed,
+        "stragglers": shown,
+        "stragglersOmitted": fetched + not_seen - len(shown),
+    }
 
 
 def pool_status(
-    worker_pool_id: str, purges: Sequence[PurgeRequest], facts: PoolFacts, active_since: int
+    worker_pool_id: str,
+    purges: Sequence[PurgeRequest],
+    tallies: Sequence[PurgeTally],
+    active_since: int,
 ) -> dict[str, object]:
     """The `purgeStatus` answer: each open purge of the pool (by cache name) and its tally."""
-    receipts = by_cache(facts.receipts)
     return {
         "workerPoolId": worker_pool_id,
         "activeSince": format_time(active_since),
-        "purges": [converge(p, facts, receipts.get(p.cache_name, {})).to_wire() for p in purges],
+        "purges": [purge_wire(p, t) for p, t in zip(purges, tallies, strict=True)],
     }

@@ -25,7 +25,7 @@ from typing import ParamSpec, TypeVar
 import orjson
 
 from purgecache.circuit import Circuit, CircuitOpen
-from purgecache.convergence import pool_status
+from purgecache.convergence import STRAGGLERS_SHOWN, pool_status
 from purgecache.fetchlog import FetchLog
 from purgecache.model import (
     HistoryFilter,
@@ -288,10 +288,11 @@ class PurgeService:
         purges = await self._stored(self.storage.purge_requests, worker_pool_id, now)
         if cache_name is not None:
             purges = [purge for purge in purges if purge.cache_name == cache_name]
-        facts = await self._stored(
-            self.storage.pool_facts, worker_pool_id, cache_name, active_since
+        wanted = [(purge.cache_name, purge.before) for purge in purges]
+        tallies = await self._stored(
+            self.storage.purge_tallies, worker_pool_id, wanted, active_since, STRAGGLERS_SHOWN
         )
-        return pool_status(worker_pool_id, purges, facts, active_since)
+        return pool_status(worker_pool_id, purges, tallies, active_since)
 
     async def prune_workers(self) -> int:
         """Forget workers and fetching client ids not heard from for the worker retention."""

@@ -29,29 +29,33 @@ def test_fetch_rows_keep_the_newest_of_each_value_in_any_order(
         await storage.record_fetches([(POOL, "gw", NOW + 5, NOW + 10, 0)])
         await storage.record_fetches([(POOL, "gw", NOW + 1, NOW + 2, 0), (POOL, "ag", 7, NOW, 0)])
         await storage.record_fetches([(POOL, "ag", -1, NOW, 1)])
-        facts = await storage.pool_facts(POOL, "c", NOW)
-        assert facts.fetchers == [("gw", NOW + 5, NOW + 10)]
-        assert (await storage.pool_facts(POOL, None, NOW + 11)).fetchers == []
+        (tally,) = await storage.purge_tallies(POOL, [("c", NOW + 5)], NOW, 10)
+        assert (tally.fetchers, tally.fetching) == ((1, 1), [("gw", NOW + 5, NOW + 10)])
+        (later,) = await storage.purge_tallies(POOL, [("c", NOW + 6)], NOW + 11, 10)
+        assert (later.fetchers, later.fetching) == ((0, 0), [])
 
     runner.run(scenario())
 
 
-def test_facts_hold_active_reporters_and_the_cache_receipts(
+def test_tallies_count_active_reporters_by_their_receipts(
     storage: Storage, runner: asyncio.Runner
 ) -> None:
-    """Reporters heard from since the window's start, with the receipts of the cache asked
-    about (or of every cache)."""
+    """Per purge: reporters heard from since the window's start, applied when their receipt
+    honours its `before` (in use apart, with what they freed), else fetched when they reported
+    since the purge; stragglers listed by name up to the limit."""
 
     async def scenario() -> None:
-        await storage.report_worker_sync(report("old", 1), NOW - 100)
+        await storage.report_worker_sync(report("gone", 50), 5)  # outside the window
         await storage.report_worker_sync(report("w1", 50, in_use=2), NOW)
-        facts = await storage.pool_facts(POOL, "c", NOW - 10)
-        assert facts.reported == [("local", "w1", NOW)]
-        assert sorted(facts.receipts) == [
-            ("local", "old", "c", 1, 1, 100, 0),
-            ("local", "w1", "c", 50, 1, 100, 2),
-        ]
-        assert (await storage.pool_facts(POOL, "other", NOW - 10)).receipts == []
+        await storage.report_worker_sync(report("w2", 49), NOW)
+        await storage.report_worker_sync(report("w3", 49), 40)
+        await storage.report_worker_sync(WorkerReport(POOL, "local", "w4", ()), 30)
+        tallies = await storage.purge_tallies(POOL, [("c", 50), ("other", 1)], 20, 2)
+        c, other = tallies
+        assert c.reporters == (4, 1, 1, 1, 100, 1)
+        assert c.straggling == [("local", "w2", NOW), ("local", "w3", 40)]
+        assert other.reporters == (4, 0, 0, 0, 0, 4)
+        assert (await storage.purge_tallies(POOL, [], 0, 2)) == []
 
     runner.run(scenario())
 
@@ -67,10 +71,13 @@ def test_prune_forgets_workers_and_client_ids_not_heard_from(
         await storage.report_worker_sync(report("new", 1), NOW)
         await storage.record_fetches([(POOL, "gone", 1, NOW - 100, 0), (POOL, "here", 1, NOW, 0)])
         assert await storage.prune_workers(NOW - 50) == 2
-        facts = await storage.pool_facts(POOL, None, 0)
-        assert facts.reported == [("local", "new", NOW)]
-        assert [r[1] for r in facts.receipts] == ["new"]
-        assert facts.fetchers == [("here", 1, NOW)]
+        (tally,) = await storage.purge_tallies(POOL, [("c", 2)], 0, 10)
+        assert tally.straggling == [("local", "new", NOW)]
+        assert tally.fetching == [("here", 1, NOW)]
+        old = WorkerReport(POOL, "local", "old", ())  # its receipt went with it
+        await storage.report_worker_sync(old, NOW)
+        (again,) = await storage.purge_tallies(POOL, [("c", 1)], 0, 10)
+        assert again.reporters[:2] == (2, 1)
 
     runner.run(scenario())
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage.fetches import FetchRow, PoolFacts
+from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.receipts import StoredReceipt
 
@@ -114,11 +114,11 @@ class Storage(Protocol):
         """Keep, per (pool, client id), the newest `before` served, the latest time seen and
         whether the client id reports (each the newest of stored and given); one transaction."""
 
-    async def pool_facts(
-        self, worker_pool_id: str, cache_name: str | None, active_since: int
-    ) -> PoolFacts:
-        """A pool's workers heard from since `active_since` (reporters; client ids that only
-        fetched) and the receipts of `cache_name` (None: of every cache name), one snapshot."""
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[PurgeTally]:
+        """For each purge (cache name, `before`), how the pool's workers heard from since
+        `active_since` stand, with the first `shown` stragglers of each kind; one snapshot."""
 
     async def prune_workers(self, before: int) -> int:
         """Forget workers (receipts included) and fetching client ids not heard from since

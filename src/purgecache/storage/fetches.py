@@ -1,5 +1,5 @@
-"""Fetches and the pool facts convergence is computed from, as both backends write and read
-them (the backends differ only in their placeholder)."""
+"""Fetches, purge tallies and worker pruning, as both backends write and read them (the
+backends differ only in their placeholders)."""
 
 from __future__ import annotations
 
@@ -18,24 +18,40 @@ UPSERT_FETCH = (
     "reports = CASE WHEN excluded.reports > worker_fetches.reports "
     "THEN excluded.reports ELSE worker_fetches.reports END"
 )
-# Everything a pool's convergence view reads, each filtered to the active workers.
-WORKERS = (
-    "SELECT worker_group, worker_id, reported_at FROM worker_reports "
-    "WHERE worker_pool_id = {mark} AND reported_at >= {mark} ORDER BY worker_group, worker_id"
+# A purge's tally, in the database (a pool may have 10,000 workers): placeholders are named
+# ({pool}, {cache}, {before}, {since}, {limit}) and spelt by each backend.
+_REPORTERS = (
+    "FROM worker_reports w LEFT JOIN worker_receipts r ON r.worker_pool_id = w.worker_pool_id "
+    "AND r.worker_group = w.worker_group AND r.worker_id = w.worker_id "
+    "AND r.cache_name = {cache} WHERE w.worker_pool_id = {pool} AND w.reported_at >= {since}"
 )
-FETCHERS = (
-    "SELECT client_id, fetched_before, seen_at FROM worker_fetches "
-    "WHERE worker_pool_id = {mark} AND seen_at >= {mark} AND reports = 0 ORDER BY client_id"
+_APPLIED = "r.honoured_before >= {before}"
+_NOT_APPLIED = "(r.honoured_before IS NULL OR r.honoured_before < {before})"
+TALLY_REPORTERS = (
+    f"SELECT count(*), "
+    f"coalesce(sum(CASE WHEN {_APPLIED} THEN 1 ELSE 0 END), 0), "
+    f"coalesce(sum(CASE WHEN {_APPLIED} AND r.in_use > 0 THEN 1 ELSE 0 END), 0), "
+    f"coalesce(sum(CASE WHEN {_APPLIED} THEN r.instances_deleted ELSE 0 END), 0), "
+    f"coalesce(sum(CASE WHEN {_APPLIED} THEN r.bytes_freed ELSE 0 END), 0), "
+    f"coalesce(sum(CASE WHEN {_NOT_APPLIED} AND w.reported_at >= {{before}} THEN 1 ELSE 0 END), 0) "
+    f"{_REPORTERS}"
 )
-CACHE_RECEIPTS = (
-    "SELECT worker_group, worker_id, cache_name, honoured_before, instances_deleted, "
-    "bytes_freed, in_use FROM worker_receipts WHERE worker_pool_id = {mark} "
-    "AND cache_name = {mark}"
+STRAGGLING_REPORTERS = (
+    f"SELECT w.worker_group, w.worker_id, w.reported_at {_REPORTERS} AND {_NOT_APPLIED} "
+    "ORDER BY w.worker_group, w.worker_id LIMIT {limit}"
 )
-POOL_RECEIPTS = (
-    "SELECT worker_group, worker_id, cache_name, honoured_before, instances_deleted, "
-    "bytes_freed, in_use FROM worker_receipts WHERE worker_pool_id = {mark}"
+_FETCHERS = (
+    "FROM worker_fetches WHERE worker_pool_id = {pool} AND seen_at >= {since} AND reports = 0"
 )
+TALLY_FETCHERS = (
+    "SELECT count(*), coalesce(sum(CASE WHEN fetched_before >= {before} THEN 1 ELSE 0 END), 0) "
+    + _FETCHERS
+)
+STRAGGLING_FETCHERS = (
+    f"SELECT client_id, fetched_before, seen_at {_FETCHERS} ORDER BY client_id LIMIT {{limit}}"
+)
+TALLY_QUERIES = (TALLY_REPORTERS, STRAGGLING_REPORTERS, TALLY_FETCHERS, STRAGGLING_FETCHERS)
+NAMES = ("pool", "cache", "before", "since", "limit")
 # Workers not heard from since the cut-off go, their receipts with them.
 PRUNE = (
     "DELETE FROM worker_fetches WHERE seen_at < {mark}",
@@ -47,26 +63,22 @@ PRUNE = (
 
 ReportedRow = tuple[str, str, int]  # worker group, worker id, reported at
 FetcherRow = tuple[str, int, int]  # client id, fetched before, seen at
-# worker group, worker id, cache name, honoured before, instances deleted, bytes freed, in use
-ReceiptFact = tuple[str, str, str, int, int, int, int]
+
+
+def spelt(style: str) -> tuple[str, ...]:
+    """TALLY_QUERIES with the backend's named placeholders (`style` % name: `:%s`, `%%(%s)s`)."""
+    marks = {name: style % name for name in NAMES}
+    return tuple(query.format(**marks) for query in TALLY_QUERIES)
 
 
 @dataclass(frozen=True, slots=True)
-class PoolFacts:
-    """What a pool's active workers said and fetched, read in one snapshot: workers that
-    reported (group, id, when), client ids that only fetched (id, newest `before` served, last
-    seen) and the receipts of the cache names asked about."""
+class PurgeTally:
+    """One purge over a pool's active workers, counted in the database: reporters (how many,
+    applied, of those with copies in use, copies deleted and bytes freed by the applied, seen
+    since the purge without applying it), the first stragglers among them, client ids that
+    only fetch (how many, how many were served the purge) and the first of them."""
 
-    reported: list[ReportedRow]
-    fetchers: list[FetcherRow]
-    receipts: list[ReceiptFact]
-
-
-def facts_queries(mark: str) -> tuple[str, str, str, str]:
-    """The backend's spelling of WORKERS, FETCHERS, CACHE_RECEIPTS and POOL_RECEIPTS."""
-    return (
-        WORKERS.format(mark=mark),
-        FETCHERS.format(mark=mark),
-        CACHE_RECEIPTS.format(mark=mark),
-        POOL_RECEIPTS.format(mark=mark),
-    )
+    reporters: tuple[int, ...]  # active, applied, in use, deleted, freed, fetched
+    straggling: list[ReportedRow]
+    fetchers: tuple[int, ...]  # active, served the purge
+    fetching: list[FetcherRow]

@@ -72,7 +72,7 @@ _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
 _RECEIPTS = receipts.RECEIPTS.format(mark="%s")
 _FETCH = fetches.UPSERT_FETCH.format(marks="%s, %s, %s, %s, %s")
-_WORKERS, _FETCHERS, _CACHE_RECEIPTS, _POOL_RECEIPTS = fetches.facts_queries("%s")
+_TALLY_QUERIES = fetches.spelt("%%(%s)s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -428,21 +428,25 @@ class PostgresStorage:
 
         await self._run(write)
 
-    async def pool_facts(
-        self, worker_pool_id: str, cache_name: str | None, active_since: int
-    ) -> fetches.PoolFacts:
-        async def read(conn: psycopg.AsyncConnection[Any]) -> fetches.PoolFacts:
-            active = (worker_pool_id, active_since)
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[fetches.PurgeTally]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[fetches.PurgeTally]:
+            tallies = []
             async with conn.transaction(), conn.cursor() as cursor:
                 await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                reported = await (await cursor.execute(_WORKERS, active)).fetchall()
-                fetchers = await (await cursor.execute(_FETCHERS, active)).fetchall()
-                if cache_name is None:
-                    await cursor.execute(_POOL_RECEIPTS, (worker_pool_id,))
-                else:
-                    await cursor.execute(_CACHE_RECEIPTS, (worker_pool_id, cache_name))
-                found = await cursor.fetchall()
-            return fetches.PoolFacts(reported, fetchers, found)
+                for cache, before in purges:
+                    values = {"pool": worker_pool_id, "cache": cache, "before": before}
+                    values |= {"since": active_since, "limit": shown}
+                    found = []
+                    for query in _TALLY_QUERIES:
+                        await cursor.execute(query, values)
+                        found.append(await cursor.fetchall())
+                    reporters, straggling, fetchers, fetching = found
+                    counts = tuple(int(n) for n in reporters[0])  # sums are numeric
+                    served = tuple(int(n) for n in fetchers[0])
+                    tallies.append(fetches.PurgeTally(counts, straggling, served, fetching))
+            return tallies
 
         return await self._run(read)
 

@@ -51,7 +51,7 @@ _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
 _RECEIPTS = receipts.RECEIPTS.format(mark="?")
 _FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
-_WORKERS, _FETCHERS, _CACHE_RECEIPTS, _POOL_RECEIPTS = fetches.facts_queries("?")
+_TALLY_QUERIES = fetches.spelt(":%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -183,6 +183,13 @@ def upgrade(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
         raise
     return max(int(current), LATEST_VERSION)
+
+
+def _tally(conn: sqlite3.Connection, values: dict[str, object]) -> fetches.PurgeTally:
+    reporters, straggling, fetchers, fetching = (
+        conn.execute(query, values).fetchall() for query in _TALLY_QUERIES
+    )
+    return fetches.PurgeTally(reporters[0], straggling, fetchers[0], fetching)
 
 
 class SqliteStorage:
@@ -353,20 +360,25 @@ class SqliteStorage:
 
         await self._run(write)
 
-    async def pool_facts(
-        self, worker_pool_id: str, cache_name: str | None, active_since: int
-    ) -> fetches.PoolFacts:
-        def read(conn: sqlite3.Connection) -> fetches.PoolFacts:
-            active = (worker_pool_id, active_since)
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[fetches.PurgeTally]:
+        def read(conn: sqlite3.Connection) -> list[fetches.PurgeTally]:
             with conn:
                 conn.execute("BEGIN")  # one snapshot
-                reported = conn.execute(_WORKERS, active).fetchall()
-                fetchers = conn.execute(_FETCHERS, active).fetchall()
-                if cache_name is None:
-                    found = conn.execute(_POOL_RECEIPTS, (worker_pool_id,)).fetchall()
-                else:
-                    found = conn.execute(_CACHE_RECEIPTS, (worker_pool_id, cache_name)).fetchall()
-            return fetches.PoolFacts(reported, fetchers, found)
+                return [
+                    _tally(
+                        conn,
+                        {
+                            "pool": worker_pool_id,
+                            "cache": cache,
+                            "before": before,
+                            "since": active_since,
+                            "limit": shown,
+                        },
+                    )
+                    for cache, before in purges
+                ]
 
         return await self._read(read)
 
