@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +30,9 @@ from purgecache.model import CacheReceipt, WorkerReport
 from purgecache.service import PurgeService
 from purgecache.storage import open_storage
 
-ADMIN = ("admin", "admin-token-0123456789")
-CLIENTS = f'[[clients]]\nclient_id = "{ADMIN[0]}"\naccess_token = "{ADMIN[1]}"\nscopes = ["*"]\n'
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.loopback import ADMIN, serve
+
 POOL = "bench/status"
 POSTGRES = os.environ.get(
     "PURGECACHE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -73,33 +72,6 @@ def report(i: int, names: list[str], purges: dict[str, int]) -> WorkerReport:
     return WorkerReport(POOL, "bench", f"w{i}", receipts)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(data_dir: Path, db_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    (data_dir / "clients.toml").write_text(CLIENTS)
-    port = free_port()
-    args = ["--port", str(port), "--data-dir", str(data_dir), "--db", db_url]
-    args += ["--clients", str(data_dir / "clients.toml"), "--no-access-log"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "purgecache", "serve", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    root = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            if httpx.get(f"{root}/api/purge-cache/v1/ping", timeout=1).status_code == 200:
-                return process, root
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the service did not start")
-
-
 def timed(client: httpx.Client, url: str, rounds: int) -> list[float]:
     times = []
     for _ in range(rounds + 2):
@@ -112,7 +84,7 @@ def timed(client: httpx.Client, url: str, rounds: int) -> list[float]:
 
 def measure(db_url: str, data_dir: Path, workers: int, caches: int, rounds: int) -> None:
     asyncio.run(seed(db_url, workers, caches))
-    process, root = serve(data_dir, db_url)
+    process, root = serve(data_dir, "--db", db_url)
     try:
         base = f"{root}/api/purge-cache/v1/ext/status/{POOL.replace('/', '%2F')}"
         with httpx.Client(auth=HawkAuth(Credentials(*ADMIN)), timeout=30) as client:
