@@ -13,22 +13,17 @@ all pages read included, and the time the browser spends filtering and sorting a
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.loopback import ADMIN, serve
 from harness.seed import FAR_FUTURE_MS, now_ms, seed_sqlite
 
-ADMIN = ("admin", "admin-token-0123456789")
-CLIENTS = f'[[clients]]\nclient_id = "{ADMIN[0]}"\naccess_token = "{ADMIN[1]}"\nscopes = ["*"]\n'
 CHROMIUM = "/usr/bin/chromium"
 TIMED_FILTER = """() => new Promise((done) => {
   const status = document.getElementById("requests-status");
@@ -59,33 +54,6 @@ def rows(count: int) -> list[tuple[str, str, int, int]]:
         for i in range(count)
     ]
     return sorted(found)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (data_dir / "clients.toml").write_text(CLIENTS)
-    port = free_port()
-    args = ["--port", str(port), "--data-dir", str(data_dir)]
-    args += ["--clients", str(data_dir / "clients.toml"), "--no-access-log"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "purgecache", "serve", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    root = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            if httpx.get(f"{root}/api/purge-cache/v1/ping", timeout=1).status_code == 200:
-                return process, root
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the service did not start")
 
 
 def measure(browser: object, count: int, rounds: int) -> tuple[list[float], float]:

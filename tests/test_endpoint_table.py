@@ -45,6 +45,7 @@ def client_calls() -> list[_calls.Call[object]]:
             limit=5,
         ),
         _calls.report_worker_sync("proj-a/linux", "local", "host-1", []),
+        _calls.purge_status("proj-a/linux", "c"),
     ]
 
 

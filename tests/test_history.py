@@ -219,8 +219,9 @@ def test_extensions_are_published_as_experimental_with_their_schemas(live: LiveS
     schemas are served."""
     reference = httpx.get(f"{live.root_url}/references/purge-cache/v1/api.json").json()
     entries = {entry["name"]: entry for entry in reference["entries"]}
-    assert list(entries)[-3:] == ["createPurge", "listPurgeHistory", "reportWorkerSync"]
-    for name in ("createPurge", "listPurgeHistory", "reportWorkerSync"):
+    extensions = ["createPurge", "listPurgeHistory", "reportWorkerSync", "purgeStatus"]
+    assert list(entries)[-4:] == extensions
+    for name in extensions:
         assert entries[name]["stability"] == "experimental"
         assert entries[name]["route"].startswith("/ext/")
         for key in ("input", "output"):

@@ -31,6 +31,8 @@ SERVE_NAMES = [
     ("--data-dir", "PURGECACHE_DATA_DIR"),
     ("--retention", "PURGECACHE_RETENTION"),
     ("--history-retention", "PURGECACHE_HISTORY_RETENTION"),
+    ("--worker-retention", "PURGECACHE_WORKER_RETENTION"),
+    ("--activity-window", "PURGECACHE_ACTIVITY_WINDOW"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
     ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),
@@ -44,6 +46,7 @@ SERVE_NAMES = [
 ]
 DATABASE_NAMES = [("--db", "PURGECACHE_DB"), ("--data-dir", "PURGECACHE_DATA_DIR")]
 HISTORY_RETENTION = ("--history-retention", "PURGECACHE_HISTORY_RETENTION")
+WORKER_RETENTION = ("--worker-retention", "PURGECACHE_WORKER_RETENTION")
 
 
 def command_names(command: click.Command) -> list[tuple[str, str]]:
@@ -67,7 +70,7 @@ def test_flag_and_variable_names_are_unchanged() -> None:
     """`serve`, `expire` and `db upgrade` keep every flag and PURGECACHE_* name."""
     assert [(row.flag, row.envvar) for row in SETTINGS] == SERVE_NAMES
     assert command_names(serve) == SERVE_NAMES
-    assert command_names(expire) == [*DATABASE_NAMES, HISTORY_RETENTION]
+    assert command_names(expire) == [*DATABASE_NAMES, HISTORY_RETENTION, WORKER_RETENTION]
     assert command_names(db_upgrade) == DATABASE_NAMES
 
 

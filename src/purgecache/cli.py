@@ -185,27 +185,30 @@ DATABASE_OPTIONS = settings_options(settings_named("db_url", "data_dir"))
 
 @main.command()
 @DATABASE_OPTIONS
-@settings_options(settings_named("history_retention_ms"))
-def expire(db_url: str, data_dir: str, history_retention_ms: int) -> None:
-    """Delete purge requests whose retention has passed, and history events older than the
-    history retention (safe to run from cron, and from several machines at once: one of them
-    does the work)."""
+@settings_options(settings_named("history_retention_ms", "worker_retention_ms"))
+def expire(db_url: str, data_dir: str, history_retention_ms: int, worker_retention_ms: int) -> None:
+    """Delete purge requests whose retention has passed, history events older than the
+    history retention, and workers not heard from for the worker retention (safe to run from
+    cron, and from several machines at once: one of them does the work)."""
     with _server_installed():
         from purgecache.service import wall_clock_ms
 
-        async def work(storage: Storage) -> tuple[int | None, int]:
+        async def work(storage: Storage) -> tuple[int | None, int, int]:
             now = wall_clock_ms()
             removed = await storage.expire(now)
-            pruned = (
-                0 if removed is None else await storage.prune_history(now - history_retention_ms)
-            )
-            return removed, pruned
+            if removed is None:
+                return None, 0, 0
+            pruned = await storage.prune_history(now - history_retention_ms)
+            return removed, pruned, await storage.prune_workers(now - worker_retention_ms)
 
-        removed, pruned = _run_storage(work, db_url, data_dir)
+        removed, pruned, workers = _run_storage(work, db_url, data_dir)
     if removed is None:
         click.echo("another process is expiring purge requests right now; nothing to do")
     else:
-        click.echo(f"expired {removed} purge request(s), {pruned} history event(s)")
+        click.echo(
+            f"expired {removed} purge request(s), {pruned} history event(s), "
+            f"{workers} worker(s) not heard from"
+        )
 
 
 @main.group()
@@ -298,8 +301,10 @@ def _register_client_commands() -> None:
     from purgecache.agent.cli import register as register_agent
     from purgecache.cli_client import register
     from purgecache.cli_clients import register as register_clients
+    from purgecache.cli_status import register as register_status
 
     register(main)
+    register_status(main)
     register_agent(main)
     register_clients(main, settings_options(settings_named("clients_file", "data_dir")))
 

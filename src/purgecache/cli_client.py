@@ -58,6 +58,7 @@ SIGNED_URL_ENDPOINTS = (
     "lbheartbeat",
     "version",
     "list-purge-history",
+    "purge-status",
 )
 
 EPILOG = """\b
@@ -71,7 +72,8 @@ Connection, as for the official Taskcluster clients:
 \b
 Exit status: 0 done; 1 the service refused the request; 2 bad usage;
 3 bad TASKCLUSTER_* settings; 4 credentials or scopes not accepted;
-5 service unreachable, failing (5xx) or answering nonsense; 130 interrupted (Ctrl-C).
+5 service unreachable, failing (5xx) or answering nonsense; 6 purge --wait timed out
+before every active worker applied the purge; 130 interrupted (Ctrl-C).
 """
 
 JSON_HELP = "Print JSON (the API's own shape) instead of a table."
@@ -187,7 +189,29 @@ def show_entries(entries: Iterable[PurgeCacheRequestsEntry], as_json: bool) -> N
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
 @click.option("--reason", help="Why (at most 1,000 characters), kept in the purge history.")
 @click.option("--link", help="An http(s) URL about the purge (incident, bug), kept with it.")
-def purge(pool: str, caches: tuple[str, ...], reason: str | None, link: str | None) -> None:
+@click.option("--wait", is_flag=True, help="Then wait until every active worker applied it.")
+@click.option(
+    "--timeout",
+    default="10m",
+    callback=_seconds,
+    show_default=True,
+    help="--wait: give up (exit 6, stragglers printed) after this long.",
+)
+@click.option(
+    "--min-workers",
+    type=click.IntRange(0),
+    default=0,
+    help="--wait: also wait until at least N workers applied it.",
+)
+def purge(
+    pool: str,
+    caches: tuple[str, ...],
+    reason: str | None,
+    link: str | None,
+    wait: bool,
+    timeout: float,
+    min_workers: int,
+) -> None:
     """Purge the caches CACHE... of worker pool POOL (provisionerId/workerType).
 
     Workers of the pool then delete their copies of each cache made before now. Needs the
@@ -197,17 +221,26 @@ def purge(pool: str, caches: tuple[str, ...], reason: str | None, link: str | No
     them in the history; a service without it (upstream Taskcluster) is an error (exit 1)
     and nothing is purged: the reason is never dropped silently.
 
+    With --wait it then polls purgeStatus (scope purge-cache:history::POOL) until every
+    worker active on the pool applied each purge (and at least --min-workers did): exit 0,
+    or 6 when --timeout passes first, with the stragglers printed.
+
     \b
     Examples:
       purgecache purge proj-a/linux checkouts
       purgecache purge proj-a/linux checkouts sccache node-modules
       purgecache purge proj-a/linux checkouts --reason "corrupt after the 2.3 upgrade" \\
         --link https://bugs.example.com/1234
+      purgecache purge proj-a/linux checkouts --wait --timeout 5m --min-workers 40
     """
+    from purgecache.cli_status import wait_for
+
     with reporting(), connect() as client:
         for cache in caches:
             client.purge_cache(pool, cache, reason=reason, link=link)
             click.echo(f"purged {_printable(cache)} on {pool}")
+        if wait:
+            raise click.exceptions.Exit(wait_for(client, pool, caches, timeout, min_workers))
 
 
 def _event_row(event: PurgeEvent) -> tuple[str, ...]:
@@ -384,7 +417,7 @@ def signed_url(
     """Print a pre-signed URL (Hawk bewit) for the GET endpoint ENDPOINT.
 
     ENDPOINT is purge-requests (give POOL), all-purge-requests, ping, heartbeat,
-    lbheartbeat, version or list-purge-history (POOL optional).
+    lbheartbeat, version, list-purge-history (POOL optional) or purge-status (give POOL).
 
     Anyone holding the URL can make that one request, with your credentials' scopes, until
     it expires; no credentials are needed to use it (curl, a browser, a worker).

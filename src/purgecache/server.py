@@ -158,6 +158,8 @@ def build_app(
         storage,
         retention_ms=settings.retention_ms,
         history_retention_ms=settings.history_retention_ms,
+        worker_retention_ms=settings.worker_retention_ms,
+        activity_window_ms=settings.activity_window_ms,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
         stale_if_error_ms=settings.stale_if_error_ms,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,8 @@ from typing import ParamSpec, TypeVar
 import orjson
 
 from purgecache.circuit import Circuit, CircuitOpen
+from purgecache.convergence import STRAGGLERS_SHOWN, pool_status
+from purgecache.fetchlog import FetchLog
 from purgecache.model import (
     HistoryFilter,
     Provenance,
@@ -31,7 +34,11 @@ from purgecache.model import (
     WorkerReport,
     is_worker_pool_id,
 )
-from purgecache.settings import DEFAULT_HISTORY_RETENTION_MS
+from purgecache.settings import (
+    DEFAULT_ACTIVITY_WINDOW_MS,
+    DEFAULT_HISTORY_RETENTION_MS,
+    DEFAULT_WORKER_RETENTION_MS,
+)
 from purgecache.storage import (
     NO_CHANGES,
     HistoryPage,
@@ -117,6 +124,7 @@ class _PoolEntry:
     stale_at: int  # the earliest of fetched + cache_time and the first expiry among the rows
     generation: int  # the cache generation it was read in; older ones must be re-read
     befores: tuple[int, ...]  # each row's `before`, for the `since` filter
+    newest: int  # the newest `before` among the rows (0: none): what a fetch of it served
     fragments: tuple[bytes, ...]  # each row's JSON object, ready to splice
     body: bytes  # the whole answer without a `since` filter
     cost: int  # about how many bytes it holds: what the cache's byte bound counts
@@ -128,7 +136,8 @@ def _entry(rows: list[PurgeRequest], now: int, cache_time: int, generation: int)
     body = b'{"requests":[' + b",".join(fragments) + b"]}"
     cost = 2 * len(body) + _ROW_OVERHEAD * len(rows) + _ENTRY_OVERHEAD  # body + fragments
     befores = tuple(row.before for row in rows)
-    return _PoolEntry(now, stale_at, generation, befores, fragments, body, cost)
+    newest = max(befores, default=0)
+    return _PoolEntry(now, stale_at, generation, befores, newest, fragments, body, cost)
 
 
 def _answer(entry: _PoolEntry, since: int | None) -> bytes:
@@ -155,6 +164,8 @@ class PurgeService:
         *,
         retention_ms: int,
         history_retention_ms: int = DEFAULT_HISTORY_RETENTION_MS,
+        worker_retention_ms: int = DEFAULT_WORKER_RETENTION_MS,
+        activity_window_ms: int = DEFAULT_ACTIVITY_WINDOW_MS,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
         cache_max_bytes: int = CACHE_MAX_BYTES,
@@ -166,6 +177,9 @@ class PurgeService:
         self.storage = storage
         self.retention_ms = retention_ms
         self.history_retention_ms = history_retention_ms
+        self.worker_retention_ms = worker_retention_ms
+        self.activity_window_ms = activity_window_ms
+        self.fetches = FetchLog()
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
         self.cache_max_bytes = cache_max_bytes
@@ -264,14 +278,59 @@ class PurgeService:
         """Pools in the per-pool cache and about how many bytes they hold."""
         return len(self._cache), self._cache_bytes
 
-    def cached_purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes | None:
+    def cached_purge_requests_json(
+        self, worker_pool_id: str, since: int | None, client_id: str | None = None
+    ) -> bytes | None:
         """Like purge_requests_json when the answer is in the cache, else None (no I/O)."""
         entry = self._cached(worker_pool_id, self.clock())
-        return None if entry is None else _answer(entry, since)
+        if entry is None:
+            return None
+        if client_id is not None:
+            self.fetches.note(worker_pool_id, client_id, entry.newest)
+        return _answer(entry, since)
 
-    async def purge_requests_json(self, worker_pool_id: str, since: int | None) -> bytes:
-        """The JSON answer of `purgeRequests`: requests with `before >= since`, by cache name."""
-        return _answer(await self._pool(worker_pool_id), since)
+    async def purge_requests_json(
+        self, worker_pool_id: str, since: int | None, client_id: str | None = None
+    ) -> bytes:
+        """The JSON answer of `purgeRequests`: requests with `before >= since`, by cache name;
+        served to `client_id` (None: anonymous, not noted as a fetch)."""
+        entry = await self._pool(worker_pool_id)
+        if client_id is not None:
+            self.fetches.note(worker_pool_id, client_id, entry.newest)
+        return _answer(entry, since)
+
+    async def flush_fetches(self) -> int:
+        """Write the fetches noted since the last flush in one transaction; how many rows
+        (kept for the next flush if the write fails)."""
+        rows = self.fetches.drain(self.clock())
+        if rows:
+            try:
+                await self._stored(self.storage.record_fetches, rows)
+            except StorageError:
+                self.fetches.restore(rows)
+                raise
+        return len(rows)
+
+    async def purge_status(self, worker_pool_id: str, cache_name: str | None) -> dict[str, object]:
+        """The `purgeStatus` answer: each open purge of the pool (or of `cache_name`) with
+        how far its active workers got. Read from storage, so a receipt accepted by any
+        process counts."""
+        now = self.clock()
+        active_since = now - self.activity_window_ms
+        purges = await self._stored(self.storage.purge_requests, worker_pool_id, now)
+        if cache_name is not None:
+            purges = [purge for purge in purges if purge.cache_name == cache_name]
+        wanted = [(purge.cache_name, purge.before) for purge in purges]
+        tallies = await self._stored(
+            self.storage.purge_tallies, worker_pool_id, wanted, active_since, STRAGGLERS_SHOWN
+        )
+        return pool_status(worker_pool_id, purges, tallies, active_since)
+
+    async def prune_workers(self) -> int:
+        """Forget workers and fetching client ids not heard from for the worker retention."""
+        return await self._stored(
+            self.storage.prune_workers, self.clock() - self.worker_retention_ms
+        )
 
     async def list_json(self, token: str | None, limit: int) -> bytes:
         """The JSON answer of `allPurgeRequests`: one page of all requests in (pool, cache
@@ -305,9 +364,12 @@ class PurgeService:
             self.storage.purge_history, query, after, min(limit, MAX_PAGE_SIZE)
         )
 
-    async def report_worker_sync(self, report: WorkerReport) -> None:
-        """Keep a worker's receipts, received now; durable when this returns."""
+    async def report_worker_sync(self, report: WorkerReport, client_id: str | None = None) -> None:
+        """Keep a worker's receipts, received now; durable when this returns. `client_id`
+        (who sent it) then counts by its workers' receipts, not as a fetching worker."""
         await self._stored(self.storage.report_worker_sync, report, self.clock())
+        if client_id is not None:
+            self.fetches.note_reporter(report.worker_pool_id, client_id)
 
     async def prune_history(self) -> int:
         """Delete history events older than the history retention; how many went."""
@@ -328,6 +390,9 @@ class PurgeService:
         return await self._stored(self.storage.count_open, self.clock())
 
     async def close(self) -> None:
-        """Stop probing; release the storage's connections and threads."""
+        """Write the fetches noted last, stop probing; release the storage's connections and
+        threads."""
+        with contextlib.suppress(StorageError):
+            await self.flush_fetches()
         await self.circuit.close()
         await self.storage.close()

@@ -23,6 +23,8 @@ Kind = Literal["text", "integer", "duration", "choice", "switch"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_HISTORY_RETENTION_MS = 400 * DAY_MS
+DEFAULT_WORKER_RETENTION_MS = 30 * DAY_MS
+DEFAULT_ACTIVITY_WINDOW_MS = DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 DEFAULT_AUTH_TIMEOUT_MS = 3_000
@@ -140,6 +142,24 @@ class Settings:
         duration=True,
         help="How long the purge history (who purged what, when, from where and why) keeps "
         "an event; older events are pruned by the expiry job.",
+    )
+    worker_retention_ms: int = setting(
+        DEFAULT_WORKER_RETENTION_MS,
+        flag="--worker-retention",
+        envvar="PURGECACHE_WORKER_RETENTION",
+        shown="30d",
+        duration=True,
+        help="How long a worker (its receipts) or a fetching client id not heard from is "
+        "remembered; older ones are pruned by the expiry job.",
+    )
+    activity_window_ms: int = setting(
+        DEFAULT_ACTIVITY_WINDOW_MS,
+        flag="--activity-window",
+        envvar="PURGECACHE_ACTIVITY_WINDOW",
+        shown="24h",
+        duration=True,
+        help="A worker that reported or fetched within this window counts as active in a "
+        "purge's convergence (purgeStatus).",
     )
     cache_time_ms: int = setting(
         DEFAULT_CACHE_TIME_MS,

@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,36 +36,11 @@ from purgecache.storage.base import SchemaTooNewError
 from purgecache.storage.migrations import migrations, statements
 from purgecache.storage.postgres import PostgresStorage
 from purgecache.storage.sqlite import LATEST_VERSION, connect, upgrade
+from storage.conftest import BACKENDS, new_storage
 
 import pg
 
 NOW = 1_900_000_000_000
-BACKENDS = ["sqlite", "postgres"]
-
-
-@pytest.fixture
-def runner() -> Iterator[asyncio.Runner]:
-    """One event loop for the whole test (connection pools belong to a loop)."""
-    with asyncio.Runner() as loop:
-        yield loop
-
-
-def new_storage(backend: str, path: Path) -> Storage:
-    """An empty database of a backend (not yet migrated)."""
-    if backend == "sqlite":
-        return SqliteStorage(path)
-    return PostgresStorage(pg.create_database())
-
-
-@pytest.fixture(params=BACKENDS)
-def storage(
-    request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner
-) -> Iterator[Storage]:
-    """A freshly migrated, empty storage of each backend."""
-    backend = new_storage(request.param, tmp_path / "contract.db")
-    runner.run(backend.upgrade())
-    yield backend
-    runner.run(backend.close())
 
 
 def event_of(request: PurgeRequest, **origin: str) -> Provenance:

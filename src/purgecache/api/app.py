@@ -49,6 +49,7 @@ ROBOTS = b"User-Agent: *\nDisallow: /\n"
 # Access lines are written at most this long after their request, in one write per batch (as
 # nginx's `access_log ... flush=`): a write per event-loop turn cost more than the lines.
 ACCESS_LOG_DELAY = 0.1
+FETCH_FLUSH_INTERVAL = 1.0  # seconds between writes of the fetches noted in memory
 API_BASE = "/api/purge-cache/v1/"
 _BASE_LENGTH = len(API_BASE)
 
@@ -94,7 +95,12 @@ class PurgeCacheApp:
             max_body_bytes=max_body_bytes,
             clock=lambda: self.service.clock(),
         )
-        self.background = (self._expire_periodically, self._flush_metrics_periodically, *background)
+        self.background = (
+            self._expire_periodically,
+            self._flush_metrics_periodically,
+            self._flush_fetches_periodically,
+            *background,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- transports: ASGI and RSGI around one `respond` and `finish` ---------------------
@@ -272,6 +278,16 @@ class PurgeCacheApp:
             await asyncio.sleep(1.0)
             self.metrics.flush()
 
+    async def _flush_fetches_periodically(self) -> None:
+        """Write the `purgeRequests` fetches noted in memory, one transaction a second."""
+        while True:
+            await asyncio.sleep(FETCH_FLUSH_INTERVAL)
+            try:
+                await self.service.flush_fetches()
+            except StorageError as error:
+                self.metrics.storage_errors.inc()
+                log_event(log, logging.WARNING, "fetch-flush-failed", error=str(error))
+
     async def _expire_periodically(self) -> None:
         while True:
             try:
@@ -280,7 +296,15 @@ class PurgeCacheApp:
                     self.metrics.expiry_runs.inc()
                     self.metrics.expired_rows.inc(removed)
                     pruned = await self.service.prune_history()
-                    log_event(log, logging.INFO, "expired", rows=removed, history_rows=pruned)
+                    workers = await self.service.prune_workers()
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "expired",
+                        rows=removed,
+                        history_rows=pruned,
+                        worker_rows=workers,
+                    )
             except StorageError as error:
                 self.metrics.storage_errors.inc()
                 log_event(log, logging.WARNING, "expiry-failed", error=str(error))

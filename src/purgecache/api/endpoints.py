@@ -431,6 +431,23 @@ def _declare() -> tuple[Endpoint, ...]:
             input="worker-sync-report.json",
             stability="experimental",
         ),
+        Endpoint(
+            "purgeStatus",
+            "GET",
+            "/ext/status/<workerPoolId>",
+            handlers.purge_status,
+            receipts,
+            "Purge Convergence",
+            "Each open purge of the pool (only `cacheName`'s when given) and how far the "
+            "workers active within the activity window got: applied (receipt), fetched and "
+            "not confirmed, not seen since the purge (with when last seen). Workers that never "
+            "report count by client id once `purgeRequests` served them the purge; anonymous "
+            "reads are not counted.",
+            scopes="purge-cache:history::<workerPoolId>",
+            query=(CACHE_FILTER,),
+            output="purge-status.json",
+            stability="experimental",
+        ),
     )
 
 

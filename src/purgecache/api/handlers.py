@@ -153,7 +153,7 @@ async def report_worker_sync(deps: Deps, request: Request, call: Call) -> Respon
         tuple(_receipt(cache) for cache in caches),
         None if inventory is None else tuple(_held(cache) for cache in inventory),
     )
-    await deps.service.report_worker_sync(report)
+    await deps.service.report_worker_sync(report, call.client_id)
     return NO_CONTENT
 
 
@@ -169,6 +169,13 @@ def _held(cache: dict[str, Any]) -> CacheInventory:
     """An inventory entry from its (schema-checked) JSON."""
     last_used = None if "lastUsed" not in cache else _report_time(cache, "lastUsed")
     return CacheInventory(cache["cacheName"], cache["instances"], cache["bytes"], last_used)
+
+
+async def purge_status(deps: Deps, request: Request, call: Call) -> Response:
+    """`purgeStatus`: each open purge of the pool and how far its active workers got."""
+    cache_name = _checked(call.query, "cacheName", str)
+    status = await deps.service.purge_status(call.params["workerPoolId"], cache_name)
+    return json_response(200, orjson.dumps(status))
 
 
 def _receipt(cache: dict[str, Any]) -> CacheReceipt:
@@ -200,14 +207,16 @@ def purge_requests(deps: Deps, request: Request, call: Call) -> Answer:
     pool = call.params["workerPoolId"]
     since = call.query.get("since")
     assert since is None or isinstance(since, int)
-    body = deps.service.cached_purge_requests_json(pool, since)
+    body = deps.service.cached_purge_requests_json(pool, since, call.client_id)
     if body is None:
-        return _stored_purge_requests(deps.service, pool, since)
+        return _stored_purge_requests(deps.service, pool, since, call.client_id)
     return json_response(200, body)
 
 
-async def _stored_purge_requests(service: PurgeService, pool: str, since: int | None) -> Response:
-    return json_response(200, await service.purge_requests_json(pool, since))
+async def _stored_purge_requests(
+    service: PurgeService, pool: str, since: int | None, client_id: str | None
+) -> Response:
+    return json_response(200, await service.purge_requests_json(pool, since, client_id))
 
 
 async def all_purge_requests(deps: Deps, request: Request, call: Call) -> Response:

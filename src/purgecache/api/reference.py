@@ -25,6 +25,7 @@ SCHEMA_NAMES = (
     "purge-event.json",
     "purge-history.json",
     "worker-sync-report.json",
+    "purge-status.json",
 )
 
 

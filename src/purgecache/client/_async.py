@@ -23,6 +23,7 @@ from purgecache.client._models import (
     Ping,
     PurgeEvent,
     PurgeHistory,
+    PurgeStatus,
     Version,
 )
 
@@ -128,6 +129,11 @@ class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
         `continuation_token`, `limit`. Scope `purge-cache:history::<worker_pool_id>`, or
         `purge-cache:history::*` without a pool."""
         return await self._run(_calls.list_purge_history(worker_pool_id, **query))
+
+    async def purge_status(self, worker_pool_id: str, cache_name: str | None = None) -> PurgeStatus:
+        """Each open purge of the pool (or of `cache_name`) and how far its active workers
+        got (extension; scope `purge-cache:history::<worker_pool_id>`)."""
+        return await self._run(_calls.purge_status(worker_pool_id, cache_name))
 
     async def all_purge_requests(
         self, continuation_token: str | None = None, limit: int | None = None

@@ -23,6 +23,7 @@ from purgecache.client._models import (
     PurgeCacheRequest,
     PurgeEvent,
     PurgeHistory,
+    PurgeStatus,
     Version,
     format_datetime,
 )
@@ -38,6 +39,7 @@ GetEndpoint = Literal[
     "all_purge_requests",
     "purge_requests",
     "list_purge_history",
+    "purge_status",
 ]
 GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "ping",
@@ -47,9 +49,10 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "all_purge_requests",
     "purge_requests",
     "list_purge_history",
+    "purge_status",
 )
 # This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
-EXTENSIONS = frozenset({"createPurge", "listPurgeHistory", "reportWorkerSync"})
+EXTENSIONS = frozenset({"createPurge", "listPurgeHistory", "reportWorkerSync", "purgeStatus"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,13 @@ def report_worker_sync(
     return Call("reportWorkerSync", "POST", route, _nothing, payload=payload)
 
 
+def purge_status(worker_pool_id: str, cache_name: str | None = None) -> Call[PurgeStatus]:
+    """`GET /ext/status/<workerPoolId>?cacheName=`."""
+    query = () if cache_name is None else (("cacheName", cache_name),)
+    route = "ext/status/" + quote(worker_pool_id, safe="")
+    return Call("purgeStatus", "GET", route, PurgeStatus.from_json, query)
+
+
 def all_purge_requests(
     continuation_token: str | None = None, limit: int | None = None
 ) -> Call[OpenAllPurgeRequestsList]:
@@ -216,6 +226,12 @@ def get_call(
         if continuation_token is not None or limit is not None:
             raise ValueError("purge_requests takes no continuation token or limit")
         return purge_requests(worker_pool_id, since)
+    if endpoint == "purge_status":
+        if worker_pool_id is None:
+            raise ValueError("purge_status needs a worker pool id")
+        if since is not None or continuation_token is not None or limit is not None:
+            raise ValueError("purge_status takes no since, continuation token or limit")
+        return purge_status(worker_pool_id)
     if endpoint == "list_purge_history":
         return list_purge_history(
             worker_pool_id, since=since, continuation_token=continuation_token, limit=limit

@@ -341,3 +341,79 @@ class CacheInventory:
         if self.last_used is not None:
             entry["lastUsed"] = format_datetime(self.last_used)
         return entry
+
+
+_TALLIES = ("activeWorkers", "applied", "appliedInUse", "fetched", "notSeen")
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeConvergence:
+    """How far one open purge got on a pool's active workers (`purgeStatus`): counts by
+    state, what applying it freed, and the first stragglers as the API sends them."""
+
+    cache_name: str
+    before: datetime
+    active_workers: int
+    applied: int
+    applied_in_use: int
+    fetched: int
+    not_seen: int
+    instances_deleted: int
+    bytes_freed: int
+    stragglers: tuple[Mapping[str, object], ...]
+    stragglers_omitted: int
+
+    @classmethod
+    def from_json(cls, data: object) -> PurgeConvergence:
+        """Read one entry of `purges`."""
+        fields = _object(data)
+        names = (*_TALLIES, "instancesDeleted", "bytesFreed", "stragglersOmitted")
+        counts = [fields.get(name) for name in names]
+        stragglers = fields.get("stragglers")
+        numbers = [count for count in counts if type(count) is int]
+        if len(numbers) != len(names) or not isinstance(stragglers, list):
+            raise ValueError(f"expected a purge's convergence, got {data!r}")
+        active, applied, in_use, fetched, not_seen, deleted, freed, omitted = numbers
+        return cls(
+            _field(fields, "cacheName"),
+            parse_datetime(_field(fields, "before")),
+            active,
+            applied,
+            in_use,
+            fetched,
+            not_seen,
+            deleted,
+            freed,
+            tuple(_object(worker) for worker in stragglers),
+            omitted,
+        )
+
+    @property
+    def converged(self) -> bool:
+        """Every active worker applied it."""
+        return self.applied == self.active_workers
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeStatus:
+    """`purgeStatus`: each open purge of a pool and how far it got; workers heard from since
+    `active_since` are active."""
+
+    worker_pool_id: str
+    active_since: datetime
+    purges: tuple[PurgeConvergence, ...]
+    raw: Mapping[str, object]  # the answer as sent (for --json)
+
+    @classmethod
+    def from_json(cls, data: object) -> PurgeStatus:
+        """Read a `purgeStatus` answer."""
+        fields = _object(data)
+        purges = fields.get("purges")
+        if not isinstance(purges, list):
+            raise ValueError(f"expected purges, got {data!r}")
+        return cls(
+            _field(fields, "workerPoolId"),
+            parse_datetime(_field(fields, "activeSince")),
+            tuple(PurgeConvergence.from_json(purge) for purge in purges),
+            fields,
+        )

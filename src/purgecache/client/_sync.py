@@ -22,6 +22,7 @@ from purgecache.client._models import (
     Ping,
     PurgeEvent,
     PurgeHistory,
+    PurgeStatus,
     Version,
 )
 
@@ -129,6 +130,11 @@ class PurgeCache(BaseClient[httpx.Client]):
         `continuation_token`, `limit`. Scope `purge-cache:history::<worker_pool_id>`, or
         `purge-cache:history::*` without a pool."""
         return self._run(_calls.list_purge_history(worker_pool_id, **query))
+
+    def purge_status(self, worker_pool_id: str, cache_name: str | None = None) -> PurgeStatus:
+        """Each open purge of the pool (or of `cache_name`) and how far its active workers
+        got (extension; scope `purge-cache:history::<worker_pool_id>`)."""
+        return self._run(_calls.purge_status(worker_pool_id, cache_name))
 
     def all_purge_requests(
         self, continuation_token: str | None = None, limit: int | None = None

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
 
@@ -112,6 +113,20 @@ class Storage(Protocol):
     async def worker_inventory(self, worker_pool_id: str) -> list[StoredInventory]:
         """What a pool's workers last said they hold, by worker group, worker id and cache
         name."""
+
+    async def record_fetches(self, rows: Sequence[FetchRow]) -> None:
+        """Keep, per (pool, client id), the newest `before` served, the latest time seen and
+        whether the client id reports (each the newest of stored and given); one transaction."""
+
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[PurgeTally]:
+        """For each purge (cache name, `before`), how the pool's workers heard from since
+        `active_since` stand, with the first `shown` stragglers of each kind; one snapshot."""
+
+    async def prune_workers(self, before: int) -> int:
+        """Forget workers (receipts included) and fetching client ids not heard from since
+        `before`; return how many went."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.logs import log_event
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import history, receipts
+from purgecache.storage import fetches, history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -74,6 +74,8 @@ _RECEIPTS = receipts.RECEIPTS.format(mark="%s")
 _CLEAR_INVENTORY = receipts.CLEAR_INVENTORY.format(mark="%s")
 _INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["%s"] * 8))
 _INVENTORY = receipts.INVENTORY.format(mark="%s")
+_FETCH = fetches.UPSERT_FETCH.format(marks="%s, %s, %s, %s, %s")
+_TALLY_QUERIES = fetches.spelt("%%(%s)s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -431,6 +433,46 @@ class PostgresStorage:
             return [receipts.read_inventory(row) for row in await cursor.fetchall()]
 
         return await self._run(read)
+
+    async def record_fetches(self, rows: Sequence[fetches.FetchRow]) -> None:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.executemany(_FETCH, rows)
+
+        await self._run(write)
+
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[fetches.PurgeTally]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[fetches.PurgeTally]:
+            tallies = []
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                for cache, before in purges:
+                    values = {"pool": worker_pool_id, "cache": cache, "before": before}
+                    values |= {"since": active_since, "limit": shown}
+                    found = []
+                    for query in _TALLY_QUERIES:
+                        await cursor.execute(query, values)
+                        found.append(await cursor.fetchall())
+                    reporters, straggling, fetchers, fetching = found
+                    counts = tuple(int(n) for n in reporters[0])  # sums are numeric
+                    served = tuple(int(n) for n in fetchers[0])
+                    tallies.append(fetches.PurgeTally(counts, straggling, served, fetching))
+            return tallies
+
+        return await self._run(read)
+
+    async def prune_workers(self, before: int) -> int:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            async with conn.transaction(), conn.cursor() as cursor:
+                gone = []
+                for sql in fetches.PRUNE:
+                    await cursor.execute(sql.format(mark="%s"), (before,))
+                    gone.append(cursor.rowcount)
+            return gone[0] + gone[2]
+
+        return await self._run(delete)
 
     async def count_open(self, now: int) -> int:
         async def count(conn: psycopg.AsyncConnection[Any]) -> int:

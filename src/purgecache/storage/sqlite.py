@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import history, receipts
+from purgecache.storage import fetches, history, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -53,6 +53,8 @@ _RECEIPTS = receipts.RECEIPTS.format(mark="?")
 _CLEAR_INVENTORY = receipts.CLEAR_INVENTORY.format(mark="?")
 _INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["?"] * 8))
 _INVENTORY = receipts.INVENTORY.format(mark="?")
+_FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
+_TALLY_QUERIES = fetches.spelt(":%s")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -184,6 +186,13 @@ def upgrade(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
         raise
     return max(int(current), LATEST_VERSION)
+
+
+def _tally(conn: sqlite3.Connection, values: dict[str, object]) -> fetches.PurgeTally:
+    reporters, straggling, fetchers, fetching = (
+        conn.execute(query, values).fetchall() for query in _TALLY_QUERIES
+    )
+    return fetches.PurgeTally(reporters[0], straggling, fetchers[0], fetching)
 
 
 class SqliteStorage:
@@ -351,6 +360,47 @@ class SqliteStorage:
     async def worker_inventory(self, worker_pool_id: str) -> list[StoredInventory]:
         rows = await self._read(lambda c: c.execute(_INVENTORY, (worker_pool_id,)).fetchall())
         return [receipts.read_inventory(row) for row in rows]
+
+    async def record_fetches(self, rows: Sequence[fetches.FetchRow]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_FETCH, rows)
+
+        await self._run(write)
+
+    async def purge_tallies(
+        self, worker_pool_id: str, purges: Sequence[tuple[str, int]], active_since: int, shown: int
+    ) -> list[fetches.PurgeTally]:
+        def read(conn: sqlite3.Connection) -> list[fetches.PurgeTally]:
+            with conn:
+                conn.execute("BEGIN")  # one snapshot
+                return [
+                    _tally(
+                        conn,
+                        {
+                            "pool": worker_pool_id,
+                            "cache": cache,
+                            "before": before,
+                            "since": active_since,
+                            "limit": shown,
+                        },
+                    )
+                    for cache, before in purges
+                ]
+
+        return await self._read(read)
+
+    async def prune_workers(self, before: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                gone = [
+                    conn.execute(sql.format(mark="?"), (before,)).rowcount for sql in fetches.PRUNE
+                ]
+            return gone[0] + gone[2]
+
+        return await self._run(delete)
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"

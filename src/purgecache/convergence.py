@@ -1,0 +1,82 @@
+"""Convergence: for each open purge of a pool, which active workers applied it, which only
+fetched it, and which were not seen since (issue 13 item 5). The counting happens in the
+database (`storage.fetches`: a pool may have 10,000 workers); this module defines the states
+and shapes the `purgeStatus` answer. No I/O.
+
+A worker is *active* when it reported (`reportWorkerSync`) or fetched (`purgeRequests` with
+its own client id) within the activity window. A reporting worker has *applied* a purge
+`(cache, B)` when its receipt for the cache honoured a `before` >= B (copies still in use are
+counted apart); otherwise it is *fetched* when it reported after B (it read the purge and has
+not confirmed it), else *not seen*. A client id that never reported is *fetched* once an answer
+holding a `before` >= B was served to it, else *not seen*. Client ids that report are counted
+by their workers' receipts only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from purgecache.model import PurgeRequest, format_time
+from purgecache.storage.fetches import PurgeTally
+
+STRAGGLERS_SHOWN = 100  # per purge; the rest are counted in `stragglersOmitted`
+
+
+def _straggler(worker: str, identity: str, fetched: bool, last_seen: int) -> dict[str, object]:
+    state = "fetched" if fetched else "notSeen"
+    return {
+        "worker": worker,
+        "identity": identity,
+        "state": state,
+        "lastSeen": format_time(last_seen),
+    }
+
+
+def stragglers(before: int, tally: PurgeTally) -> list[dict[str, object]]:
+    """The first STRAGGLERS_SHOWN workers that have not applied the purge: reporters by
+    worker name, then fetching client ids by id."""
+    shown = [
+        _straggler(f"{group}/{worker}", "worker", seen >= before, seen)
+        for group, worker, seen in tally.straggling
+    ]
+    shown += [
+        _straggler(client, "clientId", served >= before, seen)
+        for client, served, seen in tally.fetching[: STRAGGLERS_SHOWN - len(shown)]
+    ]
+    return shown
+
+
+def purge_wire(purge: PurgeRequest, tally: PurgeTally) -> dict[str, object]:
+    """The purge's entry in a `purgeStatus` answer."""
+    reporters, applied, in_use, deleted, freed, seen = tally.reporters
+    fetchers, served = tally.fetchers
+    fetched = seen + served
+    not_seen = reporters - applied - seen + fetchers - served
+    shown = stragglers(purge.before, tally)
+    return {
+        "cacheName": purge.cache_name,
+        "before": format_time(purge.before),
+        "activeWorkers": reporters + fetchers,
+        "applied": applied,
+        "appliedInUse": in_use,
+        "fetched": fetched,
+        "notSeen": not_seen,
+        "instancesDeleted": deleted,
+        "bytesFreed": freed,
+        "stragglers": shown,
+        "stragglersOmitted": fetched + not_seen - len(shown),
+    }
+
+
+def pool_status(
+    worker_pool_id: str,
+    purges: Sequence[PurgeRequest],
+    tallies: Sequence[PurgeTally],
+    active_since: int,
+) -> dict[str, object]:
+    """The `purgeStatus` answer: each open purge of the pool (by cache name) and its tally."""
+    return {
+        "workerPoolId": worker_pool_id,
+        "activeSince": format_time(active_since),
+        "purges": [purge_wire(p, t) for p, t in zip(purges, tallies, strict=True)],
+    }
