@@ -189,3 +189,18 @@ def test_events_survive_a_kill_9_before_delivery(
     wait_for(lambda: len(set(rabbit.ids())) == 5 and len(set(receiver.ids())) == 5)
     duplicates = len(rabbit.ids()) - 5 + len(receiver.ids()) - 5
     assert duplicates >= 0
+
+
+def test_two_replicas_deliver_each_event_once(
+    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+) -> None:
+    """Two services on one database, both delivering: every event arrives, and the leases
+    give each to one replica (duplicates counted: none without a crash or a slow delivery)."""
+    replicas = [serve(), serve()]
+    for index in range(20):
+        purge(replicas[index % 2], f"r{index}")
+    wait_for(lambda: len(set(rabbit.ids())) == 20 and len(set(receiver.ids())) == 20)
+    time.sleep(0.5)  # a duplicate would arrive by now
+    duplicates = (len(rabbit.ids()) - 20, len(receiver.ids()) - 20)
+    print(f"duplicates across two replicas (amqp, webhook): {duplicates}")
+    assert duplicates == (0, 0)
