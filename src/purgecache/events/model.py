@@ -118,6 +118,7 @@ def signature(secret: bytes, body: bytes, unix_time: int) -> str:
 
 
 def retry_delay_ms(attempts: int, cap_ms: int, base_ms: int = 1000) -> int:
-    """Exponential backoff with full jitter: a random delay up to base·2^(attempts-1), capped."""
+    """Exponential backoff with jitter: a random delay between half and all of
+    min(cap, base·2^(attempts-1)), so that processes retrying together spread out."""
     ceiling = min(cap_ms, base_ms * 2 ** min(max(attempts - 1, 0), 30))
     return random.randint(ceiling // 2, ceiling)
