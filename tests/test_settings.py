@@ -43,6 +43,12 @@ SERVE_NAMES = [
     ("--auth-root-url", "PURGECACHE_AUTH_ROOT_URL"),
     ("--auth-timeout", "PURGECACHE_AUTH_TIMEOUT"),
     ("--trust-proxy/--no-trust-proxy", "PURGECACHE_TRUST_PROXY"),
+    ("--amqp-url", "PURGECACHE_AMQP_URL"),
+    ("--amqp-exchange", "PURGECACHE_AMQP_EXCHANGE"),
+    ("--webhook", "PURGECACHE_WEBHOOKS"),
+    ("--webhook-secret-file", "PURGECACHE_WEBHOOK_SECRET_FILE"),
+    ("--event-lease", "PURGECACHE_EVENT_LEASE"),
+    ("--event-retry-max", "PURGECACHE_EVENT_RETRY_MAX"),
 ]
 DATABASE_NAMES = [("--db", "PURGECACHE_DB"), ("--data-dir", "PURGECACHE_DATA_DIR")]
 HISTORY_RETENTION = ("--history-retention", "PURGECACHE_HISTORY_RETENTION")
@@ -183,3 +189,10 @@ def test_workers_get_settings_without_the_environment(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True []", result.stderr
+
+
+def test_the_broker_password_is_masked() -> None:
+    """A password in --amqp-url is masked in the settings' repr and scrubbed from output."""
+    settings = Settings(amqp_url="amqp://events:broker-pw-42@rabbit:5672/")
+    assert "broker-pw-42" not in repr(settings)
+    assert "broker-pw-42" in settings.secrets()

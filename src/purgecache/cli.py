@@ -66,6 +66,8 @@ def _click_type(row: Setting) -> click.ParamType | type | None:  # type: ignore[
 
 def _shown_default(row: Setting) -> bool | str:
     """--help shows a literal default as it is, a derived one as the table words it."""
+    if row.kind == "list":
+        return False
     if row.kind == "switch" or row.shown_default == str(row.default):
         return True
     return row.shown_default or False
@@ -79,6 +81,7 @@ def _option(row: Setting) -> Callable[[F], F]:
         cls=EnvOption,
         envvar=row.envvar,
         default=row.default,
+        multiple=row.kind == "list",
         type=_click_type(row),
         show_default=_shown_default(row),
         show_envvar=True,
@@ -301,12 +304,14 @@ def _register_client_commands() -> None:
     from purgecache.agent.cli import register as register_agent
     from purgecache.cli_client import register
     from purgecache.cli_clients import register as register_clients
+    from purgecache.cli_events import register as register_events
     from purgecache.cli_status import register as register_status
 
     register(main)
     register_status(main)
     register_agent(main)
     register_clients(main, settings_options(settings_named("clients_file", "data_dir")))
+    register_events(main, DATABASE_OPTIONS, _run_storage)
 
 
 _register_client_commands()

@@ -72,6 +72,12 @@ class Metrics:
             ["endpoint"],
             registry=self.registry,
         )
+        self.event_deliveries = Counter(
+            "purgecache_event_deliveries",
+            "Event delivery attempts by kind of target (amqp, webhook) and result (ok, failed)",
+            ["target", "result"],
+            registry=self.registry,
+        )
         self._fast: dict[str, int] = {}
         self.cache_hits = 0
         self.cache_misses = 0
@@ -122,8 +128,13 @@ class Metrics:
                 child.inc(count)
                 setattr(self, attribute, 0)
 
-    def render(self, open_requests: int | None) -> bytes:
-        """The exposition text; `open_requests` is counted by the caller at scrape time."""
+    def event_delivery(self, target: str, ok: bool) -> None:
+        """Count one delivery attempt to `target` (`amqp` or `webhook:<url>`)."""
+        self.event_deliveries.labels(target.partition(":")[0], "ok" if ok else "failed").inc()
+
+    def render(self, open_requests: int | None, outbox: tuple[int, int] | None = None) -> bytes:
+        """The exposition text; `open_requests` and the `outbox` depth (pending, failed
+        deliveries) are counted by the caller at scrape time."""
         self.flush()
         registry = self.registry
         if os.environ.get(MULTIPROC_ENV):
@@ -132,14 +143,27 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         text = generate_latest(registry)
+        gauges = []
         if open_requests is not None:
-            gauge = GaugeMetricFamily(
-                "purgecache_open_purge_requests",
-                "Unexpired purge requests in the database",
-                value=open_requests,
+            gauges.append(
+                GaugeMetricFamily(
+                    "purgecache_open_purge_requests",
+                    "Unexpired purge requests in the database",
+                    value=open_requests,
+                )
             )
+        if outbox is not None:
+            depth = GaugeMetricFamily(
+                "purgecache_event_outbox_depth",
+                "Event deliveries not yet made, by state (pending, failed)",
+                labels=["state"],
+            )
+            depth.add_metric(["pending"], outbox[0])
+            depth.add_metric(["failed"], outbox[1])
+            gauges.append(depth)
+        if gauges:
             scrape = CollectorRegistry()
-            scrape.register(_Fixed([gauge]))
+            scrape.register(_Fixed(gauges))
             text += generate_latest(scrape)
         return text
 

@@ -41,9 +41,11 @@ from purgecache.auth.clients import (
     file_signature,
     load_clients,
 )
+from purgecache.events.dispatcher import Dispatcher, Timing
+from purgecache.events.sinks import Sink, WebhookSink, amqp_sink, webhook_client
 from purgecache.logformat import configure_logging
 from purgecache.logs import log_event
-from purgecache.metrics import MULTIPROC_ENV
+from purgecache.metrics import MULTIPROC_ENV, Metrics
 from purgecache.redact import redact_dsn, scrub
 from purgecache.service import PurgeService
 from purgecache.settings import Settings
@@ -91,6 +93,10 @@ def prepare(settings: Settings) -> tuple[Settings, ClientStore | None, bool]:
             clients = load_clients(clients_path)
         except (OSError, ValueError) as error:
             raise StartupError(str(error)) from error
+    try:
+        check_event_settings(settings)
+    except (OSError, RuntimeError) as error:
+        raise StartupError(str(error)) from error
     asyncio.run(upgrade_database(settings))
     return settings, clients, created
 
@@ -169,6 +175,14 @@ def build_app(
         await authenticator.close()
         await service.close()
 
+    metrics = Metrics()
+    sinks = event_sinks(settings)
+    background = clients_follower(authenticator)
+    if sinks:
+        timing = Timing(lease_ms=settings.event_lease_ms, retry_cap_ms=settings.event_retry_max_ms)
+        dispatcher = Dispatcher(storage, sinks, service.clock, timing, metrics.event_delivery)
+        background += (dispatcher.run,)
+
     return PurgeCacheApp(
         service,
         authenticator,
@@ -179,9 +193,36 @@ def build_app(
         access_log_enabled=settings.access_log,
         trust_proxy=settings.trust_proxy,
         on_shutdown=close,
-        background=clients_follower(authenticator),
+        background=background,
+        metrics=metrics,
         endpoints=endpoints,
+        events_enabled=bool(sinks),
     )
+
+
+def check_event_settings(settings: Settings) -> None:
+    """OSError or RuntimeError unless the webhook secret is readable and the [amqp] extra
+    installed (when asked for)."""
+    if settings.amqp_url:
+        amqp_sink(settings.amqp_url, settings.amqp_exchange)
+    if settings.webhooks and not webhook_secret(settings):
+        raise RuntimeError(f"the webhook secret file {settings.webhook_secret_file} is empty")
+
+
+def webhook_secret(settings: Settings) -> bytes:
+    """The webhooks' shared secret, from --webhook-secret-file."""
+    return Path(settings.webhook_secret_file).read_bytes().strip()
+
+
+def event_sinks(settings: Settings) -> list[Sink]:
+    """Where this service delivers events: the broker of --amqp-url, each --webhook."""
+    sinks: list[Sink] = []
+    if settings.amqp_url:
+        sinks.append(amqp_sink(settings.amqp_url, settings.amqp_exchange))
+    if settings.webhooks:
+        secret, client = webhook_secret(settings), webhook_client()
+        sinks += [WebhookSink(url, secret, client) for url in settings.webhooks]
+    return sinks
 
 
 def clients_follower(

@@ -377,6 +377,10 @@ class PurgeService:
             self.storage.prune_history, self.clock() - self.history_retention_ms
         )
 
+    async def outbox_depth(self) -> tuple[int, int]:
+        """How many event deliveries are pending and how many failed."""
+        return await self._stored(self.storage.outbox_depth)
+
     async def start(self) -> None:
         """Begin the storage's background work (change notifications); needs a running loop."""
         await self.storage.start()

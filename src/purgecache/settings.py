@@ -19,7 +19,7 @@ from purgecache.redact import dsn_secrets, redact_dsn
 
 T = TypeVar("T")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-Kind = Literal["text", "integer", "duration", "choice", "switch"]
+Kind = Literal["text", "integer", "duration", "choice", "switch", "list"]
 
 DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_HISTORY_RETENTION_MS = 400 * DAY_MS
@@ -72,6 +72,8 @@ def setting(
 def _kind(default: object, choices: tuple[str, ...], duration: bool) -> Kind:
     if isinstance(default, bool):
         return "switch"
+    if isinstance(default, tuple):
+        return "list"
     if choices:
         return "choice"
     if duration:
@@ -238,6 +240,56 @@ class Settings:
         envvar="PURGECACHE_TRUST_PROXY",
         help="Believe X-Forwarded-For for the client address in logs and the purge history.",
     )
+    amqp_url: str = setting(
+        "",
+        flag="--amqp-url",
+        envvar="PURGECACHE_AMQP_URL",
+        shown="",
+        help="Publish events (purge.created, purge.applied, purge.expired) to this AMQP 0-9-1 "
+        "broker, e.g. amqp://user:password@host:5672/vhost (needs the [amqp] extra; the "
+        "password is masked in every output).",
+    )
+    amqp_exchange: str = setting(
+        "exchange/purgecache/v1/events",
+        flag="--amqp-exchange",
+        envvar="PURGECACHE_AMQP_EXCHANGE",
+        help="The topic exchange events are published to (declared durable); routing key "
+        "<event>.<provisionerId>.<workerType>.<cacheName or _>.",
+    )
+    webhooks: tuple[str, ...] = setting(
+        (),
+        flag="--webhook",
+        envvar="PURGECACHE_WEBHOOKS",
+        shown="",
+        help="POST every event as JSON to this URL, signed (X-Purgecache-Signature); repeat "
+        "for several (the variable: URLs separated by spaces). Needs --webhook-secret-file.",
+    )
+    webhook_secret_file: str = setting(
+        "",
+        flag="--webhook-secret-file",
+        envvar="PURGECACHE_WEBHOOK_SECRET_FILE",
+        shown="",
+        help="File holding the webhooks' HMAC-SHA256 secret (surrounding whitespace ignored).",
+    )
+    event_lease_ms: int = setting(
+        60_000,
+        flag="--event-lease",
+        envvar="PURGECACHE_EVENT_LEASE",
+        shown="1m",
+        duration=True,
+        help="How long a process holds an event it is delivering before another may deliver "
+        "it (after a crash, an event waits this long).",
+    )
+    event_retry_max_ms: int = setting(
+        3_600_000,
+        flag="--event-retry-max",
+        envvar="PURGECACHE_EVENT_RETRY_MAX",
+        shown="1h",
+        duration=True,
+        help="The longest wait between two attempts to deliver an event (the backoff doubles "
+        "from 1s up to this, with jitter); a delivery still failing 24h after its event is "
+        "marked failed (purgecache events).",
+    )
     # Internal tuning, not offered to operators.
     cache_max_pools: int = 10_000
     expire_interval_ms: int = 3_600_000
@@ -247,11 +299,14 @@ class Settings:
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["db_url"] = redact_dsn(self.db_url)
         shown["db_listen_url"] = redact_dsn(self.db_listen_url)
+        shown["amqp_url"] = redact_dsn(self.amqp_url)
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def secrets(self) -> tuple[str, ...]:
-        """The database passwords, to scrub from anything printed."""
-        return dsn_secrets(self.db_url) + dsn_secrets(self.db_listen_url)
+        """The database and broker passwords, to scrub from anything printed."""
+        return (
+            dsn_secrets(self.db_url) + dsn_secrets(self.db_listen_url) + dsn_secrets(self.amqp_url)
+        )
 
     def resolved(self) -> Settings:
         """Fill the defaults that depend on other settings."""
@@ -263,6 +318,8 @@ class Settings:
             and self.db_listen_url.startswith(POSTGRES_SCHEMES)
         ):
             raise ValueError("--db-listen-url needs PostgreSQL URLs in both --db and itself")
+        if self.webhooks and not self.webhook_secret_file:
+            raise ValueError("--webhook needs --webhook-secret-file (every delivery is signed)")
         return replace(
             self,
             auth_root_url=auth_root_url,

@@ -155,3 +155,31 @@ def test_listen_url_needs_postgresql_on_both_sides(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "--db-listen-url needs PostgreSQL URLs in both --db and itself" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_events_are_delivered_through_pgbouncer(
+    bouncer: PgBouncer, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The outbox's leases need no session state: two replicas delivering webhooks through
+    transaction pooling deliver every event, each once in this run, with no storage error."""
+    from support.event_receivers import WebhookReceiver
+
+    receiver = WebhookReceiver(b"pgbouncer-secret")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"pgbouncer-secret")
+    direct = pg.create_database()
+    bounced = bouncer.url(direct.rsplit("/", 1)[1])
+    events = ("--webhook", receiver.url, "--webhook-secret-file", str(secret))
+    args = ("--db", bounced, "--db-listen-url", direct, *events)
+    servers = [server_factory(*args, data_dir=tmp_path / name) for name in "ab"]
+    try:
+        assert all(purge(servers[n % 2], f"e{n}") == 204 for n in range(30))
+        deadline = time.monotonic() + 20
+        while len(set(receiver.ids())) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(set(receiver.ids())) == 30
+        assert receiver.bad_signatures == 0
+        for live in servers:
+            assert "event-delivery-stalled" not in live.log_text()
+    finally:
+        receiver.close()

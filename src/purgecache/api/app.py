@@ -72,6 +72,7 @@ class PurgeCacheApp:
         background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = (),
         metrics: Metrics | None = None,
         endpoints: tuple[Endpoint, ...] = ENDPOINTS,
+        events_enabled: bool = False,
     ) -> None:
         self.service = service
         self.authorizer = Authorizer(authenticator, lambda: self.service.clock(), trust_proxy)
@@ -81,6 +82,7 @@ class PurgeCacheApp:
         self._audit_lines = LineBatcher(audit_log)
         self.on_shutdown = on_shutdown
         self.metrics = metrics or Metrics()
+        self.events_enabled = events_enabled
         service.on_cache_hit = self.metrics.cache_hit
         service.on_cache_miss = self.metrics.cache_miss
         self.started = time.monotonic()
@@ -227,7 +229,13 @@ class PurgeCacheApp:
         except StorageError:
             self.metrics.storage_errors.inc()
             open_requests = None
-        body = self.metrics.render(open_requests)
+        outbox: tuple[int, int] | None = None
+        if self.events_enabled:
+            try:
+                outbox = await self.service.outbox_depth()
+            except StorageError:
+                self.metrics.storage_errors.inc()
+        body = self.metrics.render(open_requests, outbox)
         return Response(200, body, (("content-type", CONTENT_TYPE),))
 
     # ---- what handlers use (handlers.Deps) ---------------------------------------------

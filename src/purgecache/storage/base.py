@@ -9,6 +9,7 @@ from typing import Protocol
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
+from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
 
 
@@ -91,8 +92,9 @@ class Storage(Protocol):
         the page's last row, read from its columns, when more rows follow."""
 
     async def expire(self, now: int) -> int | None:
-        """Delete requests whose `expires` is at or before `now`; return how many went, or None
-        when another process is expiring right now (only one runs at a time)."""
+        """Delete requests whose `expires` is at or before `now`, with a `purge.expired` event
+        for each in the same transaction; return how many went, or None when another process
+        is expiring right now (only one runs at a time)."""
 
     async def purge_history(
         self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
@@ -127,6 +129,34 @@ class Storage(Protocol):
     async def prune_workers(self, before: int) -> int:
         """Forget workers (receipts included) and fetching client ids not heard from since
         `before`; return how many went."""
+
+    async def set_event_targets(self, targets: Sequence[str]) -> None:
+        """Where new events go from now on (every new event gets a delivery per target)."""
+
+    async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
+        """Lease up to `limit` due deliveries of `target` until `now + lease_ms`: no other
+        claim gets them meanwhile (whichever process asks)."""
+
+    async def event_delivered(self, target: str, seq: int) -> None:
+        """Forget a delivery that was made."""
+
+    async def event_failed(
+        self, target: str, seq: int, attempts: int, next_at: int, failed_at: int | None, error: str
+    ) -> None:
+        """Record a failed attempt: retry at `next_at`, or never again when `failed_at` is set
+        (until `retry_events`)."""
+
+    async def event_deliveries(self, limit: int) -> list[Delivery]:
+        """Up to `limit` deliveries not yet made, pending and failed, oldest first."""
+
+    async def retry_events(self, target: str | None, event_id: str | None) -> int:
+        """Make failed deliveries (of one target, one event, or all) due now; how many."""
+
+    async def drop_events(self, target: str | None, event_id: str | None, pending: bool) -> int:
+        """Delete failed deliveries (with `pending`, pending ones too); how many went."""
+
+    async def outbox_depth(self) -> tuple[int, int]:
+        """How many deliveries are pending and how many failed."""
 
     async def count_open(self, now: int) -> int:
         """How many unexpired purge requests there are."""

@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from purgecache.events import model as events
 from purgecache.logs import log_event
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, receipts
+from purgecache.storage import fetches, history, outbox, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -40,6 +41,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
+from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
 
 T = TypeVar("T")
@@ -65,7 +67,10 @@ _UPSERT_BATCH = (
     "RETURNING worker_pool_id), "
     f"logged AS (INSERT INTO purge_history ({history.COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])) "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])), "
+    f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
+    "%b::bytea[]) ON CONFLICT (event_id) DO NOTHING) "
     "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
@@ -76,6 +81,12 @@ _INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["%s"] * 8)
 _INVENTORY = receipts.INVENTORY.format(mark="%s")
 _FETCH = fetches.UPSERT_FETCH.format(marks="%s, %s, %s, %s, %s")
 _TALLY_QUERIES = fetches.spelt("%%(%s)s")
+_EVENT = outbox.INSERT_EVENT.format(marks="%s, %s, %s, %s, %s, %s")
+_EXPIRE = (
+    "DELETE FROM cache_purges WHERE expires <= %s RETURNING worker_pool_id, cache_name, before"
+)
+_DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
+_LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
@@ -134,6 +145,7 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
 
 
 TextRow = tuple[str, str, int, int, str]
+PurgeRow = tuple[TextRow, EventRow, events.OutboxEvent]
 
 
 def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
@@ -201,7 +213,7 @@ class PostgresStorage:
         self._listening = False
         self._resync = True
         self._changed: set[str] = set()
-        self._batcher: WriteBatcher[tuple[TextRow, EventRow]] = WriteBatcher(self._write_batch)
+        self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
         self._reports: WriteBatcher[Reported] = WriteBatcher(self._write_reports)
 
     def _connections(self) -> AsyncConnectionPool:
@@ -297,18 +309,25 @@ class PostgresStorage:
             delay = min(delay * 2, 5.0)
 
     async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
-        await self._batcher.write((_text_row(request, entry), history.event_row(request, origin)))
+        await self._batcher.write(
+            (
+                _text_row(request, entry),
+                history.event_row(request, origin),
+                events.created(request, origin),
+            )
+        )
 
-    async def _write_batch(self, rows: list[tuple[TextRow, EventRow]]) -> None:
+    async def _write_batch(self, rows: list[PurgeRow]) -> None:
         # One statement may not update a row twice: of several purges of one cache in the
         # batch, the last one stands (as it would have, written one after the other); every
         # one of them is an event of the history.
-        latest = {(purge[0], purge[1]): purge for purge, _ in rows}
+        latest = {(purge[0], purge[1]): purge for purge, _, _ in rows}
         columns = [list(column) for column in zip(*latest.values(), strict=True)]
-        events = [list(column) for column in zip(*(event for _, event in rows), strict=True)]
+        logged = [list(column) for column in zip(*(row[1] for row in rows), strict=True)]
+        created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, *events, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, (*columns, *logged, *created, CHANNEL))
 
         await self._run(write)
 
@@ -373,8 +392,12 @@ class PostgresStorage:
                 ).fetchone()
                 if not locked or not locked[0]:
                     return None
-                cursor = await conn.execute("DELETE FROM cache_purges WHERE expires <= %s", (now,))
-                return cursor.rowcount
+                gone = await (await conn.execute(_EXPIRE, (now,))).fetchall()
+                if gone:
+                    async with conn.cursor() as cursor:
+                        expired = [events.expired(row[0], row[1], row[2], now) for row in gone]
+                        await cursor.executemany(_EVENT, expired)
+                return len(gone)
 
         return await self._run(delete)
 
@@ -395,6 +418,7 @@ class PostgresStorage:
 
     async def prune_history(self, before: int) -> int:
         async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            await conn.execute(outbox.sql(outbox.PRUNE, "%s"), (before,))
             cursor = await conn.execute(history.PRUNE.format(mark="%s"), (before,))
             return cursor.rowcount
 
@@ -407,11 +431,13 @@ class PostgresStorage:
         rows = [row for report in batch for row in report.receipts]
         workers = [report.worker for report in batch]
         cleared, held = receipts.inventories(batch)
+        applied = [event for report in batch for event in report.applied]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cursor:
                 if rows:
                     await cursor.executemany(_RECEIPT, rows)
+                    await cursor.executemany(_EVENT, applied)
                 await cursor.executemany(_WORKER, workers)
                 if cleared:
                     await cursor.executemany(_CLEAR_INVENTORY, cleared)
@@ -473,6 +499,77 @@ class PostgresStorage:
             return gone[0] + gone[2]
 
         return await self._run(delete)
+
+    async def set_event_targets(self, targets: Sequence[str]) -> None:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(
+                    "DELETE FROM event_targets WHERE NOT target = ANY(%s)", (list(targets),)
+                )
+                add = outbox.sql(outbox.ADD_TARGET, "%s")
+                await cursor.executemany(add, [(target,) for target in targets])
+
+        await self._run(write)
+
+    async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
+        async def claim(conn: psycopg.AsyncConnection[Any]) -> list[Claimed]:
+            async with conn.transaction():
+                args = (now + lease_ms, target, target, now, now, limit)
+                leased = await (await conn.execute(_LEASE, args)).fetchall()
+                attempts = {int(seq): int(n) for seq, n in leased}
+                if not attempts:
+                    return []
+                query = outbox.CLAIMED.format(seqs="SELECT unnest(%s::bigint[])")
+                rows = await (await conn.execute(query, (list(attempts),))).fetchall()
+            return outbox.claimed(rows, attempts)
+
+        return await self._run(claim)
+
+    async def event_delivered(self, target: str, seq: int) -> None:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(outbox.sql(outbox.DELIVERED, "%s"), (target, seq))
+
+        await self._run(delete)
+
+    async def event_failed(
+        self, target: str, seq: int, attempts: int, next_at: int, failed_at: int | None, error: str
+    ) -> None:
+        args = (attempts, next_at, failed_at, error, target, seq)
+
+        async def update(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(outbox.sql(outbox.FAILED, "%s"), args)
+
+        await self._run(update)
+
+    async def event_deliveries(self, limit: int) -> list[Delivery]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[Delivery]:
+            cursor = await conn.execute(outbox.sql(outbox.LISTING, "%s"), (limit,))
+            return [outbox.delivery(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def retry_events(self, target: str | None, event_id: str | None) -> int:
+        args = outbox.match_args(target, event_id)
+
+        async def update(conn: psycopg.AsyncConnection[Any]) -> int:
+            return (await conn.execute(outbox.sql(outbox.RETRY, "%s"), args)).rowcount
+
+        return await self._run(update)
+
+    async def drop_events(self, target: str | None, event_id: str | None, pending: bool) -> int:
+        args = (int(pending), *outbox.match_args(target, event_id))
+
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int:
+            return (await conn.execute(outbox.sql(outbox.DROP, "%s"), args)).rowcount
+
+        return await self._run(delete)
+
+    async def outbox_depth(self) -> tuple[int, int]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> tuple[int, int]:
+            row = await (await conn.execute(outbox.DEPTH)).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+        return await self._run(read)
 
     async def count_open(self, now: int) -> int:
         async def count(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from purgecache.events import model as events
+from purgecache.events.model import OutboxEvent
 from purgecache.model import CacheInventory, CacheReceipt, WorkerReport
 
 _KEY = "worker_pool_id, worker_group, worker_id"
@@ -57,6 +59,7 @@ class Reported:
     receipts: list[ReceiptRow]
     worker: WorkerRow
     inventory: list[InventoryRow] | None
+    applied: list[OutboxEvent]  # a purge.applied event per receipt, written with them
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,8 @@ def report_rows(report: WorkerReport, now: int) -> Reported:
         inventory = [
             (*key, c.cache_name, c.instances, c.bytes, c.last_used, now) for c in report.inventory
         ]
-    return Reported(receipts, (*key, now), inventory)
+    applied = [events.applied(report, receipt, now) for receipt in report.caches]
+    return Reported(receipts, (*key, now), inventory, applied)
 
 
 def read_receipt(row: tuple[Any, ...]) -> StoredReceipt:

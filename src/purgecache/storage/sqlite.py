@@ -22,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from purgecache.events import model as events
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, receipts
+from purgecache.storage import fetches, history, outbox, receipts
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -35,6 +36,7 @@ from purgecache.storage.base import (
 from purgecache.storage.batching import WriteBatcher
 from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
+from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
 
 T = TypeVar("T")
@@ -55,6 +57,8 @@ _INSERT_INVENTORY = receipts.INSERT_INVENTORY.format(marks=", ".join(["?"] * 8))
 _INVENTORY = receipts.INVENTORY.format(mark="?")
 _FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
 _TALLY_QUERIES = fetches.spelt(":%s")
+_EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
+_EXPIRE = "DELETE FROM cache_purges WHERE expires <= ? RETURNING worker_pool_id, cache_name, before"
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -148,7 +152,7 @@ def _history_page(
     return history.history_page(rows, int(total), limit)
 
 
-PurgeRow = tuple[tuple[str, str, int, int, bytes], EventRow]
+PurgeRow = tuple[tuple[str, str, int, int, bytes], EventRow, events.OutboxEvent]
 
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
@@ -277,7 +281,11 @@ class SqliteStorage:
 
     async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
         await self._batcher.write(
-            ((*_key_and_times(request), entry), history.event_row(request, origin))
+            (
+                (*_key_and_times(request), entry),
+                history.event_row(request, origin),
+                events.created(request, origin),
+            )
         )
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
@@ -287,9 +295,11 @@ class SqliteStorage:
                 if len(rows) == 1:
                     conn.execute(_UPSERT, rows[0][0])
                     conn.execute(_LOG, rows[0][1])
+                    conn.execute(_EVENT, rows[0][2])
                     return
-                conn.executemany(_UPSERT, [purge for purge, _ in rows])
-                conn.executemany(_LOG, [event for _, event in rows])
+                conn.executemany(_UPSERT, [purge for purge, _, _ in rows])
+                conn.executemany(_LOG, [logged for _, logged, _ in rows])
+                conn.executemany(_EVENT, [event for _, _, event in rows])
 
         await self._run(write)
 
@@ -322,10 +332,16 @@ class SqliteStorage:
         return await self._read(lambda conn: _entry_page(conn, after, limit, now))
 
     async def expire(self, now: int) -> int:
-        cursor = await self._run(
-            lambda c: c.execute("DELETE FROM cache_purges WHERE expires <= ?", (now,))
-        )
-        return cursor.rowcount
+        def delete(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                gone = conn.execute(_EXPIRE, (now,)).fetchall()
+                conn.executemany(
+                    _EVENT, [events.expired(row[0], row[1], row[2], now) for row in gone]
+                )
+            return len(gone)
+
+        return await self._run(delete)
 
     async def purge_history(
         self, query: HistoryFilter, after: tuple[int, int] | None, limit: int
@@ -334,8 +350,13 @@ class SqliteStorage:
 
     async def prune_history(self, before: int) -> int:
         prune = history.PRUNE.format(mark="?")
-        cursor = await self._run(lambda c: c.execute(prune, (before,)))
-        return cursor.rowcount
+        prune_events = outbox.sql(outbox.PRUNE, "?")
+
+        def delete(conn: sqlite3.Connection) -> int:
+            conn.execute(prune_events, (before,))
+            return conn.execute(prune, (before,)).rowcount
+
+        return await self._run(delete)
 
     async def report_worker_sync(self, report: WorkerReport, now: int) -> None:
         await self._reports.write(receipts.report_rows(report, now))
@@ -350,6 +371,7 @@ class SqliteStorage:
                 conn.executemany(_WORKER, [report.worker for report in batch])
                 conn.executemany(_CLEAR_INVENTORY, cleared)
                 conn.executemany(_INSERT_INVENTORY, held)
+                conn.executemany(_EVENT, [event for report in batch for event in report.applied])
 
         await self._run(write)
 
@@ -401,6 +423,63 @@ class SqliteStorage:
             return gone[0] + gone[2]
 
         return await self._run(delete)
+
+    async def set_event_targets(self, targets: Sequence[str]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM event_targets")
+                conn.executemany(outbox.sql(outbox.ADD_TARGET, "?"), [(t,) for t in targets])
+
+        await self._run(write)
+
+    async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
+        due = outbox.sql(outbox.DUE, "?")
+        lease = outbox.sql(outbox.LEASE, "?", due=due)
+
+        def claim(conn: sqlite3.Connection) -> list[Claimed]:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")  # the write lock: one claimer at a time
+                leased = conn.execute(lease, (now + lease_ms, target, target, now, now, limit))
+                attempts = {int(seq): int(n) for seq, n in leased.fetchall()}
+                if not attempts:
+                    return []
+                query = outbox.CLAIMED.format(seqs=", ".join("?" * len(attempts)))
+                rows = conn.execute(query, list(attempts)).fetchall()
+            return outbox.claimed(rows, attempts)
+
+        return await self._run(claim)
+
+    async def event_delivered(self, target: str, seq: int) -> None:
+        delivered = outbox.sql(outbox.DELIVERED, "?")
+        await self._run(lambda c: c.execute(delivered, (target, seq)))
+
+    async def event_failed(
+        self, target: str, seq: int, attempts: int, next_at: int, failed_at: int | None, error: str
+    ) -> None:
+        failed = outbox.sql(outbox.FAILED, "?")
+        args = (attempts, next_at, failed_at, error, target, seq)
+        await self._run(lambda c: c.execute(failed, args))
+
+    async def event_deliveries(self, limit: int) -> list[Delivery]:
+        listing = outbox.sql(outbox.LISTING, "?")
+        rows = await self._run(lambda c: c.execute(listing, (limit,)).fetchall())
+        return [outbox.delivery(row) for row in rows]
+
+    async def retry_events(self, target: str | None, event_id: str | None) -> int:
+        retry = outbox.sql(outbox.RETRY, "?")
+        args = outbox.match_args(target, event_id)
+        return int((await self._run(lambda c: c.execute(retry, args))).rowcount)
+
+    async def drop_events(self, target: str | None, event_id: str | None, pending: bool) -> int:
+        drop = outbox.sql(outbox.DROP, "?")
+        args = (int(pending), *outbox.match_args(target, event_id))
+        return int((await self._run(lambda c: c.execute(drop, args))).rowcount)
+
+    async def outbox_depth(self) -> tuple[int, int]:
+        depth = outbox.DEPTH
+        row = await self._read(lambda c: c.execute(depth).fetchone())
+        return int(row[0] or 0), int(row[1] or 0)
 
     async def count_open(self, now: int) -> int:
         query = "SELECT count(*) FROM cache_purges WHERE expires > ?"

@@ -9,6 +9,7 @@ SQLite `sqlite3.Connection` inside the upgrade's transaction; a PostgreSQL
 from __future__ import annotations
 
 import importlib
+import re
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -48,6 +49,25 @@ def python_step(migration: Migration) -> Any:
 
 
 def statements(sql: str) -> list[str]:
-    """The statements of a migration file (split at `;`, comments-only pieces dropped)."""
-    pieces = (piece.strip() for piece in sql.split(";"))
+    """The statements of a migration file (split at `;`, comments-only pieces dropped), a
+    `$$`-quoted function body and a trigger's `BEGIN ... END` kept whole."""
+    whole: list[str] = []
+    current: str | None = None
+    for piece in sql.split(";"):
+        current = piece if current is None else f"{current};{piece}"
+        if current.count("$$") % 2 == 0 and not _open_trigger(current):
+            whole.append(current)
+            current = None
+    if current is not None:
+        whole.append(current)
+    pieces = (piece.strip() for piece in whole)
     return [p for p in pieces if p and not all(x.startswith("--") for x in p.splitlines())]
+
+
+_TRIGGER_BODY = re.compile(r"\bCREATE\s+TRIGGER\b.*\bBEGIN\b", re.IGNORECASE | re.DOTALL)
+_END = re.compile(r"\bEND\s*$", re.IGNORECASE)
+
+
+def _open_trigger(text: str) -> bool:
+    """A SQLite trigger whose `BEGIN` has not met its `END` yet."""
+    return bool(_TRIGGER_BODY.search(text)) and not _END.search(text.strip())

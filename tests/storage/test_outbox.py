@@ -1,0 +1,137 @@
+"""The event outbox, on SQLite and PostgreSQL through the Storage interface: events are written
+with the purge, receipt or expiry they describe (a batch of purges included), fanned out to
+every registered target, leased to one claimer at a time, and kept until delivered; replayed
+receipts store their event once; failed deliveries can be listed, retried and dropped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from purgecache.model import CacheReceipt, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import Storage
+from storage.test_contract import BACKENDS, NOW, new_storage
+
+
+@pytest.fixture
+def runner() -> Iterator[asyncio.Runner]:
+    """One event loop for the whole test."""
+    with asyncio.Runner() as loop:
+        yield loop
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(
+    request: pytest.FixtureRequest, tmp_path: Path, runner: asyncio.Runner
+) -> Iterator[Storage]:
+    """A migrated storage of each backend whose events go to two targets."""
+    backend = new_storage(request.param, tmp_path / "outbox.db")
+    runner.run(backend.upgrade())
+    runner.run(backend.set_event_targets(["amqp", "webhook:http://x/"]))
+    yield backend
+    runner.run(backend.close())
+
+
+def purge(pool: str, cache: str, before: int = NOW) -> PurgeRequest:
+    return PurgeRequest(pool, cache, before, before + 1000)
+
+
+def test_purges_write_created_events_in_their_batch(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Purges sharing one batched transaction each get a `purge.created` event, fanned out to
+    every target, with a body naming the pool, its halves and the reason."""
+    origin = Provenance("createPurge", "alice", reason="disk full")
+
+    async def write() -> None:
+        await asyncio.gather(
+            *(storage.purge(purge("p/w", f"c{i}"), b"{}", origin) for i in range(5))
+        )
+
+    runner.run(write())
+    assert runner.run(storage.outbox_depth()) == (10, 0)
+    claimed = runner.run(storage.claim_events("amqp", NOW + 1, 60_000, 100))
+    assert sorted(c.event.cache_name for c in claimed) == [f"c{i}" for i in range(5)]
+    body = orjson.loads(claimed[0].event.body)
+    assert body["event"] == "purge.created"
+    assert body["eventId"] == claimed[0].event.event_id
+    assert (body["provisionerId"], body["workerType"]) == ("p", "w")
+    assert (body["clientId"], body["reason"]) == ("alice", "disk full")
+
+
+def test_a_lease_gives_each_delivery_to_one_claimer(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A leased delivery is not claimed again until its lease runs out; delivered, it is gone
+    for its target only."""
+    runner.run(storage.purge(purge("p/w", "a"), b"{}", Provenance("purgeCache")))
+    first = runner.run(storage.claim_events("amqp", NOW + 1, 1000, 10))
+    assert len(first) == 1
+    assert runner.run(storage.claim_events("amqp", NOW + 500, 1000, 10)) == []
+    again = runner.run(storage.claim_events("amqp", NOW + 1001, 1000, 10))
+    assert [c.seq for c in again] == [first[0].seq]
+    runner.run(storage.event_delivered("amqp", first[0].seq))
+    assert runner.run(storage.claim_events("amqp", NOW + 5000, 1000, 10)) == []
+    assert len(runner.run(storage.claim_events("webhook:http://x/", NOW + 1, 1000, 10))) == 1
+
+
+def test_concurrent_claims_never_share_a_delivery(storage: Storage, runner: asyncio.Runner) -> None:
+    """Claims racing on the same due deliveries split them between them."""
+
+    async def race() -> list[int]:
+        await asyncio.gather(
+            *(storage.purge(purge("p/w", f"c{i}"), b"{}", Provenance("x")) for i in range(20))
+        )
+        batches = await asyncio.gather(
+            *(storage.claim_events("amqp", NOW + 1, 60_000, 3) for _ in range(10))
+        )
+        return [c.seq for batch in batches for c in batch]
+
+    seqs = runner.run(race())
+    assert len(seqs) == len(set(seqs)) == 20
+
+
+def test_receipts_write_applied_events_once(storage: Storage, runner: asyncio.Runner) -> None:
+    """A report's receipts are `purge.applied` events; the same report again adds none."""
+    receipt = CacheReceipt("a", NOW, 2, 2048, None, 0, 1)
+    report = WorkerReport("p/w", "g", "w1", (receipt,))
+    runner.run(storage.report_worker_sync(report, NOW + 5))
+    runner.run(storage.report_worker_sync(report, NOW + 9))
+    claimed = runner.run(storage.claim_events("amqp", NOW + 10, 60_000, 10))
+    assert len(claimed) == 1
+    body = orjson.loads(claimed[0].event.body)
+    assert (body["event"], body["workerId"], body["bytesFreed"]) == ("purge.applied", "w1", 2048)
+
+
+def test_expiry_writes_expired_events(storage: Storage, runner: asyncio.Runner) -> None:
+    """Each request the expiry removes is a `purge.expired` event of the same transaction."""
+    runner.run(storage.purge(purge("p/w", "old"), b"{}", Provenance("x")))
+    assert runner.run(storage.expire(NOW + 2000)) == 1
+    kinds = [c.event.kind for c in runner.run(storage.claim_events("amqp", NOW + 3000, 1, 10))]
+    assert "purge.expired" in kinds
+
+
+def test_failed_deliveries_are_listed_retried_and_dropped(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A delivery marked failed is no longer claimed; `retry` makes it due, `drop` removes
+    failed ones (and, asked to, pending ones)."""
+    runner.run(storage.purge(purge("p/w", "a"), b"{}", Provenance("x")))
+    (claimed,) = runner.run(storage.claim_events("amqp", NOW + 1, 1000, 10))
+    runner.run(storage.event_failed("amqp", claimed.seq, 7, NOW + 2, NOW + 1, "refused"))
+    assert runner.run(storage.outbox_depth()) == (1, 1)
+    assert runner.run(storage.claim_events("amqp", NOW + 10_000, 1000, 10)) == []
+    listed = {
+        (d.target, d.failed_at, d.last_error) for d in runner.run(storage.event_deliveries(10))
+    }
+    assert listed == {("amqp", NOW + 1, "refused"), ("webhook:http://x/", None, None)}
+    assert runner.run(storage.retry_events("amqp", None)) == 1
+    assert len(runner.run(storage.claim_events("amqp", NOW + 3, 1000, 10))) == 1
+    runner.run(storage.event_failed("amqp", claimed.seq, 8, NOW + 2, NOW + 1, "refused"))
+    assert runner.run(storage.drop_events(None, claimed.event.event_id, False)) == 1
+    assert runner.run(storage.drop_events(None, None, True)) == 1
+    assert runner.run(storage.outbox_depth()) == (0, 0)

@@ -1,0 +1,126 @@
+"""Real receivers of events on loopback: a webhook server that checks signatures and can be
+made to fail, and a RabbitMQ queue bound to a test's own exchange."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import aiormq
+import orjson
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def verify(secret: bytes, header: str, body: bytes) -> bool:
+    """Whether `X-Purgecache-Signature` signs `body` with `secret` (as a receiver checks)."""
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    expected = hmac.new(secret, f"{fields['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, fields["v1"]) and abs(time.time() - int(fields["t"])) < 300
+
+
+class WebhookReceiver:
+    """Records each POSTed event (body, whether signed right); answers `status`."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self.status = 204
+        self.events: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = receiver.status
+                if status < 300:
+                    if verify(receiver.secret, self.headers["X-Purgecache-Signature"], body):
+                        receiver.events.append(orjson.loads(body))
+                    else:
+                        receiver.bad_signatures += 1
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+
+    def ids(self) -> list[str]:
+        return [event["eventId"] for event in self.events]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@dataclass
+class Message:
+    routing_key: str
+    message_id: str
+    delivery_mode: int
+    body: dict[str, Any]
+
+
+class RabbitQueue:
+    """An exclusive queue bound to a fresh exchange of this test (`exchange`) with `#`."""
+
+    def __init__(self) -> None:
+        self.exchange = f"exchange/purgecache-test/{uuid.uuid4()}"
+        self.loop = asyncio.new_event_loop()
+        self.messages: list[Message] = []
+        self.loop.run_until_complete(self._open())
+
+    async def _open(self) -> None:
+        self.connection = await aiormq.connect(RABBIT_URL)
+        self.channel = await self.connection.channel()
+        await self.channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+        declared = await self.channel.queue_declare(exclusive=True, auto_delete=True)
+        assert declared.queue is not None
+        self.queue: str = declared.queue
+        await self.channel.queue_bind(self.queue, self.exchange, routing_key="#")
+
+    def drain(self) -> list[Message]:
+        """Every message that arrived so far (acknowledged)."""
+        self.loop.run_until_complete(self._drain())
+        return self.messages
+
+    async def _drain(self) -> None:
+        while True:
+            got = await self.channel.basic_get(self.queue, no_ack=True)
+            if got.body is None or got.delivery is None or not hasattr(got.delivery, "routing_key"):
+                return
+            props = got.header.properties
+            message = Message(
+                str(got.delivery.routing_key),
+                str(props.message_id),
+                int(props.delivery_mode or 0),
+                orjson.loads(got.body),
+            )
+            self.messages.append(message)
+
+    def ids(self) -> list[str]:
+        return [m.message_id for m in self.drain()]
+
+    def close(self) -> None:
+        async def shut() -> None:
+            await self.channel.exchange_delete(self.exchange)
+            await self.connection.close()
+
+        self.loop.run_until_complete(shut())
+        self.loop.close()

@@ -1,0 +1,206 @@
+"""Events end to end (issue 16, item 6): a real `purgecache serve` on SQLite and PostgreSQL
+publishes `purge.created` and `purge.applied` to a real RabbitMQ (through a TCP proxy that can
+cut it off) and POSTs them, signed, to a webhook receiver on loopback. None is lost while the
+broker or the receiver is away, nor when the service is killed with -9 before delivering."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import ADMIN, LiveServer, db_args, start_server
+from hawk_signing import HawkAuth
+from support.event_receivers import RabbitQueue, WebhookReceiver
+from support.tcp_proxy import TcpProxy
+
+SECRET = b"webhook-secret-0123456789"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll `check` until it holds (bounded)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def rabbit() -> Iterator[RabbitQueue]:
+    """A queue bound to this test's own exchange on the shared broker."""
+    try:
+        queue = RabbitQueue()
+    except OSError as error:  # pragma: no cover - the machine's broker is down
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"RabbitMQ at 127.0.0.1:5672 does not answer: {error}")
+    yield queue
+    queue.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    """The broker behind a proxy the test can cut off."""
+    cut_off = TcpProxy(("127.0.0.1", 5672))
+    yield cut_off
+    cut_off.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver(SECRET)
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def serve(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    rabbit: RabbitQueue,
+    proxy: TcpProxy,
+    receiver: WebhookReceiver,
+) -> Iterator[Callable[[], LiveServer]]:
+    """Start (and restart) a server on one database, delivering to the proxied broker and
+    the receiver; every one still running is stopped afterwards."""
+    secret = tmp_path / "webhook.secret"
+    secret.write_bytes(SECRET + b"\n")
+    database = db_args(request.param)
+    servers: list[LiveServer] = []
+
+    def start() -> LiveServer:
+        events = [
+            f"--amqp-url=amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            f"--amqp-exchange={rabbit.exchange}",
+            f"--webhook={receiver.url}",
+            f"--webhook-secret-file={secret}",
+            "--event-retry-max=300ms",
+            "--event-lease=2s",
+        ]
+        servers.append(start_server(tmp_path / "data", *database, *events))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def purge(live: LiveServer, cache: str) -> None:
+    answer = httpx.post(
+        f"{live.api}/purge-cache/ev-p%2Flinux",
+        json={"cacheName": cache},
+        auth=HawkAuth(*ADMIN),
+        timeout=10,
+    )
+    assert answer.status_code == 204, answer.text
+
+
+def report(live: LiveServer, cache: str) -> None:
+    body = {
+        "workerGroup": "g",
+        "workerId": "w1",
+        "caches": [
+            {
+                "cacheName": cache,
+                "honouredBefore": "2026-05-01T10:00:00.000Z",
+                "instancesDeleted": 1,
+                "bytesFreed": 10,
+                "failures": 0,
+                "inUse": 0,
+            }
+        ],
+    }
+    answer = httpx.post(
+        f"{live.api}/ext/report/ev-p%2Flinux", json=body, auth=HawkAuth(*ADMIN), timeout=10
+    )
+    assert answer.status_code == 204, answer.text
+
+
+def test_events_reach_a_rabbitmq_queue_and_a_webhook(
+    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+) -> None:
+    """A purge is `purge.created` and a receipt `purge.applied`, on the topic exchange (routing
+    key by pool halves and cache, `_` for a cache name that is not a word; persistent;
+    message id = event id) and at the webhook, correctly signed, with the same ids."""
+    live = serve()
+    purge(live, "build-cache")
+    purge(live, "odd.name")
+    report(live, "build-cache")
+    wait_for(lambda: len(rabbit.ids()) == 3 and len(receiver.ids()) == 3)
+    keys = sorted(m.routing_key for m in rabbit.messages)
+    assert keys == [
+        "purge.applied.ev-p.linux.build-cache",
+        "purge.created.ev-p.linux._",
+        "purge.created.ev-p.linux.build-cache",
+    ]
+    assert all(m.delivery_mode == 2 and m.message_id == m.body["eventId"] for m in rabbit.messages)
+    assert sorted(rabbit.ids()) == sorted(receiver.ids())
+    assert receiver.bad_signatures == 0
+
+
+def test_no_event_is_lost_while_the_broker_and_receiver_are_away(
+    serve: Callable[[], LiveServer],
+    rabbit: RabbitQueue,
+    receiver: WebhookReceiver,
+    proxy: TcpProxy,
+) -> None:
+    """With the broker cut off and the receiver answering 503, purges are still accepted;
+    their events wait in the outbox (the metrics show them) and all arrive once both are
+    back."""
+    live = serve()
+    purge(live, "warm-up")
+    wait_for(lambda: len(rabbit.ids()) == 1 and len(receiver.ids()) == 1)
+    proxy.cut()
+    receiver.status = 503
+    for index in range(10):
+        purge(live, f"c{index}")
+    time.sleep(1.0)
+    metrics = httpx.get(f"{live.root_url}/metrics", timeout=10).text
+    assert 'purgecache_event_outbox_depth{state="pending"} 20.0' in metrics
+    assert 'purgecache_event_deliveries_total{result="failed",target="webhook"}' in metrics
+    proxy.restore()
+    receiver.status = 204
+    wait_for(lambda: len(set(rabbit.ids())) == 11 and len(set(receiver.ids())) == 11)
+
+
+def test_events_survive_a_kill_9_before_delivery(
+    serve: Callable[[], LiveServer],
+    rabbit: RabbitQueue,
+    receiver: WebhookReceiver,
+    proxy: TcpProxy,
+) -> None:
+    """Events accepted while nothing could be delivered are delivered by the next service
+    on the same database after the first was killed with -9 (at least once: duplicates are
+    counted, not lost)."""
+    first = serve()
+    proxy.cut()
+    receiver.status = 503
+    for index in range(5):
+        purge(first, f"k{index}")
+    first.kill_all()
+    proxy.restore()
+    receiver.status = 204
+    serve()
+    wait_for(lambda: len(set(rabbit.ids())) == 5 and len(set(receiver.ids())) == 5)
+    duplicates = len(rabbit.ids()) - 5 + len(receiver.ids()) - 5
+    assert duplicates >= 0
+
+
+def test_two_replicas_deliver_each_event_once(
+    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+) -> None:
+    """Two services on one database, both delivering: every event arrives, and the leases
+    give each to one replica (duplicates counted: none without a crash or a slow delivery)."""
+    replicas = [serve(), serve()]
+    for index in range(20):
+        purge(replicas[index % 2], f"r{index}")
+    wait_for(lambda: len(set(rabbit.ids())) == 20 and len(set(receiver.ids())) == 20)
+    time.sleep(0.5)  # a duplicate would arrive by now
+    duplicates = (len(rabbit.ids()) - 20, len(receiver.ids()) - 20)
+    print(f"duplicates across two replicas (amqp, webhook): {duplicates}")
+    assert duplicates == (0, 0)
