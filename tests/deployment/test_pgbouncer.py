@@ -183,3 +183,30 @@ def test_events_are_delivered_through_pgbouncer(
             assert "event-delivery-stalled" not in live.log_text()
     finally:
         receiver.close()
+
+
+def test_receipts_through_pgbouncer_reach_the_other_replicas_status(
+    bouncer: PgBouncer, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A worker's receipt (reportWorkerSync) accepted by one replica through transaction
+    pooling counts as applied in the other replica's purgeStatus within a second."""
+    direct = pg.create_database()
+    a, b = replicas(server_factory, tmp_path, bouncer.url(direct.rsplit("/", 1)[1]), direct)
+    assert purge(a, "checkouts") == 204
+    before = httpx.get(f"{b.api}/purge-cache/{POOL}", auth=AUTH, timeout=10).json()
+    (entry,) = [r for r in before["requests"] if r["cacheName"] == "checkouts"]
+    receipt = {"cacheName": "checkouts", "honouredBefore": entry["before"]}
+    receipt |= {"instancesDeleted": 1, "bytesFreed": 10, "failures": 0, "inUse": 0}
+    body = {"workerGroup": "local", "workerId": "w1", "caches": [receipt]}
+    url = f"{a.api}/ext/report/{POOL}"
+    assert httpx.post(url, json=body, auth=AUTH, timeout=10).status_code == 204
+    started = time.monotonic()
+    while True:
+        answer = httpx.get(f"{b.api}/ext/status/{POOL}?cacheName=checkouts", auth=AUTH, timeout=10)
+        assert answer.status_code == 200, answer.text
+        (status,) = answer.json()["purges"]
+        if status["applied"] == 1 or time.monotonic() - started > 5:
+            break
+        time.sleep(0.01)
+    assert status["applied"] == 1 and status["activeWorkers"] == 1, status
+    assert time.monotonic() - started < 1.0
