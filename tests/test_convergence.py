@@ -147,3 +147,24 @@ def test_cli_status_and_purge_wait(pair: tuple[LiveServer, LiveServer]) -> None:
     assert run("purge", pool, "c", "--wait", "--min-workers", "1").returncode == 0
     too_few = run("purge", pool, "c", "--wait", "--timeout", "1s", "--min-workers", "2")
     assert too_few.returncode == 6 and "applied 1/1" in too_few.stdout
+
+
+def test_pool_caches_sum_the_reported_inventories(pair: tuple[LiveServer, LiveServer]) -> None:
+    """Workers' inventories (an optional part of reportWorkerSync) make `poolCaches` and
+    `purgecache caches`: per cache name, workers holding it, copies, bytes, latest use; a
+    name listed twice is a 400."""
+    first, second = pair
+    pool, route = "cv/inv", "ext/report/cv%2Finv"
+    for worker, size in (("w1", 100), ("w2", 50)):
+        held = [{"cacheName": "ck", "instances": 1, "bytes": size, "lastUsed": LONG_AGO}]
+        body = {"workerGroup": "local", "workerId": worker, "inventory": held}
+        assert api(first, "POST", route, AGENT, json=body).status_code == 204
+    twice = {"workerGroup": "local", "workerId": "w1", "inventory": [held[0], held[0]]}
+    assert_error(api(first, "POST", route, AGENT, json=twice), 400, "InputError")
+    answer = api(second, "GET", "ext/caches/cv%2Finv", ADMIN).json()
+    assert answer["caches"] == [
+        {"cacheName": "ck", "workers": 2, "instances": 2, "bytes": 150, "lastUsed": LONG_AGO}
+    ]
+    table = cli(second.root_url)("caches", pool)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[1].split() == ["ck", "2", "2", "150", LONG_AGO]

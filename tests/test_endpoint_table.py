@@ -46,6 +46,7 @@ def client_calls() -> list[_calls.Call[object]]:
         ),
         _calls.report_worker_sync("proj-a/linux", "local", "host-1", []),
         _calls.purge_status("proj-a/linux", "c"),
+        _calls.pool_caches("proj-a/linux"),
     ]
 
 

@@ -59,6 +59,7 @@ SIGNED_URL_ENDPOINTS = (
     "version",
     "list-purge-history",
     "purge-status",
+    "pool-caches",
 )
 
 EPILOG = """\b
@@ -417,7 +418,8 @@ def signed_url(
     """Print a pre-signed URL (Hawk bewit) for the GET endpoint ENDPOINT.
 
     ENDPOINT is purge-requests (give POOL), all-purge-requests, ping, heartbeat,
-    lbheartbeat, version, list-purge-history (POOL optional) or purge-status (give POOL).
+    lbheartbeat, version, list-purge-history (POOL optional), purge-status or pool-caches
+    (give POOL).
 
     Anyone holding the URL can make that one request, with your credentials' scopes, until
     it expires; no credentials are needed to use it (curl, a browser, a worker).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -13,7 +14,7 @@ from purgecache.cli_client import EPILOG, JSON_HELP, _pool, _printable, connect,
 from purgecache.model import format_time, to_ms
 
 if TYPE_CHECKING:
-    from purgecache.client import PurgeCache, PurgeConvergence, PurgeStatus
+    from purgecache.client import PoolCaches, PurgeCache, PurgeConvergence, PurgeStatus
 
 EXIT_NOT_CONVERGED = 6  # purge --wait: the timeout passed before every active worker applied
 WAIT_POLL_SECONDS = 1.0
@@ -47,13 +48,20 @@ def show_stragglers(purge: PurgeConvergence) -> None:
         click.echo(f"  ... and {purge.stragglers_omitted} more")
 
 
+def _shown_plainly(
+    raw: Mapping[str, object], as_json: bool, items: Sequence[object], nothing: str
+) -> bool:
+    """Print the answer as the API's JSON, or say there is nothing; False: print a table."""
+    if as_json:
+        click.echo(json.dumps(raw, indent=2, ensure_ascii=False))
+    elif not items:
+        click.echo(f"{nothing} on {raw['workerPoolId']}")
+    return as_json or not items
+
+
 def show_status(status: PurgeStatus, as_json: bool) -> None:
     """Print a pool's convergence as the API's JSON or as a table with its stragglers."""
-    if as_json:
-        click.echo(json.dumps(status.raw, indent=2, ensure_ascii=False))
-        return
-    if not status.purges:
-        click.echo(f"no open purge requests on {status.worker_pool_id}")
+    if _shown_plainly(status.raw, as_json, status.purges, "no open purge requests"):
         return
     _table([HEADINGS, *(_row(purge) for purge in status.purges)])
     for purge in status.purges:
@@ -111,6 +119,36 @@ def wait_for(
     return EXIT_NOT_CONVERGED
 
 
+def show_caches(held: PoolCaches, as_json: bool) -> None:
+    """Print the caches held on a pool as the API's JSON or as a table."""
+    if _shown_plainly(held.raw, as_json, held.caches, "no caches reported"):
+        return
+    rows: list[tuple[str, ...]] = [("CACHE", "WORKERS", "COPIES", "BYTES", "LAST USED")]
+    for cache in held.caches:
+        used = "" if cache.last_used is None else format_time(to_ms(cache.last_used))
+        counts = (cache.workers, cache.instances, cache.bytes)
+        rows.append((_printable(cache.cache_name), *(str(n) for n in counts), used))
+    _table(rows)
+
+
+@click.command(epilog=EPILOG)
+@click.argument("pool", callback=_pool)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def caches(pool: str, as_json: bool) -> None:
+    """The cache names the workers of POOL hold (those active within the service's activity
+    window, from the inventory they report), with how many workers hold each, their copies,
+    total size and latest use. Needs the scope purge-cache:history::POOL.
+
+    \b
+    Examples:
+      purgecache caches proj-a/linux
+      purgecache caches proj-a/linux --json
+    """
+    with reporting(), connect() as client:
+        show_caches(client.pool_caches(pool), as_json)
+
+
 def register(group: click.Group) -> None:
     """Add the convergence commands to the main command group."""
     group.add_command(status)
+    group.add_command(caches)

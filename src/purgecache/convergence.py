@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from purgecache.model import PurgeRequest, format_time
 from purgecache.storage.fetches import PurgeTally
 
+# cache name, workers holding it, their copies, their bytes, the latest use (or None)
+CacheRow = tuple[str, int, int, int, int | None]
+
 STRAGGLERS_SHOWN = 100  # per purge; the rest are counted in `stragglersOmitted`
 
 
@@ -79,4 +82,23 @@ def pool_status(
         "workerPoolId": worker_pool_id,
         "activeSince": format_time(active_since),
         "purges": [purge_wire(p, t) for p, t in zip(purges, tallies, strict=True)],
+    }
+
+
+def caches_wire(
+    worker_pool_id: str, active_since: int, rows: Sequence[CacheRow]
+) -> dict[str, object]:
+    """The `poolCaches` answer: per cache name held by the pool's active workers, how many
+    hold it, their copies and bytes, and the latest use."""
+    caches = []
+    for name, workers, instances, size, last_used in rows:
+        cache: dict[str, object] = {"cacheName": name, "workers": workers}
+        cache |= {"instances": instances, "bytes": size}
+        if last_used is not None:
+            cache["lastUsed"] = format_time(last_used)
+        caches.append(cache)
+    return {
+        "workerPoolId": worker_pool_id,
+        "activeSince": format_time(active_since),
+        "caches": caches,
     }

@@ -25,7 +25,7 @@ from typing import ParamSpec, TypeVar
 import orjson
 
 from purgecache.circuit import Circuit, CircuitOpen
-from purgecache.convergence import STRAGGLERS_SHOWN, pool_status
+from purgecache.convergence import STRAGGLERS_SHOWN, CacheRow, caches_wire, pool_status
 from purgecache.fetchlog import FetchLog
 from purgecache.model import (
     HistoryFilter,
@@ -325,6 +325,29 @@ class PurgeService:
             self.storage.purge_tallies, worker_pool_id, wanted, active_since, STRAGGLERS_SHOWN
         )
         return pool_status(worker_pool_id, purges, tallies, active_since)
+
+    async def pool_caches(self, worker_pool_id: str) -> dict[str, object]:
+        """The `poolCaches` answer: the cache names the pool's active workers hold (from the
+        inventory of each one's latest report that listed one), summed per name."""
+        active_since = self.clock() - self.activity_window_ms
+        held = await self._stored(self.storage.worker_inventory, worker_pool_id)
+        totals: dict[str, list[int]] = {}
+        latest: dict[str, int | None] = {}
+        for entry in held:
+            if entry.reported_at < active_since:
+                continue
+            cache = entry.inventory
+            total = totals.setdefault(cache.cache_name, [0, 0, 0])
+            total[0] += 1
+            total[1] += cache.instances
+            total[2] += cache.bytes
+            used, seen = cache.last_used, latest.get(cache.cache_name)
+            latest[cache.cache_name] = used if seen is None else max(seen, used or seen)
+        rows: list[CacheRow] = [
+            (name, workers, instances, size, latest[name])
+            for name, (workers, instances, size) in sorted(totals.items())
+        ]
+        return caches_wire(worker_pool_id, active_since, rows)
 
     async def prune_workers(self) -> int:
         """Forget workers and fetching client ids not heard from for the worker retention."""

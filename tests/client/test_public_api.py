@@ -27,6 +27,8 @@ PUBLIC_API = [
     "OpenAllPurgeRequestsList",
     "OpenPurgeRequestList",
     "Ping",
+    "PoolCache",
+    "PoolCaches",
     "PurgeCache",
     "PurgeCacheError",
     "PurgeCacheRequest",

@@ -448,6 +448,20 @@ def _declare() -> tuple[Endpoint, ...]:
             output="purge-status.json",
             stability="experimental",
         ),
+        Endpoint(
+            "poolCaches",
+            "GET",
+            "/ext/caches/<workerPoolId>",
+            handlers.pool_caches,
+            receipts,
+            "Caches Held on a Pool",
+            "The cache names the pool's workers active within the activity window hold, by "
+            "name, with how many workers hold each, their copies, total size and latest use, "
+            "from the inventory of each worker's latest report that listed one.",
+            scopes="purge-cache:history::<workerPoolId>",
+            output="pool-caches.json",
+            stability="experimental",
+        ),
     )
 
 

@@ -171,6 +171,12 @@ def _held(cache: dict[str, Any]) -> CacheInventory:
     return CacheInventory(cache["cacheName"], cache["instances"], cache["bytes"], last_used)
 
 
+async def pool_caches(deps: Deps, request: Request, call: Call) -> Response:
+    """`poolCaches`: the cache names the pool's active workers hold, with their totals."""
+    held = await deps.service.pool_caches(call.params["workerPoolId"])
+    return json_response(200, orjson.dumps(held))
+
+
 async def purge_status(deps: Deps, request: Request, call: Call) -> Response:
     """`purgeStatus`: each open purge of the pool and how far its active workers got."""
     cache_name = _checked(call.query, "cacheName", str)

@@ -26,6 +26,7 @@ SCHEMA_NAMES = (
     "purge-history.json",
     "worker-sync-report.json",
     "purge-status.json",
+    "pool-caches.json",
 )
 
 

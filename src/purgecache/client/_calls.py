@@ -20,6 +20,7 @@ from purgecache.client._models import (
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
+    PoolCaches,
     PurgeCacheRequest,
     PurgeEvent,
     PurgeHistory,
@@ -40,6 +41,7 @@ GetEndpoint = Literal[
     "purge_requests",
     "list_purge_history",
     "purge_status",
+    "pool_caches",
 ]
 GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "ping",
@@ -50,9 +52,12 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "purge_requests",
     "list_purge_history",
     "purge_status",
+    "pool_caches",
 )
 # This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
-EXTENSIONS = frozenset({"createPurge", "listPurgeHistory", "reportWorkerSync", "purgeStatus"})
+EXTENSIONS = frozenset(
+    {"createPurge", "listPurgeHistory", "reportWorkerSync", "purgeStatus", "poolCaches"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +186,12 @@ def purge_status(worker_pool_id: str, cache_name: str | None = None) -> Call[Pur
     return Call("purgeStatus", "GET", route, PurgeStatus.from_json, query)
 
 
+def pool_caches(worker_pool_id: str) -> Call[PoolCaches]:
+    """`GET /ext/caches/<workerPoolId>`."""
+    route = "ext/caches/" + quote(worker_pool_id, safe="")
+    return Call("poolCaches", "GET", route, PoolCaches.from_json)
+
+
 def all_purge_requests(
     continuation_token: str | None = None, limit: int | None = None
 ) -> Call[OpenAllPurgeRequestsList]:
@@ -226,12 +237,12 @@ def get_call(
         if continuation_token is not None or limit is not None:
             raise ValueError("purge_requests takes no continuation token or limit")
         return purge_requests(worker_pool_id, since)
-    if endpoint == "purge_status":
+    if endpoint in ("purge_status", "pool_caches"):
         if worker_pool_id is None:
-            raise ValueError("purge_status needs a worker pool id")
+            raise ValueError(f"{endpoint} needs a worker pool id")
         if since is not None or continuation_token is not None or limit is not None:
-            raise ValueError("purge_status takes no since, continuation token or limit")
-        return purge_status(worker_pool_id)
+            raise ValueError(f"{endpoint} takes no since, continuation token or limit")
+        return (purge_status if endpoint == "purge_status" else pool_caches)(worker_pool_id)
     if endpoint == "list_purge_history":
         return list_purge_history(
             worker_pool_id, since=since, continuation_token=continuation_token, limit=limit

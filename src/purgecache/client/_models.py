@@ -417,3 +417,47 @@ class PurgeStatus:
             tuple(PurgeConvergence.from_json(purge) for purge in purges),
             fields,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCache:
+    """A cache name held on a pool (`poolCaches`): how many active workers hold it, their
+    copies, total size and latest use."""
+
+    cache_name: str
+    workers: int
+    instances: int
+    bytes: int
+    last_used: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> PoolCache:
+        """Read one entry of `caches`."""
+        fields = _object(data)
+        counts = [fields.get(name) for name in ("workers", "instances", "bytes")]
+        numbers = [count for count in counts if type(count) is int]
+        if len(numbers) != len(counts):
+            raise ValueError(f"expected a pool cache, got {data!r}")
+        used = _optional(fields, "lastUsed")
+        last_used = None if used is None else parse_datetime(used)
+        workers, instances, size = numbers
+        return cls(_field(fields, "cacheName"), workers, instances, size, last_used)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolCaches:
+    """`poolCaches`: the cache names a pool's active workers hold, by name."""
+
+    worker_pool_id: str
+    caches: tuple[PoolCache, ...]
+    raw: Mapping[str, object]  # the answer as sent (for --json)
+
+    @classmethod
+    def from_json(cls, data: object) -> PoolCaches:
+        """Read a `poolCaches` answer."""
+        fields = _object(data)
+        caches = fields.get("caches")
+        if not isinstance(caches, list):
+            raise ValueError(f"expected caches, got {data!r}")
+        held = tuple(PoolCache.from_json(cache) for cache in caches)
+        return cls(_field(fields, "workerPoolId"), held, fields)

@@ -20,6 +20,7 @@ from purgecache.client._models import (
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
+    PoolCaches,
     PurgeEvent,
     PurgeHistory,
     PurgeStatus,
@@ -135,6 +136,11 @@ class PurgeCache(BaseClient[httpx.Client]):
         """Each open purge of the pool (or of `cache_name`) and how far its active workers
         got (extension; scope `purge-cache:history::<worker_pool_id>`)."""
         return self._run(_calls.purge_status(worker_pool_id, cache_name))
+
+    def pool_caches(self, worker_pool_id: str) -> PoolCaches:
+        """The cache names the pool's active workers hold, with how many hold each and their
+        total size (extension; scope `purge-cache:history::<worker_pool_id>`)."""
+        return self._run(_calls.pool_caches(worker_pool_id))
 
     def all_purge_requests(
         self, continuation_token: str | None = None, limit: int | None = None
