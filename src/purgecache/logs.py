@@ -60,12 +60,7 @@ class LineBatcher:
         """Queue one line; it is written at the end of this turn of the running loop."""
         if not self.logger.isEnabledFor(self.level):
             return
-        lines = self._lines
-        if not lines:
-            self._schedule()
-        lines.append(orjson.dumps(fields, default=str))
-        if len(lines) >= self.max_lines:
-            self.flush()
+        self._queue(orjson.dumps(fields, default=str))
 
     def add_request(
         self,
@@ -88,10 +83,6 @@ class LineBatcher:
         if not self.logger.isEnabledFor(self.level):
             return
         micros = int((time.perf_counter() - started) * 1_000_000 + 0.5)
-        lines = self._lines
-        if not lines:
-            self._schedule()
-        # `add`'s work, inline: this runs for every request
         line: dict[str, object] = {
             "event": "request",
             "method": method,
@@ -104,7 +95,15 @@ class LineBatcher:
         }
         if hint is not None:
             line["hint"] = hint
-        lines.append(orjson.dumps(line))
+        self._queue(orjson.dumps(line))
+
+    def _queue(self, line: bytes) -> None:
+        """Keep a line for the next write, which is scheduled by the first line of a batch;
+        a full batch is written at once."""
+        lines = self._lines
+        if not lines:
+            self._schedule()
+        lines.append(line)
         if len(lines) >= self.max_lines:
             self.flush()
 
