@@ -1,11 +1,14 @@
 """`python -m harness.inprocess`: the application's own cost per request, without a server.
 
-Calls `PurgeCacheApp.__rsgi__` directly with prebuilt requests (ping, or a signed purgeRequests
-of one cached pool), as granian would, and counts instructions with callgrind: the run serving
-N requests minus the same run serving none, divided by N (the headers are made in both). What
-it leaves out (granian's Rust side, the event loop's I/O) is the same for every revision, so it
-compares revisions of the Python side closely; `--log-cost` of `bench/run` measures the live
-worker. Counts vary by about ±2k instructions between runs (random nonces).
+Calls `PurgeCacheApp.__rsgi__` directly with prebuilt requests (ping, a signed purgeRequests
+of one cached pool, or signed purgeCache calls each naming a new cache), as granian would, and
+counts instructions with callgrind: the run serving N requests minus the same run serving
+none, divided by N (the headers are made in both). What it leaves out (granian's Rust side,
+the event loop's I/O) is the same for every revision, so it compares revisions of the Python
+side closely; for purgeCache the writer thread's commit is counted too, one purge per
+transaction (requests are served one after another, so no group commit). `--log-cost` of
+`bench/run` measures the live worker. Counts vary by about ±2k instructions between runs
+(random nonces).
 
     PYTHONPATH=bench python -m harness.inprocess --endpoint purgeRequests --requests 2000
     PYTHONPATH=bench python -m harness.inprocess --src /path/to/other/src   # another revision
@@ -24,7 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.hawk import EMPTY_PAYLOAD_HASH, Credentials, Signer, Target, fresh_nonce
+from harness.hawk import (
+    EMPTY_PAYLOAD_HASH,
+    Credentials,
+    Signer,
+    Target,
+    fresh_nonce,
+    payload_hash,
+)
 
 HOST, PORT = "localhost", 8080
 API = "/api/purge-cache/v1/"
@@ -40,18 +50,22 @@ scopes = ["*"]
 class Scope:
     """The parts of granian's RSGI scope the application reads."""
 
-    def __init__(self, method: str, path: str, headers: dict[str, str]) -> None:
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> None:
         self.method, self.path, self.query_string = method, path, ""
         self.headers, self.scheme, self.client = headers, "http", "127.0.0.1:40000"
+        self.body = body  # not granian's: what this request's Protocol hands over
 
 
 class Protocol:
-    """Granian's RSGI protocol, reduced to what a bodiless GET uses."""
+    """Granian's RSGI protocol, reduced to what a request with a small body uses."""
 
     status = 0
 
+    def __init__(self, body: bytes = b"") -> None:
+        self._body = body
+
     async def __call__(self) -> bytes:
-        return b""
+        return self._body
 
     def response_bytes(self, status: int, headers: Any, body: bytes) -> None:
         self.status = status
@@ -64,6 +78,25 @@ def requests(endpoint: str, count: int) -> list[Scope]:
     """`count` distinct requests (fresh nonces), made before anything is counted."""
     if endpoint == "ping":
         return [Scope("GET", f"{API}ping", {"host": f"{HOST}:{PORT}"}) for _ in range(count)]
+    if endpoint == "purgeCache":
+        post = Signer(ADMIN, Target("POST", f"{API}purge-cache/a%2Fb", HOST, PORT))
+        bodies = [b'{"cacheName":"bench-%d"}' % n for n in range(count)]
+        return [
+            Scope(
+                "POST",
+                f"{API}purge-cache/a/b",
+                {
+                    "host": f"{HOST}:{PORT}",
+                    "content-type": "application/json",
+                    "content-length": str(len(body)),
+                    "authorization": post(
+                        int(time.time()), fresh_nonce(), payload_hash("application/json", body)
+                    ),
+                },
+                body,
+            )
+            for body in bodies
+        ]
     sign = Signer(ADMIN, Target("GET", f"{API}purge-cache/a%2Fb", HOST, PORT))
     now = int(time.time())
     return [
@@ -106,14 +139,15 @@ def serve(endpoint: str, count: int, serving: bool, access_log: bool) -> None:
         await app.startup()
         await app.service.purge("a/b", "cache-1")
         batch = requests(endpoint, count + 1)
-        first = Protocol()
+        ok = 204 if endpoint == "purgeCache" else 200
+        first = Protocol(batch[0].body)
         await app.__rsgi__(batch[0], first)  # the pool's answer is cached from here on
-        assert first.status == 200, first.status
+        assert first.status == ok, first.status
         if serving:
             for scope in batch[1:]:
-                protocol = Protocol()
+                protocol = Protocol(scope.body)
                 await app.__rsgi__(scope, protocol)
-                assert protocol.status == 200, protocol.status
+                assert protocol.status == ok, protocol.status
         await app.shutdown()
 
     asyncio.run(run())
@@ -139,7 +173,9 @@ def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", choices=("ping", "purgeRequests"), default="purgeRequests")
+    parser.add_argument(
+        "--endpoint", choices=("ping", "purgeRequests", "purgeCache"), default="purgeRequests"
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--src", help="a src folder to measure instead of the installed package")
     parser.add_argument("--no-access-log", action="store_true")

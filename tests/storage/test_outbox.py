@@ -1,19 +1,23 @@
 """The event outbox, on SQLite and PostgreSQL through the Storage interface: events are written
-with the purge, receipt or expiry they describe (a batch of purges included), fanned out to
-every registered target, leased to one claimer at a time, and kept until delivered; replayed
-receipts store their event once; failed deliveries can be listed, retried and dropped."""
+with the purge, receipt or expiry they describe (a batch of purges included) while a target is
+registered and not otherwise, fanned out to every registered target, leased to one claimer at
+a time, and kept until delivered; replayed receipts store their event once; failed deliveries
+can be listed, retried and dropped."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 
 from purgecache.model import CacheReceipt, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import Storage
+from purgecache.storage import SqliteStorage, Storage
+from purgecache.storage.postgres import PostgresStorage
 from storage.test_contract import BACKENDS, NOW, new_storage
 
 
@@ -135,3 +139,40 @@ def test_failed_deliveries_are_listed_retried_and_dropped(
     assert runner.run(storage.drop_events(None, claimed.event.event_id, False)) == 1
     assert runner.run(storage.drop_events(None, None, True)) == 1
     assert runner.run(storage.outbox_depth()) == (0, 0)
+
+
+def outbox_rows(storage: Storage) -> int:
+    """The event rows stored, counted with the test's own connection."""
+    count = "SELECT count(*) FROM event_outbox"
+    if isinstance(storage, SqliteStorage):
+        with sqlite3.connect(storage.path) as db:
+            (rows,) = db.execute(count).fetchone()
+        db.close()
+        return int(rows)
+    assert isinstance(storage, PostgresStorage)
+    with psycopg.connect(storage.url, autocommit=True) as conn:
+        row = conn.execute(count).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_without_a_target_no_event_is_written(storage: Storage, runner: asyncio.Runner) -> None:
+    """With no --amqp-url and no --webhook (no target registered) purges, batches of purges,
+    receipts and expiry write no event rows that nothing would ever deliver; once a target is
+    registered, the next purge is an event again."""
+    runner.run(storage.set_event_targets([]))
+
+    async def purges() -> None:
+        await asyncio.gather(
+            *(storage.purge(purge("p/w", f"c{i}"), b"{}", Provenance("x")) for i in range(4))
+        )
+
+    runner.run(purges())
+    receipt = CacheReceipt("c0", NOW, 1, 10, None, 0, 0)
+    runner.run(storage.report_worker_sync(WorkerReport("p/w", "g", "w1", (receipt,)), NOW + 5))
+    assert runner.run(storage.expire(NOW + 2000)) == 4
+    assert outbox_rows(storage) == 0
+    runner.run(storage.set_event_targets(["amqp"]))
+    runner.run(storage.purge(purge("p/w", "again"), b"{}", Provenance("x")))
+    assert outbox_rows(storage) == 1
+    assert runner.run(storage.outbox_depth()) == (1, 0)

@@ -9,10 +9,14 @@ from typing import Any
 from purgecache.events.model import OutboxEvent
 
 EVENT_COLUMNS = "event_id, kind, worker_pool_id, cache_name, created_at, body"
-# The same event id twice (a replayed report, a second expiry run) is stored once.
+# Events are kept only while some target is registered (deliveries fan out to the targets
+# of the moment, so an event written without one would never be delivered): a service with
+# no --amqp-url and no --webhook writes no outbox rows. The same event id twice (a replayed
+# report, a second expiry run) is stored once.
+HAS_TARGETS = "SELECT 1 FROM event_targets LIMIT 1"
 INSERT_EVENT = (
-    f"INSERT INTO event_outbox ({EVENT_COLUMNS}) VALUES ({{marks}}) "
-    "ON CONFLICT (event_id) DO NOTHING"
+    f"INSERT INTO event_outbox ({EVENT_COLUMNS}) SELECT {{marks}} "
+    f"WHERE EXISTS ({HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING"
 )
 # Due deliveries of one target, oldest first: not failed, next attempt due, lease run out.
 DUE = (

@@ -57,7 +57,8 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
 # the rows as arrays (sent in binary: no escaping), upserted, every purge's event added to the
-# history, and a notification per pool they touched, sent at commit.
+# history (and to the event outbox if a target is registered), and a notification per pool
+# they touched, sent at commit.
 _UPSERT_BATCH = (
     "WITH written AS ("
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
@@ -70,7 +71,7 @@ _UPSERT_BATCH = (
     "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])), "
     f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
-    "%b::bytea[]) ON CONFLICT (event_id) DO NOTHING) "
+    f"%b::bytea[]) WHERE EXISTS ({outbox.HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING) "
     "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
 )
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))

@@ -34,7 +34,7 @@ from purgecache.storage.base import (
     StorageError,
 )
 from purgecache.storage.batching import WriteBatcher
-from purgecache.storage.history import EventRow, HistoryPage
+from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
@@ -58,6 +58,7 @@ _INVENTORY = receipts.INVENTORY.format(mark="?")
 _FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
 _TALLY_QUERIES = fetches.spelt(":%s")
 _EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
+_HAS_TARGETS = outbox.HAS_TARGETS
 _EXPIRE = "DELETE FROM cache_purges WHERE expires <= ? RETURNING worker_pool_id, cache_name, before"
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
@@ -152,7 +153,7 @@ def _history_page(
     return history.history_page(rows, int(total), limit)
 
 
-PurgeRow = tuple[tuple[str, str, int, int, bytes], EventRow, events.OutboxEvent]
+PurgeRow = tuple[PurgeRequest, bytes, Provenance]  # a purge, its wire entry, who asked
 
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
@@ -280,26 +281,24 @@ class SqliteStorage:
         return await self._run(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
 
     async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
-        await self._batcher.write(
-            (
-                (*_key_and_times(request), entry),
-                history.event_row(request, origin),
-                events.created(request, origin),
-            )
-        )
+        await self._batcher.write((request, entry, origin))
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
+        # The `purge.created` events are made only when a target will deliver them (looked
+        # up in the purges' own transaction): building one costs about as much as writing
+        # the purge, and by default there is no target.
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 if len(rows) == 1:
-                    conn.execute(_UPSERT, rows[0][0])
-                    conn.execute(_LOG, rows[0][1])
-                    conn.execute(_EVENT, rows[0][2])
-                    return
-                conn.executemany(_UPSERT, [purge for purge, _, _ in rows])
-                conn.executemany(_LOG, [logged for _, logged, _ in rows])
-                conn.executemany(_EVENT, [event for _, _, event in rows])
+                    request, entry, origin = rows[0]
+                    conn.execute(_UPSERT, (*_key_and_times(request), entry))
+                    conn.execute(_LOG, history.event_row(request, origin))
+                else:
+                    conn.executemany(_UPSERT, [(*_key_and_times(r), e) for r, e, _ in rows])
+                    conn.executemany(_LOG, [history.event_row(r, o) for r, _, o in rows])
+                if conn.execute(_HAS_TARGETS).fetchone() is not None:
+                    conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
         await self._run(write)
 
