@@ -5,10 +5,10 @@ of one cached pool, or signed purgeCache calls each naming a new cache), as gran
 counts instructions with callgrind: the run serving N requests minus the same run serving
 none, divided by N (the headers are made in both). What it leaves out (granian's Rust side,
 the event loop's I/O) is the same for every revision, so it compares revisions of the Python
-side closely; for purgeCache the writer thread's commit is counted too, one purge per
-transaction (requests are served one after another, so no group commit). `--log-cost` of
-`bench/run` measures the live worker. Counts vary by about ±2k instructions between runs
-(random nonces).
+side closely; for purgeCache the writer thread's commits are counted too (with
+`--concurrency N`, N purges in flight share commits as under load; 1: one commit each).
+`--log-cost` of `bench/run` measures the live worker. Counts vary by about ±2k instructions
+between runs (random nonces).
 
     PYTHONPATH=bench python -m harness.inprocess --endpoint purgeRequests --requests 2000
     PYTHONPATH=bench python -m harness.inprocess --src /path/to/other/src   # another revision
@@ -112,7 +112,7 @@ def requests(endpoint: str, count: int) -> list[Scope]:
     ]
 
 
-def serve(endpoint: str, count: int, serving: bool, access_log: bool) -> None:
+def serve(endpoint: str, count: int, serving: bool, access_log: bool, concurrency: int) -> None:
     """Build the app on a fresh SQLite file, warm the pool's cache, serve the requests."""
     from purgecache.server import authenticator_for, build_app
     from purgecache.settings import Settings
@@ -143,11 +143,15 @@ def serve(endpoint: str, count: int, serving: bool, access_log: bool) -> None:
         first = Protocol(batch[0].body)
         await app.__rsgi__(batch[0], first)  # the pool's answer is cached from here on
         assert first.status == ok, first.status
+
+        async def one(scope: Scope) -> None:
+            protocol = Protocol(scope.body)
+            await app.__rsgi__(scope, protocol)
+            assert protocol.status == ok, protocol.status
+
         if serving:
-            for scope in batch[1:]:
-                protocol = Protocol(scope.body)
-                await app.__rsgi__(scope, protocol)
-                assert protocol.status == ok, protocol.status
+            for start in range(1, len(batch), concurrency):
+                await asyncio.gather(*(one(s) for s in batch[start : start + concurrency]))
         await app.shutdown()
 
     asyncio.run(run())
@@ -163,6 +167,7 @@ def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
         sys.executable, "-m", "harness.inprocess", "--child",
         "--endpoint", args.endpoint, "--requests", str(args.requests),
         "--serving" if serving else "--idle", *(["--no-access-log"] if args.no_access_log else []),
+        "--concurrency", str(args.concurrency),
     ]  # fmt: skip
     subprocess.run(command, env=env, check=True, capture_output=True)
     for line in out.read_text(errors="replace").splitlines():
@@ -179,17 +184,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--src", help="a src folder to measure instead of the installed package")
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests in flight at once (purgeCache: purges then share commits, as under load)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve(args.endpoint, args.requests, args.serving, not args.no_access_log)
+        serve(args.endpoint, args.requests, args.serving, not args.no_access_log, args.concurrency)
         return
     idle, serving = callgrind_total(args, False), callgrind_total(args, True)
     per_request = (serving - idle) // args.requests
     log = "off" if args.no_access_log else "on"
-    print(f"{args.endpoint} (access log {log}): {per_request:,} instructions/request")
+    print(
+        f"{args.endpoint} (access log {log}, concurrency {args.concurrency}): "
+        f"{per_request:,} instructions/request"
+    )
 
 
 if __name__ == "__main__":
