@@ -158,9 +158,9 @@ class Pipeline:
         self, request: Request, chunks: AsyncIterable[bytes], sub: str, call: Call
     ) -> Response:
         """Run the steps for the API sub-path `sub`; `call` learns the endpoint reached and
-        who called."""
+        who called (a call `answer_now` left to these steps has its endpoint matched)."""
         try:
-            endpoint = self.match(request, sub, call)
+            endpoint = call.endpoint or self.match(request, sub, call)
             if isinstance(endpoint, Response):
                 return endpoint
             if request.method == "GET":
