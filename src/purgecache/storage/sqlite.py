@@ -9,11 +9,19 @@ step), which made a listing several times dearer under load. Should a read find 
 busy (WAL recovery after a crash), it is retried on the writer's thread, which may wait.
 WAL mode lets several processes share the file; `synchronous=NORMAL` makes every committed
 purge survive a crash of the process (kill -9), `synchronous=FULL` also a power loss.
+
+A serving process checkpoints the WAL into the database file from a third connection on its
+own thread, a few times a second while anything is written: left to SQLite, the commit that
+crosses 1,000 WAL pages does the checkpoint itself (copy and fsync), which took 4-9 ms instead
+of 0.2 ms for about one commit in a hundred under a stream of purges, and every purge waiting
+for that commit waited with it. The writer still checkpoints by itself should the WAL grow
+far beyond that (`WRITER_CHECKPOINT_PAGES`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from purgecache.events import model as events
+from purgecache.logs import log_event
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage import fetches, history, outbox, receipts
 from purgecache.storage.base import (
@@ -40,9 +49,12 @@ from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
 
 T = TypeVar("T")
+log = logging.getLogger("purgecache")
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 WAL_LOOK_INTERVAL = 0.005  # seconds between looks at the WAL file: bounds the stat calls
+CHECKPOINT_INTERVAL = 0.25  # seconds between background checkpoints while the WAL changes
+WRITER_CHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer's own, last-resort one
 _UPSERT = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -207,6 +219,9 @@ class SqliteStorage:
         self.path = path
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
         self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
@@ -223,7 +238,38 @@ class SqliteStorage:
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     async def start(self) -> None:
-        """Nothing runs in the background: `changes` looks at the write-ahead log."""
+        """Checkpoint in the background from here on (`changes` needs no task: it looks at
+        the write-ahead log)."""
+        await self._run(lambda c: c.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}"))
+        self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint_forever())
+
+    async def _checkpoint_forever(self) -> None:
+        """A passive checkpoint (it never waits for, nor blocks, the writer) whenever the WAL
+        changed since the last look (and first of all what it holds at start); the first
+        failure is logged."""
+        loop = asyncio.get_running_loop()
+        seen: tuple[int, int, int] | None = None
+        failed = False
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            state = self._wal_state()
+            if state is None or state == seen:
+                continue
+            seen = state
+            try:
+                await loop.run_in_executor(self._checkpointer, self._checkpoint)
+            except sqlite3.Error as error:
+                if not failed:
+                    log_event(log, logging.WARNING, "sqlite-checkpoint-failed", error=str(error))
+                failed = True
+
+    def _checkpoint(self) -> None:
+        """On the checkpointer's thread: copy what the WAL holds into the database file."""
+        if self._checkpoint_conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=0")
+            self._checkpoint_conn = conn
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def changes(self) -> Changes:
         """Every commit by any process touches the WAL file; a changed WAL means any pool may
@@ -491,6 +537,18 @@ class SqliteStorage:
         await self.check()  # a local file has no connections to drop (and never an outage)
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.gather(self._checkpoints, return_exceptions=True)
+            self._checkpoints = None
+
+        def unhook() -> None:
+            if self._checkpoint_conn is not None:
+                self._checkpoint_conn.close()
+                self._checkpoint_conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._checkpointer, unhook)
+        self._checkpointer.shutdown(wait=True)
         if self._reader is not None:
             self._reader.close()
             self._reader = None
