@@ -39,7 +39,7 @@ CLIENTS = CLIENTS_TOML + "".join(
     for (c, t), scopes in SCOPES.items()
 )
 COPY = b"x" * 64_000  # what a task leaves in each cache copy
-LAST_SEEN = re.compile(r"last seen \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\)")
+LAST_SEEN = re.compile(r"last seen (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\)")
 
 
 class Agent(Worker):
@@ -172,12 +172,15 @@ def test_purge_history_convergence_and_stragglers(live: LiveServer, agents: list
     assert waited.returncode == 6, (waited.stdout, waited.stderr)
     assert "not converged checkouts: applied 2/3" in waited.stdout
     (straggler,) = [line for line in waited.stdout.splitlines() if line.startswith("  ")]
-    assert straggler.startswith("  worker local/w2: not seen (last seen ")
-    assert LAST_SEEN.search(straggler), straggler
+    assert straggler.startswith("  worker local/w2: not seen (last seen "), straggler
+    last_seen = LAST_SEEN.search(straggler)
+    assert last_seen is not None, straggler
 
     status = run("status", POOL, "checkouts")
-    assert table(status.stdout)["checkouts"]["NOT SEEN"] == "1", status.stdout
-    assert "worker local/w2: not seen (last seen" in status.stdout
+    row = table(status.stdout)["checkouts"]
+    assert (row["ACTIVE"], row["APPLIED"], row["NOT SEEN"]) == ("3", "2", "1"), status.stdout
+    assert last_seen[1] < row["BEFORE"]  # heard from before the purge, not since
+    assert f"  worker local/w2: not seen (last seen {last_seen[1]})" in status.stdout
 
     official_client(live, GW, {"method": "purgeRequests", "pool": POOL})
     fetched = until(
