@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from harness.fake_auth import FakeAuth
 from harness.load import Endpoint, Run, SignedFiles, Wrk
 from harness.procs import Started
+from harness.reports import REPORT_WORKERS
 from harness.seed import POOL, WRITE_POOL
 
 API = "/api/purge-cache/v1"
-REMOTE_AUTH = "purgeRequestsRemoteAuth"
+REMOTE_AUTH = "purgeRequestsRemoteAuth"  # measured on a service started with --auth-root-url
 REPORT = "reportWorkerSync"  # opt-in (`--endpoints`): not in the default set
-REPORT_WORKERS = 10_000  # measured on a service started with --auth-root-url
 FIRST_GUESS_RATE = 60_000.0  # req/s to size the very first warm-up file (about nginx's rate)
 
 ENDPOINTS = {

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.load import NON_2XX_NOTE, Run
-from harness.measure import REPORT, REPORT_WORKERS, Measured
+from harness.measure import REPORT, Measured
 from harness.profiling import markdown as profile_markdown
+from harness.reports import REPORT_WORKERS
 from harness.service import Variant
 
 # Issue 8: the upstream Node.js service's ratio to nginx, and the goals for this service; since

@@ -17,6 +17,7 @@ from purgecache.model import format_time
 from purgecache.storage import open_storage
 
 WORKER_GROUP = "bench"
+REPORT_WORKERS = 10_000  # distinct workers reporting in turn (issue 13's scale)
 COPY_BYTES = 734_003_200  # 700 MiB: a checkout-sized cache copy
 
 
