@@ -74,11 +74,11 @@ class Agent(Worker):
 
 def table(output: str) -> dict[str, dict[str, str]]:
     """`purgecache status`'s table: a row of columns per cache name."""
-    header, *rows = output.split("\n\n")[0].splitlines()
+    header, *rows = output.splitlines()
     names = re.split(r"\s{2,}", header)
     found = {}
     for row in rows:
-        if row.startswith(" ") or row.endswith(":"):
+        if row.startswith(" ") or row.endswith(":"):  # the stragglers under the table
             break
         cells = dict(zip(names, re.split(r"\s{2,}", row), strict=True))
         found[cells["CACHE"]] = cells
@@ -110,8 +110,7 @@ def live(backend_server_factory: Callable[..., LiveServer], tmp_path: Path) -> L
 
 @pytest.fixture
 def agents(live: LiveServer, tmp_path: Path) -> Iterator[list[Agent]]:
-    """Three agents of POOL, each holding a `checkouts` and an `sccache` copy, their daemons
-    running (stopped and checked at the end)."""
+    """Three agents of POOL, their daemons running (each stopped and checked at the end)."""
     workers = [Agent(tmp_path / f"w{i}", live.root_url) for i in range(3)]
     try:
         for worker in workers:
