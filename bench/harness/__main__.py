@@ -20,7 +20,7 @@ import purgecache
 from harness import report
 from harness.backend import run_backend
 from harness.install import InstallError, ensure_debian_tools
-from harness.measure import ENDPOINTS
+from harness.measure import DEFAULT_ENDPOINTS, ENDPOINTS, WRITES_LAST
 from harness.sched import autogroup_off
 from harness.service import Variant
 
@@ -53,7 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     add(
         "--endpoints",
-        help=f"{','.join(ENDPOINTS)} (--log-cost: {LOG_COST_ENDPOINTS}); purgeCache runs last",
+        help=f"any of {','.join(ENDPOINTS)} (default {','.join(DEFAULT_ENDPOINTS)}; --log-cost: "
+        f"{LOG_COST_ENDPOINTS}); the writes purgeCache and then reportWorkerSync run last",
     )
     add("--workers", type=int, default=1, help="purgecache serve --workers (1)")
     add("--cache-time", default="10s", help="purgecache serve --cache-time (10s)")
@@ -102,7 +103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.rounds = args.rounds or LOG_COST_ROUNDS
     args.nginx = not args.log_cost
     args.backends = args.backends or "sqlite,postgres"
-    args.endpoints = args.endpoints or ",".join(ENDPOINTS)
+    args.endpoints = args.endpoints or ",".join(DEFAULT_ENDPOINTS)
     args.rounds = args.rounds or (1 if quick else 3)
     args.duration = args.duration or (3.0 if quick else 15.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 2.0)
@@ -111,7 +112,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
     if set(args.backends) - {"sqlite", "postgres"} or set(endpoints) - set(ENDPOINTS):
         p.error(f"unknown backend or endpoint in {args.backends} {endpoints}")
-    args.endpoints = sorted(endpoints, key=lambda e: e == "purgeCache")  # writes go last
+    args.endpoints = sorted(endpoints, key=lambda e: WRITES_LAST.get(e, 0))
     args.bench_dir = BENCH_DIR
     args.variants = []  # filled in by main (a --compare revision is exported first)
     return args

@@ -18,10 +18,11 @@ from harness.databases import BackendUnavailable, PostgresDatabases, SqliteDatab
 from harness.fake_auth import start_fake_auth, success_verdict
 from harness.hawk import Credentials
 from harness.load import Endpoint, SignedFiles, Wrk
-from harness.measure import ENDPOINTS, REMOTE_AUTH, Bench, Measured, Plan, Side
+from harness.measure import ENDPOINTS, REMOTE_AUTH, REPORT, Bench, Measured, Plan, Side
 from harness.nginx import start_nginx
 from harness.paging import list_target, walk_to_last_page
 from harness.procs import Registry, Started, command_line, rss_kib
+from harness.reports import ReportBodies, stored_workers, worker_id
 from harness.service import (
     SCOPES,
     ServiceRefused,
@@ -90,8 +91,9 @@ class BackendRun:
         for endpoint_name in args.endpoints:
             if endpoint_name == "purgeCache":  # always last: its writes grow the table
                 self._paging(bench, databases, head, credentials)
+            if ENDPOINTS[endpoint_name].method == "POST":
                 for side in services.values():
-                    self._check_post(side.port, credentials)
+                    self._check_post(side.port, credentials, endpoint_name)
             sides = [services[v.label] for v in variants]
             if endpoint_name == REMOTE_AUTH:
                 sides = [self._remote_auth_side(v, small, credentials, bodies) for v in variants]
@@ -104,6 +106,8 @@ class BackendRun:
             self.result["summaries"] += report.summarize(measured, name, variants)
             self.result["log_costs"] += report.log_costs(measured, name, variants)
             self.result["measured"].append(measured)
+            if endpoint_name == REPORT:
+                self._count_reporters(small.get("", ""))
         if "purgeCache" not in args.endpoints:
             self._paging(bench, databases, head, credentials)
         servers = [side.server for side in services.values()]
@@ -241,10 +245,8 @@ class BackendRun:
         """nginx with those bodies; checked to answer every endpoint as the service does."""
         nginx_dir = self.workdir / "nginx"
         nginx_dir.mkdir(exist_ok=True)
-        post_path = ENDPOINTS["purgeCache"].nginx_path
-        nginx, port = start_nginx(
-            self.registry, self.tools["nginx"], nginx_dir, bodies, [post_path]
-        )
+        posts = [e.nginx_path for e in ENDPOINTS.values() if e.method == "POST"]
+        nginx, port = start_nginx(self.registry, self.tools["nginx"], nginx_dir, bodies, posts)
         client = ServiceClient(port, None)
         try:  # the very request targets the service gets, `%2F` included
             for endpoint in ENDPOINTS.values():
@@ -260,15 +262,37 @@ class BackendRun:
             client.close()
         return nginx, port
 
-    def _check_post(self, port: int, credentials: Credentials) -> None:
+    def _check_post(self, port: int, credentials: Credentials, endpoint_name: str) -> None:
+        """One signed POST of the endpoint is accepted (204); for reportWorkerSync, a report
+        of a worker outside the client's `bench/*` scope is refused (403): the scope is
+        checked per worker."""
+        target = ENDPOINTS[endpoint_name].target
+        checks = [(b'{"cacheName":"bench-preflight"}', 204)]
+        if endpoint_name == REPORT:
+            report = ReportBodies(1, 0).body(worker_id(0), "2000-01-01T00:00:00.000Z")
+            checks = [(json.dumps(report).encode(), 204)]
+            report["workerGroup"] = "elsewhere"
+            checks.append((json.dumps(report).encode(), 403))
         client = ServiceClient(port, credentials)
         try:
-            target = ENDPOINTS["purgeCache"].target
-            reply = client.request("POST", target, b'{"cacheName":"bench-preflight"}')
+            for body, status in checks:
+                reply = client.request("POST", target, body)
+                if reply.status != status:
+                    raise RuntimeError(
+                        f"{endpoint_name} preflight: {reply.status} (wanted {status}): "
+                        f"{reply.body[:300]!r}"
+                    )
         finally:
             client.close()
-        if reply.status != 204:
-            raise RuntimeError(f"purgeCache preflight: {reply.status}: {reply.body[:300]!r}")
+
+    def _count_reporters(self, db_url: str) -> None:
+        """Note how many distinct workers the checkout's database holds receipts of."""
+        if not db_url:
+            return
+        workers, receipts = stored_workers(db_url)
+        note = f"reportWorkerSync: {workers:,} distinct workers stored ({receipts:,} receipts)"
+        self.say(f"  {note}")
+        self.result["notes"].append(note)
 
     def _paging(
         self, bench: Bench, databases: Databases, small: Side, credentials: Credentials

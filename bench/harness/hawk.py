@@ -20,10 +20,11 @@ import hmac
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+Bodies = Callable[[], str]  # a new JSON body each call (BodyMaker, reports.ReportBodies)
 EXT = "e30="  # base64 of "{}": what the Python client sends for permanent credentials
 JSON_TYPE = "application/json"
 
@@ -101,7 +102,7 @@ class BodyMaker:
 
 
 def signed_lines(
-    credentials: Credentials, target: Target, count: int, bodies: BodyMaker | None = None
+    credentials: Credentials, target: Target, count: int, bodies: Bodies | None = None
 ) -> Iterator[str]:
     """`count` lines: `<Authorization>` (no body) or `<Authorization>\\t<JSON body>`."""
     sign = Signer(credentials, target)
@@ -125,7 +126,7 @@ def write_signed_file(
     credentials: Credentials,
     target: Target,
     count: int,
-    bodies: BodyMaker | None = None,
+    bodies: Bodies | None = None,
 ) -> float:
     """Write `count` signed lines to `path`; return the seconds it took."""
     started = time.perf_counter()

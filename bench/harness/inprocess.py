@@ -1,12 +1,13 @@
 """`python -m harness.inprocess`: the application's own cost per request, without a server.
 
 Calls `PurgeCacheApp.__rsgi__` directly with prebuilt requests (ping, a signed purgeRequests
-of one cached pool, or signed purgeCache calls each naming a new cache), as granian would, and
+of one cached pool, signed purgeCache calls each naming a new cache, or signed reportWorkerSync
+calls of 10,000 distinct workers in turn, as `bench/run` sends them), as granian would, and
 counts instructions with callgrind: the run serving N requests minus the same run serving
 none, divided by N (the headers are made in both). What it leaves out (granian's Rust side,
 the event loop's I/O) is the same for every revision, so it compares revisions of the Python
-side closely; for purgeCache the writer thread's commits are counted too (with
-`--concurrency N`, N purges in flight share commits as under load; 1: one commit each).
+side closely; for the writes the writer thread's commits are counted too (with
+`--concurrency N`, N requests in flight share commits as under load; 1: one commit each).
 `--log-cost` of `bench/run` measures the live worker. Counts vary by about ±2k instructions
 between runs (random nonces).
 
@@ -35,6 +36,7 @@ from harness.hawk import (
     fresh_nonce,
     payload_hash,
 )
+from harness.reports import REPORT_WORKERS, ReportBodies
 
 HOST, PORT = "localhost", 8080
 API = "/api/purge-cache/v1/"
@@ -45,6 +47,9 @@ client_id = "{ADMIN.client_id}"
 access_token = "{ADMIN.access_token}"
 scopes = ["*"]
 """
+
+
+POSTS = {"purgeCache": "purge-cache/", "reportWorkerSync": "ext/report/"}  # then the pool
 
 
 class Scope:
@@ -78,13 +83,18 @@ def requests(endpoint: str, count: int) -> list[Scope]:
     """`count` distinct requests (fresh nonces), made before anything is counted."""
     if endpoint == "ping":
         return [Scope("GET", f"{API}ping", {"host": f"{HOST}:{PORT}"}) for _ in range(count)]
-    if endpoint == "purgeCache":
-        post = Signer(ADMIN, Target("POST", f"{API}purge-cache/a%2Fb", HOST, PORT))
-        bodies = [b'{"cacheName":"bench-%d"}' % n for n in range(count)]
+    if endpoint in POSTS:
+        path = POSTS[endpoint]
+        post = Signer(ADMIN, Target("POST", f"{API}{path}a%2Fb", HOST, PORT))
+        if endpoint == "purgeCache":
+            bodies = [b'{"cacheName":"bench-%d"}' % n for n in range(count)]
+        else:
+            reports = ReportBodies(REPORT_WORKERS, int(time.time() * 1000))
+            bodies = [reports().encode() for _ in range(count)]
         return [
             Scope(
                 "POST",
-                f"{API}purge-cache/a/b",
+                f"{API}{path}a/b",
                 {
                     "host": f"{HOST}:{PORT}",
                     "content-type": "application/json",
@@ -139,7 +149,7 @@ def serve(endpoint: str, count: int, serving: bool, access_log: bool, concurrenc
         await app.startup()
         await app.service.purge("a/b", "cache-1")
         batch = requests(endpoint, count + 1)
-        ok = 204 if endpoint == "purgeCache" else 200
+        ok = 204 if endpoint in POSTS else 200
         first = Protocol(batch[0].body)
         await app.__rsgi__(batch[0], first)  # the pool's answer is cached from here on
         assert first.status == ok, first.status
@@ -179,7 +189,7 @@ def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--endpoint", choices=("ping", "purgeRequests", "purgeCache"), default="purgeRequests"
+        "--endpoint", choices=("ping", "purgeRequests", *POSTS), default="purgeRequests"
     )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--src", help="a src folder to measure instead of the installed package")

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.fake_auth import FakeAuth
-from harness.hawk import BodyMaker, Credentials, Target, write_signed_file
+from harness.hawk import Bodies, BodyMaker, Credentials, Target, write_signed_file
 from harness.procs import Started, cpu_seconds
+from harness.reports import ReportBodies
 
 LUA = Path(__file__).parent / "lua"
 MAX_SIGNED = 2_500_000  # request strings per file; LuaJIT (no GC64) holds about 1 GiB
@@ -33,6 +35,7 @@ class Endpoint:
     signed: bool
     status: int  # what the service must answer
     cache_name_prefix: str = ""  # POST: body {"cacheName":"<prefix>-<n>"}, n never repeats
+    report_workers: int = 0  # POST: instead, reports of this many distinct workers in turn
 
 
 @dataclass
@@ -163,7 +166,7 @@ class SignedFiles:
         self.workdir = workdir
         self.credentials = credentials
         self.latest: dict[str, Path] = {}
-        self.bodies: dict[str, BodyMaker] = {}  # one counter per endpoint: names never repeat
+        self.bodies: dict[str, Bodies] = {}  # one counter per endpoint: names never repeat
 
     def make(
         self, endpoint: Endpoint, port: int, rate: float, seconds: float
@@ -176,7 +179,16 @@ class SignedFiles:
         target = Target(endpoint.method, endpoint.target, "127.0.0.1", port)
         bodies = None
         if endpoint.method == "POST":
-            bodies = self.bodies.setdefault(endpoint.name, BodyMaker(endpoint.cache_name_prefix))
+            if endpoint.name not in self.bodies:
+                self.bodies[endpoint.name] = _bodies(endpoint)
+            bodies = self.bodies[endpoint.name]
         spent = write_signed_file(path, self.credentials, target, count, bodies)
         self.latest[endpoint.name] = path
         return path, spent
+
+
+def _bodies(endpoint: Endpoint) -> Bodies:
+    """The POST bodies of `endpoint`, new ones for as long as the backend's run lasts."""
+    if endpoint.report_workers:
+        return ReportBodies(endpoint.report_workers, int(time.time() * 1000))
+    return BodyMaker(endpoint.cache_name_prefix)

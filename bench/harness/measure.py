@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from harness.fake_auth import FakeAuth
 from harness.load import Endpoint, Run, SignedFiles, Wrk
 from harness.procs import Started
+from harness.reports import REPORT_WORKERS
 from harness.seed import POOL, WRITE_POOL
 
 API = "/api/purge-cache/v1"
 REMOTE_AUTH = "purgeRequestsRemoteAuth"  # measured on a service started with --auth-root-url
+REPORT = "reportWorkerSync"  # opt-in (`--endpoints`): not in the default set
 FIRST_GUESS_RATE = 60_000.0  # req/s to size the very first warm-up file (about nginx's rate)
 
 ENDPOINTS = {
@@ -51,8 +53,19 @@ ENDPOINTS = {
             status=204,
             cache_name_prefix="bench",
         ),
+        Endpoint(  # reports of REPORT_WORKERS distinct workers in turn (harness/reports.py)
+            REPORT,
+            "POST",
+            f"{API}/ext/report/{POOL.replace('/', '%2F')}",
+            f"{API}/ext/report/{POOL}",
+            signed=True,
+            status=204,
+            report_workers=REPORT_WORKERS,
+        ),
     )
 }
+DEFAULT_ENDPOINTS = [name for name in ENDPOINTS if name != REPORT]
+WRITES_LAST = {"purgeCache": 1, REPORT: 2}  # writes grow tables: after every read, in this order
 
 
 @dataclass

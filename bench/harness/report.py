@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.load import NON_2XX_NOTE, Run
-from harness.measure import Measured
+from harness.measure import REPORT, Measured
 from harness.profiling import markdown as profile_markdown
+from harness.reports import REPORT_WORKERS
 from harness.service import Variant
 
 # Issue 8: the upstream Node.js service's ratio to nginx, and the goals for this service; since
@@ -31,6 +32,12 @@ GOALS: dict[str, float | dict[str, float]] = {
     "allPurgeRequests": 0.07,
 }
 P99_GOAL = {"purgeRequests": 3.0}  # service p99 at most 3x nginx's
+REPORT_NOTE = (
+    f" reportWorkerSync: the reports of {REPORT_WORKERS:,} distinct workers (`bench/w<n>`) in "
+    "turn, each a receipt and an inventory entry for the pool's 5 cache names (1.6 kB), every "
+    "pass through the fleet honouring a newer `before` (a write each time); the client's "
+    "scope `purge-cache:report::<pool>:bench/*` covers each worker's."
+)
 LOG_COST_GOAL = 0.10  # issue 12: the access log costs at most 10% of throughput...
 LOG_INSTRUCTIONS_GOAL = 0.05  # ...and at most 5% more instructions per request
 
@@ -302,7 +309,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict
         "",
         "Every service request carried its own valid Hawk header. non-2xx: "
         f"{NON_2XX_NOTE}. purgeCache: a new cache name per request (`bench-<n>`: an insert "
-        "each time).",
+        "each time)." + (REPORT_NOTE if REPORT in args.endpoints else ""),
     ]
     auth = auth_lines([(r["backend"], s) for r in done for s in r["summaries"]])
     if auth:

@@ -30,6 +30,7 @@ SCOPES = (
     f"purge-cache:purge-requests::{POOL}",
     f"purge-cache:{WRITE_POOL}:*",
     "purge-cache:all-purge-requests",
+    f"purge-cache:report::{POOL}:bench/*",  # reportWorkerSync: every bench/<workerId>
 )
 
 

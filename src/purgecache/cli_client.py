@@ -269,10 +269,8 @@ def show_events(events: list[PurgeEvent], as_json: bool) -> None:
     rows += [_event_row(event) for event in events]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for *cells, why in rows:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
-            + f"  {why}".rstrip()
-        )
+        aligned = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        click.echo(f"{aligned}  {why}".rstrip())
 
 
 @click.command(epilog=EPILOG)

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.conftest import agent_command, clean_environ
@@ -20,18 +20,22 @@ Result = subprocess.CompletedProcess[str]
 
 @dataclass
 class Worker:
-    """One worker of `pool` with the cache root `root`, talking to `root_url`."""
+    """One worker of `pool` with the cache root `root`, talking to `root_url` with
+    `credentials`, its agent configured by `settings` (PURGECACHE_AGENT_* variables)."""
 
     root: Path
     pool: str
     root_url: str
+    credentials: tuple[str, str] = READER
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def environ(self) -> dict[str, str]:
         return clean_environ(
             TASKCLUSTER_ROOT_URL=self.root_url,
-            TASKCLUSTER_CLIENT_ID=READER[0],
-            TASKCLUSTER_ACCESS_TOKEN=READER[1],
+            TASKCLUSTER_CLIENT_ID=self.credentials[0],
+            TASKCLUSTER_ACCESS_TOKEN=self.credentials[1],
+            **self.settings,
         )
 
     def command(self, *args: str) -> list[str]:

@@ -51,7 +51,8 @@ EPILOG = """\b
 Connection to the service, as for the official Taskcluster clients:
   TASKCLUSTER_ROOT_URL, TASKCLUSTER_CLIENT_ID, TASKCLUSTER_ACCESS_TOKEN,
   TASKCLUSTER_CERTIFICATE, or TASKCLUSTER_PROXY_URL (requests go there unsigned).
-  Needs the scope purge-cache:purge-requests::POOL.
+  Needs the scope purge-cache:purge-requests::POOL, and to report receipts
+  purge-cache:report::POOL:GROUP/ID (without it the agent syncs as before).
 
 \b
 Exit status: 0 done; 1 some deletions failed (the others were done);
