@@ -432,13 +432,14 @@ class PostgresStorage:
         rows = [row for report in batch for row in report.receipts]
         workers = [report.worker for report in batch]
         cleared, held = receipts.inventories(batch)
-        applied = [event for report in batch for event in report.applied]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cursor:
                 if rows:
                     await cursor.executemany(_RECEIPT, rows)
-                    await cursor.executemany(_EVENT, applied)
+                    targets = await (await cursor.execute(outbox.HAS_TARGETS)).fetchone()
+                    if targets is not None:
+                        await cursor.executemany(_EVENT, receipts.applied_events(batch))
                 await cursor.executemany(_WORKER, workers)
                 if cleared:
                     await cursor.executemany(_CLEAR_INVENTORY, cleared)

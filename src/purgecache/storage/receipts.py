@@ -59,7 +59,8 @@ class Reported:
     receipts: list[ReceiptRow]
     worker: WorkerRow
     inventory: list[InventoryRow] | None
-    applied: list[OutboxEvent]  # a purge.applied event per receipt, written with them
+    report: WorkerReport  # what its purge.applied events are made of, should they be kept
+    now: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +105,18 @@ def report_rows(report: WorkerReport, now: int) -> Reported:
         inventory = [
             (*key, c.cache_name, c.instances, c.bytes, c.last_used, now) for c in report.inventory
         ]
-    applied = [events.applied(report, receipt, now) for receipt in report.caches]
-    return Reported(receipts, (*key, now), inventory, applied)
+    return Reported(receipts, (*key, now), inventory, report, now)
+
+
+def applied_events(batch: list[Reported]) -> list[OutboxEvent]:
+    """A `purge.applied` event per receipt of a batch of reports: made only when an event
+    target is registered (the backends look in the batch's transaction), since making them
+    cost more than writing the receipts."""
+    return [
+        events.applied(reported.report, receipt, reported.now)
+        for reported in batch
+        for receipt in reported.report.caches
+    ]
 
 
 def read_receipt(row: tuple[Any, ...]) -> StoredReceipt:

@@ -416,7 +416,8 @@ class SqliteStorage:
                 conn.executemany(_WORKER, [report.worker for report in batch])
                 conn.executemany(_CLEAR_INVENTORY, cleared)
                 conn.executemany(_INSERT_INVENTORY, held)
-                conn.executemany(_EVENT, [event for report in batch for event in report.applied])
+                if conn.execute(_HAS_TARGETS).fetchone() is not None:
+                    conn.executemany(_EVENT, receipts.applied_events(batch))
 
         await self._run(write)
 
