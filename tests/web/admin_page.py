@@ -59,6 +59,8 @@ class AdminPage:
         self.page.wait_for_selector("body[data-ready]")
         self.page.wait_for_selector("#requests:not([aria-busy])", state="attached")
         self.page.wait_for_selector("#history:not([aria-busy])", state="attached")
+        for panel in ("#convergence-result", "#inventory-result", "#selector"):
+            self.page.wait_for_selector(f"{panel}:not([aria-busy])", state="attached")
 
     def section(self, name: str) -> Any:
         return self.page.get_by_role("region", name=name)
