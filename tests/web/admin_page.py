@@ -144,6 +144,12 @@ class AdminPage:
         self.page.get_by_role("button", name="Previous page").last.click()
         self.wait_until_ready()
 
+    def section_screenshot(self, name: str, file_name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / file_name
+        self.section(name).screenshot(path=str(path))
+        return path
+
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / name

@@ -3,8 +3,8 @@
 
 import { purgeStatus } from "./api.js";
 import { loadCredentials } from "./credentials.js";
-import { cacheNameView, el, escapedTextView, poolReadRefusal, setFieldProblem, timeView,
-  typedPool } from "./dom.js";
+import { cacheNameView, el, escapedTextView, inlineTimeView, poolReadRefusal, setFieldProblem,
+  timeView, typedPool } from "./dom.js";
 import { poolProblem, sizeText, visibleName } from "./format.js";
 import { panelReader } from "./panel.js";
 
@@ -25,10 +25,12 @@ function stragglersView(purge) {
     el("td", { "data-label": "Counted as" }, IDENTITIES[straggler.identity] || straggler.identity),
     el("td", { "data-label": "State" }, STATES[straggler.state] || straggler.state),
     el("td", { "data-label": "Last seen" }, timeView(straggler.lastSeen))));
+  const title = "Stragglers: active workers that have not applied the purge of " +
+    visibleName(purge.cacheName);
   return [
+    el("p", { class: "label", "aria-hidden": "true" }, title),
     el("table", { class: "requests stragglers" },
-      el("caption", {}, `Stragglers: active workers that have not applied the purge of ` +
-        `${visibleName(purge.cacheName)}`),
+      el("caption", { class: "visually-hidden" }, title),
       el("thead", {}, el("tr", {}, ["Worker", "Counted as", "State", "Last seen"].map((name) =>
         el("th", { scope: "col" }, name)))),
       el("tbody", {}, rows)),
@@ -64,7 +66,7 @@ function replyView(reply, cacheName) {
   return [
     el("h3", { tabindex: "-1" }, `Convergence on ${reply.workerPoolId}`),
     el("p", { class: "note" }, "Active workers: those heard from since ",
-      timeView(reply.activeSince), " (the activity window). ", FETCH_CAVEAT),
+      inlineTimeView(reply.activeSince), ", the activity window. ", FETCH_CAVEAT),
     reply.purges.length === 0
       ? el("p", {}, `There is no ${what} on ${reply.workerPoolId}`, cacheName === null ? "."
         : [": ", cacheNameView(cacheName), "."])

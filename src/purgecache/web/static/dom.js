@@ -27,6 +27,12 @@ export function timeView(iso) {
     el("span", { class: "utc" }, iso));
 }
 
+/** An instant within a sentence: local time, then the UTC value in parentheses. */
+export function inlineTimeView(iso) {
+  return el("span", { class: "when-inline" }, el("time", { datetime: iso }, localTime(iso)),
+    " (", el("span", { class: "utc" }, iso), ")");
+}
+
 export function refreshRelativeTimes() {
   for (const node of document.querySelectorAll("[data-relative]")) {
     node.textContent = relativeTime(node.dataset.relative);

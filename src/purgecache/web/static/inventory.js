@@ -3,7 +3,8 @@
 
 import { poolCaches } from "./api.js";
 import { loadCredentials } from "./credentials.js";
-import { cacheNameView, el, poolReadRefusal, timeView, typedPool } from "./dom.js";
+import { cacheNameView, el, inlineTimeView, poolReadRefusal, timeView, typedPool }
+  from "./dom.js";
 import { poolProblem, sizeText, visibleName } from "./format.js";
 import { panelReader } from "./panel.js";
 
@@ -94,7 +95,7 @@ export function setupInventory({ onPurge, onConvergence, onShown }) {
         ? "No worker active since " : `${number.format(caches.length)} cache ` +
           `${caches.length === 1 ? "name" : "names"}, ${number.format(copies)} ` +
           `${copies === 1 ? "copy" : "copies"}, ${sizeText(total)} in all, on the workers ` +
-          "active since ", timeView(reply.activeSince),
+          "active since ", inlineTimeView(reply.activeSince),
       caches.length === 0 ? " has reported an inventory." : ". Sizes are as each worker " +
         "recorded them when a copy was last released."),
       caches.length > 0 && el("table", { class: "requests inventory" },
