@@ -118,6 +118,23 @@ def test_convergence_of_a_purge_from_its_history_row_linkable_and_refreshable(
     panel.get_by_role("button", name="Refresh convergence").click()
     admin.wait_until_ready()
     assert panel.locator(".tally").inner_text().startswith("applied 2/3")
+    assert panel.locator(".superseded").count() == 0
+
+    time.sleep(0.002)  # a newer purge of the name, at a later instant
+    with admin_api(page_server) as api:
+        again = api.post(f"/purge-cache/{quote(pool, safe='')}", json={"cacheName": name})
+        assert again.status_code == 204
+    admin.page.get_by_role("button", name="Refresh history").click()
+    admin.wait_until_ready()
+    convergence = f"Convergence of odd\\u{{200B}}name on {pool}"
+    admin.page.get_by_role("button", name=convergence).nth(1).click()  # the older purge
+    admin.wait_until_ready()
+    assert (
+        "was followed by a newer purge of this cache" in panel.locator(".superseded").inner_text()
+    )
+    admin.page.get_by_role("button", name=convergence).nth(0).click()
+    admin.wait_until_ready()
+    assert panel.locator(".superseded").count() == 0
 
 
 def test_convergence_and_caches_explain_a_403_and_a_service_without_them(

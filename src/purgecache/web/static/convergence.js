@@ -40,12 +40,22 @@ function stragglersView(purge) {
   ];
 }
 
-function purgeView(purge) {
+/** When the purge selected (at `selectedAt`, from the history) is older than the open one: a
+ * history event's time is its purge's `before`, so the same purge has the same instant. */
+function supersededView(purge, selectedAt) {
+  if (!selectedAt || Date.parse(purge.before) <= Date.parse(selectedAt)) return null;
+  return el("p", { class: "note superseded" }, "The purge selected (", inlineTimeView(selectedAt),
+    ") was followed by a newer purge of this cache, shown here: a worker that applied the " +
+    "newer one has deleted every copy the selected one asked for.");
+}
+
+function purgeView(purge, selectedAt) {
   const active = purge.activeWorkers;
   const done = active > 0 && purge.applied === active;
   return el("article", { class: "purge-status", "data-cache-name": purge.cacheName },
     el("h4", {}, "Purge of ", cacheNameView(purge.cacheName), " before ",
       timeView(purge.before)),
+    supersededView(purge, selectedAt),
     el("p", { class: `tally ${done ? "converged" : ""}` },
       el("strong", {}, `applied ${number.format(purge.applied)}/${number.format(active)}`),
       active === 0 ? " — no worker of this pool was active in the window, so none can confirm "
@@ -61,7 +71,7 @@ function purgeView(purge) {
     stragglersView(purge));
 }
 
-function replyView(reply, cacheName) {
+function replyView(reply, cacheName, selectedAt) {
   const what = cacheName === null ? "open purges" : "open purge of this cache";
   return [
     el("h3", { tabindex: "-1" }, `Convergence on ${reply.workerPoolId}`),
@@ -70,7 +80,7 @@ function replyView(reply, cacheName) {
     reply.purges.length === 0
       ? el("p", {}, `There is no ${what} on ${reply.workerPoolId}`, cacheName === null ? "."
         : [": ", cacheNameView(cacheName), "."])
-      : reply.purges.map(purgeView),
+      : reply.purges.map((purge) => purgeView(purge, selectedAt)),
   ];
 }
 
@@ -86,22 +96,24 @@ export function setupConvergence({ onShown }) {
   const cacheField = byId("convergence-cache");
   const result = byId("convergence-result");
   const reader = panelReader(result, byId("convergence-status"), "article");
-  // {pool, cacheName}: cacheName null for every open purge of the pool, else exact (as listed)
+  // {pool, cacheName, selectedAt}: cacheName null for every open purge of the pool, else exact
+  // (as listed); selectedAt the time of the history's purge it was opened from, if it was
   let shown = null;
 
   function load() {
-    const { pool, cacheName } = shown;
+    const { pool, cacheName, selectedAt } = shown;
     byId("convergence-refresh").hidden = false;
     return reader.read(`Asking the service how far the workers of ${pool} got…`,
       async (signal) => {
         const reply = await purgeStatus(loadCredentials(), pool, cacheName ?? undefined, signal);
-        result.replaceChildren(...replyView(reply, cacheName).flat().filter(Boolean));
+        result.replaceChildren(...replyView(reply, cacheName, selectedAt).flat()
+          .filter(Boolean));
       }, (error) => refusedView(error, pool));
   }
 
-  function show(pool, cacheName, replace) {
+  function show(pool, cacheName, replace, selectedAt = null) {
     if (shown?.pool !== pool || shown?.cacheName !== cacheName) result.replaceChildren();
-    shown = { pool, cacheName };
+    shown = { pool, cacheName, selectedAt };
     poolField.value = pool;
     cacheField.value = cacheName ?? "";
     setFieldProblem(poolField, null);
@@ -126,9 +138,10 @@ export function setupConvergence({ onShown }) {
   });
   byId("convergence-refresh").addEventListener("click", () => shown && load());
   return {
-    /** Show the purge of exactly `cacheName` on `pool` and move the reader there. */
-    async open(pool, cacheName) {
-      await show(pool, cacheName, false);
+    /** Show the purge of exactly `cacheName` on `pool` and move the reader there;
+     * `selectedAt`: the time of the history's purge it is shown for. */
+    async open(pool, cacheName, selectedAt = null) {
+      await show(pool, cacheName, false, selectedAt);
       result.querySelector("h3")?.focus();
     },
     clear: () => clear(true),

@@ -56,7 +56,7 @@ function forbidden(error) {
 /**
  * `onShown(replace)`: another state is shown (as for the table); `onUnavailable(error)`: the
  * service has no purge history (404), so the page shows something else;
- * `onConvergence(pool, cacheName)`: a row's "Convergence" button.
+ * `onConvergence(pool, cacheName, time)`: a row's "Convergence" button.
  */
 export function setupHistory({ onShown, onUnavailable, onConvergence }) {
   const form = byId("history-filter");
@@ -85,7 +85,7 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
         "aria-label": `Select the purge of ${visibleName(event.cacheName)} on ${pool} at ` +
           event.time }, "Select"), el("button", { type: "button", class: "link convergence",
         "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool}`,
-        onclick: () => onConvergence(pool, event.cacheName) }, "Convergence")),
+        onclick: () => onConvergence(pool, event.cacheName, event.time) }, "Convergence")),
       el("td", { "data-label": "Worker pool" }, pool),
       el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName)),
       el("td", { "data-label": "Purged by" },

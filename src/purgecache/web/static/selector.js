@@ -138,7 +138,8 @@ export function setupSelectorPurge({ onPurged }) {
     const signedIn = Boolean(loadCredentials());
     result.replaceChildren(error.status === 403 ? forbiddenView(error, selector)
       : error.status === 400 ? el("div", { class: "error", role: "alert" },
-        el("p", { class: "error-title" }, el("strong", {}, "The service refused the patterns"),
+        el("p", { class: "error-title" }, el("strong", {},
+          "The service refused this purge by pattern (a pattern, the reason or the link)"),
           ` (${error.status} ${error.code})`),
         ...messageBlocks(error.message).map((block) => block.code
           ? el("pre", {}, el("code", {}, block.text)) : el("p", {}, block.text)))
