@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 
 from web.admin_page import AdminPage, admin_api, all_requests
+from web.test_accessibility import TEXT_CONTRAST
 
 from conftest import ADMIN, READER, LiveServer
 from hawk_signing import HawkAuth
@@ -413,7 +414,8 @@ def test_operator_views_on_a_phone_do_not_scroll_sideways(
     open_admin: OpenAdmin, page_server: LiveServer
 ) -> None:
     """At 360 px, convergence (opened from an open request's row), the caches of a 38/38 pool
-    (still sortable) and a selector review are cards that fit the width."""
+    (still sortable) and a selector review are cards that fit the width, their text at least
+    4.5:1 in the dark scheme."""
     pool = f"{'p' * 38}/{'w' * 38}"
     converging_pool(page_server, pool, "c" * 60)
     report(page_server, pool, "w1", inventory=[{"cacheName": "x" * 80, "instances": 1, "bytes": 9}])
@@ -432,6 +434,9 @@ def test_operator_views_on_a_phone_do_not_scroll_sideways(
     assert admin.page.get_by_role("button", name="Total size").is_visible()  # sorts on a phone
     review(admin)
     assert admin.page.get_by_role("button", name="Purge 1 cache").is_visible()
+    admin.page.emulate_media(color_scheme="dark")
+    texts: list[dict[str, Any]] = admin.page.evaluate(TEXT_CONTRAST)
+    assert [text for text in texts if text["text"] < 4.5] == []
     assert admin.page.evaluate("() => document.documentElement.scrollWidth") <= 360, (
         admin.page.evaluate(OVERFLOWING)
     )
