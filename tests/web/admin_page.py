@@ -59,6 +59,8 @@ class AdminPage:
         self.page.wait_for_selector("body[data-ready]")
         self.page.wait_for_selector("#requests:not([aria-busy])", state="attached")
         self.page.wait_for_selector("#history:not([aria-busy])", state="attached")
+        for panel in ("#convergence-result", "#inventory-result", "#selector"):
+            self.page.wait_for_selector(f"{panel}:not([aria-busy])", state="attached")
 
     def section(self, name: str) -> Any:
         return self.page.get_by_role("region", name=name)
@@ -141,6 +143,12 @@ class AdminPage:
     def previous_page(self) -> None:
         self.page.get_by_role("button", name="Previous page").last.click()
         self.wait_until_ready()
+
+    def section_screenshot(self, name: str, file_name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / file_name
+        self.section(name).screenshot(path=str(path))
+        return path
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

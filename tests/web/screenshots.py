@@ -66,3 +66,46 @@ def test_history_picture(
     admin = open_admin(width=width, height=900, server=page_server, path="/")
     admin.sign_in(*ADMIN)
     admin.screenshot(name)
+
+
+@pytest.mark.parametrize(("device", "width"), [("desktop", 1280), ("phone", 360)])
+def test_operator_views_pictures(
+    open_admin: OpenAdmin, page_server: LiveServer, device: str, width: int
+) -> None:
+    """Convergence of a purge (one worker applied, one not seen since, a client id fetched),
+    the caches held on the pool by size, and a purge by pattern under review (a stand-in
+    answer): one picture of each section."""
+    from web.test_operator_views import (
+        MATCHED,
+        FakeSelectorPurge,
+        converging_pool,
+        matched,
+        report,
+        review,
+    )
+
+    pool = f"proj-{device}/linux"
+    converging_pool(page_server, pool, "level-3-checkouts-v3")
+    held = [
+        {
+            "cacheName": "level-3-checkouts-v3",
+            "instances": 1,
+            "bytes": 7 * 1024**3,
+            "lastUsed": "2026-12-05T20:00:00.000Z",
+        },
+        {"cacheName": "sccache\u200b", "instances": 2, "bytes": 2 * 1024**3},
+        {"cacheName": "node-modules", "instances": 1, "bytes": 900 * 1024**2},
+    ]
+    report(page_server, pool, "w-new", inventory=held)
+    cache = "level-3-checkouts-v3"
+    path = f"/?converge={pool}&convergeCache={cache}&caches={pool}&cachesSort=size-desc"
+    admin = open_admin(width=width, height=900, server=page_server, path=path)
+    FakeSelectorPurge(admin.page, [(200, matched(MATCHED, "sha256:" + "ab" * 32))])
+    admin.sign_in(*ADMIN)
+    review(admin)
+    for section, name in (
+        ("Did the workers apply it?", "convergence"),
+        ("Caches held on a pool", "caches"),
+        ("Purge by pattern", "selector-review"),
+    ):
+        admin.section_screenshot(section, f"{name}-{device}.png")

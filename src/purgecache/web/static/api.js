@@ -49,7 +49,8 @@ async function call(credentials, method, path, { query = {}, body, signal } = {}
   signal = signal ? AbortSignal.any([session, signal]) : session;
   const url = new URL(path, API_BASE);
   for (const [key, value] of Object.entries(query)) {
-    if (value) url.searchParams.set(key, value);
+    // "" is a value (the empty cache name is legal); undefined and null mean "not given"
+    if (value !== undefined && value !== null) url.searchParams.set(key, value);
   }
   const text = body === undefined ? null : JSON.stringify(body);
   const headers = text === null ? {} : { "Content-Type": "application/json" };
@@ -77,6 +78,8 @@ async function call(credentials, method, path, { query = {}, body, signal } = {}
 }
 
 const poolPath = (workerPoolId) => `purge-cache/${encodeURIComponent(workerPoolId)}`;
+/** An extension's path for one pool: ext/<kind>/<workerPoolId>. */
+const extPoolPath = (kind, workerPoolId) => `ext/${kind}/${encodeURIComponent(workerPoolId)}`;
 
 /** One page of every open purge request: {requests, continuationToken?}. */
 export function allPurgeRequests(credentials, { limit, continuationToken, signal } = {}) {
@@ -102,4 +105,31 @@ export function purgeCache(credentials, workerPoolId, cacheName) {
 export function listPurgeHistory(credentials, { filters = {}, limit, continuationToken, signal } = {}) {
   return call(credentials, "GET", "ext/history", {
     query: { ...filters, limit: limit && String(limit), continuationToken }, signal });
+}
+
+/**
+ * How far the pool's active workers got with each open purge (only `cacheName`'s when it is
+ * given, "" included): {workerPoolId, activeSince, purges: [{cacheName, before, activeWorkers,
+ * applied, appliedInUse, fetched, notSeen, instancesDeleted, bytesFreed, stragglers,
+ * stragglersOmitted}]}. This service's purgeStatus extension; 404 elsewhere.
+ */
+export function purgeStatus(credentials, workerPoolId, cacheName, signal) {
+  return call(credentials, "GET", extPoolPath("status", workerPoolId), {
+    query: { cacheName }, signal });
+}
+
+/** The caches the pool's active workers hold: {workerPoolId, activeSince, caches: [{cacheName,
+ * workers, instances, bytes, lastUsed?}]}. This service's poolCaches extension; 404 elsewhere. */
+export function poolCaches(credentials, workerPoolId, signal) {
+  return call(credentials, "GET", extPoolPath("caches", workerPoolId), { signal });
+}
+
+/**
+ * Review (`dryRun`) or apply a purge by patterns: {workerPoolPattern, cacheNamePattern, dryRun,
+ * digest?, reason?, link?} -> {selector, dryRun, applied, pairs, totals, digest,
+ * confirmThreshold, before?}; 409 when the matched set changed since the review that gave
+ * `digest`. The createSelectorPurge extension (not on every purgecache: 404 there).
+ */
+export function createSelectorPurge(credentials, selector, signal) {
+  return call(credentials, "POST", "ext/selector-purge", { body: selector, signal });
 }

@@ -1,11 +1,14 @@
 // The admin page: wires the views together. Everything goes through the public API.
 
 import { setupAccess } from "./access.js";
+import { setupConvergence } from "./convergence.js";
 import { refreshRelativeTimes } from "./dom.js";
 import { setupHistory } from "./history.js";
+import { setupInventory } from "./inventory.js";
 import { setupPoolView } from "./pool.js";
 import { setupPurgeForm } from "./purge-form.js";
 import { setupRequests } from "./requests.js";
+import { setupSelectorPurge } from "./selector.js";
 
 const byId = (id) => document.getElementById(id);
 // The main views, one shown at a time: `view=requests` in the URL, the history by default.
@@ -17,26 +20,42 @@ function remember(replace) {
   const params = new URLSearchParams();
   if (current !== "history") params.set("view", current);
   views()[current].state(params);
-  poolView.state(params);
+  panels().forEach((panel) => panel.state(params));
   const search = params.size ? `?${params}` : "";
   if (search === location.search) return;
   history[replace ? "replaceState" : "pushState"](null, "", `${location.pathname}${search}`);
 }
 
 const poolView = setupPoolView({ onShown: remember });
-const purgeForm = setupPurgeForm({
-  onPurged(pool) {
-    views()[current].load();
+const convergence = setupConvergence({ onShown: remember });
+/** What a purge changed: the main view, and the pool shown below if it is one of `pools`. */
+function purged(...pools) {
+  views()[current].load();
+  pools.forEach((pool) => {
     poolView.refresh(pool);
-  },
+    inventory.refresh(pool);
+  });
+}
+const purgeForm = setupPurgeForm({
+  onPurged: purged,
   onCheck: (pool) => poolView.open(pool),
 });
+const inventory = setupInventory({
+  onPurge: (pool, cacheName) => purgeForm.prefill(pool, cacheName),
+  onConvergence: convergence.open,
+  onShown: remember,
+});
+const selectorPurge = setupSelectorPurge({ onPurged: (pools) => purged(...new Set(pools)) });
+// The panels below the main view, each with its own state in the URL.
+const panels = () => [poolView, convergence, inventory];
 const requests = setupRequests({
   onShowPool: (pool) => poolView.open(pool),
   onPurgeAgain: (pool, cacheName) => purgeForm.prefill(pool, cacheName),
+  onConvergence: convergence.open,
   onShown: (replace) => current === "requests" && remember(replace),
 });
 const purgeHistory = setupHistory({
+  onConvergence: convergence.open,
   onShown: (replace) => current === "history" && remember(replace),
   onUnavailable(error) {
     byId("view-note").textContent = "This service has no purge history (its listPurgeHistory " +
@@ -51,7 +70,8 @@ const access = setupAccess({
   onChange() {
     const params = new URLSearchParams(location.search); // before clearing rewrites it
     purgeForm.clear();
-    poolView.clear();
+    selectorPurge.clear();
+    panels().forEach((panel) => panel.clear());
     show(params, true);
   },
 });
@@ -68,7 +88,7 @@ function show(params, reset = false) {
   }
   const view = views()[current];
   const shown = reset ? view.reset(params) : view.apply(params);
-  poolView.apply(params);
+  panels().forEach((panel) => panel.apply(params));
   return shown;
 }
 
@@ -77,7 +97,7 @@ function show(params, reset = false) {
 function choose(name, fallback = false) {
   if (name === current && !fallback) return;
   const params = new URLSearchParams(name === "history" ? {} : { view: name });
-  poolView.state(params);
+  panels().forEach((panel) => panel.state(params));
   const url = `${location.pathname}${params.size ? `?${params}` : ""}`;
   history[fallback ? "replaceState" : "pushState"](null, "", url);
   show(params, fallback);

@@ -1,6 +1,8 @@
 // Small DOM helpers shared by the views: building elements, times, error panels.
 
-import { localTime, messageBlocks, relativeTime, truncateRuns, visibleRuns } from "./format.js";
+import { loadCredentials } from "./credentials.js";
+import { localTime, messageBlocks, poolProblem, relativeTime, truncateRuns, visibleRuns }
+  from "./format.js";
 
 /** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
 export function el(tag, attributes = {}, ...children) {
@@ -23,6 +25,12 @@ export function timeView(iso) {
     el("time", { datetime: iso }, localTime(iso)),
     el("span", { class: "relative", "data-relative": iso }, relativeTime(iso)),
     el("span", { class: "utc" }, iso));
+}
+
+/** An instant within a sentence: local time, then the UTC value in parentheses. */
+export function inlineTimeView(iso) {
+  return el("span", { class: "when-inline" }, el("time", { datetime: iso }, localTime(iso)),
+    " (", el("span", { class: "utc" }, iso), ")");
 }
 
 export function refreshRelativeTimes() {
@@ -126,4 +134,32 @@ export function setFieldProblem(field, message) {
   note.hidden = !message;
   if (message) field.setAttribute("aria-invalid", "true");
   else field.removeAttribute("aria-invalid");
+}
+
+/**
+ * Why reading a pool through one of this service's extensions failed: the service has no such
+ * extension (404: a Taskcluster deployment, an older purgecache), the caller lacks
+ * `purge-cache:history::<pool>` (403), or anything else, as errorView says it.
+ */
+export function poolReadRefusal(error, { pool, endpoint, absent, reading }) {
+  if (error.status === 404) {
+    return el("p", { class: "problem" }, `This service ${absent} (its ${endpoint} extension ` +
+      `answered ${error.status} ${error.code}: a Taskcluster deployment or an older ` +
+      "purgecache).");
+  }
+  const signedIn = Boolean(loadCredentials());
+  if (error.status !== 403) return errorView(error, signedIn);
+  return el("div", {}, el("p", { class: "problem" }, `${reading} needs the scope `,
+    el("code", {}, `purge-cache:history::${pool}`), ", which ",
+    signedIn ? "these credentials do not hold." : "anonymous access does not have here."),
+  errorView(error, signedIn));
+}
+
+/** The worker pool typed in `field`, or null: then its problem is shown and the field focused. */
+export function typedPool(field) {
+  const pool = field.value.trim();
+  setFieldProblem(field, poolProblem(pool));
+  if (!poolProblem(pool)) return pool;
+  field.focus();
+  return null;
 }

@@ -203,3 +203,17 @@ export function truncateRuns(runs, limit) {
 export function visibleName(name) {
   return name === "" ? "(empty name)" : visibleRuns(name).map((run) => run.text).join("");
 }
+
+const SIZE_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+const ONE_DECIMAL = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+/** A byte count in binary units, as `du -h` and `ls -lh` mean them: "0 B", "1.5 GiB". */
+export function sizeText(bytes) {
+  let size = bytes;
+  let unit = 0;
+  while (size >= 1024 && unit < SIZE_UNITS.length - 1) {
+    size /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? size : ONE_DECIMAL.format(size)} ${SIZE_UNITS[unit]}`;
+}

@@ -55,9 +55,10 @@ function forbidden(error) {
 
 /**
  * `onShown(replace)`: another state is shown (as for the table); `onUnavailable(error)`: the
- * service has no purge history (404), so the page shows something else.
+ * service has no purge history (404), so the page shows something else;
+ * `onConvergence(pool, cacheName, time)`: a row's "Convergence" button.
  */
-export function setupHistory({ onShown, onUnavailable }) {
+export function setupHistory({ onShown, onUnavailable, onConvergence }) {
   const form = byId("history-filter");
   const rows = byId("history-rows");
   const status = byId("history-status");
@@ -82,7 +83,9 @@ export function setupHistory({ onShown, onUnavailable }) {
       el("td", { "data-label": "Time" }, timeView(event.time), el("button", { type: "button",
         class: "link select", "aria-pressed": String(chosen), onclick: () => select(event.eventId),
         "aria-label": `Select the purge of ${visibleName(event.cacheName)} on ${pool} at ` +
-          event.time }, "Select")),
+          event.time }, "Select"), el("button", { type: "button", class: "link convergence",
+        "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool}`,
+        onclick: () => onConvergence(pool, event.cacheName, event.time) }, "Convergence")),
       el("td", { "data-label": "Worker pool" }, pool),
       el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName)),
       el("td", { "data-label": "Purged by" },

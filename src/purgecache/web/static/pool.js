@@ -1,9 +1,10 @@
 // One pool as its workers see it: the purgeRequests reply, with an optional `since`.
 
-import { isSuperseded, purgeRequests } from "./api.js";
+import { purgeRequests } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, setFieldProblem, timeView } from "./dom.js";
 import { localTime, parseSince, poolProblem } from "./format.js";
+import { panelReader } from "./panel.js";
 
 const byId = (id) => document.getElementById(id);
 
@@ -37,30 +38,19 @@ export function setupPoolView({ onShown }) {
   const poolField = byId("pool-id");
   const sinceField = byId("since");
   const result = byId("pool-result");
-  const status = byId("pool-status");
+  const reader = panelReader(result, byId("pool-status"), "h3, p.note, table, details");
   let shown = null;
-  let loading = null;
 
-  /** Ask for `pool`; a newer question (or clear) cancels this one, whose answer is dropped. */
-  async function show(pool, since) {
-    loading?.abort();
-    const controller = new AbortController();
-    loading = controller;
+  /** Ask for `pool`; a newer question (or clear) cancels this one, whose answer is dropped.
+   * A failed read of the pool shown keeps its reply, under the error. */
+  function show(pool, since) {
+    if (shown?.pool !== pool || shown?.since !== since) result.replaceChildren();
     shown = { pool, since };
-    result.setAttribute("aria-busy", "true");
-    status.textContent = `Asking the service what the workers of ${pool} receive…`;
-    try {
-      const reply = await purgeRequests(loadCredentials(), pool, since, controller.signal);
-      result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
-    } catch (error) {
-      if (isSuperseded(error)) return;
-      result.replaceChildren(errorView(error, Boolean(loadCredentials())));
-    } finally {
-      if (loading === controller) {
-        result.removeAttribute("aria-busy");
-        status.textContent = "";
-      }
-    }
+    return reader.read(`Asking the service what the workers of ${pool} receive…`,
+      async (signal) => {
+        const reply = await purgeRequests(loadCredentials(), pool, since, signal);
+        result.replaceChildren(...replyView(pool, since, reply).filter(Boolean));
+      }, (error) => errorView(error, Boolean(loadCredentials())));
   }
 
   function submit(replace = false) {
@@ -77,11 +67,8 @@ export function setupPoolView({ onShown }) {
   }
 
   function clear(replace) {
-    loading?.abort();
+    reader.clear();
     shown = null;
-    result.replaceChildren();
-    result.removeAttribute("aria-busy");
-    status.textContent = "";
     onShown(replace);
   }
 

@@ -18,8 +18,9 @@ const DEFAULT_PAGE_SIZE = "25";
 /**
  * `onShown(replace)`: the table now shows another state (filters, order, page, rows per
  * page); `replace` when that is not a step of its own in the browser's history.
+ * `onShowPool`, `onPurgeAgain` and `onConvergence` (pool, cache name): a row's buttons.
  */
-export function setupRequests({ onShowPool, onPurgeAgain, onShown }) {
+export function setupRequests({ onShowPool, onPurgeAgain, onConvergence, onShown }) {
   const filterForm = byId("filter");
   const rows = byId("requests-rows");
   const status = byId("requests-status");
@@ -40,7 +41,10 @@ export function setupRequests({ onShowPool, onPurgeAgain, onShown }) {
       el("td", { "data-label": "Before" }, timeView(request.before)),
       el("td", { class: "action" }, el("button", { type: "button", class: "secondary",
         "aria-label": `Purge again: ${visibleName(request.cacheName)} on ${pool}`,
-        onclick: () => onPurgeAgain(pool, request.cacheName) }, "Purge again…")));
+        onclick: () => onPurgeAgain(pool, request.cacheName) }, "Purge again…"), " ",
+      el("button", { type: "button", class: "secondary",
+        "aria-label": `Convergence of ${visibleName(request.cacheName)} on ${pool}`,
+        onclick: () => onConvergence(pool, request.cacheName) }, "Convergence")));
   }
 
   function show(requests, description, hasEarlier, hasNext, replace) {
