@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,15 +105,17 @@ def start_vector_server(
     clients_path = data_dir / "vector-clients.toml"
     clients_path.write_text(clients_toml, encoding="utf-8")
     port = free_port()
-    settings, _clients, _created = prepare(
-        Settings(
-            port=port,
-            root_url=root_url,
-            data_dir=str(data_dir),
-            clients_file=str(clients_path),
-            access_log=False,
-        )
+    wanted = Settings(
+        port=port,
+        root_url=root_url,
+        data_dir=str(data_dir),
+        clients_file=str(clients_path),
+        access_log=False,
     )
+    # `prepare` runs its own event loop, which it cannot do on a thread where one runs
+    # already (Playwright's sync API leaves one running after the browser tests).
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        settings, _clients, _created = thread.submit(prepare, wanted).result()
     env = {
         **os.environ,
         SETTINGS_ENV: settings_json(settings),
