@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+import purgecache
+from purgecache.model import OBSERVER_HEADER
 from test_api import assert_error
 from test_history_clients import cli
 
@@ -117,6 +119,30 @@ def test_anonymous_reads_are_not_counted(pair: tuple[LiveServer, LiveServer]) ->
     assert api(first, "GET", "purge-cache/public%2Fx", None).status_code == 200
     time.sleep(1.3)  # past a flush
     assert status(first, "public/x")["activeWorkers"] == 0
+
+
+def test_someone_looking_is_not_counted_as_a_worker(pair: tuple[LiveServer, LiveServer]) -> None:
+    """A purgeRequests call with the observer header (the admin page's, `purgecache requests`)
+    is answered like any other but its client id is not a fetching worker, so an operator
+    looking at a pool never holds up `purge --wait`; the same call without it counts."""
+    first, _ = pair
+    pool, path = "cv/look", "purge-cache/cv%2Flook"
+    assert api(first, "POST", path, ADMIN, json={"cacheName": "c"}).is_success
+    looked = api(first, "GET", path, ADMIN, headers={OBSERVER_HEADER: "1"})
+    assert looked.status_code == 200 and looked.json()["requests"][0]["cacheName"] == "c"
+    listed = cli(first.root_url)("requests", pool)
+    assert listed.returncode == 0 and "c" in listed.stdout, listed.stderr
+    time.sleep(1.3)  # past a flush
+    assert status(first, pool)["activeWorkers"] == 0
+    assert api(first, "GET", path, GW).status_code == 200
+    until(lambda: status(first, pool), lambda s: s["fetched"] == 1)
+
+
+def test_the_page_sends_the_observer_header() -> None:
+    """The admin page's purgeRequests names the header the service knows (one name)."""
+    script = (Path(purgecache.__file__).parent / "web" / "static" / "api.js").read_text()
+    assert f'export const OBSERVER_HEADER = "{OBSERVER_HEADER}";' in script
+    assert 'headers: { [OBSERVER_HEADER]: "1" }' in script
 
 
 def test_status_needs_the_pool_history_scope(pair: tuple[LiveServer, LiveServer]) -> None:

@@ -366,7 +366,7 @@ def requests(pool: str, since: datetime | str | None, as_json: bool) -> None:
       purgecache requests proj-a/linux --since 2026-01-01T00:00:00Z --json
     """
     with reporting(), connect() as client:
-        answer = client.purge_requests(pool, since)
+        answer = client.purge_requests(pool, since, observer=True)
     show_entries(answer.requests, as_json)
 
 

@@ -66,6 +66,10 @@ class PurgeRequest:
 
 # How the pool id appeared in the request target a Hawk signature verified: `%2F` (every
 # current client) or a literal slash (the seed era's clients).
+# A `purgeRequests` call carrying this header (any value) is someone looking, not a worker:
+# the admin page and `purgecache requests` send it, so an operator viewing a pool is not
+# counted as a fetching worker in purgeStatus (and `purge --wait`). Official clients never do.
+OBSERVER_HEADER = "x-purgecache-observer"
 SPELLING_ENCODED = "%2F"
 SPELLING_SLASH = "slash"
 MAX_USER_AGENT_KEPT = 512  # a longer User-Agent is kept cut to this many characters

@@ -20,6 +20,7 @@ from purgecache.circuit import CircuitOpen
 from purgecache.logs import log_event
 from purgecache.model import (
     MAX_USER_AGENT_KEPT,
+    OBSERVER_HEADER,
     CacheInventory,
     CacheReceipt,
     HistoryFilter,
@@ -213,9 +214,10 @@ def purge_requests(deps: Deps, request: Request, call: Call) -> Answer:
     pool = call.params["workerPoolId"]
     since = call.query.get("since")
     assert since is None or isinstance(since, int)
-    body = deps.service.cached_purge_requests_json(pool, since, call.client_id)
+    worker = call.client_id if request.headers.get(OBSERVER_HEADER) is None else None
+    body = deps.service.cached_purge_requests_json(pool, since, worker)
     if body is None:
-        return _stored_purge_requests(deps.service, pool, since, call.client_id)
+        return _stored_purge_requests(deps.service, pool, since, worker)
     return json_response(200, body)
 
 

@@ -160,10 +160,11 @@ class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
                 return
 
     async def purge_requests(
-        self, worker_pool_id: str, since: datetime | str | None = None
+        self, worker_pool_id: str, since: datetime | str | None = None, observer: bool = False
     ) -> OpenPurgeRequestList:
-        """The open purge requests of a worker pool, those from `since` on if given."""
-        return await self._run(_calls.purge_requests(worker_pool_id, since))
+        """The open purge requests of a worker pool, those from `since` on if given;
+        `observer=True` when not asked as a worker of the pool (see the sync client)."""
+        return await self._run(_calls.purge_requests(worker_pool_id, since, observer))
 
     async def aclose(self) -> None:
         """Release the connections (not those of an `http_client` you passed in)."""

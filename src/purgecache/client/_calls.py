@@ -28,6 +28,7 @@ from purgecache.client._models import (
     Version,
     format_datetime,
 )
+from purgecache.model import OBSERVER_HEADER
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -70,6 +71,7 @@ class Call(Generic[T_co]):
     parse: Callable[[object], T_co]
     query: tuple[tuple[str, str], ...] = ()
     payload: Mapping[str, object] | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def _mapping(data: object) -> Mapping[str, object]:
@@ -211,14 +213,17 @@ def all_purge_requests(
 
 
 def purge_requests(
-    worker_pool_id: str, since: datetime | str | None = None
+    worker_pool_id: str, since: datetime | str | None = None, observer: bool = False
 ) -> Call[OpenPurgeRequestList]:
-    """`GET /purge-cache/<workerPoolId>?since=`; `since` as a datetime or the API's text."""
+    """`GET /purge-cache/<workerPoolId>?since=`; `since` as a datetime or the API's text;
+    `observer`: asked by someone looking, not a worker (not counted as fetching it)."""
     query: tuple[tuple[str, str], ...] = ()
     if since is not None:
         query = (("since", since if isinstance(since, str) else format_datetime(since)),)
+    headers = ((OBSERVER_HEADER, "1"),) if observer else ()
+    route = _pool_route(worker_pool_id)
     return Call(
-        "purgeRequests", "GET", _pool_route(worker_pool_id), OpenPurgeRequestList.from_json, query
+        "purgeRequests", "GET", route, OpenPurgeRequestList.from_json, query, headers=headers
     )
 
 

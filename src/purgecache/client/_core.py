@@ -139,6 +139,7 @@ class ClientCore:
             "accept-encoding": "gzip",
             "user-agent": USER_AGENT,
         }
+        headers.update(call.headers)
         content = None
         if call.payload is not None:
             content = json.dumps(call.payload, separators=(",", ":")).encode("utf-8")

@@ -161,13 +161,15 @@ class PurgeCache(BaseClient[httpx.Client]):
                 return
 
     def purge_requests(
-        self, worker_pool_id: str, since: datetime | str | None = None
+        self, worker_pool_id: str, since: datetime | str | None = None, observer: bool = False
     ) -> OpenPurgeRequestList:
         """The open purge requests of a worker pool, those from `since` on if given.
 
-        Needs the scope `purge-cache:purge-requests::<worker_pool_id>`.
+        Needs the scope `purge-cache:purge-requests::<worker_pool_id>`. A worker's call
+        counts its client id as having fetched the pool's purges (`purge_status`); pass
+        `observer=True` when only looking (a dashboard, a person), so it does not.
         """
-        return self._run(_calls.purge_requests(worker_pool_id, since))
+        return self._run(_calls.purge_requests(worker_pool_id, since, observer))
 
     def close(self) -> None:
         """Release the connections (not those of an `http_client` you passed in)."""

@@ -5,6 +5,8 @@ import { authorization } from "./hawk.js";
 
 const API_BASE = new URL("api/purge-cache/v1/", document.baseURI);
 const FOOTER = "\n\n---\n\n";
+// model.OBSERVER_HEADER (a test reads it here): a purgeRequests call from someone looking
+export const OBSERVER_HEADER = "x-purgecache-observer";
 
 /** A failed call: HTTP status (0 when the service did not answer), Taskcluster code and message. */
 export class ApiError extends Error {
@@ -44,7 +46,8 @@ export function isSuperseded(error) {
   throw error;
 }
 
-async function call(credentials, method, path, { query = {}, body, signal } = {}) {
+async function call(credentials, method, path,
+  { query = {}, body, signal, headers: own = {} } = {}) {
   const session = sessionSignal();
   signal = signal ? AbortSignal.any([session, signal]) : session;
   const url = new URL(path, API_BASE);
@@ -53,7 +56,7 @@ async function call(credentials, method, path, { query = {}, body, signal } = {}
     if (value !== undefined && value !== null) url.searchParams.set(key, value);
   }
   const text = body === undefined ? null : JSON.stringify(body);
-  const headers = text === null ? {} : { "Content-Type": "application/json" };
+  const headers = text === null ? { ...own } : { ...own, "Content-Type": "application/json" };
   if (credentials) {
     const contentType = text === null ? "" : "application/json";
     headers.Authorization = await authorization({ credentials, method, url, contentType,
@@ -89,7 +92,9 @@ export function allPurgeRequests(credentials, { limit, continuationToken, signal
 
 /** What a worker of the pool receives: {requests}, only those with before >= since if given. */
 export function purgeRequests(credentials, workerPoolId, since, signal) {
-  return call(credentials, "GET", poolPath(workerPoolId), { query: { since }, signal });
+  // as someone looking, not a worker: not counted as fetching the pool's purges
+  return call(credentials, "GET", poolPath(workerPoolId), { query: { since }, signal,
+    headers: { [OBSERVER_HEADER]: "1" } });
 }
 
 /** Ask workers of the pool to delete copies of the cache made before now. */
