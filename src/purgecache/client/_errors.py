@@ -130,7 +130,9 @@ def api_error(
     kind: type[ApiError] = {401: AuthenticationFailed, 403: InsufficientScopes}.get(
         status, ServerError if status >= 500 else RequestRejected
     )
-    if status == 404 and endpoint in EXTENSIONS:
+    # A route this service lacks answers 404 without a code; a ResourceNotFound is about the
+    # thing asked for (`cancel_purge`: no open purge of that cache).
+    if status == 404 and endpoint in EXTENSIONS and code != "ResourceNotFound":
         kind = ExtensionUnavailable
     return kind(
         status=status,
