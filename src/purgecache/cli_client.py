@@ -478,8 +478,8 @@ def cancel(pool: str, cache: str, reason: str | None) -> None:
     """Withdraw the open purge request of CACHE on worker pool POOL: workers no longer
     receive it, and the history records it as cancelled.
 
-    Needs the scope purge-cache:POOL:CACHE. No open purge of CACHE is an error (exit 4); a
-    service without cancelPurge (upstream Taskcluster) is an error (exit 1).
+    Needs the scope purge-cache:POOL:CACHE. No open purge of CACHE is an error (404, exit
+    1), as is a service without cancelPurge (upstream Taskcluster).
 
     \b
     Examples:
