@@ -130,11 +130,17 @@ def history(live: LiveServer, pool: str, cache: str) -> list[dict[str, Any]]:
     return events
 
 
-def not_seen(live: LiveServer, pool: str, cache: str) -> int:
-    """How many active workers `purgeStatus` counts as not having seen the cache's purge."""
+def status(live: LiveServer, pool: str, cache: str) -> dict[str, Any]:
+    """The cache's open purge as `purgeStatus` tallies it."""
     answer = api(live, "GET", f"ext/status/{pool.replace('/', '%2F')}", params={"cacheName": cache})
     assert answer.status_code == 200, answer.text
-    return int(answer.json()["purges"][0]["notSeen"])
+    purge: dict[str, Any] = answer.json()["purges"][0]
+    return purge
+
+
+def not_seen(live: LiveServer, pool: str, cache: str) -> int:
+    """How many active workers `purgeStatus` counts as not having seen the cache's purge."""
+    return int(status(live, pool, cache)["notSeen"])
 
 
 def ended(live: LiveServer, pool: str, cache: str) -> str | None:
@@ -199,6 +205,8 @@ def test_a_purge_kept_until_applied_outlives_the_retention_until_the_last_worker
     aged_at = time.monotonic()  # its maximum age runs from about now
     create_purge(live, idle, "alone")
     report(live, pool, "w1", {"kept": kept, "aged": aged})
+    assert status(live, pool, "kept")["untilApplied"] is True  # the service's default
+    assert "untilApplied" not in status(live, pool, "normal")
 
     time.sleep(max(0.0, start + RETENTION_S + 0.2 - time.monotonic()))
     expire(live, cron=True)

@@ -101,7 +101,7 @@ def purge_wire(purge: PurgeRequest, tally: PurgeTally) -> dict[str, object]:
         "bytesFreed": freed,
         "stragglers": shown,
         "stragglersOmitted": fetched + not_seen - len(shown),
-    }
+    } | ({} if purge.until_applied is None else {"untilApplied": True})
 
 
 def pool_status(

@@ -119,3 +119,22 @@ def test_cancel_removes_the_open_purge_and_ends_it(
         assert (await ends(storage, "k/w"))[1] == ("c", 0, NOW + 1, "cancelled")
 
     runner.run(scenario())
+
+
+def test_the_policy_is_read_back_and_kept_by_a_bulk_import(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A request's until-applied policy comes back with a pool's requests, and a bulk import
+    keeps the one of the later `before`."""
+
+    async def scenario() -> None:
+        kept = PurgeRequest("i/w", "kept", NOW, NOW + 900, NOW + 10)
+        normal = PurgeRequest("i/w", "normal", NOW, NOW + 10)
+        await put(storage, kept)
+        await storage.put_many([(normal, normal.to_entry())])
+        assert await storage.purge_requests("i/w", NOW) == [kept, normal]
+        newer = PurgeRequest("i/w", "normal", NOW + 1, NOW + 901, NOW + 11)
+        await storage.put_many([(newer, newer.to_entry()), (kept, kept.to_entry())])
+        assert await storage.purge_requests("i/w", NOW) == [kept, newer]
+
+    runner.run(scenario())

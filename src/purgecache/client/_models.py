@@ -370,6 +370,7 @@ class PurgeConvergence:
     bytes_freed: int
     stragglers: tuple[Mapping[str, object], ...]
     stragglers_omitted: int
+    until_applied: bool = False  # kept past the retention until every active worker applied it
 
     @classmethod
     def from_json(cls, data: object) -> PurgeConvergence:
@@ -394,6 +395,7 @@ class PurgeConvergence:
             freed,
             tuple(_object(worker) for worker in stragglers),
             omitted,
+            fields.get("untilApplied") is True,
         )
 
     @property

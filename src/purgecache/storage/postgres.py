@@ -56,6 +56,7 @@ MIGRATE_LOCK = 0x70757267_6D696772 & 0x7FFFFFFFFFFFFFFF
 EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
+_READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-applied policy
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
 # the rows as arrays (sent in binary: no escaping), upserted, the purges they replace ended in
 # the history (superseded: every CTE sees the rows as they were before the statement), every
@@ -95,15 +96,17 @@ _END = history.END.format(mark="%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
     "wire = CASE WHEN excluded.before > cache_purges.before "
     "THEN excluded.wire ELSE cache_purges.wire END, "
+    "until_applied = CASE WHEN excluded.before > cache_purges.before "
+    "THEN excluded.until_applied ELSE cache_purges.until_applied END, "
     "before = greatest(cache_purges.before, excluded.before), "
     "expires = greatest(cache_purges.expires, excluded.expires)"
 )
 _POOL = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
+    f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
@@ -148,7 +151,7 @@ async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _row(row: tuple[Any, ...]) -> PurgeRequest:
-    return PurgeRequest(row[0], row[1], row[2], row[3])
+    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
 
 
 TextRow = tuple[str, str, int, int, str]
@@ -350,7 +353,7 @@ class PostgresStorage:
         await self._run(write)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
-        values = [_text_row(request, entry) for request, entry in rows]
+        values = [(*_text_row(request, entry), request.until_applied) for request, entry in rows]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():

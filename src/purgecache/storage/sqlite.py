@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from purgecache.events import model as events
 from purgecache.model import CANCELLED, HistoryFilter, Provenance, PurgeRequest, WorkerReport
@@ -43,6 +43,7 @@ from purgecache.storage.settling import Settled, Unsettled
 T = TypeVar("T")
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
+_READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-applied policy
 WAL_LOOK_INTERVAL = 0.005  # seconds between looks at the WAL file: bounds the stat calls
 _UPSERT = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
@@ -68,14 +69,14 @@ _EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
 _HAS_TARGETS = outbox.HAS_TARGETS
 _EXPIRE = settling.EXPIRE.format(mark="?")
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET wire = iif(excluded.before > before, excluded.wire, wire), "
+    "until_applied = iif(excluded.before > before, excluded.until_applied, until_applied), "
     "before = max(before, excluded.before), expires = max(expires, excluded.expires)"
 )
 _POOL = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? "
-    "ORDER BY cache_name"
+    f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
 _NEXT_PAGE = (
@@ -118,8 +119,8 @@ MIGRATIONS = migrations("sqlite")
 LATEST_VERSION = MIGRATIONS[-1].number
 
 
-def _row(row: tuple[str, str, int, int]) -> PurgeRequest:
-    return PurgeRequest(row[0], row[1], row[2], row[3])
+def _row(row: tuple[Any, ...]) -> PurgeRequest:
+    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
 
 
 def _key_and_times(request: PurgeRequest) -> tuple[str, str, int, int]:
@@ -342,7 +343,7 @@ class SqliteStorage:
         await self._run(write)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
-        values = [(*_key_and_times(request), entry) for request, entry in rows]
+        values = [_upsert_row(request, entry) for request, entry in rows]
 
         def write(conn: sqlite3.Connection) -> None:
             with conn:
