@@ -238,16 +238,20 @@ def test_a_purge_kept_until_applied_outlives_the_retention_until_the_last_worker
 def test_cancel_withdraws_the_purge_and_the_history_says_so(
     live: LiveServer, receiver: WebhookReceiver
 ) -> None:
-    """`purgecache cancel` removes the open purge from v1 `purgeRequests`, the history says
+    """`purge --no-until-applied` overrides the service's default; `purgecache cancel`
+    removes the open purge from v1 `purgeRequests`, the history says
     `cancelled` (and `superseded` for the purge a re-purge replaced), `purge.cancelled`
     carries who and why; cancelling again is a 404 (exit 1)."""
     pool = "ua/cancel"
+    normal = as_admin(live, "purge", pool, "cli", "--no-until-applied")  # overrides the default
+    assert normal.returncode == 0, normal.stderr
+    assert "untilApplied" not in status(live, pool, "cli")
     first = create_purge(live, pool, "oops")
     second = create_purge(live, pool, "oops")
     done = as_admin(live, "cancel", pool, "oops", "--reason", "wrong pool")
     assert done.returncode == 0, done.stderr
     assert f"cancelled the purge of oops on {pool} made {second}" in done.stdout
-    assert open_caches(live, pool) == []
+    assert open_caches(live, pool) == ["cli"]
     newest, older = history(live, pool, "oops")
     assert (older["time"], older["endReason"], older["ended"]) == (first, "superseded", second)
     assert (newest["time"], newest["endReason"]) == (second, "cancelled")
