@@ -6,11 +6,15 @@ about, and cancelled."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 from purgecache.events import model as events
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest
-from purgecache.storage import Storage
+from purgecache.storage import SqliteStorage, Storage
+from purgecache.storage.migrations import statements
 from purgecache.storage.settling import Settled
+from purgecache.storage.sqlite import MIGRATIONS
 
 NOW = 1_900_000_000_000
 ORIGIN = Provenance("createPurge", "alice", reason="wrong pool")
@@ -138,3 +142,38 @@ def test_the_policy_is_read_back_and_kept_by_a_bulk_import(
         assert await storage.purge_requests("i/w", NOW) == [kept, newer]
 
     runner.run(scenario())
+
+
+def test_migration_10_ends_the_purges_that_ended_before_it(tmp_path: Path) -> None:
+    """Upgrading a schema-8 database: a purge followed by a later one of its cache is
+    `superseded`, one whose request is gone `expired`, the open one stays open; when they
+    ended is not known."""
+    path = tmp_path / "schema8.db"
+    with sqlite3.connect(path, isolation_level=None) as db:
+        for migration in MIGRATIONS:
+            if migration.number <= 8:
+                for statement in statements(migration.sql):
+                    db.execute(statement)
+        db.execute("PRAGMA user_version=8")
+        purges = [("m/w", "c", NOW - 20), ("m/w", "c", NOW - 10), ("m/w", "gone", NOW - 30)]
+        db.executemany(
+            "INSERT INTO purge_history (worker_pool_id, cache_name, purged_at, endpoint) "
+            "VALUES (?, ?, ?, 'purgeCache')",
+            purges,
+        )
+        db.execute("INSERT INTO cache_purges VALUES ('m/w', 'c', ?, ?, '{}')", (NOW - 10, NOW))
+    db.close()
+    storage = SqliteStorage(path)
+
+    async def scenario() -> list[tuple[str, int, int | None, str | None]]:
+        assert await storage.upgrade() >= 10
+        try:
+            return await ends(storage, "m/w")
+        finally:
+            await storage.close()
+
+    assert sorted(asyncio.run(scenario())) == [
+        ("c", -20, None, "superseded"),
+        ("c", -10, None, None),
+        ("gone", -30, None, "expired"),
+    ]

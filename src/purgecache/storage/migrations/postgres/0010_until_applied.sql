@@ -12,3 +12,17 @@ ALTER TABLE cache_purges ADD COLUMN converged_at bigint;
 -- purges recorded before this migration that ended before it).
 ALTER TABLE purge_history ADD COLUMN ended_at bigint;
 ALTER TABLE purge_history ADD COLUMN end_reason text;
+
+-- Purges that ended before this migration: superseded when a later purge of the same pool
+-- and cache is recorded, else expired unless still open (a request row stands for it). When
+-- they ended is not known (ended_at stays NULL).
+UPDATE purge_history SET end_reason = 'superseded' WHERE EXISTS (
+    SELECT 1 FROM purge_history AS later
+    WHERE later.worker_pool_id = purge_history.worker_pool_id
+    AND later.cache_name = purge_history.cache_name AND later.purged_at > purge_history.purged_at
+);
+UPDATE purge_history SET end_reason = 'expired' WHERE end_reason IS NULL AND NOT EXISTS (
+    SELECT 1 FROM cache_purges AS c
+    WHERE c.worker_pool_id = purge_history.worker_pool_id
+    AND c.cache_name = purge_history.cache_name AND c.before = purge_history.purged_at
+);
