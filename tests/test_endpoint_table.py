@@ -34,7 +34,8 @@ def client_calls() -> list[_calls.Call[object]]:
         _calls.purge_cache("proj-a/linux", "checkouts"),
         _calls.all_purge_requests("token", 10),
         _calls.purge_requests("proj-a/linux", "2026-01-01T00:00:00.000Z"),
-        _calls.create_purge("proj-a/linux", "checkouts", "why", "https://x.example/"),
+        _calls.create_purge("proj-a/linux", "checkouts", "why", "https://x.example/", True),
+        _calls.cancel_purge("proj-a/linux", "checkouts", "wrong pool"),
         _calls.list_purge_history(
             "proj-a/linux",
             cache_name="c",

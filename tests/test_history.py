@@ -76,7 +76,7 @@ def test_a_v1_purge_records_who_from_where_and_which_spelling_was_signed(
     events = history(live, workerPoolId="v1-a/linux")["events"]
     assert [e["signedSpelling"] for e in events] == ["slash", "%2F"]  # newest first
     for event in events:
-        assert set(event) == {
+        assert set(event) - {"ended", "endReason"} == {
             "eventId",
             "workerPoolId",
             "cacheName",
@@ -90,6 +90,8 @@ def test_a_v1_purge_records_who_from_where_and_which_spelling_was_signed(
         assert event["endpoint"] == "purgeCache"
         assert (event["clientId"], event["sourceIp"]) == ("admin", "127.0.0.1")
         assert event["userAgent"] == AGENT
+    assert "ended" not in events[0]  # still open; the second purge ended the first:
+    assert (events[1]["endReason"], events[1]["ended"]) == ("superseded", events[0]["time"])
     assert events[0]["time"] >= events[1]["time"]
     assert int(events[0]["eventId"]) > int(events[1]["eventId"])
 

@@ -205,7 +205,8 @@ def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_pat
     with sqlite3.connect(data / "purgecache.db") as conn:
         old = PurgeRequest("exp/pool", "old", past, past)
         conn.execute(
-            "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires, wire) "
+            "VALUES (?, ?, ?, ?, ?)",
             (old.worker_pool_id, old.cache_name, past, past, old.to_entry()),
         )
     assert stored_names(data / "purgecache.db") == {"old", "new"}
@@ -281,7 +282,8 @@ def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: P
     with sqlite3.connect(live.db_path) as conn:
         far = 2**50
         conn.executemany(
-            "INSERT INTO cache_purges VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires, wire) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
                 (r.worker_pool_id, r.cache_name, 1, far, r.to_entry())
                 for r in (PurgeRequest(f"p{i // 100}/w", f"c{i}", 1, far) for i in range(3000))

@@ -33,6 +33,8 @@ SERVE_NAMES = [
     ("--history-retention", "PURGECACHE_HISTORY_RETENTION"),
     ("--worker-retention", "PURGECACHE_WORKER_RETENTION"),
     ("--activity-window", "PURGECACHE_ACTIVITY_WINDOW"),
+    ("--until-applied-default/--no-until-applied-default", "PURGECACHE_UNTIL_APPLIED_DEFAULT"),
+    ("--until-applied-max-age", "PURGECACHE_UNTIL_APPLIED_MAX_AGE"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
     ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),
@@ -76,7 +78,13 @@ def test_flag_and_variable_names_are_unchanged() -> None:
     """`serve`, `expire` and `db upgrade` keep every flag and PURGECACHE_* name."""
     assert [(row.flag, row.envvar) for row in SETTINGS] == SERVE_NAMES
     assert command_names(serve) == SERVE_NAMES
-    assert command_names(expire) == [*DATABASE_NAMES, HISTORY_RETENTION, WORKER_RETENTION]
+    activity = ("--activity-window", "PURGECACHE_ACTIVITY_WINDOW")
+    assert command_names(expire) == [
+        *DATABASE_NAMES,
+        HISTORY_RETENTION,
+        WORKER_RETENTION,
+        activity,
+    ]
     assert command_names(db_upgrade) == DATABASE_NAMES
 
 

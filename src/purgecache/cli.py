@@ -188,29 +188,47 @@ DATABASE_OPTIONS = settings_options(settings_named("db_url", "data_dir"))
 
 @main.command()
 @DATABASE_OPTIONS
-@settings_options(settings_named("history_retention_ms", "worker_retention_ms"))
-def expire(db_url: str, data_dir: str, history_retention_ms: int, worker_retention_ms: int) -> None:
+@settings_options(
+    settings_named("history_retention_ms", "worker_retention_ms", "activity_window_ms")
+)
+def expire(
+    db_url: str,
+    data_dir: str,
+    history_retention_ms: int,
+    worker_retention_ms: int,
+    activity_window_ms: int,
+) -> None:
     """Delete purge requests whose retention has passed, history events older than the
-    history retention, and workers not heard from for the worker retention (safe to run from
-    cron, and from several machines at once: one of them does the work)."""
+    history retention, and workers not heard from for the worker retention; record the purges
+    every active worker applied (purge.converged) and end those kept until applied that no
+    longer need to be (safe to run from cron, and from several machines at once: one of them
+    does the work)."""
     with _server_installed():
-        from purgecache.service import wall_clock_ms
+        from purgecache.service import PurgeService
 
-        async def work(storage: Storage) -> tuple[int | None, int, int]:
-            now = wall_clock_ms()
-            removed = await storage.expire(now)
+        async def work(storage: Storage) -> tuple[int | None, int, int, int]:
+            service = PurgeService(
+                storage,
+                retention_ms=0,  # not purging: only the expiry job's settings matter
+                history_retention_ms=history_retention_ms,
+                worker_retention_ms=worker_retention_ms,
+                activity_window_ms=activity_window_ms,
+            )
+            removed = await service.expire()
             if removed is None:
-                return None, 0, 0
-            pruned = await storage.prune_history(now - history_retention_ms)
-            return removed, pruned, await storage.prune_workers(now - worker_retention_ms)
+                return None, 0, 0, 0
+            settled = await service.settle()
+            pruned = await service.prune_history()
+            return removed, settled, pruned, await service.prune_workers()
 
-        removed, pruned, workers = _run_storage(work, db_url, data_dir)
+        removed, settled, pruned, workers = _run_storage(work, db_url, data_dir)
     if removed is None:
         click.echo("another process is expiring purge requests right now; nothing to do")
     else:
         click.echo(
             f"expired {removed} purge request(s), {pruned} history event(s), "
-            f"{workers} worker(s) not heard from"
+            f"{workers} worker(s) not heard from; {settled} purge(s) converged or ended "
+            "after being kept until applied"
         )
 
 

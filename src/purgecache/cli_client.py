@@ -190,6 +190,12 @@ def show_entries(entries: Iterable[PurgeCacheRequestsEntry], as_json: bool) -> N
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
 @click.option("--reason", help="Why (at most 1,000 characters), kept in the purge history.")
 @click.option("--link", help="An http(s) URL about the purge (incident, bug), kept with it.")
+@click.option(
+    "--until-applied/--no-until-applied",
+    default=None,
+    help="Keep the purge past the retention until every active worker applied it (up to the "
+    "service's maximum age); default: the service's setting.",
+)
 @click.option("--wait", is_flag=True, help="Then wait until every active worker applied it.")
 @click.option(
     "--timeout",
@@ -209,6 +215,7 @@ def purge(
     caches: tuple[str, ...],
     reason: str | None,
     link: str | None,
+    until_applied: bool | None,
     wait: bool,
     timeout: float,
     min_workers: int,
@@ -220,7 +227,9 @@ def purge(
 
     With --reason or --link the purge goes through this service's createPurge, which keeps
     them in the history; a service without it (upstream Taskcluster) is an error (exit 1)
-    and nothing is purged: the reason is never dropped silently.
+    and nothing is purged: the reason is never dropped silently. So does --until-applied
+    (or --no-until-applied), which keeps the purge served past the retention until every
+    worker active on the pool applied it, or the service's maximum age passes.
 
     With --wait it then polls purgeStatus (scope purge-cache:history::POOL) until every
     worker active on the pool applied each purge (and at least --min-workers did): exit 0,
@@ -233,15 +242,23 @@ def purge(
       purgecache purge proj-a/linux checkouts --reason "corrupt after the 2.3 upgrade" \\
         --link https://bugs.example.com/1234
       purgecache purge proj-a/linux checkouts --wait --timeout 5m --min-workers 40
+      purgecache purge proj-a/linux checkouts --until-applied
     """
     from purgecache.cli_status import wait_for
 
     with reporting(), connect() as client:
         for cache in caches:
-            client.purge_cache(pool, cache, reason=reason, link=link)
+            client.purge_cache(pool, cache, reason=reason, link=link, until_applied=until_applied)
             click.echo(f"purged {_printable(cache)} on {pool}")
         if wait:
             raise click.exceptions.Exit(wait_for(client, pool, caches, timeout, min_workers))
+
+
+def _ended(event: PurgeEvent) -> str:
+    if event.end_reason is None:
+        return "-"
+    ended = "" if event.ended is None else " " + format_time(to_ms(event.ended))
+    return event.end_reason + ended
 
 
 def _event_row(event: PurgeEvent) -> tuple[str, ...]:
@@ -252,6 +269,7 @@ def _event_row(event: PurgeEvent) -> tuple[str, ...]:
         _printable(event.cache_name),
         _printable(event.client_id) if event.client_id else "(anonymous)",
         event.endpoint,
+        _ended(event),
         _printable(why) if why else "",
     )
 
@@ -265,7 +283,8 @@ def show_events(events: list[PurgeEvent], as_json: bool) -> None:
     if not events:
         click.echo("no purges recorded")
         return
-    rows: list[tuple[str, ...]] = [("TIME", "WORKER POOL", "CACHE", "CLIENT", "VIA", "REASON")]
+    header = ("TIME", "WORKER POOL", "CACHE", "CLIENT", "VIA", "ENDED", "REASON")
+    rows: list[tuple[str, ...]] = [header]
     rows += [_event_row(event) for event in events]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for *cells, why in rows:
@@ -300,7 +319,8 @@ def history(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Show who purged what, when, from where and why, newest first.
+    """Show who purged what, when, from where and why, newest first, and how each purge
+    ended (converged, expired, superseded or cancelled, and when; `-` while it is open).
 
     Needs the scope purge-cache:history::POOL, or purge-cache:history::* without POOL. A
     service without the history (upstream Taskcluster) is an error (exit 1).
@@ -448,7 +468,29 @@ def signed_url(
     click.echo(url)
 
 
+@click.command(epilog=EPILOG)
+@click.argument("pool", callback=_pool)
+@click.argument("cache")
+@click.option("--reason", help="Why (at most 1,000 characters), sent with purge.cancelled.")
+def cancel(pool: str, cache: str, reason: str | None) -> None:
+    """Withdraw the open purge request of CACHE on worker pool POOL: workers no longer
+    receive it, and the history records it as cancelled.
+
+    Needs the scope purge-cache:POOL:CACHE. No open purge of CACHE is an error (404, exit
+    1), as is a service without cancelPurge (upstream Taskcluster).
+
+    \b
+    Examples:
+      purgecache cancel proj-a/linux checkouts --reason "purged the wrong pool"
+    """
+    with reporting(), connect() as client:
+        before = client.cancel_purge(pool, cache, reason=reason)
+    click.echo(
+        f"cancelled the purge of {_printable(cache)} on {pool} made {format_time(to_ms(before))}"
+    )
+
+
 def register(group: click.Group) -> None:
     """Add the client commands to the main command group."""
-    for command in (purge, history, list_requests, requests, ping, signed_url):
+    for command in (purge, cancel, history, list_requests, requests, ping, signed_url):
         group.add_command(command)

@@ -10,14 +10,21 @@ counted apart); otherwise it is *fetched* when it reported after B (it read the 
 not confirmed it), else *not seen*. A client id that never reported is *fetched* once an answer
 holding a `before` >= B was served to it, else *not seen*. Client ids that report are counted
 by their workers' receipts only.
+
+A purge is *applied everywhere* when the pool has active workers and every one applied it:
+each reporting worker by receipt, each fetch-only client id by having been served it (it
+cannot confirm more). That one definition decides `purge.converged` and when a purge kept
+until applied may go (`settle`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from purgecache.model import PurgeRequest, format_time
+from purgecache.events import model as events
+from purgecache.model import CONVERGED, EXPIRED, PurgeRequest, format_time
 from purgecache.storage.fetches import PurgeTally
+from purgecache.storage.settling import Settled
 
 # cache name, workers holding it, their copies, their bytes, the latest use (or None)
 CacheRow = tuple[str, int, int, int, int | None]
@@ -49,6 +56,32 @@ def stragglers(before: int, tally: PurgeTally) -> list[dict[str, object]]:
     return shown
 
 
+def applied_everywhere(tally: PurgeTally) -> bool | None:
+    """Whether every active worker applied the purge (None: the pool has no active worker)."""
+    reporters, applied = tally.reporters[0], tally.reporters[1]
+    fetchers, served = tally.fetchers[0], tally.fetchers[1]
+    if reporters + fetchers == 0:
+        return None
+    return applied == reporters and served == fetchers
+
+
+def settle(purge: PurgeRequest, converged: bool, tally: PurgeTally, now: int) -> Settled | None:
+    """What the expiry job's sweep does about an open purge (None: nothing yet). The first
+    time it finds the purge applied everywhere it marks it converged and sends
+    `purge.converged`. A purge kept until applied, past its normal retention, goes once it is
+    applied everywhere (converged), or at once when the pool has no active worker (expired:
+    the normal retention applies)."""
+    everywhere = applied_everywhere(tally)
+    key = (purge.worker_pool_id, purge.cache_name, purge.before)
+    event = None
+    if everywhere and not converged:
+        event = events.converged(*key, now, tally.reporters[0] + tally.fetchers[0])
+    end = None
+    if purge.until_applied is not None and purge.until_applied <= now:
+        end = EXPIRED if everywhere is None else CONVERGED if everywhere else None
+    return None if event is None and end is None else Settled(purge, event, end)
+
+
 def purge_wire(purge: PurgeRequest, tally: PurgeTally) -> dict[str, object]:
     """The purge's entry in a `purgeStatus` answer."""
     reporters, applied, in_use, deleted, freed, seen = tally.reporters
@@ -68,7 +101,7 @@ def purge_wire(purge: PurgeRequest, tally: PurgeTally) -> dict[str, object]:
         "bytesFreed": freed,
         "stragglers": shown,
         "stragglersOmitted": fetched + not_seen - len(shown),
-    }
+    } | ({} if purge.until_applied is None else {"untilApplied": True})
 
 
 def pool_status(

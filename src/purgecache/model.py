@@ -40,6 +40,10 @@ class PurgeRequest:
     cache_name: str
     before: int  # ms since the epoch
     expires: int  # ms since the epoch
+    # The until-applied policy: the end of the normal retention, after which the request
+    # stays (until `expires`, its maximum age) only until every active worker applied it.
+    # None: the normal policy (it ends at `expires`). Not part of the wire entry.
+    until_applied: int | None = None
 
     def to_wire(self) -> dict[str, str]:
         """The entry as the API sends it (schema `purge-cache-requests.json#`)."""
@@ -88,6 +92,16 @@ class Provenance(NamedTuple):  # a named tuple: made on every purge, cheaper tha
     link: str | None = None  # createPurge only
 
 
+# Why a purge stopped being served: every active worker applied it, its retention (or
+# maximum age) passed, a newer purge of the same pool and cache replaced it, or it was
+# cancelled.
+CONVERGED = "converged"
+EXPIRED = "expired"
+SUPERSEDED = "superseded"
+CANCELLED = "cancelled"
+END_REASONS = (CONVERGED, EXPIRED, SUPERSEDED, CANCELLED)
+
+
 @dataclass(frozen=True, slots=True)
 class PurgeEvent:
     """One accepted purge as the history keeps it (a re-purge is another event)."""
@@ -97,6 +111,8 @@ class PurgeEvent:
     time: int  # ms since the epoch: the purge's `before`
     provenance: Provenance
     event_id: int = 0  # given by the database; 0 until stored
+    ended: int | None = None  # when it stopped being served (None: still open, or unknown)
+    end_reason: str | None = None  # one of END_REASONS
 
     def to_wire(self) -> dict[str, object]:
         """The event as the API sends it (absent facts are left out, the id too until the
@@ -116,6 +132,8 @@ class PurgeEvent:
             "userAgent": origin.user_agent,
             "reason": origin.reason,
             "link": origin.link,
+            "ended": None if self.ended is None else format_time(self.ended),
+            "endReason": self.end_reason,
         }
         wire.update((key, value) for key, value in optional.items() if value is not None)
         return wire

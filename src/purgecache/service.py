@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from typing import ParamSpec, TypeVar
 
 import orjson
 
+from purgecache import convergence
 from purgecache.circuit import Circuit, CircuitOpen
 from purgecache.convergence import STRAGGLERS_SHOWN, CacheRow, caches_wire, pool_status
 from purgecache.fetchlog import FetchLog
@@ -37,6 +39,7 @@ from purgecache.model import (
 from purgecache.settings import (
     DEFAULT_ACTIVITY_WINDOW_MS,
     DEFAULT_HISTORY_RETENTION_MS,
+    DEFAULT_UNTIL_APPLIED_MAX_AGE_MS,
     DEFAULT_WORKER_RETENTION_MS,
 )
 from purgecache.storage import (
@@ -166,6 +169,8 @@ class PurgeService:
         history_retention_ms: int = DEFAULT_HISTORY_RETENTION_MS,
         worker_retention_ms: int = DEFAULT_WORKER_RETENTION_MS,
         activity_window_ms: int = DEFAULT_ACTIVITY_WINDOW_MS,
+        until_applied_default: bool = False,
+        until_applied_max_age_ms: int = DEFAULT_UNTIL_APPLIED_MAX_AGE_MS,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
         cache_max_bytes: int = CACHE_MAX_BYTES,
@@ -179,6 +184,8 @@ class PurgeService:
         self.history_retention_ms = history_retention_ms
         self.worker_retention_ms = worker_retention_ms
         self.activity_window_ms = activity_window_ms
+        self.until_applied_default = until_applied_default
+        self.until_applied_max_age_ms = max(until_applied_max_age_ms, retention_ms)
         self.fetches = FetchLog()
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
@@ -193,15 +200,63 @@ class PurgeService:
         self.on_cache_miss = on_cache_miss
 
     async def purge(
-        self, worker_pool_id: str, cache_name: str, origin: Provenance = UNKNOWN_ORIGIN
+        self,
+        worker_pool_id: str,
+        cache_name: str,
+        origin: Provenance = UNKNOWN_ORIGIN,
+        until_applied: bool | None = None,
     ) -> PurgeRequest:
         """Record (or refresh) a purge request, and its event in the history; durable when
-        this returns."""
+        this returns. `until_applied` (None: the service's default) keeps it past the
+        retention until every active worker applied it, up to the maximum age."""
         now = self.clock()
-        request = PurgeRequest(worker_pool_id, cache_name, now, now + self.retention_ms)
+        request = self._request(worker_pool_id, cache_name, now, until_applied)
         await self._stored(self.storage.purge, request, request.to_entry(), origin)
         self._forget(worker_pool_id)  # our own write is visible at once
         return request
+
+    def _request(
+        self, worker_pool_id: str, cache_name: str, now: int, until_applied: bool | None
+    ) -> PurgeRequest:
+        retention_end = now + self.retention_ms
+        if until_applied is None:
+            until_applied = self.until_applied_default
+        if not until_applied:
+            return PurgeRequest(worker_pool_id, cache_name, now, retention_end)
+        max_age = now + self.until_applied_max_age_ms
+        return PurgeRequest(worker_pool_id, cache_name, now, max_age, retention_end)
+
+    async def cancel(self, worker_pool_id: str, cache_name: str, origin: Provenance) -> int | None:
+        """Withdraw the open purge of a pool's cache (workers stop receiving it); its `before`,
+        or None when there is none. Durable when this returns."""
+        before = await self._stored(
+            self.storage.cancel, worker_pool_id, cache_name, self.clock(), origin
+        )
+        self._forget(worker_pool_id)  # our own write is visible at once
+        return before
+
+    async def settle(self) -> int:
+        """The expiry job's convergence sweep: mark the purges every active worker applied as
+        converged (`purge.converged`), and end the purges kept until applied that are past
+        their retention and applied everywhere, or whose pool has no active worker. How many
+        purges it acted on."""
+        now = self.clock()
+        active_since = now - self.activity_window_ms
+        unsettled = await self._stored(self.storage.unsettled, now)
+        decided = []
+        for pool, group in itertools.groupby(unsettled, key=lambda u: u[0].worker_pool_id):
+            purges = list(group)
+            wanted = [(purge.cache_name, purge.before) for purge, _ in purges]
+            tallies = await self._stored(self.storage.purge_tallies, pool, wanted, active_since, 0)
+            for (purge, converged), tally in zip(purges, tallies, strict=True):
+                settled = convergence.settle(purge, converged, tally, now)
+                if settled is not None:
+                    decided.append(settled)
+        if decided:
+            await self._stored(self.storage.settle, decided, now)
+            for pool in {settled.request.worker_pool_id for settled in decided}:
+                self._forget(pool)
+        return len(decided)
 
     async def _stored(
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs

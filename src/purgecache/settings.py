@@ -25,6 +25,7 @@ DEFAULT_RETENTION_MS = 30 * DAY_MS
 DEFAULT_HISTORY_RETENTION_MS = 400 * DAY_MS
 DEFAULT_WORKER_RETENTION_MS = 30 * DAY_MS
 DEFAULT_ACTIVITY_WINDOW_MS = DAY_MS
+DEFAULT_UNTIL_APPLIED_MAX_AGE_MS = 90 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 DEFAULT_AUTH_TIMEOUT_MS = 3_000
@@ -163,6 +164,23 @@ class Settings:
         help="A worker that reported or fetched within this window counts as active in a "
         "purge's convergence (purgeStatus).",
     )
+    until_applied_default: bool = setting(
+        False,
+        flag="--until-applied-default/--no-until-applied-default",
+        envvar="PURGECACHE_UNTIL_APPLIED_DEFAULT",
+        help="Keep every purge (v1 purgeCache included; createPurge may say otherwise with "
+        "untilApplied) past --retention until every active worker of its pool applied it, "
+        "up to --until-applied-max-age.",
+    )
+    until_applied_max_age_ms: int = setting(
+        DEFAULT_UNTIL_APPLIED_MAX_AGE_MS,
+        flag="--until-applied-max-age",
+        envvar="PURGECACHE_UNTIL_APPLIED_MAX_AGE",
+        shown="90d",
+        duration=True,
+        help="The longest a purge kept until applied stays open, applied everywhere or not "
+        "(never less than --retention).",
+    )
     cache_time_ms: int = setting(
         DEFAULT_CACHE_TIME_MS,
         flag="--cache-time",
@@ -245,7 +263,8 @@ class Settings:
         flag="--amqp-url",
         envvar="PURGECACHE_AMQP_URL",
         shown="",
-        help="Publish events (purge.created, purge.applied, purge.expired) to this AMQP 0-9-1 "
+        help="Publish events (purge.created, purge.applied, purge.converged, purge.expired, "
+        "purge.cancelled) to this AMQP 0-9-1 "
         "broker, e.g. amqp://user:password@host:5672/vhost (needs the [amqp] extra; the "
         "password is masked in every output).",
     )

@@ -16,7 +16,7 @@ import pytest
 from conftest import ADMIN, LIMITED, LiveServer, free_port, start_server
 from hawk_signing import HawkAuth
 
-CLIENT_COMMANDS = ["purge", "history", "list", "requests", "ping", "signed-url"]
+CLIENT_COMMANDS = ["purge", "cancel", "history", "list", "requests", "ping", "signed-url"]
 
 LIMITED_ENV = {"TASKCLUSTER_CLIENT_ID": LIMITED[0], "TASKCLUSTER_ACCESS_TOKEN": LIMITED[1]}
 

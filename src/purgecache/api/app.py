@@ -303,6 +303,7 @@ class PurgeCacheApp:
                 if removed is not None:
                     self.metrics.expiry_runs.inc()
                     self.metrics.expired_rows.inc(removed)
+                    settled = await self.service.settle()
                     pruned = await self.service.prune_history()
                     workers = await self.service.prune_workers()
                     log_event(
@@ -310,6 +311,7 @@ class PurgeCacheApp:
                         logging.INFO,
                         "expired",
                         rows=removed,
+                        settled=settled,
                         history_rows=pruned,
                         worker_rows=workers,
                     )

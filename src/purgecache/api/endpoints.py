@@ -383,11 +383,29 @@ def _declare() -> tuple[Endpoint, ...]:
             history,
             "Purge Worker Cache, Saying Why",
             "Purge like `purgeCache`, with an optional `reason` (at most 1,000 characters) and "
-            "`link` (an absolute http(s) URL) kept in the purge history. Answers the event "
-            "recorded.",
+            "`link` (an absolute http(s) URL) kept in the purge history, and `untilApplied` "
+            "(default: the service's setting) to keep the purge past the retention until "
+            "every worker active on the pool applied it, up to a maximum age. Answers the "
+            "event recorded.",
             scopes="purge-cache:<workerPoolId>:<cacheName>",
             input="create-purge-request.json",
             output="purge-event.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "cancelPurge",
+            "POST",
+            "/ext/cancel/<workerPoolId>",
+            handlers.cancel_purge,
+            history,
+            "Cancel a Purge",
+            "Withdraw the open purge request of `cacheName` on the pool: workers no longer "
+            "receive it, and the history records it as cancelled (with the caller and the "
+            "optional `reason`). 404 when the cache has no open purge request. Answers the "
+            "purge withdrawn.",
+            scopes="purge-cache:<workerPoolId>:<cacheName>",
+            input="cancel-purge-request.json",
+            output="cancelled-purge.json",
             stability="experimental",
         ),
         Endpoint(

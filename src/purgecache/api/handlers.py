@@ -28,6 +28,7 @@ from purgecache.model import (
     PurgeEvent,
     PurgeRequest,
     WorkerReport,
+    format_time,
     parse_since,
 )
 from purgecache.service import PurgeService, history_token
@@ -108,13 +109,31 @@ async def purge_cache(deps: Deps, request: Request, call: Call) -> Response:
 
 
 async def create_purge(deps: Deps, request: Request, call: Call) -> Response:
-    """`createPurge`: `purgeCache` with a reason and a link; answers the event recorded."""
+    """`createPurge`: `purgeCache` with a reason, a link and a policy; answers the event
+    recorded."""
     payload = request.payload
     origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
-    purge = await deps.service.purge(call.params["workerPoolId"], payload["cacheName"], origin)
+    pool, until_applied = call.params["workerPoolId"], payload.get("untilApplied")
+    purge = await deps.service.purge(pool, payload["cacheName"], origin, until_applied)
     deps.audit_purge(call.client_id, purge)
     event = PurgeEvent(purge.worker_pool_id, purge.cache_name, purge.before, origin)
     return json_response(200, orjson.dumps(event.to_wire()))
+
+
+async def cancel_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`cancelPurge`: withdraw the open purge of a cache; 404 when there is none."""
+    payload = request.payload
+    pool, cache_name = call.params["workerPoolId"], payload["cacheName"]
+    origin = provenance(deps, request, call, payload.get("reason"))
+    before = await deps.service.cancel(pool, cache_name, origin)
+    if before is None:
+        raise ApiError(
+            "ResourceNotFound",
+            "No open purge request of cache {{cacheName}} on worker pool {{workerPoolId}}",
+            {"cacheName": cache_name, "workerPoolId": pool},
+        )
+    answer = {"workerPoolId": pool, "cacheName": cache_name, "before": format_time(before)}
+    return json_response(200, orjson.dumps(answer))
 
 
 async def list_purge_history(deps: Deps, request: Request, call: Call) -> Response:

@@ -23,6 +23,8 @@ SCHEMA_NAMES = (
     "all-purge-cache-request-list.json",
     "create-purge-request.json",
     "purge-event.json",
+    "cancel-purge-request.json",
+    "cancelled-purge.json",
     "purge-history.json",
     "worker-sync-report.json",
     "purge-status.json",

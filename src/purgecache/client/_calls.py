@@ -27,6 +27,7 @@ from purgecache.client._models import (
     PurgeStatus,
     Version,
     format_datetime,
+    parse_datetime,
 )
 from purgecache.model import OBSERVER_HEADER
 
@@ -57,7 +58,14 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
 )
 # This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
 EXTENSIONS = frozenset(
-    {"createPurge", "listPurgeHistory", "reportWorkerSync", "purgeStatus", "poolCaches"}
+    {
+        "createPurge",
+        "cancelPurge",
+        "listPurgeHistory",
+        "reportWorkerSync",
+        "purgeStatus",
+        "poolCaches",
+    }
 )
 
 
@@ -116,16 +124,32 @@ def purge_cache(worker_pool_id: str, cache_name: str) -> Call[None]:
 
 
 def create_purge(
-    worker_pool_id: str, cache_name: str, reason: str | None = None, link: str | None = None
+    worker_pool_id: str,
+    cache_name: str,
+    reason: str | None = None,
+    link: str | None = None,
+    until_applied: bool | None = None,
 ) -> Call[PurgeEvent]:
-    """`POST /ext/purge/<workerPoolId>` with `{"cacheName": ..., "reason": ..., "link": ...}`."""
-    payload: dict[str, object] = {"cacheName": cache_name}
-    if reason is not None:
-        payload["reason"] = reason
-    if link is not None:
-        payload["link"] = link
+    """`POST /ext/purge/<workerPoolId>` with `{"cacheName": ..., "reason": ..., "link": ...,
+    "untilApplied": ...}` (absent values left out)."""
+    given = {"cacheName": cache_name, "reason": reason, "link": link}
+    payload: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    if until_applied is not None:
+        payload["untilApplied"] = until_applied
     route = "ext/purge/" + quote(worker_pool_id, safe="")
     return Call("createPurge", "POST", route, PurgeEvent.from_json, payload=payload)
+
+
+def _before(data: object) -> datetime:
+    return parse_datetime(_mapping(data)["before"])  # type: ignore[arg-type]
+
+
+def cancel_purge(worker_pool_id: str, cache_name: str, reason: str | None = None) -> Call[datetime]:
+    """`POST /ext/cancel/<workerPoolId>` with `{"cacheName": ..., "reason": ...}`; answers
+    the withdrawn purge's `before`."""
+    payload = {"cacheName": cache_name} | ({} if reason is None else {"reason": reason})
+    route = "ext/cancel/" + quote(worker_pool_id, safe="")
+    return Call("cancelPurge", "POST", route, _before, payload=payload)
 
 
 class HistoryQuery(TypedDict, total=False):

@@ -120,6 +120,13 @@ class ServerError(ApiError):
     """A 5xx answer that persisted through every retry."""
 
 
+def _answered_by(endpoint: str, fields: Mapping[str, object]) -> bool:
+    """Whether an error body comes from the endpoint itself (its `requestInfo.method` names
+    it: `cancel_purge` found no open purge), not from a service that lacks the route."""
+    info = fields.get("requestInfo")
+    return isinstance(info, Mapping) and info.get("method") == endpoint
+
+
 def api_error(
     status: int, body: object, request_id: str | None, endpoint: str, text: str
 ) -> ApiError:
@@ -130,7 +137,7 @@ def api_error(
     kind: type[ApiError] = {401: AuthenticationFailed, 403: InsufficientScopes}.get(
         status, ServerError if status >= 500 else RequestRejected
     )
-    if status == 404 and endpoint in EXTENSIONS:
+    if status == 404 and endpoint in EXTENSIONS and not _answered_by(endpoint, fields):
         kind = ExtensionUnavailable
     return kind(
         status=status,

@@ -237,12 +237,15 @@ class PurgeEvent:
     user_agent: str | None = None
     reason: str | None = None
     link: str | None = None
+    ended: datetime | None = None  # when it stopped being served (None: open, or unknown)
+    end_reason: str | None = None  # converged, expired, superseded or cancelled
 
     @classmethod
     def from_json(cls, data: object) -> PurgeEvent:
         """Read one event."""
         fields = _object(data)
         facts = {name: _optional(fields, key) for name, key in _EVENT_FACTS}
+        ended = _optional(fields, "ended")
         return cls(
             _field(fields, "workerPoolId"),
             _field(fields, "cacheName"),
@@ -250,6 +253,8 @@ class PurgeEvent:
             _field(fields, "endpoint"),
             _optional(fields, "eventId"),
             **facts,
+            ended=None if ended is None else parse_datetime(ended),
+            end_reason=_optional(fields, "endReason"),
         )
 
     def to_json(self) -> dict[str, str]:
@@ -261,7 +266,10 @@ class PurgeEvent:
             "time": format_datetime(self.time),
             "endpoint": self.endpoint,
         }
-        facts = ((key, getattr(self, name)) for name, key in _EVENT_FACTS)
+        facts = [(key, getattr(self, name)) for name, key in _EVENT_FACTS]
+        if self.ended is not None:
+            facts.append(("ended", format_datetime(self.ended)))
+        facts.append(("endReason", self.end_reason))
         return wire | {key: value for key, value in facts if value is not None}
 
 
@@ -362,6 +370,7 @@ class PurgeConvergence:
     bytes_freed: int
     stragglers: tuple[Mapping[str, object], ...]
     stragglers_omitted: int
+    until_applied: bool = False  # kept past the retention until every active worker applied it
 
     @classmethod
     def from_json(cls, data: object) -> PurgeConvergence:
@@ -386,6 +395,7 @@ class PurgeConvergence:
             freed,
             tuple(_object(worker) for worker in stragglers),
             omitted,
+            fields.get("untilApplied") is True,
         )
 
     @property

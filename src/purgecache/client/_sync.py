@@ -85,17 +85,20 @@ class PurgeCache(BaseClient[httpx.Client]):
         *,
         reason: str | None = None,
         link: str | None = None,
+        until_applied: bool | None = None,
     ) -> None:
         """Ask the workers of `worker_pool_id` to throw away their caches named `cache_name`.
 
         Needs the scope `purge-cache:<worker_pool_id>:<cache_name>`. With a `reason` or a
-        `link` the purge goes through `create_purge`, which keeps them in the history (a
-        service without it raises ExtensionUnavailable, and nothing is purged).
+        `link` (or `until_applied`) the purge goes through `create_purge`, which keeps them in
+        the history (a service without it raises ExtensionUnavailable, and nothing is purged).
         """
-        if reason is None and link is None:
+        if reason is None and link is None and until_applied is None:
             self._run(_calls.purge_cache(worker_pool_id, cache_name))
         else:
-            self.create_purge(worker_pool_id, cache_name, reason=reason, link=link)
+            self.create_purge(
+                worker_pool_id, cache_name, reason=reason, link=link, until_applied=until_applied
+            )
 
     def create_purge(
         self,
@@ -104,10 +107,22 @@ class PurgeCache(BaseClient[httpx.Client]):
         *,
         reason: str | None = None,
         link: str | None = None,
+        until_applied: bool | None = None,
     ) -> PurgeEvent:
         """`purge_cache` saying why (`reason`, at most 1,000 characters) and where to read more
-        (`link`, an absolute http(s) URL); the event the history recorded (extension)."""
-        return self._run(_calls.create_purge(worker_pool_id, cache_name, reason, link))
+        (`link`, an absolute http(s) URL); with `until_applied` (None: the service's
+        default) kept past the retention until every active worker applied it. The event the
+        history recorded (extension)."""
+        call = _calls.create_purge(worker_pool_id, cache_name, reason, link, until_applied)
+        return self._run(call)
+
+    def cancel_purge(
+        self, worker_pool_id: str, cache_name: str, *, reason: str | None = None
+    ) -> datetime:
+        """Withdraw the open purge of `cache_name` on the pool (workers stop receiving it);
+        its `before`. Needs the scope `purge-cache:<worker_pool_id>:<cache_name>`; no open
+        purge is an ApiError (404, ResourceNotFound) (extension)."""
+        return self._run(_calls.cancel_purge(worker_pool_id, cache_name, reason))
 
     def report_worker_sync(
         self,

@@ -21,7 +21,9 @@ from purgecache.model import CacheReceipt, Provenance, PurgeRequest, WorkerRepor
 CREATED = "purge.created"
 APPLIED = "purge.applied"
 EXPIRED = "purge.expired"
-KINDS = (CREATED, APPLIED, EXPIRED)
+CONVERGED = "purge.converged"
+CANCELLED = "purge.cancelled"
+KINDS = (CREATED, APPLIED, CONVERGED, EXPIRED, CANCELLED)
 SIGNATURE_HEADER = "X-Purgecache-Signature"
 _CACHE_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _NAMESPACE = uuid.UUID("5b0c1f2e-7a43-4e0b-9c51-0d6f2b8a9e17")  # fixed: ids must not change
@@ -97,6 +99,30 @@ def expired(pool: str, cache: str, before: int, now: int) -> OutboxEvent:
     """`purge.expired`: a purge request reached the end of its retention and was removed."""
     event_id = _derived_id(EXPIRED, pool, cache, str(before))
     return _event(event_id, EXPIRED, pool, cache, now, before=format_time(before))
+
+
+def converged(pool: str, cache: str, before: int, now: int, workers: int) -> OutboxEvent:
+    """`purge.converged`: every worker active on the pool had applied the purge when the
+    expiry job looked (`workers` of them); once per purge (the id derives from it)."""
+    event_id = _derived_id(CONVERGED, pool, cache, str(before))
+    return _event(
+        event_id, CONVERGED, pool, cache, now, before=format_time(before), activeWorkers=workers
+    )
+
+
+def cancelled(pool: str, cache: str, before: int, now: int, origin: Provenance) -> OutboxEvent:
+    """`purge.cancelled`: an open purge was withdrawn (`cancelPurge`): who, and why."""
+    event_id = _derived_id(CANCELLED, pool, cache, str(before))
+    return _event(
+        event_id,
+        CANCELLED,
+        pool,
+        cache,
+        now,
+        before=format_time(before),
+        clientId=origin.client_id,
+        reason=origin.reason,
+    )
 
 
 def _derived_id(*parts: str) -> str:

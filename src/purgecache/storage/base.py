@@ -11,6 +11,7 @@ from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
+from purgecache.storage.settling import Settled, Unsettled
 
 
 class StorageError(Exception):
@@ -70,9 +71,10 @@ class Storage(Protocol):
         """
 
     async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
-        """Insert the request or move `before`/`expires` of the existing one, keeping `entry`
-        (opaque UTF-8 bytes, given back as they are by list_entries), and add the purge to the
-        history (at `request.before`, with `origin`) in the same transaction; durable on
+        """Insert the request or move `before`/`expires` (and its until-applied policy) of the
+        existing one, keeping `entry` (opaque UTF-8 bytes, given back as they are by
+        list_entries), and add the purge to the history (at `request.before`, with `origin`)
+        in the same transaction, ending the purge it replaces as superseded; durable on
         return."""
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
@@ -93,8 +95,27 @@ class Storage(Protocol):
 
     async def expire(self, now: int) -> int | None:
         """Delete requests whose `expires` is at or before `now`, with a `purge.expired` event
-        for each in the same transaction; return how many went, or None when another process
+        for each and its history event ended (at `expires`: converged if it had, else
+        expired) in the same transaction; return how many went, or None when another process
         is expiring right now (only one runs at a time)."""
+
+    async def unsettled(self, now: int) -> list[Unsettled]:
+        """Open requests the convergence sweep looks at, by pool and cache name, each with
+        whether it converged already: those not yet converged, and until-applied ones past
+        their normal retention (`until_applied` <= `now`)."""
+
+    async def settle(self, decided: Sequence[Settled], now: int) -> None:
+        """Carry out the sweep's decisions in one transaction, each only if the request still
+        has the `before` it was made for: mark it converged (with its `purge.converged`
+        event), remove it (its history event ended at `now` for the reason given; with a
+        `purge.expired` event when it expired)."""
+
+    async def cancel(
+        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+    ) -> int | None:
+        """Remove the open request of a pool's cache, its history event ended as cancelled
+        and a `purge.cancelled` event (who, why: `origin`) in the same transaction; return
+        its `before`, or None when there was no open request."""
 
     async def purge_history(
         self, query: HistoryFilter, after: tuple[int, int] | None, limit: int

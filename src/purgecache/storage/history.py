@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest
+from purgecache.model import SUPERSEDED, HistoryFilter, Provenance, PurgeEvent, PurgeRequest
 
 COLUMNS = (
     "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
@@ -15,6 +15,21 @@ COLUMNS = (
 _Fact = str | None
 EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
 PRUNE = "DELETE FROM purge_history WHERE purged_at < {mark}"
+# How each purge ended (NULL while open): written when it stops being served, never on the
+# purge's own row insert but for a purge superseded within its own write batch.
+END_COLUMNS = "ended_at, end_reason"
+# The end of the purge a request row stood for (the row's `before` is the event's time).
+END = (
+    "UPDATE purge_history SET ended_at = {mark}, end_reason = {mark} WHERE purged_at = {mark} "
+    "AND worker_pool_id = {mark} AND cache_name = {mark} AND ended_at IS NULL"
+)
+EndRow = tuple[int, str, int, str, str]  # ended at, reason, purged at, pool, cache name
+# The purge a stored request stands for ends when a newer one of its pool and cache comes.
+SUPERSEDE_STORED = (
+    "UPDATE purge_history SET ended_at = {mark}, end_reason = 'superseded' WHERE purged_at = "
+    "(SELECT before FROM cache_purges c WHERE c.worker_pool_id = {mark} AND c.cache_name = {mark}) "
+    "AND worker_pool_id = {mark} AND cache_name = {mark} AND ended_at IS NULL"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +47,40 @@ def event_row(request: PurgeRequest, origin: Provenance) -> EventRow:
     return (request.worker_pool_id, request.cache_name, request.before, *origin)
 
 
+def end_row(worker_pool_id: str, cache_name: str, before: int, ended: int, reason: str) -> EndRow:
+    """The parameters of `END`."""
+    return (ended, reason, before, worker_pool_id, cache_name)
+
+
+def superseded_in_batch(
+    keys: list[tuple[str, str, int]],
+) -> tuple[list[int | None], dict[tuple[str, str], int]]:
+    """A write batch's purges of one cache end each other: per purge, when a later one of
+    the batch superseded it (None: the last of its cache); and per cache, the time of its
+    first purge in the batch, which supersedes the stored one. `keys`: each purge's pool,
+    cache name and time, in the batch's order."""
+    ended: list[int | None] = [None] * len(keys)
+    first: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str], int] = {}
+    for index, (pool, cache, before) in enumerate(keys):
+        key = (pool, cache)
+        first.setdefault(key, before)
+        if key in latest:
+            ended[latest[key]] = before
+        latest[key] = index
+    return ended, first
+
+
+def ended_columns(ended: int | None) -> tuple[int | None, str | None]:
+    """`END_COLUMNS` of a purge written ended (superseded in its batch) or open."""
+    return (None, None) if ended is None else (ended, SUPERSEDED)
+
+
 def read_event(row: tuple[Any, ...]) -> PurgeEvent:
-    """An event from `event_id, COLUMNS`."""
+    """An event from `event_id, COLUMNS, END_COLUMNS`."""
     origin = Provenance(row[4], row[5], row[6], row[7], row[8], row[9], row[10])
-    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]))
+    ended = None if row[11] is None else int(row[11])
+    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]), ended, row[12])
 
 
 def _where(query: HistoryFilter, mark: str) -> tuple[list[str], list[object]]:
@@ -72,7 +117,7 @@ def page_sql(
         values.extend(after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     sql = (
-        f"SELECT event_id, {COLUMNS} FROM purge_history{where} "
+        f"SELECT event_id, {COLUMNS}, {END_COLUMNS} FROM purge_history{where} "
         f"ORDER BY purged_at DESC, event_id DESC LIMIT {mark}"
     )
     return sql, [*values, limit + 1]

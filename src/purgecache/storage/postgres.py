@@ -26,8 +26,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from purgecache.events import model as events
 from purgecache.logs import log_event
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts
+from purgecache.model import CANCELLED, HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import fetches, history, outbox, receipts, settling
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -43,6 +43,7 @@ from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
@@ -55,20 +56,27 @@ MIGRATE_LOCK = 0x70757267_6D696772 & 0x7FFFFFFFFFFFFFFF
 EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
+_READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-applied policy
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
-# the rows as arrays (sent in binary: no escaping), upserted, every purge's event added to the
-# history (and to the event outbox if a target is registered), and a notification per pool
-# they touched, sent at commit.
+# the rows as arrays (sent in binary: no escaping), upserted, the purges they replace ended in
+# the history (superseded: every CTE sees the rows as they were before the statement), every
+# purge's event added to the history (and to the event outbox if a target is registered), and
+# a notification per pool they touched, sent at commit.
 _UPSERT_BATCH = (
-    "WITH written AS ("
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) "
-    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[]) "
-    "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire "
+    "WITH superseded AS (UPDATE purge_history h SET ended_at = n.t, end_reason = 'superseded' "
+    "FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS n(p, k, t) JOIN cache_purges c "
+    "ON c.worker_pool_id = n.p AND c.cache_name = n.k WHERE h.worker_pool_id = n.p "
+    "AND h.cache_name = n.k AND h.purged_at = c.before AND h.ended_at IS NULL), "
+    "written AS ("
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) "
+    "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], "
+    "%b::bigint[]) ON CONFLICT (worker_pool_id, cache_name) "
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire, "
+    "until_applied = excluded.until_applied, converged_at = NULL "
     "RETURNING worker_pool_id), "
-    f"logged AS (INSERT INTO purge_history ({history.COLUMNS}) "
+    f"logged AS (INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])), "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])), "
     f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
     f"%b::bytea[]) WHERE EXISTS ({outbox.HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING) "
@@ -83,21 +91,22 @@ _INVENTORY = receipts.INVENTORY.format(mark="%s")
 _FETCH = fetches.UPSERT_FETCH.format(marks="%s, %s, %s, %s, %s")
 _TALLY_QUERIES = fetches.spelt("%%(%s)s")
 _EVENT = outbox.INSERT_EVENT.format(marks="%s, %s, %s, %s, %s, %s")
-_EXPIRE = (
-    "DELETE FROM cache_purges WHERE expires <= %s RETURNING worker_pool_id, cache_name, before"
-)
+_EXPIRE = settling.EXPIRE.format(mark="%s")
+_END = history.END.format(mark="%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (%s, %s, %s, %s, %s) "
-    "ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (worker_pool_id, cache_name) DO UPDATE SET "
     "wire = CASE WHEN excluded.before > cache_purges.before "
     "THEN excluded.wire ELSE cache_purges.wire END, "
+    "until_applied = CASE WHEN excluded.before > cache_purges.before "
+    "THEN excluded.until_applied ELSE cache_purges.until_applied END, "
     "before = greatest(cache_purges.before, excluded.before), "
     "expires = greatest(cache_purges.expires, excluded.expires)"
 )
 _POOL = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
+    f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
     "ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
@@ -142,17 +151,33 @@ async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _row(row: tuple[Any, ...]) -> PurgeRequest:
-    return PurgeRequest(row[0], row[1], row[2], row[3])
+    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
 
 
 TextRow = tuple[str, str, int, int, str]
-PurgeRow = tuple[TextRow, EventRow, events.OutboxEvent]
+PurgeRow = tuple[TextRow, EventRow, events.OutboxEvent, int | None]  # ... its until_applied
 
 
 def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     """A row as written: the entry in the `text` column (UTF-8), where schema 2 kept it."""
     key_and_times = (request.worker_pool_id, request.cache_name, request.before, request.expires)
     return (*key_and_times, entry.decode())
+
+
+def _batch_arrays(rows: list[PurgeRow]) -> tuple[list[Any], ...]:
+    """`_UPSERT_BATCH`'s arrays: the stored purges each batch purge supersedes, the requests
+    (of several purges of one cache, the last stands: one statement may not update a row
+    twice), every purge's history event (those superseded within the batch written ended)
+    and its `purge.created` event."""
+    keys = [purge[:3] for purge, _, _, _ in rows]
+    ended, first = history.superseded_in_batch(keys)
+    superseded: list[list[Any]] = [[p for p, _ in first], [k for _, k in first], [*first.values()]]
+    latest = {(purge[0], purge[1]): (*purge, until) for purge, _, _, until in rows}
+    columns = [list(column) for column in zip(*latest.values(), strict=True)]
+    logged_rows = [(*row[1], *history.ended_columns(t)) for row, t in zip(rows, ended, strict=True)]
+    logged = [list(column) for column in zip(*logged_rows, strict=True)]
+    created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
+    return (*superseded, *columns, *logged, *created)
 
 
 async def upgrade(conn: psycopg.AsyncConnection[Any]) -> int:
@@ -315,25 +340,20 @@ class PostgresStorage:
                 _text_row(request, entry),
                 history.event_row(request, origin),
                 events.created(request, origin),
+                request.until_applied,
             )
         )
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
-        # One statement may not update a row twice: of several purges of one cache in the
-        # batch, the last one stands (as it would have, written one after the other); every
-        # one of them is an event of the history.
-        latest = {(purge[0], purge[1]): purge for purge, _, _ in rows}
-        columns = [list(column) for column in zip(*latest.values(), strict=True)]
-        logged = [list(column) for column in zip(*(row[1] for row in rows), strict=True)]
-        created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
+        arrays = _batch_arrays(rows)
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, *logged, *created, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, (*arrays, CHANNEL))
 
         await self._run(write)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
-        values = [_text_row(request, entry) for request, entry in rows]
+        values = [(*_text_row(request, entry), request.until_applied) for request, entry in rows]
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
@@ -395,10 +415,64 @@ class PostgresStorage:
                     return None
                 gone = await (await conn.execute(_EXPIRE, (now,))).fetchall()
                 if gone:
+                    ends, expired = settling.expired(gone, now)
                     async with conn.cursor() as cursor:
-                        expired = [events.expired(row[0], row[1], row[2], now) for row in gone]
+                        await cursor.executemany(_END, ends)
                         await cursor.executemany(_EVENT, expired)
                 return len(gone)
+
+        return await self._run(delete)
+
+    async def unsettled(self, now: int) -> list[Unsettled]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[Unsettled]:
+            cursor = await conn.execute(settling.UNSETTLED.format(mark="%s"), (now, now))
+            return [settling.read_unsettled(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def settle(self, decided: Sequence[Settled], now: int) -> None:
+        mark = settling.MARK_CONVERGED.format(mark="%s")
+        remove = settling.REMOVE.format(mark="%s")
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                for settled in decided:
+                    guard = settling.guard(settled)
+                    if settled.converged is not None:
+                        await cursor.execute(mark, (now, *guard))
+                        if cursor.rowcount:
+                            await cursor.execute(_EVENT, settled.converged)
+                    if settled.end is not None:
+                        await cursor.execute(remove, guard)
+                        if cursor.rowcount:
+                            await self._removed(cursor, settled, now)
+
+        await self._run(write)
+
+    @staticmethod
+    async def _removed(cursor: psycopg.AsyncCursor[Any], settled: Settled, now: int) -> None:
+        end, expired = settling.removed(settled, now)
+        await cursor.execute(_END, end)
+        if expired is not None:
+            await cursor.execute(_EVENT, expired)
+        await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, end[3]))
+
+    async def cancel(
+        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+    ) -> int | None:
+        cancel = settling.CANCEL.format(mark="%s")
+
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> int | None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(cancel, (worker_pool_id, cache_name, now))
+                row = await cursor.fetchone()
+                if row is None:
+                    return None
+                key = (worker_pool_id, cache_name, int(row[0]))
+                await cursor.execute(_END, history.end_row(*key, now, CANCELLED))
+                await cursor.execute(_EVENT, events.cancelled(*key, now, origin))
+                await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
+            return key[2]
 
         return await self._run(delete)
 

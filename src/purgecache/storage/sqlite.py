@@ -28,12 +28,12 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from purgecache.events import model as events
 from purgecache.logs import log_event
-from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts
+from purgecache.model import CANCELLED, HistoryFilter, Provenance, PurgeRequest, WorkerReport
+from purgecache.storage import fetches, history, outbox, receipts, settling
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -47,20 +47,28 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
+_READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-applied policy
 WAL_LOOK_INTERVAL = 0.005  # seconds between looks at the WAL file: bounds the stat calls
 CHECKPOINT_INTERVAL = 0.25  # seconds between background checkpoints while the WAL changes
 WRITER_CHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer's own, last-resort one
 _UPSERT = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
-    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
+    "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire, "
+    "until_applied = excluded.until_applied, converged_at = NULL"
 )
-_LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_LOG = (
+    f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
+    f"VALUES ({', '.join('?' * 12)})"
+)
+_SUPERSEDE = history.SUPERSEDE_STORED.format(mark="?")
+_END = history.END.format(mark="?")
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
 _RECEIPTS = receipts.RECEIPTS.format(mark="?")
@@ -71,16 +79,16 @@ _FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
 _TALLY_QUERIES = fetches.spelt(":%s")
 _EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
 _HAS_TARGETS = outbox.HAS_TARGETS
-_EXPIRE = "DELETE FROM cache_purges WHERE expires <= ? RETURNING worker_pool_id, cache_name, before"
+_EXPIRE = settling.EXPIRE.format(mark="?")
 _MERGE = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET wire = iif(excluded.before > before, excluded.wire, wire), "
+    "until_applied = iif(excluded.before > before, excluded.until_applied, until_applied), "
     "before = max(before, excluded.before), expires = max(expires, excluded.expires)"
 )
 _POOL = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? "
-    "ORDER BY cache_name"
+    f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? ORDER BY cache_name"
 )
 _FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
 _NEXT_PAGE = (
@@ -123,12 +131,50 @@ MIGRATIONS = migrations("sqlite")
 LATEST_VERSION = MIGRATIONS[-1].number
 
 
-def _row(row: tuple[str, str, int, int]) -> PurgeRequest:
-    return PurgeRequest(row[0], row[1], row[2], row[3])
+def _row(row: tuple[Any, ...]) -> PurgeRequest:
+    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
 
 
 def _key_and_times(request: PurgeRequest) -> tuple[str, str, int, int]:
     return (request.worker_pool_id, request.cache_name, request.before, request.expires)
+
+
+def _upsert_row(request: PurgeRequest, entry: bytes) -> tuple[object, ...]:
+    return (*_key_and_times(request), entry, request.until_applied)
+
+
+def _write_purges(conn: sqlite3.Connection, rows: list[PurgeRow]) -> None:
+    """A batch's purges, their history events, and the end of each purge they supersede."""
+    if len(rows) == 1:
+        request, entry, origin = rows[0]
+        key = (request.worker_pool_id, request.cache_name)
+        conn.execute(_SUPERSEDE, (request.before, *key, *key))
+        conn.execute(_UPSERT, _upsert_row(request, entry))
+        conn.execute(_LOG, (*history.event_row(request, origin), None, None))
+        return
+    keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
+    ended, first = history.superseded_in_batch(keys)
+    conn.executemany(_SUPERSEDE, [(before, *key, *key) for key, before in first.items()])
+    conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
+    logged = zip(rows, ended, strict=True)
+    conn.executemany(
+        _LOG, [(*history.event_row(r, o), *history.ended_columns(t)) for (r, _, o), t in logged]
+    )
+
+
+def _settle(conn: sqlite3.Connection, decided: Sequence[Settled], now: int) -> None:
+    """The convergence sweep's decisions, each guarded by the `before` it was made for."""
+    mark = settling.MARK_CONVERGED.format(mark="?")
+    remove = settling.REMOVE.format(mark="?")
+    for settled in decided:
+        guard = settling.guard(settled)
+        if settled.converged is not None and conn.execute(mark, (now, *guard)).rowcount:
+            conn.execute(_EVENT, settled.converged)
+        if settled.end is not None and conn.execute(remove, guard).rowcount:
+            end, expired = settling.removed(settled, now)
+            conn.execute(_END, end)
+            if expired is not None:
+                conn.execute(_EVENT, expired)
 
 
 def _entry_page(
@@ -336,20 +382,14 @@ class SqliteStorage:
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                if len(rows) == 1:
-                    request, entry, origin = rows[0]
-                    conn.execute(_UPSERT, (*_key_and_times(request), entry))
-                    conn.execute(_LOG, history.event_row(request, origin))
-                else:
-                    conn.executemany(_UPSERT, [(*_key_and_times(r), e) for r, e, _ in rows])
-                    conn.executemany(_LOG, [history.event_row(r, o) for r, _, o in rows])
+                _write_purges(conn, rows)
                 if conn.execute(_HAS_TARGETS).fetchone() is not None:
                     conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
         await self._run(write)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
-        values = [(*_key_and_times(request), entry) for request, entry in rows]
+        values = [_upsert_row(request, entry) for request, entry in rows]
 
         def write(conn: sqlite3.Connection) -> None:
             with conn:
@@ -381,10 +421,41 @@ class SqliteStorage:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 gone = conn.execute(_EXPIRE, (now,)).fetchall()
-                conn.executemany(
-                    _EVENT, [events.expired(row[0], row[1], row[2], now) for row in gone]
-                )
+                ends, expired = settling.expired(gone, now)
+                conn.executemany(_END, ends)
+                conn.executemany(_EVENT, expired)
             return len(gone)
+
+        return await self._run(delete)
+
+    async def unsettled(self, now: int) -> list[Unsettled]:
+        query = settling.UNSETTLED.format(mark="?")
+        rows = await self._read(lambda c: c.execute(query, (now, now)).fetchall())
+        return [settling.read_unsettled(row) for row in rows]
+
+    async def settle(self, decided: Sequence[Settled], now: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                _settle(conn, decided, now)
+
+        await self._run(write)
+
+    async def cancel(
+        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+    ) -> int | None:
+        cancel = settling.CANCEL.format(mark="?")
+
+        def delete(conn: sqlite3.Connection) -> int | None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                row = conn.execute(cancel, (worker_pool_id, cache_name, now)).fetchone()
+                if row is None:
+                    return None
+                key = (worker_pool_id, cache_name, int(row[0]))
+                conn.execute(_END, history.end_row(*key, now, CANCELLED))
+                conn.execute(_EVENT, events.cancelled(*key, now, origin))
+            return key[2]
 
         return await self._run(delete)
 
