@@ -33,6 +33,7 @@ SERVE_NAMES = [
     ("--history-retention", "PURGECACHE_HISTORY_RETENTION"),
     ("--worker-retention", "PURGECACHE_WORKER_RETENTION"),
     ("--activity-window", "PURGECACHE_ACTIVITY_WINDOW"),
+    ("--selector-confirm-threshold", "PURGECACHE_SELECTOR_CONFIRM_THRESHOLD"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
     ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),

@@ -166,6 +166,7 @@ def build_app(
         history_retention_ms=settings.history_retention_ms,
         worker_retention_ms=settings.worker_retention_ms,
         activity_window_ms=settings.activity_window_ms,
+        selector_confirm_threshold=settings.selector_confirm_threshold,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
         stale_if_error_ms=settings.stale_if_error_ms,

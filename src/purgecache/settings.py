@@ -26,6 +26,7 @@ DEFAULT_HISTORY_RETENTION_MS = 400 * DAY_MS
 DEFAULT_WORKER_RETENTION_MS = 30 * DAY_MS
 DEFAULT_ACTIVITY_WINDOW_MS = DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
+DEFAULT_SELECTOR_CONFIRM_THRESHOLD = 20
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 DEFAULT_AUTH_TIMEOUT_MS = 3_000
 MAX_BODY_BYTES = 64 * 1024
@@ -162,6 +163,14 @@ class Settings:
         duration=True,
         help="A worker that reported or fetched within this window counts as active in a "
         "purge's convergence (purgeStatus).",
+    )
+    selector_confirm_threshold: int = setting(
+        DEFAULT_SELECTOR_CONFIRM_THRESHOLD,
+        flag="--selector-confirm-threshold",
+        envvar="PURGECACHE_SELECTOR_CONFIRM_THRESHOLD",
+        int_range=(0, 10_000),
+        help="A selector purge (createSelectorPurge) of more (pool, cache) pairs than this "
+        "needs the digest of a dry run of the same set.",
     )
     cache_time_ms: int = setting(
         DEFAULT_CACHE_TIME_MS,

@@ -10,10 +10,10 @@ from purgecache.model import HistoryFilter, Provenance, PurgeEvent, PurgeRequest
 
 COLUMNS = (
     "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
-    "user_agent, reason, link"
+    "user_agent, reason, link, selector_pool_pattern, selector_cache_pattern"
 )
 _Fact = str | None
-EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
+EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
 PRUNE = "DELETE FROM purge_history WHERE purged_at < {mark}"
 
 
@@ -34,7 +34,7 @@ def event_row(request: PurgeRequest, origin: Provenance) -> EventRow:
 
 def read_event(row: tuple[Any, ...]) -> PurgeEvent:
     """An event from `event_id, COLUMNS`."""
-    origin = Provenance(row[4], row[5], row[6], row[7], row[8], row[9], row[10])
+    origin = Provenance(*row[4:14])
     return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]))
 
 

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from purgecache.events import model as events
 from purgecache.logs import log_event
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts
+from purgecache.storage import fetches, history, outbox, receipts, selectors
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -43,6 +43,7 @@ from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.selectors import Candidate, StoredSelector
 
 T = TypeVar("T")
 log = logging.getLogger("purgecache")
@@ -68,7 +69,7 @@ _UPSERT_BATCH = (
     "RETURNING worker_pool_id), "
     f"logged AS (INSERT INTO purge_history ({history.COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])), "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[])), "
     f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
     f"%b::bytea[]) WHERE EXISTS ({outbox.HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING) "
@@ -86,6 +87,10 @@ _EVENT = outbox.INSERT_EVENT.format(marks="%s, %s, %s, %s, %s, %s")
 _EXPIRE = (
     "DELETE FROM cache_purges WHERE expires <= %s RETURNING worker_pool_id, cache_name, before"
 )
+_CANDIDATES = selectors.sql(selectors.CANDIDATES, "%s")
+_SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "%s")
+_POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "%s")
+_EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
@@ -147,6 +152,17 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
 
 TextRow = tuple[str, str, int, int, str]
 PurgeRow = tuple[TextRow, EventRow, events.OutboxEvent]
+
+
+def _batch_args(rows: Sequence[PurgeRow]) -> tuple[object, ...]:
+    """`_UPSERT_BATCH`'s parameters for a batch of purges. One statement may not update a row
+    twice: of several purges of one cache in the batch, the last one stands (as it would
+    have, written one after the other); every one of them is an event of the history."""
+    latest = {(purge[0], purge[1]): purge for purge, _, _ in rows}
+    columns = [list(column) for column in zip(*latest.values(), strict=True)]
+    logged = [list(column) for column in zip(*(row[1] for row in rows), strict=True)]
+    created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
+    return (*columns, *logged, *created, CHANNEL)
 
 
 def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
@@ -319,18 +335,47 @@ class PostgresStorage:
         )
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
-        # One statement may not update a row twice: of several purges of one cache in the
-        # batch, the last one stands (as it would have, written one after the other); every
-        # one of them is an event of the history.
-        latest = {(purge[0], purge[1]): purge for purge, _, _ in rows}
-        columns = [list(column) for column in zip(*latest.values(), strict=True)]
-        logged = [list(column) for column in zip(*(row[1] for row in rows), strict=True)]
-        created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
+        args = _batch_args(rows)
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*columns, *logged, *created, CHANNEL))
+            await conn.execute(_UPSERT_BATCH, args)
 
         await self._run(write)
+
+    async def purge_selector(
+        self, selector: StoredSelector, purges: Sequence[tuple[PurgeRequest, bytes, Provenance]]
+    ) -> None:
+        rows = [
+            (_text_row(r, e), history.event_row(r, o), events.created(r, o)) for r, e, o in purges
+        ]
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                if rows:
+                    await conn.execute(_UPSERT_BATCH, _batch_args(rows))
+                await conn.execute(_SELECTOR, selector)
+
+        await self._run(write)
+
+    async def selector_candidates(
+        self, pool_prefix: str, active_since: int, now: int, limit: int
+    ) -> list[Candidate]:
+        args = selectors.candidates_args(pool_prefix, active_since, now, limit)
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[Candidate]:
+            cursor = await conn.execute(_CANDIDATES, args)
+            return [selectors.read_candidate(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def pool_selectors(
+        self, worker_pool_id: str, since: int, now: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, int]]:
+            cursor = await conn.execute(_POOL_SELECTORS, (now, since, worker_pool_id, limit))
+            return [(str(p), str(c), int(b)) for p, c, b in await cursor.fetchall()]
+
+        return await self._run(read)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [_text_row(request, entry) for request, entry in rows]
@@ -394,6 +439,7 @@ class PostgresStorage:
                 if not locked or not locked[0]:
                     return None
                 gone = await (await conn.execute(_EXPIRE, (now,))).fetchall()
+                await conn.execute(_EXPIRE_SELECTORS, (now,))
                 if gone:
                     async with conn.cursor() as cursor:
                         expired = [events.expired(row[0], row[1], row[2], now) for row in gone]

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from purgecache.events import model as events
 from purgecache.model import HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts
+from purgecache.storage import fetches, history, outbox, receipts, selectors
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -38,6 +38,7 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.selectors import Candidate, StoredSelector
 
 T = TypeVar("T")
 
@@ -48,7 +49,7 @@ _UPSERT = (
     "ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire"
 )
-_LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_LOG = f"INSERT INTO purge_history ({history.COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
 _RECEIPTS = receipts.RECEIPTS.format(mark="?")
@@ -59,6 +60,10 @@ _FETCH = fetches.UPSERT_FETCH.format(marks="?, ?, ?, ?, ?")
 _TALLY_QUERIES = fetches.spelt(":%s")
 _EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
 _HAS_TARGETS = outbox.HAS_TARGETS
+_CANDIDATES = selectors.sql(selectors.CANDIDATES, "?")
+_SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "?")
+_POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "?")
+_EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "?")
 _EXPIRE = "DELETE FROM cache_purges WHERE expires <= ? RETURNING worker_pool_id, cache_name, before"
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire) VALUES (?, ?, ?, ?, ?) "
@@ -154,6 +159,21 @@ def _history_page(
 
 
 PurgeRow = tuple[PurgeRequest, bytes, Provenance]  # a purge, its wire entry, who asked
+
+
+def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
+    """Purges, their history events and (only when a target will deliver them: building one
+    costs about as much as writing the purge) their `purge.created` events, inside the
+    caller's transaction."""
+    if len(rows) == 1:
+        request, entry, origin = rows[0]
+        conn.execute(_UPSERT, (*_key_and_times(request), entry))
+        conn.execute(_LOG, history.event_row(request, origin))
+    else:
+        conn.executemany(_UPSERT, [(*_key_and_times(r), e) for r, e, _ in rows])
+        conn.executemany(_LOG, [history.event_row(r, o) for r, _, o in rows])
+    if conn.execute(_HAS_TARGETS).fetchone() is not None:
+        conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
@@ -284,23 +304,36 @@ class SqliteStorage:
         await self._batcher.write((request, entry, origin))
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
-        # The `purge.created` events are made only when a target will deliver them (looked
-        # up in the purges' own transaction): building one costs about as much as writing
-        # the purge, and by default there is no target.
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                if len(rows) == 1:
-                    request, entry, origin = rows[0]
-                    conn.execute(_UPSERT, (*_key_and_times(request), entry))
-                    conn.execute(_LOG, history.event_row(request, origin))
-                else:
-                    conn.executemany(_UPSERT, [(*_key_and_times(r), e) for r, e, _ in rows])
-                    conn.executemany(_LOG, [history.event_row(r, o) for r, _, o in rows])
-                if conn.execute(_HAS_TARGETS).fetchone() is not None:
-                    conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
+                _write_purges(conn, rows)
 
         await self._run(write)
+
+    async def purge_selector(self, selector: StoredSelector, rows: Sequence[PurgeRow]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                if rows:
+                    _write_purges(conn, rows)
+                conn.execute(_SELECTOR, selector)
+
+        await self._run(write)
+
+    async def selector_candidates(
+        self, pool_prefix: str, active_since: int, now: int, limit: int
+    ) -> list[Candidate]:
+        args = selectors.candidates_args(pool_prefix, active_since, now, limit)
+        rows = await self._read(lambda c: c.execute(_CANDIDATES, args).fetchall())
+        return [selectors.read_candidate(row) for row in rows]
+
+    async def pool_selectors(
+        self, worker_pool_id: str, since: int, now: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        args = (now, since, worker_pool_id, limit)
+        rows = await self._read(lambda c: c.execute(_POOL_SELECTORS, args).fetchall())
+        return [(str(pool), str(cache), int(before)) for pool, cache, before in rows]
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [(*_key_and_times(request), entry) for request, entry in rows]
@@ -335,6 +368,7 @@ class SqliteStorage:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 gone = conn.execute(_EXPIRE, (now,)).fetchall()
+                conn.execute(_EXPIRE_SELECTORS, (now,))
                 conn.executemany(
                     _EVENT, [events.expired(row[0], row[1], row[2], now) for row in gone]
                 )
