@@ -208,11 +208,13 @@ def test_scope_refusals_list_exactly_the_missing_scopes(live: LiveServer, stem: 
 
 
 def test_syntax_errors_are_400s_with_the_matchers_message(live: LiveServer, stem: str) -> None:
-    """The matcher's message for a bad pattern; patterns are never purged literally."""
+    """The matcher's message for a bad pattern, and a pool pattern needs its one `/`."""
     bad = post(live, {"workerPoolPattern": f"{stem}-a/**", "cacheNamePattern": "x"})
     assert "** is not supported" in assert_error(bad, 400, "InputError")["message"]
     escape = post(live, {"workerPoolPattern": f"{stem}-a/x", "cacheNamePattern": "a\\b"})
     assert "backslash escapes only" in assert_error(escape, 400, "InputError")["message"]
+    no_slash = post(live, {"workerPoolPattern": f"{stem}-a*", "cacheNamePattern": "x"})
+    assert "one /" in assert_error(no_slash, 400, "InputError")["message"]
 
 
 def test_agents_read_the_applied_selectors_of_their_pool(live: LiveServer, stem: str) -> None:
