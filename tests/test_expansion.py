@@ -69,3 +69,17 @@ def test_the_literal_prefix_stops_at_the_first_special_character() -> None:
     assert literal_prefix("proj-?/x") == "proj-"
     assert literal_prefix("a\\*b") == "a"
     assert literal_prefix("exact/pool") == "exact/pool"
+
+
+def test_a_selector_pairs_purge_created_event_names_the_selector() -> None:
+    """The `purge.created` body of a pair a selector purged carries the selector; a purge of
+    one named cache has none."""
+    from purgecache.events.model import created
+    from purgecache.model import Provenance, PurgeRequest
+
+    request = PurgeRequest("proj-a/linux", "level-3-a", 1, 2)
+    plain = Provenance("createPurge", "admin")
+    chosen = plain._replace(selector_pool_pattern="proj-a/*", selector_cache_pattern="level-3-*")
+    body = json.loads(created(request, chosen).body)
+    assert body["selector"] == {"workerPoolPattern": "proj-a/*", "cacheNamePattern": "level-3-*"}
+    assert "selector" not in json.loads(created(request, plain).body)
