@@ -21,8 +21,9 @@ REQUIRED_RE = re.compile(r"satisfy the following scope expression:\n\n```\n(.*?)
 
 
 # Values a template reads that the service works out itself, as they are for the probe's
-# request: its selector matches nothing on the probe server, so its expansion has no pools
-# and no pairs, and it applies (no `dryRun`), which needs the selector scope alone.
+# request: its selector (the schema's examples, proj-a/* and level-3-*) matches nothing on the
+# probe server, so its expansion has no pools and no pairs, and it applies (no `dryRun`),
+# which needs the selector scope alone.
 DERIVED: dict[str, dict[str, Any]] = {
     "createSelectorPurge": {"matchedPools": [], "pairs": [], "apply": True},
 }
@@ -56,8 +57,13 @@ def scopes_of(expression: Any) -> list[str]:
 
 
 def sample_body(schema: dict[str, Any]) -> dict[str, str]:
-    """A valid body for a served input schema: each required string property set."""
-    return {name: f"probe-{name}" for name in schema.get("required", [])}
+    """A valid body for a served input schema: each required string property set (to its
+    first published example, if it has one)."""
+    properties = schema.get("properties", {})
+    return {
+        name: properties.get(name, {}).get("examples", [f"probe-{name}"])[0]
+        for name in schema.get("required", [])
+    }
 
 
 def published(root_url: str) -> list[dict[str, Any]]:

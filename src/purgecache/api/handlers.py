@@ -130,12 +130,6 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
         selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
     except PatternError as error:
         raise ApiError("InputError", str(error)) from error
-    if selector.pool_pattern.count("/") != 1:
-        raise ApiError(
-            "InputError",
-            "workerPoolPattern must be `<provisionerId pattern>/<workerType pattern>` (one /; "
-            "* and ? do not cross it), e.g. proj-a/*",
-        )
     service = deps.service
     try:
         expansion = await service.expand_selector(selector)
