@@ -325,8 +325,26 @@ class SqliteStorage:
         self, pool_prefix: str, active_since: int, now: int, limit: int
     ) -> list[Candidate]:
         args = selectors.candidates_args(pool_prefix, active_since, now, limit)
-        rows = await self._read(lambda c: c.execute(_CANDIDATES, args).fetchall())
+        rows = await self._read_aside(lambda c: c.execute(_CANDIDATES, args).fetchall())
         return [selectors.read_candidate(row) for row in rows]
+
+    async def _read_aside(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A long read (it may walk the whole history: SQLite has no history index by pool)
+        on a thread and a read-only connection of its own: neither the event loop nor the
+        writer waits for it (in WAL mode it does not block writers)."""
+
+        def read() -> T:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+                try:
+                    conn.execute("PRAGMA query_only=1")
+                    return work(conn)
+                finally:
+                    conn.close()
+            except sqlite3.Error as error:
+                raise StorageError(f"SQLite: {error}") from error
+
+        return await asyncio.to_thread(read)
 
     async def pool_selectors(
         self, worker_pool_id: str, since: int, now: int, limit: int
