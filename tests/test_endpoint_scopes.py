@@ -20,13 +20,33 @@ POOL = "scope-probe/pool"
 REQUIRED_RE = re.compile(r"satisfy the following scope expression:\n\n```\n(.*?)\n```", re.S)
 
 
-def render(template: Any, params: dict[str, str]) -> Any:
-    """A published scope template with `<param>` placeholders filled in (strings and
-    AllOf/AnyOf of strings: what api.json may hold today)."""
+# Values a template reads that the service works out itself, as they are for the probe's
+# request: its selector (the schema's examples, proj-a/* and level-3-*) matches nothing on the
+# probe server, so its expansion has no pools and no pairs, and it applies (no `dryRun`),
+# which needs the selector scope alone.
+DERIVED: dict[str, dict[str, Any]] = {
+    "createSelectorPurge": {"matchedPools": [], "pairs": [], "apply": True},
+}
+
+
+def render(template: Any, params: dict[str, Any]) -> Any:
+    """A published scope template with `<param>` placeholders filled in: strings, AllOf/AnyOf,
+    and inside them for/each (spliced) and if/then/else (dropped without a branch)."""
     if isinstance(template, str):
         return re.sub(r"<([A-Za-z][A-Za-z0-9_]*)>", lambda m: params[m[1]], template)
     ((op, items),) = template.items()
-    return {op: [render(item, params) for item in items]}
+    rendered = []
+    for item in items:
+        if isinstance(item, dict) and "for" in item:
+            each = item["each"]
+            rendered += [render(each, {**params, item["for"]: v}) for v in params[item["in"]]]
+        elif isinstance(item, dict) and "if" in item:
+            branch = item["then"] if params[item["if"]] else item.get("else")
+            if branch is not None:
+                rendered.append(render(branch, params))
+        else:
+            rendered.append(render(item, params))
+    return {op: rendered}
 
 
 def scopes_of(expression: Any) -> list[str]:
@@ -37,8 +57,13 @@ def scopes_of(expression: Any) -> list[str]:
 
 
 def sample_body(schema: dict[str, Any]) -> dict[str, str]:
-    """A valid body for a served input schema: each required string property set."""
-    return {name: f"probe-{name}" for name in schema.get("required", [])}
+    """A valid body for a served input schema: each required string property set (to its
+    first published example, if it has one)."""
+    properties = schema.get("properties", {})
+    return {
+        name: properties.get(name, {}).get("examples", [f"probe-{name}"])[0]
+        for name in schema.get("required", [])
+    }
 
 
 def published(root_url: str) -> list[dict[str, Any]]:
@@ -46,7 +71,7 @@ def published(root_url: str) -> list[dict[str, Any]]:
     reference = httpx.get(f"{root_url}/references/purge-cache/v1/api.json").json()
     entries = []
     for entry in reference["entries"]:
-        params = {"workerPoolId": POOL}
+        params: dict[str, Any] = {"workerPoolId": POOL, **DERIVED.get(entry["name"], {})}
         body = None
         if "input" in entry:
             name = entry["input"].removeprefix("v1/").removesuffix("#")

@@ -33,5 +33,21 @@ def test_the_readme_lists_every_endpoint_with_its_route_and_scope() -> None:
         assert route.startswith(f"`{endpoint.method} {endpoint.route}"), endpoint.name
         if endpoint.scopes is None:
             assert scope == "none", endpoint.name
-        else:
-            assert re.match(rf"`{re.escape(str(endpoint.scopes))}`", scope), endpoint.name
+        elif isinstance(endpoint.scopes, str):
+            assert re.match(rf"`{re.escape(endpoint.scopes)}`", scope), endpoint.name
+        else:  # a structured template: each scope it renders is shown
+            for text in template_texts(endpoint.scopes):
+                assert re.search(rf"`{re.escape(text)}`", scope), (endpoint.name, text)
+
+
+def template_texts(template: object) -> list[str]:
+    """The scope texts of a structured scope template (strings and for/each's `each`)."""
+    if isinstance(template, str):
+        return [template]
+    if isinstance(template, list):
+        return [text for item in template for text in template_texts(item)]
+    assert isinstance(template, dict)
+    if "each" in template:
+        return [template["each"]]
+    parts = [template[key] for key in ("AllOf", "AnyOf", "then", "else") if key in template]
+    return [text for part in parts for text in template_texts(part)]

@@ -35,6 +35,7 @@ SERVE_NAMES = [
     ("--activity-window", "PURGECACHE_ACTIVITY_WINDOW"),
     ("--until-applied-default/--no-until-applied-default", "PURGECACHE_UNTIL_APPLIED_DEFAULT"),
     ("--until-applied-max-age", "PURGECACHE_UNTIL_APPLIED_MAX_AGE"),
+    ("--selector-confirm-threshold", "PURGECACHE_SELECTOR_CONFIRM_THRESHOLD"),
     ("--cache-time", "PURGECACHE_CACHE_TIME"),
     ("--stale-if-error", "PURGECACHE_STALE_IF_ERROR"),
     ("--sqlite-synchronous", "PURGECACHE_SQLITE_SYNCHRONOUS"),

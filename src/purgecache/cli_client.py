@@ -60,6 +60,7 @@ SIGNED_URL_ENDPOINTS = (
     "list-purge-history",
     "purge-status",
     "pool-caches",
+    "list-pool-selectors",
 )
 
 EPILOG = """\b
@@ -185,9 +186,22 @@ def show_entries(entries: Iterable[PurgeCacheRequestsEntry], as_json: bool) -> N
         click.echo(f"{pool:<{widths[0]}}  {cache:<{widths[1]}}  {before}")
 
 
+def _pool_or_pattern(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return value if ctx.params.get("match") else _pool(ctx, param, value)
+
+
 @click.command(epilog=EPILOG)
-@click.argument("pool", callback=_pool)
+@click.option(
+    "--match",
+    is_flag=True,
+    is_eager=True,  # decides how POOL is read
+    help="POOL and CACHE are patterns (* ? and \\ escapes): purge every known pair matched.",
+)
+@click.argument("pool", callback=_pool_or_pattern)
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="--match: list what it matches; change nothing.")
+@click.option("--yes", is_flag=True, help="--match: purge more than the confirm threshold.")
+@click.option("--json", "as_json", is_flag=True, help="--match: print the answers as JSON.")
 @click.option("--reason", help="Why (at most 1,000 characters), kept in the purge history.")
 @click.option("--link", help="An http(s) URL about the purge (incident, bug), kept with it.")
 @click.option(
@@ -211,8 +225,12 @@ def show_entries(entries: Iterable[PurgeCacheRequestsEntry], as_json: bool) -> N
     help="--wait: also wait until at least N workers applied it.",
 )
 def purge(
+    match: bool,
     pool: str,
     caches: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
     reason: str | None,
     link: str | None,
     until_applied: bool | None,
@@ -235,9 +253,17 @@ def purge(
     worker active on the pool applied each purge (and at least --min-workers did): exit 0,
     or 6 when --timeout passes first, with the stragglers printed.
 
+    With --match, POOL and the one CACHE are a selector (* any run of characters, in POOL
+    not crossing the /; ? one character; \\ escapes * ? and \\): every (pool, cache) pair
+    the service knows it matches (inventory, history, open requests) is listed, then purged
+    unless --dry-run; more than the service's confirm threshold only with --yes. Without
+    --match names are literal: `purge POOL 'a*'` purges the cache named a*.
+
     \b
     Examples:
       purgecache purge proj-a/linux checkouts
+      purgecache purge --match 'proj-a/*' 'level-3-*' --dry-run
+      purgecache purge --match 'proj-a/*' 'level-3-*' --yes --reason "toolchain bump"
       purgecache purge proj-a/linux checkouts sccache node-modules
       purgecache purge proj-a/linux checkouts --reason "corrupt after the 2.3 upgrade" \\
         --link https://bugs.example.com/1234
@@ -246,6 +272,28 @@ def purge(
     """
     from purgecache.cli_status import wait_for
 
+    if match:
+        if len(caches) != 1 or wait:
+            raise click.UsageError(
+                "--match takes one POOL_PATTERN and one CACHE_PATTERN, no --wait"
+            )
+        from purgecache.cli_selectors import purge_by_selector
+
+        with reporting(), connect() as client:
+            raise click.exceptions.Exit(
+                purge_by_selector(
+                    client,
+                    pool,
+                    caches[0],
+                    dry_run=dry_run,
+                    yes=yes,
+                    reason=reason,
+                    link=link,
+                    as_json=as_json,
+                )
+            )
+    if dry_run or yes or as_json:
+        raise click.UsageError("--dry-run, --yes and --json go with --match")
     with reporting(), connect() as client:
         for cache in caches:
             client.purge_cache(pool, cache, reason=reason, link=link, until_applied=until_applied)
@@ -415,7 +463,9 @@ def ping(as_json: bool) -> None:
     type=click.Choice(SIGNED_URL_ENDPOINTS),
 )
 @click.argument("pool", required=False, callback=_pool)
-@click.option("--since", callback=_since, help="purge-requests only. " + SINCE_HELP)
+@click.option(
+    "--since", callback=_since, help="purge-requests, list-pool-selectors only. " + SINCE_HELP
+)
 @click.option("--limit", type=click.IntRange(1), help="all-purge-requests only: page size.")
 @click.option("--continuation-token", help="all-purge-requests only: the page to start at.")
 @click.option(
@@ -436,8 +486,8 @@ def signed_url(
     """Print a pre-signed URL (Hawk bewit) for the GET endpoint ENDPOINT.
 
     ENDPOINT is purge-requests (give POOL), all-purge-requests, ping, heartbeat,
-    lbheartbeat, version, list-purge-history (POOL optional), purge-status or pool-caches
-    (give POOL).
+    lbheartbeat, version, list-purge-history (POOL optional), purge-status, pool-caches or
+    list-pool-selectors (give POOL).
 
     Anyone holding the URL can make that one request, with your credentials' scopes, until
     it expires; no credentials are needed to use it (curl, a browser, a worker).

@@ -83,13 +83,15 @@ class Provenance(NamedTuple):  # a named tuple: made on every purge, cheaper tha
     """Who asked for a purge, how and why: what the history keeps beside the purge itself
     (in the history table's column order)."""
 
-    endpoint: str  # `purgeCache` (v1) or `createPurge`
+    endpoint: str  # `purgeCache` (v1), `createPurge` or `createSelectorPurge`
     client_id: str | None = None  # None: an anonymous caller
     source_ip: str | None = None
     signed_spelling: str | None = None  # SPELLING_ENCODED, SPELLING_SLASH, None: not signed
     user_agent: str | None = None
     reason: str | None = None  # createPurge only
     link: str | None = None  # createPurge only
+    selector_pool_pattern: str | None = None  # createSelectorPurge: the selector applied
+    selector_cache_pattern: str | None = None
 
 
 # Why a purge stopped being served: every active worker applied it, its retention (or
@@ -136,6 +138,11 @@ class PurgeEvent:
             "endReason": self.end_reason,
         }
         wire.update((key, value) for key, value in optional.items() if value is not None)
+        if origin.selector_pool_pattern is not None:
+            wire["selector"] = {
+                "workerPoolPattern": origin.selector_pool_pattern,
+                "cacheNamePattern": origin.selector_cache_pattern,
+            }
         return wire
 
 

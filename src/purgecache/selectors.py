@@ -17,6 +17,8 @@ Bare names are never patterns: a selector exists only where a caller asked for o
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -103,3 +105,20 @@ class Selector:
     def expand(self, known: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The known (pool, cache name) pairs the selector matches, sorted, each once."""
         return sorted({pair for pair in known if self.matches(*pair)})
+
+
+def literal_prefix(pattern: str) -> str:
+    """The characters every match starts with: the pattern up to its first special character
+    (a store may narrow its candidates by it; the matcher still decides)."""
+    for index, char in enumerate(pattern):
+        if char in SPECIAL:
+            return pattern[:index]
+    return pattern
+
+
+def pairs_digest(pairs: list[tuple[str, str]]) -> str:
+    """`sha256:<hex>` of the sorted (pool, cache name) pairs, serialised canonically (a JSON
+    array of two-element arrays, no spaces, UTF-8): what a dry run shows and an apply quotes
+    back to prove it saw the same set."""
+    canonical = json.dumps(sorted(pairs), separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()

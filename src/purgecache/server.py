@@ -168,6 +168,7 @@ def build_app(
         activity_window_ms=settings.activity_window_ms,
         until_applied_default=settings.until_applied_default,
         until_applied_max_age_ms=settings.until_applied_max_age_ms,
+        selector_confirm_threshold=settings.selector_confirm_threshold,
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
         stale_if_error_ms=settings.stale_if_error_ms,

@@ -28,17 +28,21 @@ import orjson
 from purgecache import convergence
 from purgecache.circuit import Circuit, CircuitOpen
 from purgecache.convergence import STRAGGLERS_SHOWN, CacheRow, caches_wire, pool_status
+from purgecache.expansion import MAX_CANDIDATES, Expansion, TooManyPairs, expand
 from purgecache.fetchlog import FetchLog
 from purgecache.model import (
     HistoryFilter,
     Provenance,
     PurgeRequest,
     WorkerReport,
+    format_time,
     is_worker_pool_id,
 )
+from purgecache.selectors import Selector, literal_prefix
 from purgecache.settings import (
     DEFAULT_ACTIVITY_WINDOW_MS,
     DEFAULT_HISTORY_RETENTION_MS,
+    DEFAULT_SELECTOR_CONFIRM_THRESHOLD,
     DEFAULT_UNTIL_APPLIED_MAX_AGE_MS,
     DEFAULT_WORKER_RETENTION_MS,
 )
@@ -49,12 +53,14 @@ from purgecache.storage import (
     StorageError,
     StorageUnavailable,
 )
+from purgecache.storage.selectors import StoredSelector
 
 Clock = Callable[[], int]
 P = ParamSpec("P")
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
+MAX_POOL_SELECTORS = 1000  # open selectors read for one pool's answer
 UNKNOWN_ORIGIN = Provenance("purgeCache")  # a purge made without an API request (tests, tools)
 CACHE_MAX_BYTES = 16 * 1024 * 1024  # what the per-pool cache may hold, about (see `_cost`)
 _ENTRY_OVERHEAD = 300  # bytes of an entry besides its rows: the entry, its tuples, its key
@@ -171,6 +177,7 @@ class PurgeService:
         activity_window_ms: int = DEFAULT_ACTIVITY_WINDOW_MS,
         until_applied_default: bool = False,
         until_applied_max_age_ms: int = DEFAULT_UNTIL_APPLIED_MAX_AGE_MS,
+        selector_confirm_threshold: int = DEFAULT_SELECTOR_CONFIRM_THRESHOLD,
         cache_time_ms: int = 10_000,
         cache_max_pools: int = 10_000,
         cache_max_bytes: int = CACHE_MAX_BYTES,
@@ -186,6 +193,7 @@ class PurgeService:
         self.activity_window_ms = activity_window_ms
         self.until_applied_default = until_applied_default
         self.until_applied_max_age_ms = max(until_applied_max_age_ms, retention_ms)
+        self.selector_confirm_threshold = selector_confirm_threshold
         self.fetches = FetchLog()
         self.cache_time_ms = cache_time_ms
         self.cache_max_pools = cache_max_pools
@@ -403,6 +411,64 @@ class PurgeService:
             for name, (workers, instances, size) in sorted(totals.items())
         ]
         return caches_wire(worker_pool_id, active_since, rows)
+
+    async def expand_selector(self, selector: Selector) -> Expansion:
+        """The (pool, cache name) pairs `selector` matches today: from the inventory of the
+        workers active within the activity window, the history and the open requests;
+        TooManyPairs when it reaches too many."""
+        now = self.clock()
+        candidates = await self._stored(
+            self.storage.selector_candidates,
+            literal_prefix(selector.pool_pattern),
+            now - self.activity_window_ms,
+            now,
+            MAX_CANDIDATES + 1,
+        )
+        if len(candidates) > MAX_CANDIDATES:
+            raise TooManyPairs(
+                f"the pool pattern reaches more than {MAX_CANDIDATES} known (pool, cache name) "
+                "pairs; start it with a longer literal prefix"
+            )
+        return expand(selector, candidates)
+
+    async def apply_selector(
+        self, expansion: Expansion, origin: Provenance
+    ) -> tuple[int, list[PurgeRequest]]:
+        """Purge every pair of `expansion` and keep the selector for agents, in one
+        transaction, each history event naming the selector; the purges' `before`, and the
+        purges."""
+        now = self.clock()
+        expires = now + self.retention_ms
+        selector = expansion.selector
+        origin = origin._replace(
+            selector_pool_pattern=selector.pool_pattern,
+            selector_cache_pattern=selector.cache_pattern,
+        )
+        requests = [PurgeRequest(pool, cache, now, expires) for pool, cache in expansion.keys]
+        prefix = literal_prefix(selector.pool_pattern)
+        stored = StoredSelector(selector.pool_pattern, selector.cache_pattern, prefix, now, expires)
+        rows = [(request, request.to_entry(), origin) for request in requests]
+        await self._stored(self.storage.purge_selector, stored, rows)
+        for pool in expansion.pools:
+            self._forget(pool)  # our own writes are visible at once
+        return now, requests
+
+    async def pool_selectors(self, worker_pool_id: str, since: int | None) -> dict[str, object]:
+        """The `listPoolSelectors` answer: the open selectors whose pool pattern matches the
+        pool, with `before` at or after `since`, newest first."""
+        rows = await self._stored(
+            self.storage.pool_selectors,
+            worker_pool_id,
+            since or 0,
+            self.clock(),
+            MAX_POOL_SELECTORS,
+        )
+        selectors = [
+            {"workerPoolPattern": pool, "cacheNamePattern": cache, "before": format_time(before)}
+            for pool, cache, before in rows
+            if Selector(pool, cache).matches_pool(worker_pool_id)
+        ]
+        return {"workerPoolId": worker_pool_id, "selectors": selectors}
 
     async def prune_workers(self) -> int:
         """Forget workers and fetching client ids not heard from for the worker retention."""

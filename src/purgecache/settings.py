@@ -27,6 +27,7 @@ DEFAULT_WORKER_RETENTION_MS = 30 * DAY_MS
 DEFAULT_ACTIVITY_WINDOW_MS = DAY_MS
 DEFAULT_UNTIL_APPLIED_MAX_AGE_MS = 90 * DAY_MS
 DEFAULT_CACHE_TIME_MS = 10_000
+DEFAULT_SELECTOR_CONFIRM_THRESHOLD = 20
 DEFAULT_STALE_IF_ERROR_MS = 10 * 60_000
 DEFAULT_AUTH_TIMEOUT_MS = 3_000
 MAX_BODY_BYTES = 64 * 1024
@@ -180,6 +181,14 @@ class Settings:
         duration=True,
         help="The longest a purge kept until applied stays open, applied everywhere or not "
         "(never less than --retention).",
+    )
+    selector_confirm_threshold: int = setting(
+        DEFAULT_SELECTOR_CONFIRM_THRESHOLD,
+        flag="--selector-confirm-threshold",
+        envvar="PURGECACHE_SELECTOR_CONFIRM_THRESHOLD",
+        int_range=(0, 10_000),
+        help="A selector purge (createSelectorPurge) of more (pool, cache) pairs than this "
+        "needs the digest of a dry run of the same set.",
     )
     cache_time_ms: int = setting(
         DEFAULT_CACHE_TIME_MS,

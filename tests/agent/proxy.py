@@ -21,12 +21,13 @@ from client.flaky_server import _QuietServer
 class RecordingProxy:
     """Forwards to `upstream` (a root URL); `paths` lists each request's path and query;
     `date_shift` is added to every answer's `Date`; `rewrite`, if set, changes every
-    answer's body."""
+    answer's body; a GET whose path contains one of `missing` is answered 404."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.date_shift = timedelta(0)
         self.rewrite: Callable[[bytes], bytes] | None = None
+        self.missing: tuple[str, ...] = ()
         self.paths: list[str] = []
         self.lock = threading.Lock()
         self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -65,6 +66,9 @@ class RecordingProxy:
             def do_GET(self) -> None:
                 with proxy.lock:
                     proxy.paths.append(self.path)
+                if any(part in self.path for part in proxy.missing):
+                    self.do_POST()
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 answer = httpx.get(proxy.upstream + self.path, headers=headers, timeout=10)
                 self.send_response_only(answer.status_code)  # no Date of its own
@@ -81,8 +85,9 @@ class RecordingProxy:
 
             def do_POST(self) -> None:
                 """As upstream Taskcluster answers an extension it lacks: 404."""
-                with proxy.lock:
-                    proxy.paths.append(self.path)
+                if self.command == "POST":
+                    with proxy.lock:
+                        proxy.paths.append(self.path)
                 self.rfile.read(int(self.headers.get("content-length", "0")))
                 body = b'{"error":"Not found"}'
                 self.send_response_only(404)

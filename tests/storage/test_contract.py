@@ -734,3 +734,64 @@ def test_a_report_with_an_inventory_replaces_the_workers_and_one_without_keeps_i
         ("w1", held, NOW + 1),
         ("w2", replace(held, instances=2), NOW),
     ]
+
+
+def test_a_selector_purge_is_one_transaction_of_purges_events_and_the_selector(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """`purge_selector` stores every pair's request, its history event naming the selector,
+    and the selector for agents; a re-applied selector moves its `before`; expiry removes
+    it with the requests."""
+    from purgecache.storage.selectors import StoredSelector
+
+    async def scenario() -> None:
+        origin = Provenance("createSelectorPurge", "admin", None, None, None, "why", None)
+        origin = origin._replace(selector_pool_pattern="p-*/w", selector_cache_pattern="c*")
+        rows = []
+        for pool in ("p-1/w", "p-2/w"):
+            request = PurgeRequest(pool, "ca", NOW, NOW + 10)
+            rows.append((request, request.to_entry(), origin))
+        await storage.purge_selector(StoredSelector("p-*/w", "c*", "p-", NOW, NOW + 10), rows)
+        assert [r.cache_name for r in await storage.purge_requests("p-2/w", NOW)] == ["ca"]
+        page = await storage.purge_history(HistoryFilter(), None, 10)
+        assert {(e.worker_pool_id, e.provenance.selector_pool_pattern) for e in page.events} == {
+            ("p-1/w", "p-*/w"),
+            ("p-2/w", "p-*/w"),
+        }
+        assert await storage.pool_selectors("p-3/w", 0, NOW, 10) == [("p-*/w", "c*", NOW)]
+        assert await storage.pool_selectors("q-1/w", 0, NOW, 10) == []  # prefix differs
+        assert await storage.pool_selectors("p-3/w", NOW + 1, NOW, 10) == []  # since
+        await storage.purge_selector(StoredSelector("p-*/w", "c*", "p-", NOW + 5, NOW + 20), [])
+        assert await storage.pool_selectors("p-3/w", 0, NOW, 10) == [("p-*/w", "c*", NOW + 5)]
+        await storage.expire(NOW + 20)
+        assert await storage.pool_selectors("p-3/w", 0, NOW, 10) == []
+
+    runner.run(scenario())
+
+
+def test_selector_candidates_name_each_source_within_the_prefix(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Inventory rows of workers active since the mark (one per worker), history and open
+    requests, only of pools starting with the prefix."""
+    from purgecache.storage.selectors import Candidate
+
+    async def scenario() -> None:
+        await put(storage, "pa/w", "open", NOW, NOW + 10)
+        await put(storage, "pa/w", "gone", NOW - 20, NOW - 10)  # history only
+        await put(storage, "qb/w", "other", NOW, NOW + 10)
+        held = (CacheInventory("held", 1, 7, None),)
+        await storage.report_worker_sync(WorkerReport("pa/w", "g", "w1", (), held), NOW)
+        await storage.report_worker_sync(WorkerReport("pa/w", "g", "old", (), held), NOW - 100)
+        found = await storage.selector_candidates("pa", NOW - 50, NOW, 100)
+        assert sorted(found) == sorted(
+            [
+                Candidate("pa/w", "open", "history", None, 0),
+                Candidate("pa/w", "open", "requests", None, 0),
+                Candidate("pa/w", "gone", "history", None, 0),
+                Candidate("pa/w", "held", "inventory", "g/w1", 7),
+            ]
+        )
+        assert len(await storage.selector_candidates("", NOW - 50, NOW, 2)) == 2  # limit
+
+    runner.run(scenario())

@@ -186,7 +186,8 @@ def sync(
 ) -> None:
     """Apply the pool's new purge requests to the caches on this worker, once.
 
-    Asks purgeRequests since the last sync (one request when there is nothing to do),
+    Asks purgeRequests since the last sync (one request when there is nothing to do), and
+    at most once a minute the pool's selectors (listPoolSelectors) for its own caches,
     deletes every instance created before its cache's `before`, marks instances in use
     for deletion on release, and only then remembers how far it got. Then, when receipts
     changed or --report-interval passed, reports them (reportWorkerSync) from a detached
@@ -197,6 +198,7 @@ def sync(
       purgecache agent sync --pool proj-a/linux --cache-root /var/cache/tc || true
     """
     from purgecache.agent.fetch import FetchFailed, ServiceFetcher
+    from purgecache.agent.selectors import PoolSelectors
     from purgecache.agent.sync import sync_once
 
     settings = AgentSettings(
@@ -207,7 +209,8 @@ def sync(
     try:
         fetcher = ServiceFetcher(timeout_s=timeout_ms / 1000, deadline_s=deadline_s)
         with _reporting(), fetcher as fetch:
-            report = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms)
+            selectors = PoolSelectors(registry.layout.root, fetch.selectors, registry.clock.wall_ms)
+            report = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, selectors=selectors)
     except FetchFailed as error:
         click.echo(f"Error: {error}; caches kept, nothing deleted", err=True)
         raise click.exceptions.Exit(error.exit_code) from None
@@ -334,6 +337,7 @@ def run(
     """
     from purgecache.agent.daemon import Pacing, run_daemon
     from purgecache.agent.fetch import FetchFailed, ServiceFetcher
+    from purgecache.agent.selectors import PoolSelectors
     from purgecache.agent.sync import sync_once
 
     _setup_logging(verbose=True)
@@ -363,8 +367,12 @@ def run(
         raise click.exceptions.Exit(error.exit_code) from None
     log.info("syncing %s into %s from %s", pool, registry.layout.root, fetch.root_url)
 
+    selectors = PoolSelectors(registry.layout.root, fetch.selectors, registry.clock.wall_ms)
+
     def sync_and_report() -> SyncReport:
-        done = sync_once(registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set)
+        done = sync_once(
+            registry, fetch, pool, slack_ms=clock_skew_ms, stop=stop.is_set, selectors=selectors
+        )
         _report_in_process(registry, settings, done.eventful)
         return done
 

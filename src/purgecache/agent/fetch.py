@@ -130,6 +130,13 @@ class ServiceFetcher:
             )
         return Fetched(requests, date, anchor)
 
+    def selectors(self, pool: str) -> tuple[tuple[str, int], ...]:
+        """The open selectors matching `pool` (`listPoolSelectors`), as (cache-name pattern,
+        before) pairs, newest first; the client's errors as it raises them."""
+        with within(self._deadline_s, f"listPoolSelectors of {pool}"):
+            answer = self._client.list_pool_selectors(pool)
+        return tuple((s.cache_name_pattern, to_ms(s.before)) for s in answer.selectors)
+
     def close(self) -> None:
         self._http.close()
 

@@ -374,6 +374,11 @@ class CacheRegistry:
                     found.append(InstanceInfo(instance_dir, None))
         return found
 
+    def cache_names(self) -> list[str]:
+        """The name of every cache this worker has (unreadable records left out)."""
+        records = (self._judge_cache(cache_dir) for cache_dir in self._cache_dirs())
+        return [r.cache_name for r in records if not r.unreadable and r.cache_name]
+
     def stock(self) -> list[CacheStock]:
         """Every cache with its record, its instances' records (None: unreadable) and how
         many of its instances wait in the trash (read without the lock: each file is

@@ -91,18 +91,19 @@ class Ledger:
         return replace(fresh, **fields)
 
 
-def load_ledger(root: Path, pool: str) -> Ledger:
-    """The pool's ledger (a fresh one if the file is missing or unreadable)."""
+def load_ledger(root: Path, pool: str, name: str = REPORT_FILE) -> Ledger:
+    """The pool's ledger in the file `name` (a fresh one if it is missing or unreadable)."""
     try:
-        data = read_json(root / REPORT_FILE) or {}
+        data = read_json(root / name) or {}
     except (CorruptFile, OSError):
         data = {}
     return Ledger.from_json(data.get(pool))
 
 
-def save_ledger(root: Path, pool: str, ledger: Ledger) -> None:
-    """Keep the pool's ledger (failures are logged: at worst a report is repeated)."""
-    path = root / REPORT_FILE
+def save_ledger(root: Path, pool: str, ledger: Ledger, name: str = REPORT_FILE) -> None:
+    """Keep the pool's ledger in the file `name` (failures are logged: at worst a report is
+    repeated)."""
+    path = root / name
     try:
         data = read_json(path) or {}
     except (CorruptFile, OSError):

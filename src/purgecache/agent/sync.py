@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from purgecache.agent.evidence import weigh
 from purgecache.agent.registry import CacheRegistry
+from purgecache.agent.selectors import Source, local_requests
 from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
 from purgecache.agent.state import load_state
 from purgecache.agent.trash import Emptied, Problem
@@ -72,21 +73,28 @@ def sync_once(
     *,
     slack_ms: int = DEFAULT_CLOCK_SKEW_MS,
     stop: Callable[[], bool] = lambda: False,
+    selectors: Source | None = None,
 ) -> SyncReport:
     """Sync `pool` once; `FetchFailed` (from `fetch`, or `ImplausibleAnswer` from checking
-    its answer) means nothing was changed."""
+    its answer) means nothing was changed. `selectors` (the pool's applied selectors, when
+    due) add a request for each local cache whose name one matches."""
     registry.make_root()
     state = load_state(registry.layout.state)
     watermark = state.watermarks.get(pool)
     since = None if watermark is None else watermark - slack_ms
     fetched = fetch(pool, since if since is None or since > 0 else None)
     trusted = weigh(fetched, state.anchor, registry.clock, slack_ms)
-    outcome = registry.apply_purges(fetched.requests, pool, trusted.watermark, trusted.anchor)
+    requests = fetched.requests
+    if selectors is not None:
+        found = selectors(pool)
+        if found:
+            requests += tuple(local_requests(found, registry.cache_names()))
+    outcome = registry.apply_purges(requests, pool, trusted.watermark, trusted.anchor)
     emptied = registry.empty_trash(stop)
     return SyncReport(
         pool,
         since,
-        len(fetched.requests),
+        len(requests),
         _deleted(registry, outcome.moved, emptied),
         outcome.doomed,
         outcome.problems + emptied.problems,

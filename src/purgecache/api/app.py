@@ -32,6 +32,7 @@ from purgecache.api.responses import (
     new_id,
 )
 from purgecache.auth.authenticators import Authenticator
+from purgecache.auth.scopes import ScopeExpression
 from purgecache.logs import LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import PurgeRequest, format_time
@@ -256,6 +257,10 @@ class PurgeCacheApp:
                 "before": format_time(purge.before),
             }
         )
+
+    def check_scopes(self, call: Call, required: ScopeExpression | None) -> None:
+        assert call.verdict is not None  # the pipeline authenticated the call
+        self.authorizer.check(call.verdict, required)
 
     def client_ip(self, request: Request) -> str | None:
         """The caller's address (X-Forwarded-For only with --trust-proxy)."""

@@ -161,12 +161,16 @@ class Authorizer:
         call.client_id = verdict.client_id
         return verdict
 
+    def authenticated(self, verdict: credentials.Verdict) -> None:
+        """401 when credentials were given and failed (anonymous callers pass)."""
+        if verdict.status == "auth-failed":
+            raise ApiError("AuthenticationFailed", verdict.message)
+
     def check(self, verdict: credentials.Verdict, required: ScopeExpression | None) -> None:
         """401 unless authenticated, 403 unless holding `required` (None: nothing is)."""
         if required is None:
             return
-        if verdict.status == "auth-failed":
-            raise ApiError("AuthenticationFailed", verdict.message)
+        self.authenticated(verdict)
         held = _NO_SCOPES if verdict.scopes is None else verdict.scopes
         if not (
             held.satisfies_scope(required) if type(required) is str else held.satisfies(required)

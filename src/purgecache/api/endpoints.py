@@ -128,6 +128,9 @@ class Endpoint:
     stability: str = "stable"
     # Query parameters the scope template reads, each with the value it reads when absent.
     scope_query: Mapping[str, str] | None = None
+    # The template reads values the handler works out (a selector's expansion): the pipeline
+    # only authenticates, the handler renders `template` and checks, in stages.
+    staged_scopes: bool = False
     # Read off the fields above once (compiled for the request path):
     template: ScopeTemplate | None = field(init=False, compare=False)
     args: tuple[str, ...] = field(init=False)  # URL parameters, in route order
@@ -291,6 +294,7 @@ def _declare() -> tuple[Endpoint, ...]:
     purging = "Purge-Cache Service"
     history = "Purge History (extension)"
     receipts = "Workers' Receipts (extension)"
+    selectors = "Selector Purges (extension)"
     return (
         Endpoint(
             "ping",
@@ -478,6 +482,67 @@ def _declare() -> tuple[Endpoint, ...]:
             "from the inventory of each worker's latest report that listed one.",
             scopes="purge-cache:history::<workerPoolId>",
             output="pool-caches.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "createSelectorPurge",
+            "POST",
+            "/ext/selector-purge",
+            handlers.create_selector_purge,
+            selectors,
+            "Purge by Selector",
+            "Expand a selector (`workerPoolPattern`, `cacheNamePattern`: `*` any run of "
+            "characters, in the pool pattern not crossing `/`; `?` one character; `\\` "
+            "escapes) into the (pool, cache name) pairs known today, from the inventory of "
+            "workers active within the activity window, the purge history and the open purge "
+            "requests (at most 10,000 pairs). With `dryRun` show them, their workers and bytes "
+            "and the digest of the set; else write an ordinary purge request for every pair "
+            "(one transaction, each history event naming the selector) and keep the selector "
+            "for agents (`listPoolSelectors`). Applying more pairs than the confirm threshold "
+            "needs the `digest` of a dry run: missing, 400; another set matched now, 409 "
+            "`RequestConflict` and nothing is purged. Scopes: expanding needs "
+            "`purge-cache:history::<workerPoolId>` for every matched pool (checked first: a "
+            "403 then names matched pools, never cache names); applying also needs the "
+            "selector scope `purge-cache:<workerPoolPattern>:<cacheNamePattern>` taken "
+            "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair "
+            "(`matchedPools`, `pairs` and `apply` in the template are the expansion's).",
+            scopes={
+                "AllOf": [
+                    {
+                        "for": "workerPoolId",
+                        "in": "matchedPools",
+                        "each": "purge-cache:history::<workerPoolId>",
+                    },
+                    {
+                        "if": "apply",
+                        "then": {
+                            "AllOf": [
+                                "purge-cache:<workerPoolPattern>:<cacheNamePattern>",
+                                {"for": "pair", "in": "pairs", "each": "purge-cache:<pair>"},
+                            ]
+                        },
+                    },
+                ]
+            },
+            staged_scopes=True,
+            input="create-selector-purge-request.json",
+            output="selector-purge.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "listPoolSelectors",
+            "GET",
+            "/ext/selectors/<workerPoolId>",
+            handlers.list_pool_selectors,
+            selectors,
+            "Selectors for a Worker Pool",
+            "The applied selectors, still open, whose pool pattern matches `workerPoolId`, with "
+            "`before` at or after `since` (default: all), newest first. A worker deletes its "
+            "caches whose names match `cacheNamePattern` and were created before `before`, "
+            "including caches the service never heard of.",
+            scopes="purge-cache:purge-requests::<workerPoolId>",
+            query=(SINCE,),
+            output="pool-selectors.json",
             stability="experimental",
         ),
     )

@@ -16,7 +16,9 @@ import orjson
 from purgecache.api.errors import ApiError
 from purgecache.api.request import Call, Request
 from purgecache.api.responses import NO_CONTENT, Response, json_response
+from purgecache.auth.scopes import ScopeExpression
 from purgecache.circuit import CircuitOpen
+from purgecache.expansion import Expansion, TooManyPairs
 from purgecache.logs import log_event
 from purgecache.model import (
     MAX_USER_AGENT_KEPT,
@@ -31,6 +33,7 @@ from purgecache.model import (
     format_time,
     parse_since,
 )
+from purgecache.selectors import PatternError, Selector
 from purgecache.service import PurgeService, history_token
 from purgecache.storage import StorageError
 
@@ -55,6 +58,10 @@ class Deps(Protocol):
 
     def client_ip(self, request: Request) -> str | None:
         """The caller's address (X-Forwarded-For only behind a trusted proxy)."""
+
+    def check_scopes(self, call: Call, required: ScopeExpression | None) -> None:
+        """403 (listing every missing scope) unless the caller, already authenticated by
+        the pipeline, satisfies `required`."""
 
 
 def ping(deps: Deps, request: Request, call: Call) -> Response:
@@ -133,6 +140,76 @@ async def cancel_purge(deps: Deps, request: Request, call: Call) -> Response:
             {"cacheName": cache_name, "workerPoolId": pool},
         )
     answer = {"workerPoolId": pool, "cacheName": cache_name, "before": format_time(before)}
+    return json_response(200, orjson.dumps(answer))
+
+
+async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`createSelectorPurge`: expand a selector; show the pairs (dry run) or purge them all."""
+    payload = request.payload
+    try:
+        selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
+    except PatternError as error:
+        raise ApiError("InputError", str(error)) from error
+    service = deps.service
+    try:
+        expansion = await service.expand_selector(selector)
+    except TooManyPairs as error:
+        raise ApiError("InputError", str(error)) from error
+    dry_run = payload.get("dryRun", False)
+    # First the read scope of every matched pool, so that a refusal discloses no cache name
+    # of a pool the caller may not read; then, to apply, the selector's and every pair's.
+    deps.check_scopes(call, _selector_scopes(call, payload, expansion, apply=False))
+    threshold = service.selector_confirm_threshold
+    if dry_run:
+        return json_response(200, orjson.dumps(expansion.to_wire(True, threshold, None)))
+    deps.check_scopes(call, _selector_scopes(call, payload, expansion, apply=True))
+    _confirmed(expansion, payload.get("digest"), threshold)
+    origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
+    before, purges = await service.apply_selector(expansion, origin)
+    for purge in purges:
+        deps.audit_purge(call.client_id, purge)
+    return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))
+
+
+def _selector_scopes(
+    call: Call, payload: dict[str, Any], expansion: Expansion, *, apply: bool
+) -> ScopeExpression | None:
+    """The endpoint's scope template rendered for the selector and its expansion."""
+    assert call.endpoint is not None and call.endpoint.template is not None
+    values = {
+        "workerPoolPattern": payload["workerPoolPattern"],
+        "cacheNamePattern": payload["cacheNamePattern"],
+        "matchedPools": expansion.pools,
+        "pairs": [f"{pool}:{cache}" for pool, cache in expansion.keys],
+        "apply": apply,
+    }
+    return call.endpoint.template.render(values)
+
+
+def _confirmed(expansion: Expansion, digest: str | None, threshold: int) -> None:
+    """Past the threshold, an apply must quote the digest of the set it would purge."""
+    if digest is None:
+        if len(expansion.pairs) > threshold:
+            raise ApiError(
+                "InputError",
+                f"The selector matches {len(expansion.pairs)} (pool, cache name) pairs, more "
+                f"than the confirm threshold ({threshold}): dry-run it first (`dryRun`: true), "
+                "review the pairs, then apply with the `digest` the dry run answered.",
+            )
+        return
+    if digest != expansion.digest:
+        raise ApiError(
+            "RequestConflict",
+            f"The selector now matches another set of pairs ({len(expansion.pairs)}, digest "
+            f"{expansion.digest}) than the one confirmed ({digest}); nothing was purged: "
+            "dry-run it again and review.",
+        )
+
+
+async def list_pool_selectors(deps: Deps, request: Request, call: Call) -> Response:
+    """`listPoolSelectors`: the open selectors matching the pool, newest first."""
+    since = _checked(call.query, "since", int)
+    answer = await deps.service.pool_selectors(call.params["workerPoolId"], since)
     return json_response(200, orjson.dumps(answer))
 
 

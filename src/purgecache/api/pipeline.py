@@ -201,11 +201,14 @@ class Pipeline:
             if endpoint.checks_request or request.query:  # else nothing to check
                 self.validate(request, call, endpoint)
             if endpoint.template is not None and not endpoint.authorizes_early:
-                required = endpoint.required_scopes(call.params, request.payload, call.query)
                 verdict = authorizer.verdict_now(request, call) or await authorizer.ask(
                     request, call
                 )
-                authorizer.check(verdict, required)
+                if endpoint.staged_scopes:  # the handler checks, once it knows the values
+                    authorizer.authenticated(verdict)
+                else:
+                    required = endpoint.required_scopes(call.params, request.payload, call.query)
+                    authorizer.check(verdict, required)
             answer = endpoint.handler(self.deps, request, call)
             return answer if isinstance(answer, Response) else await answer
         except Exception as error:

@@ -29,6 +29,10 @@ SCHEMA_NAMES = (
     "worker-sync-report.json",
     "purge-status.json",
     "pool-caches.json",
+    "selector.json",
+    "create-selector-purge-request.json",
+    "selector-purge.json",
+    "pool-selectors.json",
 )
 
 

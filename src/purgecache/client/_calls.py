@@ -21,10 +21,12 @@ from purgecache.client._models import (
     OpenPurgeRequestList,
     Ping,
     PoolCaches,
+    PoolSelectors,
     PurgeCacheRequest,
     PurgeEvent,
     PurgeHistory,
     PurgeStatus,
+    SelectorPurge,
     Version,
     format_datetime,
     parse_datetime,
@@ -44,6 +46,7 @@ GetEndpoint = Literal[
     "list_purge_history",
     "purge_status",
     "pool_caches",
+    "list_pool_selectors",
 ]
 GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "ping",
@@ -55,6 +58,7 @@ GET_ENDPOINTS: tuple[GetEndpoint, ...] = (
     "list_purge_history",
     "purge_status",
     "pool_caches",
+    "list_pool_selectors",
 )
 # This service's own endpoints (under /ext/), which a Taskcluster deployment does not have.
 EXTENSIONS = frozenset(
@@ -65,6 +69,8 @@ EXTENSIONS = frozenset(
         "reportWorkerSync",
         "purgeStatus",
         "poolCaches",
+        "createSelectorPurge",
+        "listPoolSelectors",
     }
 )
 
@@ -218,6 +224,38 @@ def pool_caches(worker_pool_id: str) -> Call[PoolCaches]:
     return Call("poolCaches", "GET", route, PoolCaches.from_json)
 
 
+def create_selector_purge(
+    worker_pool_pattern: str,
+    cache_name_pattern: str,
+    *,
+    dry_run: bool = False,
+    digest: str | None = None,
+    reason: str | None = None,
+    link: str | None = None,
+) -> Call[SelectorPurge]:
+    """`POST /ext/selector-purge` with the selector and, when given, the rest."""
+    payload: dict[str, object] = {
+        "workerPoolPattern": worker_pool_pattern,
+        "cacheNamePattern": cache_name_pattern,
+    }
+    if dry_run:
+        payload["dryRun"] = True
+    given = {"digest": digest, "reason": reason, "link": link}
+    payload.update((key, value) for key, value in given.items() if value is not None)
+    route = "ext/selector-purge"
+    return Call("createSelectorPurge", "POST", route, SelectorPurge.from_json, payload=payload)
+
+
+def list_pool_selectors(
+    worker_pool_id: str, since: datetime | str | None = None
+) -> Call[PoolSelectors]:
+    """`GET /ext/selectors/<workerPoolId>?since=`."""
+    moment = _api_time(since)
+    query = () if moment is None else (("since", moment),)
+    route = "ext/selectors/" + quote(worker_pool_id, safe="")
+    return Call("listPoolSelectors", "GET", route, PoolSelectors.from_json, query)
+
+
 def all_purge_requests(
     continuation_token: str | None = None, limit: int | None = None
 ) -> Call[OpenAllPurgeRequestsList]:
@@ -260,12 +298,13 @@ def get_call(
     limit: int | None = None,
 ) -> Call[Any]:
     """The call of a GET endpoint by its Python name, with only the arguments it takes."""
-    if endpoint == "purge_requests":
+    if endpoint in ("purge_requests", "list_pool_selectors"):
         if worker_pool_id is None:
-            raise ValueError("purge_requests needs a worker pool id")
+            raise ValueError(f"{endpoint} needs a worker pool id")
         if continuation_token is not None or limit is not None:
-            raise ValueError("purge_requests takes no continuation token or limit")
-        return purge_requests(worker_pool_id, since)
+            raise ValueError(f"{endpoint} takes no continuation token or limit")
+        call = purge_requests if endpoint == "purge_requests" else list_pool_selectors
+        return call(worker_pool_id, since)
     if endpoint in ("purge_status", "pool_caches"):
         if worker_pool_id is None:
             raise ValueError(f"{endpoint} needs a worker pool id")

@@ -220,6 +220,9 @@ _EVENT_FACTS = (
 )
 
 
+_SELECTOR_KEYS = ("workerPoolPattern", "cacheNamePattern")
+
+
 @dataclass(frozen=True, slots=True)
 class PurgeEvent:
     """One accepted purge as the history keeps it (`v1/purge-event.json`): what, when, through
@@ -239,6 +242,8 @@ class PurgeEvent:
     link: str | None = None
     ended: datetime | None = None  # when it stopped being served (None: open, or unknown)
     end_reason: str | None = None  # converged, expired, superseded or cancelled
+    # createSelectorPurge: the selector that produced it (workerPoolPattern, cacheNamePattern)
+    selector: Mapping[str, str] | None = None
 
     @classmethod
     def from_json(cls, data: object) -> PurgeEvent:
@@ -246,6 +251,7 @@ class PurgeEvent:
         fields = _object(data)
         facts = {name: _optional(fields, key) for name, key in _EVENT_FACTS}
         ended = _optional(fields, "ended")
+        selector = fields.get("selector")
         return cls(
             _field(fields, "workerPoolId"),
             _field(fields, "cacheName"),
@@ -255,11 +261,14 @@ class PurgeEvent:
             **facts,
             ended=None if ended is None else parse_datetime(ended),
             end_reason=_optional(fields, "endReason"),
+            selector=None
+            if selector is None
+            else {key: _field(_object(selector), key) for key in _SELECTOR_KEYS},
         )
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, object]:
         """The event as the API sends it."""
-        wire = {"eventId": self.event_id} if self.event_id is not None else {}
+        wire: dict[str, object] = {"eventId": self.event_id} if self.event_id is not None else {}
         wire |= {
             "workerPoolId": self.worker_pool_id,
             "cacheName": self.cache_name,
@@ -270,7 +279,10 @@ class PurgeEvent:
         if self.ended is not None:
             facts.append(("ended", format_datetime(self.ended)))
         facts.append(("endReason", self.end_reason))
-        return wire | {key: value for key, value in facts if value is not None}
+        wire |= {key: value for key, value in facts if value is not None}
+        if self.selector is not None:
+            wire["selector"] = dict(self.selector)
+        return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,3 +483,97 @@ class PoolCaches:
             raise ValueError(f"expected caches, got {data!r}")
         held = tuple(PoolCache.from_json(cache) for cache in caches)
         return cls(_field(fields, "workerPoolId"), held, fields)
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorPair:
+    """A (pool, cache name) pair a selector matches (`createSelectorPurge`): the active
+    workers holding it, their bytes, and where the service knew it from."""
+
+    worker_pool_id: str
+    cache_name: str
+    workers: int
+    bytes: int
+    known_from: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> SelectorPair:
+        """Read one entry of `pairs`."""
+        fields = _object(data)
+        workers, size, known = fields.get("workers"), fields.get("bytes"), fields.get("knownFrom")
+        if type(workers) is not int or type(size) is not int or not isinstance(known, list):
+            raise ValueError(f"expected a selector pair, got {data!r}")
+        pool, cache = _field(fields, "workerPoolId"), _field(fields, "cacheName")
+        return cls(pool, cache, workers, size, tuple(str(source) for source in known))
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorPurge:
+    """`createSelectorPurge`'s answer: the pairs matched, their totals and digest, and (when
+    applied) the purges' `before`."""
+
+    dry_run: bool
+    applied: bool
+    pairs: tuple[SelectorPair, ...]
+    totals: Mapping[str, int]  # pairs, pools, workers, bytes
+    digest: str
+    confirm_threshold: int
+    before: datetime | None
+    raw: Mapping[str, object]  # the answer as sent (for --json)
+
+    @classmethod
+    def from_json(cls, data: object) -> SelectorPurge:
+        """Read a `createSelectorPurge` answer."""
+        fields = _object(data)
+        pairs, totals = fields.get("pairs"), _object(fields.get("totals"))
+        threshold = fields.get("confirmThreshold")
+        if not isinstance(pairs, list) or type(threshold) is not int:
+            raise ValueError(f"expected a selector purge, got {data!r}")
+        before = _optional(fields, "before")
+        return cls(
+            fields.get("dryRun") is True,
+            fields.get("applied") is True,
+            tuple(SelectorPair.from_json(pair) for pair in pairs),
+            {str(key): int(value) for key, value in totals.items() if type(value) is int},
+            _field(fields, "digest"),
+            threshold,
+            None if before is None else parse_datetime(before),
+            fields,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSelector:
+    """An applied selector whose pool pattern matches a pool (`listPoolSelectors`)."""
+
+    worker_pool_pattern: str
+    cache_name_pattern: str
+    before: datetime
+
+    @classmethod
+    def from_json(cls, data: object) -> PoolSelector:
+        """Read one entry of `selectors`."""
+        fields = _object(data)
+        return cls(
+            _field(fields, "workerPoolPattern"),
+            _field(fields, "cacheNamePattern"),
+            parse_datetime(_field(fields, "before")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSelectors:
+    """`listPoolSelectors`: the open selectors matching a pool, newest first."""
+
+    worker_pool_id: str
+    selectors: tuple[PoolSelector, ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> PoolSelectors:
+        """Read a `listPoolSelectors` answer."""
+        fields = _object(data)
+        selectors = fields.get("selectors")
+        if not isinstance(selectors, list):
+            raise ValueError(f"expected selectors, got {data!r}")
+        found = tuple(PoolSelector.from_json(selector) for selector in selectors)
+        return cls(_field(fields, "workerPoolId"), found)

@@ -21,9 +21,11 @@ from purgecache.client._models import (
     OpenPurgeRequestList,
     Ping,
     PoolCaches,
+    PoolSelectors,
     PurgeEvent,
     PurgeHistory,
     PurgeStatus,
+    SelectorPurge,
     Version,
 )
 
@@ -123,6 +125,36 @@ class PurgeCache(BaseClient[httpx.Client]):
         its `before`. Needs the scope `purge-cache:<worker_pool_id>:<cache_name>`; no open
         purge is an ApiError (404, ResourceNotFound) (extension)."""
         return self._run(_calls.cancel_purge(worker_pool_id, cache_name, reason))
+
+    def create_selector_purge(
+        self,
+        worker_pool_pattern: str,
+        cache_name_pattern: str,
+        *,
+        dry_run: bool = False,
+        digest: str | None = None,
+        reason: str | None = None,
+        link: str | None = None,
+    ) -> SelectorPurge:
+        """Expand a selector into the (pool, cache name) pairs the service knows; show them
+        (`dry_run`) or purge them all (`digest`: the dry run's, needed above the service's
+        confirm threshold; another set now is a 409) (extension)."""
+        call = _calls.create_selector_purge(
+            worker_pool_pattern,
+            cache_name_pattern,
+            dry_run=dry_run,
+            digest=digest,
+            reason=reason,
+            link=link,
+        )
+        return self._run(call)
+
+    def list_pool_selectors(
+        self, worker_pool_id: str, since: datetime | str | None = None
+    ) -> PoolSelectors:
+        """The applied selectors matching the pool, newest first, with `before` at or after
+        `since` (extension; scope `purge-cache:purge-requests::<worker_pool_id>`)."""
+        return self._run(_calls.list_pool_selectors(worker_pool_id, since))
 
     def report_worker_sync(
         self,

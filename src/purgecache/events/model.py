@@ -72,6 +72,12 @@ def created(request: PurgeRequest, origin: Provenance) -> OutboxEvent:
         clientId=origin.client_id,
         reason=origin.reason,
         link=origin.link,
+        selector=None
+        if origin.selector_pool_pattern is None
+        else {
+            "workerPoolPattern": origin.selector_pool_pattern,
+            "cacheNamePattern": origin.selector_cache_pattern,
+        },
     )
 
 

@@ -11,6 +11,7 @@ from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
+from purgecache.storage.selectors import Candidate, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 
@@ -77,6 +78,26 @@ class Storage(Protocol):
         in the same transaction, ending the purge it replaces as superseded; durable on
         return."""
 
+    async def purge_selector(
+        self, selector: StoredSelector, rows: Sequence[tuple[PurgeRequest, bytes, Provenance]]
+    ) -> None:
+        """Purge each (request, entry, origin) as `purge` does, and keep the applied selector
+        (a re-applied one takes the new `before` and `expires`), all in one transaction."""
+
+    async def selector_candidates(
+        self, pool_prefix: str, active_since: int, now: int, limit: int
+    ) -> list[Candidate]:
+        """Up to `limit` rows naming the (pool, cache name) pairs known in the pools whose id
+        starts with `pool_prefix`, one per source: the inventory of workers that reported it
+        since `active_since` (a row per worker), the history, the requests open at `now`."""
+
+    async def pool_selectors(
+        self, worker_pool_id: str, since: int, now: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """Up to `limit` selectors (pool pattern, cache pattern, before) open at `now`, with
+        `before >= since`, whose pool pattern's literal prefix starts `worker_pool_id`,
+        newest first (the caller matches the pool pattern itself)."""
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
         the later `before` (with its entry) and the later `expires` of the two."""
@@ -94,10 +115,10 @@ class Storage(Protocol):
         the page's last row, read from its columns, when more rows follow."""
 
     async def expire(self, now: int) -> int | None:
-        """Delete requests whose `expires` is at or before `now`, with a `purge.expired` event
-        for each and its history event ended (at `expires`: converged if it had, else
-        expired) in the same transaction; return how many went, or None when another process
-        is expiring right now (only one runs at a time)."""
+        """Delete requests (and applied selectors) whose `expires` is at or before `now`, with
+        a `purge.expired` event for each request and its history event ended (at `expires`:
+        converged if it had, else expired) in the same transaction; return how many requests
+        went, or None when another process is expiring right now (only one runs at a time)."""
 
     async def unsettled(self, now: int) -> list[Unsettled]:
         """Open requests the convergence sweep looks at, by pool and cache name, each with

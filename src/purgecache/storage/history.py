@@ -10,10 +10,10 @@ from purgecache.model import SUPERSEDED, HistoryFilter, Provenance, PurgeEvent, 
 
 COLUMNS = (
     "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
-    "user_agent, reason, link"
+    "user_agent, reason, link, selector_pool_pattern, selector_cache_pattern"
 )
 _Fact = str | None
-EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
+EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
 PRUNE = "DELETE FROM purge_history WHERE purged_at < {mark}"
 # How each purge ended (NULL while open): written when it stops being served, never on the
 # purge's own row insert but for a purge superseded within its own write batch.
@@ -78,9 +78,9 @@ def ended_columns(ended: int | None) -> tuple[int | None, str | None]:
 
 def read_event(row: tuple[Any, ...]) -> PurgeEvent:
     """An event from `event_id, COLUMNS, END_COLUMNS`."""
-    origin = Provenance(row[4], row[5], row[6], row[7], row[8], row[9], row[10])
-    ended = None if row[11] is None else int(row[11])
-    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]), ended, row[12])
+    origin = Provenance(*row[4:13])
+    ended = None if row[13] is None else int(row[13])
+    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]), ended, row[14])
 
 
 def _where(query: HistoryFilter, mark: str) -> tuple[list[str], list[object]]:

@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from purgecache.events import model as events
 from purgecache.logs import log_event
 from purgecache.model import CANCELLED, HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts, settling
+from purgecache.storage import fetches, history, outbox, receipts, selectors, settling
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -43,6 +43,7 @@ from purgecache.storage.history import EventRow, HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.selectors import Candidate, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
@@ -76,7 +77,8 @@ _UPSERT_BATCH = (
     "RETURNING worker_pool_id), "
     f"logged AS (INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::text[], %b::text[], "
-    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])), "
+    "%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::bigint[], %b::text[])), "
     f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
     f"%b::bytea[]) WHERE EXISTS ({outbox.HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING) "
@@ -93,6 +95,10 @@ _TALLY_QUERIES = fetches.spelt("%%(%s)s")
 _EVENT = outbox.INSERT_EVENT.format(marks="%s, %s, %s, %s, %s, %s")
 _EXPIRE = settling.EXPIRE.format(mark="%s")
 _END = history.END.format(mark="%s")
+_CANDIDATES = selectors.sql(selectors.CANDIDATES, "%s")
+_SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "%s")
+_POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "%s")
+_EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
@@ -164,7 +170,7 @@ def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     return (*key_and_times, entry.decode())
 
 
-def _batch_arrays(rows: list[PurgeRow]) -> tuple[list[Any], ...]:
+def _batch_arrays(rows: Sequence[PurgeRow]) -> tuple[list[Any], ...]:
     """`_UPSERT_BATCH`'s arrays: the stored purges each batch purge supersedes, the requests
     (of several purges of one cache, the last stands: one statement may not update a row
     twice), every purge's history event (those superseded within the batch written ended)
@@ -352,6 +358,42 @@ class PostgresStorage:
 
         await self._run(write)
 
+    async def purge_selector(
+        self, selector: StoredSelector, purges: Sequence[tuple[PurgeRequest, bytes, Provenance]]
+    ) -> None:
+        rows: list[PurgeRow] = [
+            (_text_row(r, e), history.event_row(r, o), events.created(r, o), r.until_applied)
+            for r, e, o in purges
+        ]
+
+        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                if rows:
+                    await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows), CHANNEL))
+                await conn.execute(_SELECTOR, selector)
+
+        await self._run(write)
+
+    async def selector_candidates(
+        self, pool_prefix: str, active_since: int, now: int, limit: int
+    ) -> list[Candidate]:
+        args = selectors.candidates_args(pool_prefix, active_since, now, limit)
+
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[Candidate]:
+            cursor = await conn.execute(_CANDIDATES, args)
+            return [selectors.read_candidate(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def pool_selectors(
+        self, worker_pool_id: str, since: int, now: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, int]]:
+            cursor = await conn.execute(_POOL_SELECTORS, (now, since, worker_pool_id, limit))
+            return [(str(p), str(c), int(b)) for p, c, b in await cursor.fetchall()]
+
+        return await self._run(read)
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [(*_text_row(request, entry), request.until_applied) for request, entry in rows]
 
@@ -414,6 +456,7 @@ class PostgresStorage:
                 if not locked or not locked[0]:
                     return None
                 gone = await (await conn.execute(_EXPIRE, (now,))).fetchall()
+                await conn.execute(_EXPIRE_SELECTORS, (now,))
                 if gone:
                     ends, expired = settling.expired(gone, now)
                     async with conn.cursor() as cursor:

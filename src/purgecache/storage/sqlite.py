@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from purgecache.events import model as events
 from purgecache.logs import log_event
 from purgecache.model import CANCELLED, HistoryFilter, Provenance, PurgeRequest, WorkerReport
-from purgecache.storage import fetches, history, outbox, receipts, settling
+from purgecache.storage import fetches, history, outbox, receipts, selectors, settling
 from purgecache.storage.base import (
     EVERYTHING,
     NO_CHANGES,
@@ -47,6 +47,7 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
+from purgecache.storage.selectors import Candidate, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
@@ -65,7 +66,7 @@ _UPSERT = (
 )
 _LOG = (
     f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
-    f"VALUES ({', '.join('?' * 12)})"
+    f"VALUES ({', '.join('?' * 14)})"
 )
 _SUPERSEDE = history.SUPERSEDE_STORED.format(mark="?")
 _END = history.END.format(mark="?")
@@ -80,6 +81,10 @@ _TALLY_QUERIES = fetches.spelt(":%s")
 _EVENT = outbox.INSERT_EVENT.format(marks="?, ?, ?, ?, ?, ?")
 _HAS_TARGETS = outbox.HAS_TARGETS
 _EXPIRE = settling.EXPIRE.format(mark="?")
+_CANDIDATES = selectors.sql(selectors.CANDIDATES, "?")
+_SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "?")
+_POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "?")
+_EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -143,23 +148,28 @@ def _upsert_row(request: PurgeRequest, entry: bytes) -> tuple[object, ...]:
     return (*_key_and_times(request), entry, request.until_applied)
 
 
-def _write_purges(conn: sqlite3.Connection, rows: list[PurgeRow]) -> None:
-    """A batch's purges, their history events, and the end of each purge they supersede."""
+def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
+    """Purges, their history events, the end of each purge they supersede and (only when a
+    target will deliver them: building one costs about as much as writing the purge) their
+    `purge.created` events, inside the caller's transaction."""
     if len(rows) == 1:
         request, entry, origin = rows[0]
         key = (request.worker_pool_id, request.cache_name)
         conn.execute(_SUPERSEDE, (request.before, *key, *key))
         conn.execute(_UPSERT, _upsert_row(request, entry))
         conn.execute(_LOG, (*history.event_row(request, origin), None, None))
-        return
-    keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-    ended, first = history.superseded_in_batch(keys)
-    conn.executemany(_SUPERSEDE, [(before, *key, *key) for key, before in first.items()])
-    conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
-    logged = zip(rows, ended, strict=True)
-    conn.executemany(
-        _LOG, [(*history.event_row(r, o), *history.ended_columns(t)) for (r, _, o), t in logged]
-    )
+    else:
+        keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
+        ended, first = history.superseded_in_batch(keys)
+        conn.executemany(_SUPERSEDE, [(before, *key, *key) for key, before in first.items()])
+        conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
+        logged = zip(rows, ended, strict=True)
+        conn.executemany(
+            _LOG,
+            [(*history.event_row(r, o), *history.ended_columns(t)) for (r, _, o), t in logged],
+        )
+    if conn.execute(_HAS_TARGETS).fetchone() is not None:
+        conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
 
 def _settle(conn: sqlite3.Connection, decided: Sequence[Settled], now: int) -> None:
@@ -376,17 +386,54 @@ class SqliteStorage:
         await self._batcher.write((request, entry, origin))
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
-        # The `purge.created` events are made only when a target will deliver them (looked
-        # up in the purges' own transaction): building one costs about as much as writing
-        # the purge, and by default there is no target.
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 _write_purges(conn, rows)
-                if conn.execute(_HAS_TARGETS).fetchone() is not None:
-                    conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
         await self._run(write)
+
+    async def purge_selector(self, selector: StoredSelector, rows: Sequence[PurgeRow]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                if rows:
+                    _write_purges(conn, rows)
+                conn.execute(_SELECTOR, selector)
+
+        await self._run(write)
+
+    async def selector_candidates(
+        self, pool_prefix: str, active_since: int, now: int, limit: int
+    ) -> list[Candidate]:
+        args = selectors.candidates_args(pool_prefix, active_since, now, limit)
+        rows = await self._read_aside(lambda c: c.execute(_CANDIDATES, args).fetchall())
+        return [selectors.read_candidate(row) for row in rows]
+
+    async def _read_aside(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A long read (it may walk the whole history: SQLite has no history index by pool)
+        on a thread and a read-only connection of its own: neither the event loop nor the
+        writer waits for it (in WAL mode it does not block writers)."""
+
+        def read() -> T:
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+                try:
+                    conn.execute("PRAGMA query_only=1")
+                    return work(conn)
+                finally:
+                    conn.close()
+            except sqlite3.Error as error:
+                raise StorageError(f"SQLite: {error}") from error
+
+        return await asyncio.to_thread(read)
+
+    async def pool_selectors(
+        self, worker_pool_id: str, since: int, now: int, limit: int
+    ) -> list[tuple[str, str, int]]:
+        args = (now, since, worker_pool_id, limit)
+        rows = await self._read(lambda c: c.execute(_POOL_SELECTORS, args).fetchall())
+        return [(str(pool), str(cache), int(before)) for pool, cache, before in rows]
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [_upsert_row(request, entry) for request, entry in rows]
@@ -424,6 +471,7 @@ class SqliteStorage:
                 ends, expired = settling.expired(gone, now)
                 conn.executemany(_END, ends)
                 conn.executemany(_EVENT, expired)
+                conn.execute(_EXPIRE_SELECTORS, (now,))
             return len(gone)
 
         return await self._run(delete)

@@ -1,0 +1,104 @@
+"""Selectors on the worker (issue 16, item 4): a real `purgecache agent sync` reads its pool's
+applied selectors (`listPoolSelectors` of a real server) and deletes its caches whose names
+match, created before the selector, including caches the service never heard of, counting
+them in its receipts; against a service without the endpoint it says so once, backs off and
+syncs as before."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agent.proxy import RecordingProxy
+from agent.test_reports import purge, stored, sync, wait_for
+from agent.worker import Worker
+from purgecache.agent.errors import ServiceUnreachable
+from purgecache.agent.selectors import PoolSelectors, local_requests
+from purgecache.client import ConnectionFailed, Credentials, PurgeCache
+
+from conftest import ADMIN, LiveServer
+
+
+def apply_selector(root_url: str, pool_pattern: str, cache_pattern: str) -> int:
+    """Apply a selector as an administrator; how many known pairs it purged."""
+    with PurgeCache(root_url, Credentials(*ADMIN)) as client:
+        return len(client.create_selector_purge(pool_pattern, cache_pattern).pairs)
+
+
+def test_a_selector_deletes_caches_the_service_never_heard_of(
+    tmp_path: Path, server: LiveServer
+) -> None:
+    """The worker's `tmp-build` was never reported, so the selector expands to no pair; the
+    next sync deletes it all the same (not `keep`), and the receipt the agent then reports
+    counts the deleted copy."""
+    pool = f"s-{uuid.uuid4().hex[:12]}/linux"
+    worker = Worker(tmp_path / "w0", pool, server.root_url)
+    doomed = worker.free_instance("tmp-build")
+    kept = worker.free_instance("keep")
+    assert apply_selector(server.root_url, f"{pool.split('/')[0]}/*", "tmp-*") == 0
+    done = sync(worker, "--report-interval", "1ms")
+    assert f"deleted {doomed.parent}" in done.stdout, done.stdout + done.stderr
+    assert not doomed.exists() and kept.exists()
+    wait_for(lambda: any(r.receipt.cache_name == "tmp-build" for r in stored(server, pool)[0]))
+    (receipt,) = [r.receipt for r in stored(server, pool)[0] if r.receipt.cache_name == "tmp-build"]
+    assert receipt.instances_deleted == 1
+
+
+def test_without_the_endpoint_an_agent_says_so_once_and_purges_as_before(
+    tmp_path: Path, server: LiveServer
+) -> None:
+    """Through a proxy answering listPoolSelectors 404 (a service without it): the sync
+    says so once, still applies purge requests, and asks no more during the back-off."""
+    pool = f"s-{uuid.uuid4().hex[:12]}/linux"
+    proxy = RecordingProxy(server.root_url)
+    proxy.missing = ("/ext/selectors/",)
+    try:
+        worker = Worker(tmp_path / "w0", pool, proxy.root_url)
+        kept = worker.free_instance("checkouts")
+        first = sync(worker)
+        assert "selectors not read" in first.stderr and "404" in first.stderr
+        purge(server.root_url, pool, "checkouts")
+        second = sync(worker)
+        assert "selectors not read" not in second.stderr
+        assert f"deleted {kept.parent}" in second.stdout
+        assert sum("/ext/selectors/" in p for p in proxy.paths) == 1
+    finally:
+        proxy.stop()
+
+
+def test_local_requests_use_the_one_matcher() -> None:
+    """Each local name a selector's cache pattern matches, with its `before`; escapes hold."""
+    names = ["a*", "ab", "level-3-x", "x"]
+    found = local_requests([("a\\*", 5), ("level-?-*", 7)], names)
+    assert found == [("a*", 5), ("level-3-x", 7)]
+
+
+def test_selectors_are_asked_when_due_and_a_failure_fails_the_sync(tmp_path: Path) -> None:
+    """Asked on the first sync, not again within the interval, then again; a connection
+    failure is ServiceUnreachable (the sync changes nothing) and the next sync asks again."""
+    now = [1_000_000]
+    answers: list[object] = [
+        [("a*", 1)],
+        [("b*", 2)],
+        ConnectionFailed("down", url="u", attempts=1),
+    ]
+    answers.append([("c*", 3)])
+
+    def source(pool: str) -> list[tuple[str, int]]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    selectors = PoolSelectors(tmp_path, source, lambda: now[0], interval_ms=1000)
+    assert selectors("p/w") == [("a*", 1)]
+    now[0] += 999
+    assert selectors("p/w") == ()
+    now[0] += 1
+    assert selectors("p/w") == [("b*", 2)]
+    now[0] += 1000
+    with pytest.raises(ServiceUnreachable):
+        selectors("p/w")
+    assert selectors("p/w") == [("c*", 3)]
