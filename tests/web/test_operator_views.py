@@ -355,6 +355,46 @@ def test_selector_purge_reviews_then_needs_a_deliberate_confirm_and_reviews_agai
     ]
 
 
+def test_selector_purge_against_the_service_purges_what_it_reviewed(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """The real createSelectorPurge: the review lists what the inventory and the history know,
+    the confirm purges exactly those pairs (workers read them through v1 purgeRequests), and a
+    pair appearing between review and confirm is a 409 that reviews again, purging nothing."""
+    inventory = [{"cacheName": "level-3-x", "instances": 1, "bytes": GIB}]
+    report(page_server, "selreal/linux", "w1", inventory=inventory)
+    with admin_api(page_server) as api:
+        body = {"cacheName": "level-3-y"}
+        assert api.post("/purge-cache/selreal%2Fwin", json=body).status_code == 204
+    admin = open_admin(server=page_server, path="/")
+    admin.sign_in(*ADMIN)
+    section = review(admin, "selreal/*", "level-3-*")
+    title = section.locator("#selector-review-title")
+    assert title.inner_text().startswith("2 caches on 2 pools match")
+    assert "a worker's inventory" in section.locator("table.pairs tbody tr").nth(0).inner_text()
+    grown = [*inventory, {"cacheName": "level-3-z", "instances": 1, "bytes": 1024}]
+    report(page_server, "selreal/linux", "w1", inventory=grown)
+    section.get_by_role("button", name="Purge 2 caches").click()
+    admin.wait_until_ready()
+    assert "changed since your review, so nothing was purged" in section.inner_text()
+    assert all_cache_names(page_server, "selreal/linux") == []
+    assert title.inner_text().startswith("3 caches on 2 pools match")
+    section.get_by_role("button", name="Purge 3 caches").click()
+    admin.wait_until_ready()
+    assert section.locator("#selector-result h3").inner_text() == (
+        "Purge requested for 3 caches on 2 pools."
+    )
+    assert all_cache_names(page_server, "selreal/linux") == ["level-3-x", "level-3-z"]
+    assert all_cache_names(page_server, "selreal/win") == ["level-3-y"]
+
+
+def all_cache_names(server: LiveServer, pool: str) -> list[str]:
+    """The cache names a worker of the pool is told to purge (v1 purgeRequests)."""
+    answer = httpx.get(f"{server.api}/purge-cache/{quote(pool, safe='')}", auth=HawkAuth(*READER))
+    assert answer.status_code == 200, answer.text
+    return sorted(r["cacheName"] for r in answer.json()["requests"])
+
+
 def test_selector_purge_groups_missing_scopes_shows_a_bad_pattern_and_hides_on_404(
     open_admin: OpenAdmin, page_server: LiveServer
 ) -> None:

@@ -11,7 +11,8 @@ import { caches } from "./purge-outcome.js";
 const byId = (id) => document.getElementById(id);
 const number = new Intl.NumberFormat();
 const SHOWN_PAIRS = 1000; // rows of a review drawn at most; the totals count them all
-const KNOWN_FROM = { inventory: "a worker's inventory", history: "the purge history" };
+const KNOWN_FROM = { inventory: "a worker's inventory", history: "the purge history",
+  requests: "an open purge request" };
 const pools = (count) => `${number.format(count)} ${count === 1 ? "pool" : "pools"}`;
 const workers = (count) => `${number.format(count)} ${count === 1 ? "worker" : "workers"}`;
 
