@@ -24,12 +24,6 @@ END = (
     "AND worker_pool_id = {mark} AND cache_name = {mark} AND ended_at IS NULL"
 )
 EndRow = tuple[int, str, int, str, str]  # ended at, reason, purged at, pool, cache name
-# The purge a stored request stands for ends when a newer one of its pool and cache comes.
-SUPERSEDE_STORED = (
-    "UPDATE purge_history SET ended_at = {mark}, end_reason = 'superseded' WHERE purged_at = "
-    "(SELECT before FROM cache_purges c WHERE c.worker_pool_id = {mark} AND c.cache_name = {mark}) "
-    "AND worker_pool_id = {mark} AND cache_name = {mark} AND ended_at IS NULL"
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,6 @@ _LOG = (
     f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
     f"VALUES ({', '.join('?' * 14)})"
 )
-_SUPERSEDE = history.SUPERSEDE_STORED.format(mark="?")
 _END = history.END.format(mark="?")
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
@@ -149,19 +148,17 @@ def _upsert_row(request: PurgeRequest, entry: bytes) -> tuple[object, ...]:
 
 
 def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
-    """Purges, their history events, the end of each purge they supersede and (only when a
-    target will deliver them: building one costs about as much as writing the purge) their
-    `purge.created` events, inside the caller's transaction."""
+    """Purges, their history events, the end of each purge they supersede (the stored one's
+    by the `cache_purges_supersede` trigger) and (only when a target will deliver them:
+    building one costs about as much as writing the purge) their `purge.created` events,
+    inside the caller's transaction."""
     if len(rows) == 1:
         request, entry, origin = rows[0]
-        key = (request.worker_pool_id, request.cache_name)
-        conn.execute(_SUPERSEDE, (request.before, *key, *key))
-        conn.execute(_UPSERT, _upsert_row(request, entry))
+        conn.execute(_UPSERT, _upsert_row(request, entry))  # its trigger ends the stored one
         conn.execute(_LOG, (*history.event_row(request, origin), None, None))
     else:
         keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-        ended, first = history.superseded_in_batch(keys)
-        conn.executemany(_SUPERSEDE, [(before, *key, *key) for key, before in first.items()])
+        ended, _ = history.superseded_in_batch(keys)
         conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
         logged = zip(rows, ended, strict=True)
         conn.executemany(

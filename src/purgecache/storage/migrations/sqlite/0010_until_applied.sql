@@ -29,3 +29,14 @@ UPDATE purge_history SET end_reason = 'expired' WHERE end_reason IS NULL AND NOT
     AND c.cache_name = purge_history.cache_name AND c.before = purge_history.purged_at
 );
 DROP INDEX purge_history_cache_0010;
+
+-- A purge that replaces the stored request of its pool and cache ends that request's history
+-- event (superseded, at the new purge's time) inside the statement that replaced it: no
+-- statement of its own per purge (a purge of a new cache does not fire it at all). Purges of
+-- one cache within one write batch end each other as their events are written.
+CREATE TRIGGER IF NOT EXISTS cache_purges_supersede AFTER UPDATE OF before ON cache_purges
+WHEN NEW.before <> OLD.before BEGIN
+    UPDATE purge_history SET ended_at = NEW.before, end_reason = 'superseded'
+    WHERE purged_at = OLD.before AND worker_pool_id = OLD.worker_pool_id
+    AND cache_name = OLD.cache_name AND ended_at IS NULL;
+END;
