@@ -148,12 +148,14 @@ def test_purge_history_convergence_and_stragglers(live: LiveServer, agents: list
     history = run("history", POOL)
     assert history.returncode == 0, history.stderr
     header, *events = history.stdout.splitlines()
-    assert header.split() == ["TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "REASON"]
+    assert header.split() == ["TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "ENDED", "REASON"]
     assert [e.split()[1:5] for e in events] == [
         [POOL, "sccache", "admin", "createPurge"],
         [POOL, "checkouts", "purger", "purgeCache"],
     ]
-    assert events[0].endswith(reason) and events[1].endswith("purgeCache")  # no reason given
+    assert events[0].endswith(reason)
+    assert events[1].split()[-2:] == ["purgeCache", "-"]  # open (ENDED -), no reason given
+    assert not events[1].endswith(" ")
 
     converged = until(
         lambda: run("status", POOL),

@@ -44,10 +44,20 @@ def test_shortcut_agrees_with_the_schema(payload: object) -> None:
 # (the test below fails until it has it).
 EXAMPLES: dict[str, dict[str, object]] = {
     "purge-cache-request.json": {"cacheName": "checkouts"},
+    "cancel-purge-request.json": {"cacheName": "checkouts", "reason": "wrong cache"},
     "create-purge-request.json": {
         "cacheName": "checkouts",
         "reason": "disk full",
         "link": "https://bugs.example/1",
+        "untilApplied": True,
+    },
+    "create-selector-purge-request.json": {
+        "workerPoolPattern": "proj-a/*",
+        "cacheNamePattern": "level-3-*",
+        "dryRun": False,
+        "digest": "sha256:" + "0" * 64,
+        "reason": "toolchain bump",
+        "link": "https://bugs.example/2",
     },
     "worker-sync-report.json": {
         "workerGroup": "local",
