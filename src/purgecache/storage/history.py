@@ -46,23 +46,19 @@ def end_row(worker_pool_id: str, cache_name: str, before: int, ended: int, reaso
     return (ended, reason, before, worker_pool_id, cache_name)
 
 
-def superseded_in_batch(
-    keys: list[tuple[str, str, int]],
-) -> tuple[list[int | None], dict[tuple[str, str], int]]:
+def superseded_in_batch(keys: list[tuple[str, str, int]]) -> list[int | None]:
     """A write batch's purges of one cache end each other: per purge, when a later one of
-    the batch superseded it (None: the last of its cache); and per cache, the time of its
-    first purge in the batch, which supersedes the stored one. `keys`: each purge's pool,
-    cache name and time, in the batch's order."""
+    the batch superseded it (None: the last of its cache; the stored purge it replaces is
+    ended by the `cache_purges_supersede` trigger). `keys`: each purge's pool, cache name and
+    time, in the batch's order."""
     ended: list[int | None] = [None] * len(keys)
-    first: dict[tuple[str, str], int] = {}
     latest: dict[tuple[str, str], int] = {}
     for index, (pool, cache, before) in enumerate(keys):
         key = (pool, cache)
-        first.setdefault(key, before)
         if key in latest:
             ended[latest[key]] = before
         latest[key] = index
-    return ended, first
+    return ended
 
 
 def ended_columns(ended: int | None) -> tuple[int | None, str | None]:

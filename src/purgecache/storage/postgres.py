@@ -59,16 +59,12 @@ EXPIRE_LOCK = 0x70757267_65787069 & 0x7FFFFFFFFFFFFFFF
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
 _READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-applied policy
 # A whole batch in one statement (one round trip, its own transaction in autocommit mode):
-# the rows as arrays (sent in binary: no escaping), upserted, the purges they replace ended in
-# the history (superseded: every CTE sees the rows as they were before the statement), every
-# purge's event added to the history (and to the event outbox if a target is registered), and
-# a notification per pool they touched, sent at commit.
+# the rows as arrays (sent in binary: no escaping), upserted (the `cache_purges_supersede`
+# trigger ends the history event of each stored purge they replace), every purge's event added
+# to the history (and to the event outbox if a target is registered), and a notification per
+# pool they touched, sent at commit.
 _UPSERT_BATCH = (
-    "WITH superseded AS (UPDATE purge_history h SET ended_at = n.t, end_reason = 'superseded' "
-    "FROM unnest(%b::text[], %b::text[], %b::bigint[]) AS n(p, k, t) JOIN cache_purges c "
-    "ON c.worker_pool_id = n.p AND c.cache_name = n.k WHERE h.worker_pool_id = n.p "
-    "AND h.cache_name = n.k AND h.purged_at = c.before AND h.ended_at IS NULL), "
-    "written AS ("
+    "WITH written AS ("
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::text[], "
     "%b::bigint[]) ON CONFLICT (worker_pool_id, cache_name) "
@@ -171,19 +167,16 @@ def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
 
 
 def _batch_arrays(rows: Sequence[PurgeRow]) -> tuple[list[Any], ...]:
-    """`_UPSERT_BATCH`'s arrays: the stored purges each batch purge supersedes, the requests
-    (of several purges of one cache, the last stands: one statement may not update a row
-    twice), every purge's history event (those superseded within the batch written ended)
-    and its `purge.created` event."""
-    keys = [purge[:3] for purge, _, _, _ in rows]
-    ended, first = history.superseded_in_batch(keys)
-    superseded: list[list[Any]] = [[p for p, _ in first], [k for _, k in first], [*first.values()]]
+    """`_UPSERT_BATCH`'s arrays: the requests (of several purges of one cache, the last
+    stands: one statement may not update a row twice), every purge's history event (those
+    superseded within the batch written ended) and its `purge.created` event."""
+    ended = history.superseded_in_batch([purge[:3] for purge, _, _, _ in rows])
     latest = {(purge[0], purge[1]): (*purge, until) for purge, _, _, until in rows}
     columns = [list(column) for column in zip(*latest.values(), strict=True)]
     logged_rows = [(*row[1], *history.ended_columns(t)) for row, t in zip(rows, ended, strict=True)]
     logged = [list(column) for column in zip(*logged_rows, strict=True)]
     created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
-    return (*superseded, *columns, *logged, *created)
+    return (*columns, *logged, *created)
 
 
 async def upgrade(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -158,7 +158,7 @@ def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
         conn.execute(_LOG, (*history.event_row(request, origin), None, None))
     else:
         keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-        ended, _ = history.superseded_in_batch(keys)
+        ended = history.superseded_in_batch(keys)
         conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
         logged = zip(rows, ended, strict=True)
         conn.executemany(

@@ -26,3 +26,26 @@ UPDATE purge_history SET end_reason = 'expired' WHERE end_reason IS NULL AND NOT
     WHERE c.worker_pool_id = purge_history.worker_pool_id
     AND c.cache_name = purge_history.cache_name AND c.before = purge_history.purged_at
 );
+
+-- A purge that replaces the stored request of its pool and cache ends that request's history
+-- event (superseded, at the time of the first later purge of that cache: a write batch
+-- stores only the last of several purges of one cache, whose events its statement has just
+-- added), row by row inside the statement that replaced it, through the index by cache. Done
+-- as one join over the whole batch instead, the planner scanned the history on every batch,
+-- which grew slower with every purge. Purges of one cache within one write batch end each
+-- other as their events are written. The index also serves a cache's history.
+CREATE INDEX purge_history_cache ON purge_history (worker_pool_id, cache_name, purged_at);
+CREATE FUNCTION purgecache_supersede() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE purge_history SET end_reason = 'superseded', ended_at = coalesce((
+        SELECT min(later.purged_at) FROM purge_history later
+        WHERE later.worker_pool_id = OLD.worker_pool_id AND later.cache_name = OLD.cache_name
+        AND later.purged_at > OLD.before
+    ), NEW.before)
+    WHERE worker_pool_id = OLD.worker_pool_id AND cache_name = OLD.cache_name
+    AND purged_at = OLD.before AND ended_at IS NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER cache_purges_supersede AFTER UPDATE OF before ON cache_purges
+FOR EACH ROW WHEN (NEW.before <> OLD.before) EXECUTE FUNCTION purgecache_supersede();
