@@ -75,11 +75,6 @@ def sql(template: str, mark: str, **parts: str) -> str:
     return template.format(m=mark, marks="{marks}", **parts)
 
 
-def event_row(event: OutboxEvent) -> tuple[str, str, str, str, int, bytes]:
-    """An event as `INSERT_EVENT` takes it."""
-    return tuple(event)  # type: ignore[return-value]
-
-
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A delivery leased to this process: the event and how many attempts came before."""
