@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from purgecache.events import model as events
 from purgecache.logs import log_event
@@ -58,7 +58,8 @@ log = logging.getLogger("purgecache")
 # for `__conform__`, about 3k instructions each (it formats an AttributeError and drops it):
 # 9 of a purge's 20 values, 7% of purgeCache's instructions. An entry makes it ~1k. These
 # return the value itself, so what is stored does not change (None -> NULL, bytes -> BLOB).
-sqlite3.register_adapter(type(None), {}.get)  # {}.get(None) is None, without Python code
+_NONE_TO_NONE: Callable[[None], None] = cast("Callable[[None], None]", {}.get)  # C, no frame
+sqlite3.register_adapter(type(None), _NONE_TO_NONE)
 sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for bytes
 
 _COLUMNS = "worker_pool_id, cache_name, before, expires"
@@ -66,16 +67,32 @@ _READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-appl
 WAL_LOOK_INTERVAL = 0.005  # seconds between looks at the WAL file: bounds the stat calls
 CHECKPOINT_INTERVAL = 0.25  # seconds between background checkpoints while the WAL changes
 WRITER_CHECKPOINT_PAGES = 16_384  # 64 MiB of 4 KiB pages: the writer's own, last-resort one
-_UPSERT = (
-    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (worker_pool_id, cache_name) "
+_UPSERT_SET = (
+    " ON CONFLICT (worker_pool_id, cache_name) "
     "DO UPDATE SET before = excluded.before, expires = excluded.expires, wire = excluded.wire, "
     "until_applied = excluded.until_applied, converged_at = NULL"
+)
+_UPSERT = (
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?)"
+    + _UPSERT_SET
 )
 _LOG = (
     f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
     f"VALUES ({', '.join('?' * 14)})"
 )
+# The same for the common purge (normal policy; a history event with no reason, link or
+# selector, open): its NULLs written in the SQL, not bound. Binding None costs sqlite3 an
+# adapter look-up (about 1k instructions, see `register_adapter` above) per value: 7 per purge.
+_UPSERT_PLAIN = (
+    f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, NULL)"
+    + _UPSERT_SET
+)
+_LOG_PLAIN = (
+    f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
+    f"VALUES ({', '.join('?' * 8)}, {', '.join(['NULL'] * 6)})"
+)
+_PLAIN_ORIGIN = 5  # a Provenance's fields bound by _LOG_PLAIN; the rest are None
+_NO_EXTRAS = (None,) * (len(Provenance._fields) - _PLAIN_ORIGIN)
 _END = history.END.format(mark="?")
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
@@ -160,14 +177,19 @@ def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
     by the `cache_purges_supersede` trigger) and (only when a target will deliver them:
     building one costs about as much as writing the purge) their `purge.created` events,
     inside the caller's transaction."""
-    if len(rows) == 1:
-        request, entry, origin = rows[0]
-        conn.execute(_UPSERT, _upsert_row(request, entry))  # its trigger ends the stored one
-        conn.execute(_LOG, (*history.event_row(request, origin), None, None))
-    else:
-        keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-        ended = history.superseded_in_batch(keys)
+    if any(r.until_applied is not None for r, _, _ in rows):
         conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
+    else:  # its trigger ends the stored purge each replaces
+        conn.executemany(_UPSERT_PLAIN, [(*_key_and_times(r), e) for r, e, _ in rows])
+    keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
+    ended = history.superseded_in_batch(keys) if len(rows) > 1 else [None]
+    plain = _PLAIN_ORIGIN
+    if ended.count(None) == len(ended) and all(o[plain:] == _NO_EXTRAS for _, _, o in rows):
+        conn.executemany(
+            _LOG_PLAIN,
+            [(r.worker_pool_id, r.cache_name, r.before, *o[:plain]) for r, _, o in rows],
+        )
+    else:
         logged = zip(rows, ended, strict=True)
         conn.executemany(
             _LOG,
