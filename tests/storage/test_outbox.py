@@ -15,7 +15,7 @@ import orjson
 import psycopg
 import pytest
 
-from purgecache.model import CacheReceipt, Provenance, PurgeRequest, WorkerReport
+from purgecache.model import CacheReceipt, HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage import SqliteStorage, Storage
 from purgecache.storage.postgres import PostgresStorage
 from storage.test_contract import BACKENDS, NOW, new_storage
@@ -176,3 +176,38 @@ def test_without_a_target_no_event_is_written(storage: Storage, runner: asyncio.
     runner.run(storage.purge(purge("p/w", "again"), b"{}", Provenance("x")))
     assert outbox_rows(storage) == 1
     assert runner.run(storage.outbox_depth()) == (1, 0)
+
+
+def second_process(storage: Storage) -> Storage:
+    """Another serving process's storage on the same database."""
+    if isinstance(storage, SqliteStorage):
+        return SqliteStorage(storage.path)
+    assert isinstance(storage, PostgresStorage)
+    return PostgresStorage(storage.url)
+
+
+def test_a_target_registered_by_another_process_gets_this_ones_purges(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """A process that has seen no event target writes its purges without events; once
+    another process (a replica configured with --amqp-url) registers one, this process's
+    very next purges (one alone, then a batch) come with their purge.created events."""
+    runner.run(storage.set_event_targets([]))
+    runner.run(storage.purge(purge("p/w", "before"), b"{}", Provenance("x")))
+    assert outbox_rows(storage) == 0
+    other = second_process(storage)
+    try:
+        runner.run(other.set_event_targets(["amqp"]))
+    finally:
+        runner.run(other.close())
+
+    async def purges() -> None:
+        await asyncio.gather(
+            *(storage.purge(purge("p/w", f"c{i}"), b"{}", Provenance("x")) for i in range(4))
+        )
+
+    runner.run(storage.purge(purge("p/w", "after"), b"{}", Provenance("x")))
+    runner.run(purges())
+    claimed = runner.run(storage.claim_events("amqp", NOW + 1, 60_000, 100))
+    assert sorted(c.event.cache_name for c in claimed) == ["after", "c0", "c1", "c2", "c3"]
+    assert runner.run(storage.purge_history(HistoryFilter(), None, 100)).total == 6

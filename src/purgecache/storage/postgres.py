@@ -39,7 +39,7 @@ from purgecache.storage.base import (
     StorageUnavailable,
 )
 from purgecache.storage.batching import WriteBatcher
-from purgecache.storage.history import EventRow, HistoryPage
+from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
@@ -78,8 +78,10 @@ _UPSERT_BATCH = (
     f"evented AS (INSERT INTO event_outbox ({outbox.EVENT_COLUMNS}) "
     "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], "
     f"%b::bytea[]) WHERE EXISTS ({outbox.HAS_TARGETS}) ON CONFLICT (event_id) DO NOTHING) "
-    "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools"
+    "SELECT pg_notify(%b, p) FROM (SELECT DISTINCT worker_pool_id AS p FROM written) AS pools "
+    "WHERE purgecache_events_built(%b)"  # see migration 0011
 )
+EVENTS_WANTED = "PCE01"  # the SQLSTATE of purgecache_events_built's refusal
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join(["%s"] * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="%s, %s, %s, %s")
 _RECEIPTS = receipts.RECEIPTS.format(mark="%s")
@@ -157,7 +159,8 @@ def _row(row: tuple[Any, ...]) -> PurgeRequest:
 
 
 TextRow = tuple[str, str, int, int, str]
-PurgeRow = tuple[TextRow, EventRow, events.OutboxEvent, int | None]  # ... its until_applied
+PurgeRow = tuple[PurgeRequest, bytes, Provenance]
+_NO_EVENTS: tuple[list[Any], ...] = ([], [], [], [], [], [])
 
 
 def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
@@ -166,16 +169,27 @@ def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     return (*key_and_times, entry.decode())
 
 
-def _batch_arrays(rows: Sequence[PurgeRow]) -> tuple[list[Any], ...]:
-    """`_UPSERT_BATCH`'s arrays: the requests (of several purges of one cache, the last
-    stands: one statement may not update a row twice), every purge's history event (those
-    superseded within the batch written ended) and its `purge.created` event."""
-    ended = history.superseded_in_batch([purge[:3] for purge, _, _, _ in rows])
-    latest = {(purge[0], purge[1]): (*purge, until) for purge, _, _, until in rows}
+def _batch_arrays(rows: Sequence[PurgeRow], with_events: bool) -> tuple[Any, ...]:
+    """`_UPSERT_BATCH`'s parameters but the channel: the requests (of several purges of one
+    cache, the last stands: one statement may not update a row twice), every purge's history
+    event (those superseded within the batch written ended), their `purge.created` events
+    (`with_events`; none otherwise) and whether they were built."""
+    ended = history.superseded_in_batch(
+        [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
+    )
+    latest = {
+        (r.worker_pool_id, r.cache_name): (*_text_row(r, e), r.until_applied) for r, e, _ in rows
+    }
     columns = [list(column) for column in zip(*latest.values(), strict=True)]
-    logged_rows = [(*row[1], *history.ended_columns(t)) for row, t in zip(rows, ended, strict=True)]
+    logged_rows = [
+        (*history.event_row(r, o), *history.ended_columns(t))
+        for (r, _, o), t in zip(rows, ended, strict=True)
+    ]
     logged = [list(column) for column in zip(*logged_rows, strict=True)]
-    created = [list(column) for column in zip(*(row[2] for row in rows), strict=True)]
+    created = _NO_EVENTS
+    if with_events:
+        built = [events.created(r, o) for r, _, o in rows]
+        created = tuple(list(column) for column in zip(*built, strict=True))
     return (*columns, *logged, *created)
 
 
@@ -240,6 +254,9 @@ class PostgresStorage:
         self._changed: set[str] = set()
         self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
         self._reports: WriteBatcher[Reported] = WriteBatcher(self._write_reports)
+        # Whether purges are written with their events (see `_write_batch`): not until the
+        # database says a target is registered (or this process registers one).
+        self._events_wanted = False
 
     def _connections(self) -> AsyncConnectionPool:
         if self._pool is None:  # created lazily, inside the running event loop
@@ -334,35 +351,32 @@ class PostgresStorage:
             delay = min(delay * 2, 5.0)
 
     async def purge(self, request: PurgeRequest, entry: bytes, origin: Provenance) -> None:
-        await self._batcher.write(
-            (
-                _text_row(request, entry),
-                history.event_row(request, origin),
-                events.created(request, origin),
-                request.until_applied,
-            )
-        )
+        await self._batcher.write((request, entry, origin))
 
     async def _write_batch(self, rows: list[PurgeRow]) -> None:
-        arrays = _batch_arrays(rows)
+        """Purges, their history and (only while a target is registered) their events in one
+        statement: built without events while this process has seen no target, and again
+        with them should the database refuse that (a target was registered meanwhile)."""
+        built = self._events_wanted
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            await conn.execute(_UPSERT_BATCH, (*arrays, CHANNEL))
+            try:
+                await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows, built), CHANNEL, built))
+            except psycopg.Error as error:
+                if built or error.sqlstate != EVENTS_WANTED:
+                    raise
+                self._events_wanted = True
+                await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows, True), CHANNEL, True))
 
         await self._run(write)
 
-    async def purge_selector(
-        self, selector: StoredSelector, purges: Sequence[tuple[PurgeRequest, bytes, Provenance]]
-    ) -> None:
-        rows: list[PurgeRow] = [
-            (_text_row(r, e), history.event_row(r, o), events.created(r, o), r.until_applied)
-            for r, e, o in purges
-        ]
+    async def purge_selector(self, selector: StoredSelector, purges: Sequence[PurgeRow]) -> None:
+        arrays = _batch_arrays(purges, True)  # rare: no need to spare building its events
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
-                if rows:
-                    await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows), CHANNEL))
+                if purges:
+                    await conn.execute(_UPSERT_BATCH, (*arrays, CHANNEL, True))
                 await conn.execute(_SELECTOR, selector)
 
         await self._run(write)
@@ -622,6 +636,7 @@ class PostgresStorage:
                 await cursor.executemany(add, [(target,) for target in targets])
 
         await self._run(write)
+        self._events_wanted = bool(targets)  # the table holds exactly these now
 
     async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
         async def claim(conn: psycopg.AsyncConnection[Any]) -> list[Claimed]:
