@@ -122,8 +122,11 @@ def requests(endpoint: str, count: int) -> list[Scope]:
     ]
 
 
-def serve(endpoint: str, count: int, serving: bool, access_log: bool, concurrency: int) -> None:
-    """Build the app on a fresh SQLite file, warm the pool's cache, serve the requests."""
+def serve(
+    endpoint: str, count: int, serving: bool, access_log: bool, concurrency: int, db_url: str
+) -> None:
+    """Build the app on a fresh SQLite file (or `db_url`), warm the pool's cache, serve the
+    requests."""
     from purgecache.server import authenticator_for, build_app
     from purgecache.settings import Settings
     from purgecache.storage import open_storage
@@ -136,7 +139,7 @@ def serve(endpoint: str, count: int, serving: bool, access_log: bool, concurrenc
         logger.setLevel(logging.INFO)
         logger.propagate = False
     settings = Settings(
-        db_url=f"sqlite:///{folder / 'db.sqlite'}",
+        db_url=db_url or f"sqlite:///{folder / 'db.sqlite'}",
         clients_file=str(folder / "clients.toml"),
         access_log=access_log,
     )
@@ -177,7 +180,7 @@ def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
         sys.executable, "-m", "harness.inprocess", "--child",
         "--endpoint", args.endpoint, "--requests", str(args.requests),
         "--serving" if serving else "--idle", *(["--no-access-log"] if args.no_access_log else []),
-        "--concurrency", str(args.concurrency),
+        "--concurrency", str(args.concurrency), *(["--db-url", args.db_url] if args.db_url else []),
     ]  # fmt: skip
     subprocess.run(command, env=env, check=True, capture_output=True)
     for line in out.read_text(errors="replace").splitlines():
@@ -200,12 +203,25 @@ def main() -> None:
         default=1,
         help="requests in flight at once (purgeCache: purges then share commits, as under load)",
     )
+    parser.add_argument(
+        "--db-url",
+        default="",
+        help="an empty PostgreSQL database to serve from instead of a fresh SQLite file (only "
+        "this process is counted, not the database server's work)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        serve(args.endpoint, args.requests, args.serving, not args.no_access_log, args.concurrency)
+        serve(
+            args.endpoint,
+            args.requests,
+            args.serving,
+            not args.no_access_log,
+            args.concurrency,
+            args.db_url,
+        )
         return
     idle, serving = callgrind_total(args, False), callgrind_total(args, True)
     per_request = (serving - idle) // args.requests
