@@ -207,6 +207,29 @@ def test_scope_refusals_list_exactly_the_missing_scopes(live: LiveServer, stem: 
     assert requests_of(live, f"{stem}-a/linux") == []
 
 
+def test_callers_without_credentials_are_refused_before_the_expansion(
+    live: LiveServer, stem: str
+) -> None:
+    """Without credentials (and anonymous scopes reading nothing), a dry run is a 403 naming
+    the read scope of the pool pattern, also when the selector matches nothing: no caller
+    without credentials makes the service read the whole history. A client with credentials
+    but no read scope is answered by the published scopes: an empty dry run for a selector
+    matching nothing, a 403 naming each matched pool's read scope otherwise."""
+    seed(live, stem)
+    nothing = {"workerPoolPattern": f"{stem}-none/*", "cacheNamePattern": "*", "dryRun": True}
+    url = f"{live.api}/ext/selector-purge"
+    for body in (nothing, {**selector(stem), "dryRun": True}):
+        refused = assert_error(httpx.post(url, json=body, timeout=10), 403, "InsufficientScopes")
+        assert "requires Taskcluster credentials" in refused["message"]
+        assert f"purge-cache:history::{body['workerPoolPattern']}" in refused["message"]
+    empty = post(live, nothing, REPORTER)
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["pairs"] == []
+    matched = post(live, {**selector(stem), "dryRun": True}, REPORTER)
+    matched_body = assert_error(matched, 403, "InsufficientScopes")
+    assert f"purge-cache:history::{stem}-a/linux" in matched_body["message"]
+
+
 def test_syntax_errors_are_400s_with_the_matchers_message(live: LiveServer, stem: str) -> None:
     """The matcher's message for a bad pattern, and a pool pattern needs its one `/`."""
     bad = post(live, {"workerPoolPattern": f"{stem}-a/**", "cacheNamePattern": "x"})

@@ -11,10 +11,13 @@ import orjson
 import pytest
 
 from purgecache.circuit import CircuitOpen
+from purgecache.expansion import Expansion
 from purgecache.model import Provenance, PurgeRequest
-from purgecache.service import PurgeService
+from purgecache.selectors import Selector
+from purgecache.service import EXPANSIONS_AT_ONCE, PurgeService
 from purgecache.storage import NO_CHANGES, Changes, EntryPage, StorageError, StorageUnavailable
 from purgecache.storage.base import EVERYTHING
+from purgecache.storage.selectors import Candidate
 
 
 class FakeStorage:
@@ -435,3 +438,29 @@ def test_a_pool_larger_than_the_bound_is_answered_and_not_kept() -> None:
     read_all(service, pools * 2)
     assert storage.pool_reads == 2
     assert service.cache_size == (0, 0)
+
+
+def test_selectors_are_expanded_a_few_at_a_time() -> None:
+    """A burst of selector expansions (each may read the whole history) reads the storage at
+    most EXPANSIONS_AT_ONCE at a time; every one of them is answered."""
+    service, storage, _ = make()
+    reading, most = 0, 0
+
+    async def candidates(*_: object) -> list[Candidate]:
+        nonlocal reading, most
+        reading += 1
+        most = max(most, reading)
+        await asyncio.sleep(0.01)
+        reading -= 1
+        return [Candidate("p/w", "c", "history", None, 0)]
+
+    storage.selector_candidates = candidates  # type: ignore[attr-defined]
+
+    async def burst() -> list[Expansion]:
+        return await asyncio.gather(
+            *(service.expand_selector(Selector("p/*", "*")) for _ in range(3 * EXPANSIONS_AT_ONCE))
+        )
+
+    answers = asyncio.run(burst())
+    assert [len(a.pairs) for a in answers] == [1] * 3 * EXPANSIONS_AT_ONCE
+    assert most == EXPANSIONS_AT_ONCE

@@ -13,6 +13,7 @@ whose answer went stale is still answered from its last good answer, for up to
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -61,6 +62,7 @@ T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
 MAX_POOL_SELECTORS = 1000  # open selectors read for one pool's answer
+EXPANSIONS_AT_ONCE = 2  # selectors expanded at once per process (each may read the whole history)
 UNKNOWN_ORIGIN = Provenance("purgeCache")  # a purge made without an API request (tests, tools)
 CACHE_MAX_BYTES = 16 * 1024 * 1024  # what the per-pool cache may hold, about (see `_cost`)
 _ENTRY_OVERHEAD = 300  # bytes of an entry besides its rows: the entry, its tuples, its key
@@ -201,6 +203,9 @@ class PurgeService:
         self.stale_if_error_ms = stale_if_error_ms
         self.clock = clock
         self.circuit = Circuit("database", storage.probe, DatabaseDown)
+        # Expanding a selector reads up to MAX_CANDIDATES rows (on SQLite, the whole history):
+        # a few at once, the others wait, so that a burst of them cannot take the database.
+        self._expansions = asyncio.Semaphore(EXPANSIONS_AT_ONCE)
         self._cache: OrderedDict[str, _PoolEntry] = OrderedDict()
         self._cache_bytes = 0  # the sum of the cached entries' `cost`
         self._generation = 0
@@ -416,14 +421,15 @@ class PurgeService:
         """The (pool, cache name) pairs `selector` matches today: from the inventory of the
         workers active within the activity window, the history and the open requests;
         TooManyPairs when it reaches too many."""
-        now = self.clock()
-        candidates = await self._stored(
-            self.storage.selector_candidates,
-            literal_prefix(selector.pool_pattern),
-            now - self.activity_window_ms,
-            now,
-            MAX_CANDIDATES + 1,
-        )
+        async with self._expansions:
+            now = self.clock()
+            candidates = await self._stored(
+                self.storage.selector_candidates,
+                literal_prefix(selector.pool_pattern),
+                now - self.activity_window_ms,
+                now,
+                MAX_CANDIDATES + 1,
+            )
         if len(candidates) > MAX_CANDIDATES:
             raise TooManyPairs(
                 f"the pool pattern reaches more than {MAX_CANDIDATES} known (pool, cache name) "

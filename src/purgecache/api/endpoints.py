@@ -502,7 +502,10 @@ def _declare() -> tuple[Endpoint, ...]:
             "needs the `digest` of a dry run: missing, 400; another set matched now, 409 "
             "`RequestConflict` and nothing is purged. Scopes: expanding needs "
             "`purge-cache:history::<workerPoolId>` for every matched pool (checked first: a "
-            "403 then names matched pools, never cache names); applying also needs the "
+            "403 then names matched pools, never cache names; a caller without credentials "
+            "whose anonymous scopes hold neither the selector scope nor any scope that could "
+            "read a matched pool is refused before the expansion, with a 403 naming "
+            "`purge-cache:history::<workerPoolPattern>`); applying also needs the "
             "selector scope `purge-cache:<workerPoolPattern>:<cacheNamePattern>` taken "
             "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair "
             "(`matchedPools`, `pairs` and `apply` in the template are the expansion's).",

@@ -150,6 +150,8 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
         selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
     except PatternError as error:
         raise ApiError("InputError", str(error)) from error
+    if call.client_id is None and not _may_expand(call, selector):
+        deps.check_scopes(call, f"{_READ_SCOPE}{selector.pool_pattern}")
     service = deps.service
     try:
         expansion = await service.expand_selector(selector)
@@ -169,6 +171,32 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     for purge in purges:
         deps.audit_purge(call.client_id, purge)
     return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))
+
+
+_READ_SCOPE = "purge-cache:history::"
+
+
+def _may_expand(call: Call, selector: Selector) -> bool:
+    """Whether an anonymous caller holds (by the service's anonymous scopes) the selector
+    scope itself or a scope that could grant reading a pool the selector matches (a star
+    scope reaching into `purge-cache:history::` always could). With neither it would only
+    get a 403 unless nothing matched: it is refused before the expansion, which reads the
+    inventory, the history and the open requests (the whole history on SQLite), so that
+    callers without credentials cannot make the service do that at will. A caller with
+    credentials is answered by the published scopes (`_selector_scopes`)."""
+    held = call.verdict.scopes if call.verdict is not None else None
+    if held is None:
+        return False
+    if held.satisfies_scope(f"purge-cache:{selector.pool_pattern}:{selector.cache_pattern}"):
+        return True
+    for scope in held:
+        if scope.endswith("*"):
+            prefix = scope[:-1]
+            if _READ_SCOPE.startswith(prefix) or prefix.startswith(_READ_SCOPE):
+                return True
+        elif scope.startswith(_READ_SCOPE) and selector.matches_pool(scope[len(_READ_SCOPE) :]):
+            return True
+    return False
 
 
 def _selector_scopes(
