@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from purgecache.model import PurgeRequest
+from purgecache.model import Provenance, PurgeRequest
+from purgecache.storage import SqliteStorage
 
 import pg
 
@@ -116,3 +118,33 @@ def test_copy_from_an_empty_database_is_an_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "holds no purgecache or upstream purge requests" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_copy_keeps_the_until_applied_policy(tmp_path: Path) -> None:
+    """A request kept until applied (and one with the normal policy) crosses SQLite ->
+    PostgreSQL -> SQLite with its policy: after the move, the service still keeps it past its
+    retention until every active worker applied it."""
+    first = tmp_path / "first.db"
+    far = 2**50
+
+    async def purges() -> None:
+        storage = SqliteStorage(first)
+        await storage.upgrade()
+        for request in (
+            PurgeRequest("p/w", "kept", 1000, far, until_applied=far - 10),
+            PurgeRequest("p/w", "normal", 1000, far),
+        ):
+            await storage.purge(request, request.to_entry(), Provenance("purgeCache"))
+        await storage.close()
+
+    asyncio.run(purges())
+    url = pg.create_database()
+    assert run_copy(f"sqlite:///{first}", url).returncode == 0
+    with psycopg.connect(url) as conn:
+        policies = conn.execute("SELECT cache_name, until_applied FROM cache_purges ORDER BY 1")
+        assert policies.fetchall() == [("kept", far - 10), ("normal", None)]
+    second = tmp_path / "second.db"
+    assert run_copy(url, f"sqlite:///{second}").returncode == 0
+    with sqlite3.connect(second) as db:
+        rows = db.execute("SELECT cache_name, until_applied FROM cache_purges ORDER BY 1")
+        assert rows.fetchall() == [("kept", far - 10), ("normal", None)]

@@ -41,6 +41,7 @@ class Changes:
 
 
 NO_CHANGES = Changes()
+POLICY_SCHEMA = 10  # the schema version (both backends) that keeps each request's policy
 EVERYTHING = Changes(everything=True)
 
 
@@ -106,9 +107,11 @@ class Storage(Protocol):
         """Unexpired requests of one pool, ordered by cache name (code-point order)."""
 
     async def list_page(
-        self, after: tuple[str, str] | None, limit: int, now: int
+        self, after: tuple[str, str] | None, limit: int, now: int, *, with_policy: bool = True
     ) -> list[PurgeRequest]:
-        """Up to `limit` unexpired requests strictly after the key `after`, in key order."""
+        """Up to `limit` unexpired requests strictly after the key `after`, in key order,
+        with their until-applied policy (`with_policy=False` reads a schema older than
+        `POLICY_SCHEMA`, which has none)."""
 
     async def list_entries(self, after: tuple[str, str] | None, limit: int, now: int) -> EntryPage:
         """Like list_page, as the entries kept with the rows (ready to join), and the key of

@@ -5,8 +5,9 @@ Sources: our own SQLite or PostgreSQL databases, or an upstream Taskcluster Post
 `provisioner_id`/`worker_type` pair), so a deployment replacing upstream keeps the purges its
 workers have not seen yet. Targets: our own databases, or an upstream one (its `cache_purges`
 table, either shape), so that rolling back to upstream keeps the purges made meanwhile. Only
-unexpired requests are copied; a request already in the target keeps the later `before` and
-`expires`.
+unexpired requests are copied, with their until-applied policy between our own databases; a
+request already in the target keeps the later `before` and `expires` (and the policy of the
+later `before`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from purgecache.model import PurgeRequest, is_worker_pool_id
 from purgecache.storage import POSTGRES_SCHEMES, Storage, StorageError, open_storage
+from purgecache.storage.base import POLICY_SCHEMA
 
 BATCH = 5000
 
@@ -26,9 +28,10 @@ WHERE table_name = 'cache_purges' AND table_schema = current_schema()
 
 
 async def _ours(storage: Storage, now: int) -> AsyncIterator[list[PurgeRequest]]:
+    with_policy = await storage.schema_version() >= POLICY_SCHEMA  # until applied, or not
     after: tuple[str, str] | None = None
     while True:
-        rows = await storage.list_page(after, BATCH, now)
+        rows = await storage.list_page(after, BATCH, now, with_policy=with_policy)
         if not rows:
             return
         yield rows

@@ -113,9 +113,10 @@ _POOL = (
     f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = %s AND expires > %s "
     "ORDER BY cache_name"
 )
-_FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
+# Pages of requests for `db copy`, with their until-applied policy when the schema has it.
+_FIRST_PAGE = "SELECT {columns} FROM cache_purges WHERE expires > %s ORDER BY 1, 2 LIMIT %s"
 _NEXT_PAGE = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
+    "SELECT {columns} FROM cache_purges WHERE (worker_pool_id, cache_name) > (%s, %s) "
     "AND expires > %s ORDER BY 1, 2 LIMIT %s"
 )
 # Entries as bytes (binary results). The key of a page's last row comes with it, in the same
@@ -155,7 +156,7 @@ async def _ping(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _row(row: tuple[Any, ...]) -> PurgeRequest:
-    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
+    return PurgeRequest(*row)  # a listing page's row: with its policy, or without (schema < 10)
 
 
 TextRow = tuple[str, str, int, int, str]
@@ -423,13 +424,14 @@ class PostgresStorage:
         return await self._run(read)
 
     async def list_page(
-        self, after: tuple[str, str] | None, limit: int, now: int
+        self, after: tuple[str, str] | None, limit: int, now: int, *, with_policy: bool = True
     ) -> list[PurgeRequest]:
         query, args = (
             (_FIRST_PAGE, (now, limit))
             if after is None
             else (_NEXT_PAGE, (after[0], after[1], now, limit))
         )
+        query = query.format(columns=_READ if with_policy else _COLUMNS)
 
         async def read(conn: psycopg.AsyncConnection[Any]) -> list[PurgeRequest]:
             cursor = await conn.execute(query, args)

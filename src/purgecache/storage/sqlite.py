@@ -119,9 +119,10 @@ _MERGE = (
 _POOL = (
     f"SELECT {_READ} FROM cache_purges WHERE worker_pool_id = ? AND expires > ? ORDER BY cache_name"
 )
-_FIRST_PAGE = f"SELECT {_COLUMNS} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
+# Pages of requests for `db copy`, with their until-applied policy when the schema has it.
+_FIRST_PAGE = "SELECT {columns} FROM cache_purges WHERE expires > ? ORDER BY 1, 2 LIMIT ?"
 _NEXT_PAGE = (
-    f"SELECT {_COLUMNS} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
+    "SELECT {columns} FROM cache_purges WHERE (worker_pool_id, cache_name) > (?, ?) "
     "AND expires > ? ORDER BY 1, 2 LIMIT ?"
 )
 # Entries as bytes: a purgecache of schema 2 may still be writing them as text during an
@@ -161,7 +162,7 @@ LATEST_VERSION = MIGRATIONS[-1].number
 
 
 def _row(row: tuple[Any, ...]) -> PurgeRequest:
-    return PurgeRequest(*row)  # listing pages: without the policy (db copy reads old schemas)
+    return PurgeRequest(*row)  # a listing page's row: with its policy, or without (schema < 10)
 
 
 def _key_and_times(request: PurgeRequest) -> tuple[str, str, int, int]:
@@ -477,13 +478,14 @@ class SqliteStorage:
         return [_row(r) for r in rows]
 
     async def list_page(
-        self, after: tuple[str, str] | None, limit: int, now: int
+        self, after: tuple[str, str] | None, limit: int, now: int, *, with_policy: bool = True
     ) -> list[PurgeRequest]:
         query, args = (
             (_FIRST_PAGE, (now, limit))
             if after is None
             else (_NEXT_PAGE, (after[0], after[1], now, limit))
         )
+        query = query.format(columns=_READ if with_policy else _COLUMNS)
         rows = await self._run(lambda c: c.execute(query, args).fetchall())
         return [_row(r) for r in rows]
 
