@@ -145,6 +145,33 @@ def test_each_event_says_who_when_from_where_and_why_escaped(open_admin: OpenAdm
     assert "javascript:alert(1)" in first.locator("td").nth(4).inner_text()
 
 
+def test_each_event_says_whether_it_is_still_served_or_why_it_ended(
+    open_admin: OpenAdmin,
+) -> None:
+    """A purge still served says open; one replaced by a newer purge of its cache says
+    superseded, and one cancelled says cancelled, each with when (UTC shown)."""
+    admin = open_admin(path="/")
+    create_purges(
+        admin.server,
+        [{"pool": "proj-a/linux", "cacheName": name} for name in ("kept", "gone", "kept")],
+    )
+    with admin_api(admin.server) as api:
+        cancelled = api.post("/ext/cancel/proj-a%2Flinux", json={"cacheName": "gone"})
+        assert cancelled.status_code == 200, cancelled.text
+        events = api.get("/ext/history").json()["events"]
+    admin.sign_in(*ADMIN)
+    rows = admin.page.locator("#history-rows tr")
+    served = [rows.nth(i).locator("td").nth(5).inner_text() for i in range(rows.count())]
+    assert [(e["cacheName"], e.get("endReason")) for e in events] == [
+        ("kept", None),
+        ("gone", "cancelled"),
+        ("kept", "superseded"),
+    ]
+    assert served[0] == "open"
+    assert served[1].startswith("ended: cancelled") and events[1]["ended"] in served[1]
+    assert served[2].startswith("ended: superseded") and events[0]["time"] in served[2]
+
+
 def test_without_the_history_scope_the_page_explains_the_403(open_admin: OpenAdmin) -> None:
     """A caller without purge-cache:history::* is told which scope is needed; the rest works."""
     admin = open_admin(path="/")

@@ -3,7 +3,8 @@
 
 import { isSuperseded, listPurgeHistory } from "./api.js";
 import { loadCredentials } from "./credentials.js";
-import { el, errorView, escapedTextView, cacheNameView, setFieldProblem, timeView }
+import { el, errorView, escapedTextView, cacheNameView, inlineTimeView, setFieldProblem,
+  timeView }
   from "./dom.js";
 import { parseSince, poolProblem, visibleName } from "./format.js";
 
@@ -53,6 +54,22 @@ function forbidden(error) {
     Boolean(loadCredentials())));
 }
 
+/** Whether workers are still served the purge, or why and when that ended. */
+function servedView(event) {
+  if (event.endReason === undefined) return el("span", { class: "served" }, "open");
+  const why = END_REASONS[event.endReason] ?? event.endReason;
+  return el("span", { class: "served ended" }, why,
+    event.ended !== undefined ? el("span", { class: "time-line" }, inlineTimeView(event.ended))
+      : "");
+}
+
+const END_REASONS = {
+  converged: "ended: applied everywhere",
+  expired: "ended: expired",
+  superseded: "ended: superseded",
+  cancelled: "ended: cancelled",
+};
+
 /**
  * `onShown(replace)`: another state is shown (as for the table); `onUnavailable(error)`: the
  * service has no purge history (404), so the page shows something else;
@@ -93,7 +110,8 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
         originView(event)),
       el("td", { "data-label": "Reason" },
         event.reason !== undefined ? escapedTextView(event.reason) : "",
-        event.link !== undefined && el("span", { class: "link-line" }, linkView(event.link))));
+        event.link !== undefined && el("span", { class: "link-line" }, linkView(event.link))),
+      el("td", { "data-label": "Served" }, servedView(event)));
   }
 
   function show(page, replace) {
