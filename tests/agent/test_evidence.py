@@ -133,3 +133,23 @@ def test_a_worker_clock_off_by_more_than_the_skew_is_refused_until_allowed(
     with pytest.raises(ImplausibleAnswer, match="1h00m00s after this worker's clock, more th"):
         sync(registry, service)
     assert sync(registry, service, slack_ms=HOURS_2).exit_code == 0
+
+
+def test_a_selector_before_beyond_the_service_clock_is_refused_like_a_request(
+    registry: CacheRegistry, service: FakeService
+) -> None:
+    """An applied selector whose `before` lies 10 minutes past the service's Date is refused
+    as a purge request's would be: nothing deleted or doomed, the copy still handed out; one
+    within the skew deletes the copy."""
+    sync(registry, service)
+    path = registry.mount("tmp-build")
+    registry.release(path)
+    future = [("tmp-*", service.now() + 600_000)]
+    with pytest.raises(ImplausibleAnswer, match=r"'tmp-build' has before .*after the service's"):
+        sync_once(registry, service, POOL, slack_ms=SLACK, selectors=lambda _: future)
+    assert read_instance(path.parent).doomed is False
+    assert registry.mount("tmp-build") == path
+    registry.release(path)
+    now = [("tmp-*", service.now() + 1)]
+    report = sync_once(registry, service, POOL, slack_ms=SLACK, selectors=lambda _: now)
+    assert report.deleted == (path.parent,)

@@ -16,6 +16,7 @@ widened to cover both (see `clock.reconciled`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ class Trusted:
 
     watermark: int | None
     anchor: ClockAnchor | None
+    now_ms: int  # the service's time the `before` values were checked against
 
 
 def weigh(
@@ -48,11 +50,12 @@ def weigh(
     if date is not None:
         _check_date(date, expected, skew_ms)
     latest = max((e.ms + e.error_ms for e in expected), default=wall.ms)
-    _check_befores(fetched.requests, latest if date is None else date, skew_ms)
+    now = latest if date is None else date
+    check_befores(fetched.requests, now, skew_ms)
     newest = date if date is not None else max((b for _, b in fetched.requests), default=None)
     watermark = None if newest is None else min(newest, latest)
     anchor = fetched.anchor and reconciled(fetched.anchor, measured or wall)
-    return Trusted(watermark, anchor)
+    return Trusted(watermark, anchor, now)
 
 
 def _check_date(date: int, expected: list[ServiceTime], skew_ms: int) -> None:
@@ -66,7 +69,9 @@ def _check_date(date: int, expected: list[ServiceTime], skew_ms: int) -> None:
     )
 
 
-def _check_befores(requests: tuple[tuple[str, int], ...], now: int, skew_ms: int) -> None:
+def check_befores(requests: Iterable[tuple[str, int]], now: int, skew_ms: int) -> None:
+    """`ImplausibleAnswer` when a request's `before` lies beyond the service's time `now` by
+    more than the skew (a purge request, or one made from an applied selector)."""
     for cache_name, before in requests:
         if before > now + skew_ms:
             raise ImplausibleAnswer(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from purgecache.agent.evidence import weigh
+from purgecache.agent.evidence import check_befores, weigh
 from purgecache.agent.registry import CacheRegistry
 from purgecache.agent.selectors import Source, local_requests
 from purgecache.agent.settings import DEFAULT_CLOCK_SKEW_MS
@@ -88,7 +88,9 @@ def sync_once(
     if selectors is not None:
         found = selectors(pool)
         if found:
-            requests += tuple(local_requests(found, registry.cache_names()))
+            selected = tuple(local_requests(found, registry.cache_names()))
+            check_befores(selected, trusted.now_ms, slack_ms)  # as the answer's own requests
+            requests += selected
     outcome = registry.apply_purges(requests, pool, trusted.watermark, trusted.anchor)
     emptied = registry.empty_trash(stop)
     return SyncReport(
