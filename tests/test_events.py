@@ -6,12 +6,15 @@ broker or the receiver is away, nor when the service is killed with -9 before de
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from purgecache.events.model import KINDS
 
 from conftest import ADMIN, LiveServer, db_args, start_server
 from hawk_signing import HawkAuth
@@ -204,3 +207,11 @@ def test_two_replicas_deliver_each_event_once(
     duplicates = (len(rabbit.ids()) - 20, len(receiver.ids()) - 20)
     print(f"duplicates across two replicas (amqp, webhook): {duplicates}")
     assert duplicates == (0, 0)
+
+
+def test_the_events_table_of_the_docs_lists_every_kind() -> None:
+    """docs/events.md's table names exactly the kinds of event the service sends."""
+    docs = (Path(__file__).parent.parent / "docs" / "events.md").read_text()
+    (table,) = [block for block in docs.split("\n\n") if block.startswith("| event |")]
+    documented = re.findall(r"^\| `(purge\.[a-z]+)` \|", table, flags=re.MULTILINE)
+    assert documented == list(KINDS)
