@@ -594,6 +594,31 @@ def test_every_purge_is_an_event_with_its_provenance(
     assert newest.event_id > oldest.event_id > 0
 
 
+AWKWARD = 'q"uote b\\ack\nline\ttab \u2028 \u202e ünï 🧹 \x01 {"a": [1]} \\u0041 '
+
+
+def test_awkward_text_comes_back_exactly(storage: Storage, runner: asyncio.Runner) -> None:
+    """Quotes, backslashes, control and line-separator characters, bidi overrides, non-BMP
+    characters and JSON-looking text in a cache name and every provenance field come back
+    exactly, in the history, the pool's requests and the stored entry's bytes (a batch of
+    them, written together, in the order given)."""
+    names = [f"{AWKWARD}{i}" for i in range(5)]
+    origin = Provenance("createPurge", AWKWARD, AWKWARD, AWKWARD, AWKWARD, AWKWARD, AWKWARD)
+
+    async def scenario() -> tuple[list[PurgeEvent], list[PurgeRequest], list[bytes]]:
+        requests = [PurgeRequest("p/w", name, NOW + i, NOW + 99) for i, name in enumerate(names)]
+        await asyncio.gather(*(storage.purge(r, r.to_entry(), origin) for r in requests))
+        page = await storage.purge_history(HistoryFilter(), None, 10)
+        entries = await storage.list_entries(None, 10, NOW)
+        return page.events, await storage.purge_requests("p/w", NOW), entries.entries
+
+    events, stored, entries = runner.run(scenario())
+    assert [e.cache_name for e in events] == names[::-1]
+    assert {e.provenance for e in events} == {origin}
+    assert [r.cache_name for r in stored] == sorted(names)
+    assert entries == [r.to_entry() for r in sorted(stored, key=lambda r: r.cache_name)]
+
+
 def test_purges_batched_together_each_keep_their_event(
     storage: Storage, runner: asyncio.Runner
 ) -> None:
