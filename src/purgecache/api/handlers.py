@@ -150,8 +150,8 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
         selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
     except PatternError as error:
         raise ApiError("InputError", str(error)) from error
-    if call.client_id is None and not _may_expand(call, selector):
-        deps.check_scopes(call, f"{_READ_SCOPE}{selector.pool_pattern}")
+    if call.client_id is None and not _may_expand(call, payload, selector):
+        deps.check_scopes(call, _selector_scopes(call, payload, [selector.pool_pattern], []))
     service = deps.service
     try:
         expansion = await service.expand_selector(selector)
@@ -160,11 +160,13 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     dry_run = payload.get("dryRun", False)
     # First the read scope of every matched pool, so that a refusal discloses no cache name
     # of a pool the caller may not read; then, to apply, the selector's and every pair's.
-    deps.check_scopes(call, _selector_scopes(call, payload, expansion, apply=False))
+    deps.check_scopes(call, _selector_scopes(call, payload, expansion.pools, expansion.keys))
     threshold = service.selector_confirm_threshold
     if dry_run:
         return json_response(200, orjson.dumps(expansion.to_wire(True, threshold, None)))
-    deps.check_scopes(call, _selector_scopes(call, payload, expansion, apply=True))
+    deps.check_scopes(
+        call, _selector_scopes(call, payload, expansion.pools, expansion.keys, apply=True)
+    )
     _confirmed(expansion, payload.get("digest"), threshold)
     origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
     before, purges = await service.apply_selector(expansion, origin)
@@ -173,42 +175,50 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))
 
 
-_READ_SCOPE = "purge-cache:history::"
-
-
-def _may_expand(call: Call, selector: Selector) -> bool:
+def _may_expand(call: Call, payload: dict[str, Any], selector: Selector) -> bool:
     """Whether an anonymous caller holds (by the service's anonymous scopes) the selector
     scope itself or a scope that could grant reading a pool the selector matches (a star
-    scope reaching into `purge-cache:history::` always could). With neither it would only
-    get a 403 unless nothing matched: it is refused before the expansion, which reads the
-    inventory, the history and the open requests (the whole history on SQLite), so that
-    callers without credentials cannot make the service do that at will. A caller with
-    credentials is answered by the published scopes (`_selector_scopes`)."""
+    scope reaching into the read scope's prefix always could), both as the endpoint's
+    template spells them. With neither it would only get a 403 unless nothing matched: it is
+    refused before the expansion, which reads the inventory, the history and the open
+    requests (the whole history on SQLite), so that callers without credentials cannot make
+    the service do that at will. A caller with credentials is answered by the published
+    scopes (`_selector_scopes`)."""
     held = call.verdict.scopes if call.verdict is not None else None
     if held is None:
         return False
-    if held.satisfies_scope(f"purge-cache:{selector.pool_pattern}:{selector.cache_pattern}"):
+    selector_scope = _selector_scopes(call, payload, [], [], apply=True)
+    if selector_scope is not None and held.satisfies(selector_scope):
         return True
+    read = _selector_scopes(call, payload, [""], [])  # AllOf [the read scope of pool ""]
+    assert isinstance(read, dict)
+    ((_, (prefix,)),) = read.items()
+    assert isinstance(prefix, str)
     for scope in held:
         if scope.endswith("*"):
-            prefix = scope[:-1]
-            if _READ_SCOPE.startswith(prefix) or prefix.startswith(_READ_SCOPE):
+            if prefix.startswith(scope[:-1]) or scope[:-1].startswith(prefix):
                 return True
-        elif scope.startswith(_READ_SCOPE) and selector.matches_pool(scope[len(_READ_SCOPE) :]):
+        elif scope.startswith(prefix) and selector.matches_pool(scope[len(prefix) :]):
             return True
     return False
 
 
 def _selector_scopes(
-    call: Call, payload: dict[str, Any], expansion: Expansion, *, apply: bool
+    call: Call,
+    payload: dict[str, Any],
+    pools: list[str],
+    pairs: list[tuple[str, str]],
+    *,
+    apply: bool = False,
 ) -> ScopeExpression | None:
-    """The endpoint's scope template rendered for the selector and its expansion."""
+    """The endpoint's scope template rendered for the selector, the pools it matched and
+    the pairs it expanded to, to expand (read) or to apply."""
     assert call.endpoint is not None and call.endpoint.template is not None
     values = {
         "workerPoolPattern": payload["workerPoolPattern"],
         "cacheNamePattern": payload["cacheNamePattern"],
-        "matchedPools": expansion.pools,
-        "pairs": [f"{pool}:{cache}" for pool, cache in expansion.keys],
+        "matchedPools": pools,
+        "pairs": [f"{pool}:{cache}" for pool, cache in pairs],
         "apply": apply,
     }
     return call.endpoint.template.render(values)
