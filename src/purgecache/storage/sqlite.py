@@ -87,12 +87,13 @@ _UPSERT_PLAIN = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, NULL)"
     + _UPSERT_SET
 )
+_EXTRAS = 4  # the last fields of an event row (reason, link, selector patterns): None on v1
+_NO_EXTRAS = (None,) * _EXTRAS
+_BOUND = history.COLUMNS.count(",") + 1 - _EXTRAS
 _LOG_PLAIN = (
     f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
-    f"VALUES ({', '.join('?' * 8)}, {', '.join(['NULL'] * 6)})"
+    f"VALUES ({', '.join('?' * _BOUND)}, {', '.join(['NULL'] * (_EXTRAS + 2))})"
 )
-_PLAIN_ORIGIN = 5  # a Provenance's fields bound by _LOG_PLAIN; the rest are None
-_NO_EXTRAS = (None,) * (len(Provenance._fields) - _PLAIN_ORIGIN)
 _END = history.END.format(mark="?")
 _RECEIPT = receipts.UPSERT_RECEIPT.format(marks=", ".join("?" * 11))
 _WORKER = receipts.UPSERT_WORKER.format(marks="?, ?, ?, ?")
@@ -182,20 +183,13 @@ def _write_purges(conn: sqlite3.Connection, rows: Sequence[PurgeRow]) -> None:
         conn.executemany(_UPSERT, [_upsert_row(r, e) for r, e, _ in rows])
     else:  # its trigger ends the stored purge each replaces
         conn.executemany(_UPSERT_PLAIN, [(*_key_and_times(r), e) for r, e, _ in rows])
-    keys = [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-    ended = history.superseded_in_batch(keys) if len(rows) > 1 else [None]
-    plain = _PLAIN_ORIGIN
-    if ended.count(None) == len(ended) and all(o[plain:] == _NO_EXTRAS for _, _, o in rows):
-        conn.executemany(
-            _LOG_PLAIN,
-            [(r.worker_pool_id, r.cache_name, r.before, *o[:plain]) for r, _, o in rows],
-        )
+    logged = [history.event_row(r, o) for r, _, o in rows]
+    ended = history.superseded_in_batch([row[:3] for row in logged]) if len(rows) > 1 else [None]
+    if ended.count(None) == len(ended) and all(row[-_EXTRAS:] == _NO_EXTRAS for row in logged):
+        conn.executemany(_LOG_PLAIN, [row[:-_EXTRAS] for row in logged])
     else:
-        logged = zip(rows, ended, strict=True)
-        conn.executemany(
-            _LOG,
-            [(*history.event_row(r, o), *history.ended_columns(t)) for (r, _, o), t in logged],
-        )
+        both = zip(logged, ended, strict=True)
+        conn.executemany(_LOG, [(*row, *history.ended_columns(t)) for row, t in both])
     if conn.execute(_HAS_TARGETS).fetchone() is not None:
         conn.executemany(_EVENT, [events.created(r, o) for r, _, o in rows])
 
