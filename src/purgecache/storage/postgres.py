@@ -176,21 +176,18 @@ def _text_row(request: PurgeRequest, entry: bytes) -> TextRow:
     return (*key_and_times, entry.decode())
 
 
-def _batch_arrays(rows: Sequence[PurgeRow], with_events: bool) -> tuple[Any, ...]:
+def _batch_params(rows: Sequence[PurgeRow], with_events: bool) -> tuple[Any, ...]:
     """`_UPSERT_BATCH`'s parameters but the channel: the requests (of several purges of one
     cache, the last stands: one statement may not update a row twice) and every purge's
     history event (those superseded within the batch written ended), each as a JSON array of
     rows, then their `purge.created` events as arrays (`with_events`; none otherwise)."""
-    ended = history.superseded_in_batch(
-        [(r.worker_pool_id, r.cache_name, r.before) for r, _, _ in rows]
-    )
     latest = {
         (r.worker_pool_id, r.cache_name): (*_text_row(r, e), r.until_applied) for r, e, _ in rows
     }
-    logged = [
-        (*history.event_row(r, o), *history.ended_columns(t))
-        for (r, _, o), t in zip(rows, ended, strict=True)
-    ]
+    event_rows = [history.event_row(r, o) for r, _, o in rows]
+    ended = history.superseded_in_batch([row[:3] for row in event_rows])
+    both = zip(event_rows, ended, strict=True)
+    logged = [(*row, *history.ended_columns(t)) for row, t in both]
     created = _NO_EVENTS
     if with_events:
         built = [events.created(r, o) for r, _, o in rows]
@@ -367,22 +364,22 @@ class PostgresStorage:
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             try:
-                await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows, built), CHANNEL, built))
+                await conn.execute(_UPSERT_BATCH, (*_batch_params(rows, built), CHANNEL, built))
             except psycopg.Error as error:
                 if built or error.sqlstate != EVENTS_WANTED:
                     raise
                 self._events_wanted = True
-                await conn.execute(_UPSERT_BATCH, (*_batch_arrays(rows, True), CHANNEL, True))
+                await conn.execute(_UPSERT_BATCH, (*_batch_params(rows, True), CHANNEL, True))
 
         await self._run(write)
 
     async def purge_selector(self, selector: StoredSelector, purges: Sequence[PurgeRow]) -> None:
-        arrays = _batch_arrays(purges, True)  # rare: no need to spare building its events
+        params = _batch_params(purges, True)  # rare: no need to spare building its events
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction():
                 if purges:
-                    await conn.execute(_UPSERT_BATCH, (*arrays, CHANNEL, True))
+                    await conn.execute(_UPSERT_BATCH, (*params, CHANNEL, True))
                 await conn.execute(_SELECTOR, selector)
 
         await self._run(write)
