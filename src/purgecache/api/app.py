@@ -184,7 +184,7 @@ class PurgeCacheApp:
                 request.method,
                 call.name,
                 status,
-                started,
+                elapsed,
                 call.client_id,
                 client_ip,
                 request_id,
