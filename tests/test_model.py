@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from purgecache.model import format_time, is_worker_pool_id, parse_duration, parse_since
@@ -43,6 +45,28 @@ def test_format_time_has_three_fraction_digits_and_z() -> None:
     """`before` is written as JavaScript's toISOString does."""
     assert format_time(OCT_7 + 5) == "2019-10-07T15:46:01.005Z"
     assert format_time(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_format_time_is_exact_whatever_was_formatted_before() -> None:
+    """The kept text of the last second never leaks into another second's time: every
+    value, asked in any order (same second, next second, back, before the epoch), matches
+    datetime's own rendering."""
+    start = datetime(1970, 1, 1, tzinfo=UTC)
+    moments = [
+        OCT_7 + 5,
+        OCT_7 + 999,
+        OCT_7 + 1000,
+        OCT_7 + 5,
+        -1,
+        0,
+        999,
+        1000,
+        -1000,
+        253402300799999,
+    ]
+    for ms in moments + moments[::-1]:
+        expected = (start + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        assert format_time(ms) == expected, ms
 
 
 def test_format_then_parse_round_trips() -> None:

@@ -195,11 +195,21 @@ class WorkerReport:
     inventory: tuple[CacheInventory, ...] | None = None
 
 
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00.")  # the last second formatted
+
+
 def format_time(ms: int) -> str:
-    """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates."""
+    """ISO 8601 UTC with exactly three fractional digits and `Z`, as JavaScript prints dates.
+
+    A purge formats its time twice (its entry, its audit line) and a busy second holds many
+    purges: the text up to the second is kept for the last second asked for."""
+    global _last_second
     seconds, milli = divmod(ms, 1000)
-    t = time.gmtime(seconds)  # about twice as fast as datetime + strftime (listing hot path)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (t[0], t[1], t[2], t[3], t[4], t[5], milli)  # noqa: UP031
+    last = _last_second
+    if last[0] != seconds:
+        t = time.gmtime(seconds)  # about twice as fast as datetime + strftime
+        last = _last_second = (seconds, "%04d-%02d-%02dT%02d:%02d:%02d." % t[:6])  # noqa: UP031
+    return f"{last[1]}{milli:03d}Z"
 
 
 def to_ms(moment: datetime) -> int:
