@@ -183,19 +183,32 @@ def test_with_a_delay_lines_wait_for_it_or_for_a_full_batch(
     """A batcher with a delay writes its lines together once the delay has passed, or at once
     when the batch is full; nothing is lost."""
     logger, stream, _ = plain_logger
-    batcher = LineBatcher(logger, delay=0.05, max_lines=3)
+    delay = 0.05
+    batcher = LineBatcher(logger, delay=delay, max_lines=3)
+
+    async def written(count: int) -> None:
+        """Wait until `count` lines are written (fails after 5 s)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while len(stream.getvalue().splitlines()) < count:
+            assert loop.time() - started < 5, stream.getvalue()
+            await asyncio.sleep(0.005)
 
     async def scenario() -> None:
+        # Timed from before the line is added, so a slow machine only makes it longer: a line
+        # written at the end of its turn (no delay) is seen well before the delay.
+        loop = asyncio.get_running_loop()
+        added = loop.time()
         batcher.add({"n": 1})
-        await asyncio.sleep(0.01)
-        assert stream.getvalue() == ""  # a turn has passed, the delay has not
-        await asyncio.sleep(0.08)
+        await asyncio.sleep(0)  # a turn passes
+        await written(1)
+        assert loop.time() - added >= delay - 0.001  # it waited for the delay
         assert [json.loads(x)["n"] for x in stream.getvalue().splitlines()] == [1]
         for n in (2, 3, 4):
             batcher.add({"n": n})
         assert len(stream.getvalue().splitlines()) == 4  # the full batch went at once
         batcher.add({"n": 5})
-        await asyncio.sleep(0.08)
+        await written(5)
 
     asyncio.run(scenario())
     assert [json.loads(x)["n"] for x in stream.getvalue().splitlines()] == [1, 2, 3, 4, 5]

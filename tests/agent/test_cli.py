@@ -164,8 +164,8 @@ def test_sync_against_a_hung_service_returns_by_its_deadline(
     worker: Worker, hung_service: str
 ) -> None:
     """`sync --timeout 2s --deadline 2s` against a service that never answers: status 3,
-    caches kept, after the deadline plus the interpreter's start; without a deadline its
-    4 attempts would take more than 9 s."""
+    caches kept, after the deadline plus the interpreter's start (seconds on a loaded
+    machine); without a deadline its 4 attempts would take more than 9 s."""
     path = worker.free_instance("checkouts")
     started = time.monotonic()
     hung = clean_environ(TASKCLUSTER_ROOT_URL=hung_service)
@@ -173,7 +173,7 @@ def test_sync_against_a_hung_service_returns_by_its_deadline(
     elapsed = time.monotonic() - started
     assert_one_line_error(result, 3)
     assert "no answer within the deadline (2 s); caches kept, nothing deleted" in result.stderr
-    assert 2 <= elapsed < 4.5 and path.exists()
+    assert 2 <= elapsed < 7 and path.exists()  # well short of the 9 s of 4 attempts
 
 
 def test_a_deadline_bounds_the_fetch_and_restores_the_alarm(hung_service: str) -> None:
