@@ -82,7 +82,7 @@ def test_a_running_server_never_shows_the_password(
     live = server_factory("--db", url)
     bodies = [httpx.get(f"{live.root_url}{path}", timeout=30).text
               for path in ("/__heartbeat__", "/metrics")]  # fmt: skip
-    pg.drop_database(url)
+    pg.vanish_database(url)
     failed = httpx.get(f"{live.root_url}/__heartbeat__", timeout=30)
     assert failed.status_code == 503
     bodies += [failed.text, httpx.get(f"{live.root_url}/metrics", timeout=30).text]

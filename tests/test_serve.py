@@ -250,7 +250,7 @@ def test_every_output_line_is_a_json_object(server_factory: ServerFactory) -> No
     url = pg.create_database()
     live = server_factory("--db", url)
     assert purge(live, "json/pool", "c").status_code == 204
-    pg.drop_database(url)
+    pg.vanish_database(url)
     assert httpx.get(f"{live.root_url}/__heartbeat__", timeout=30).status_code == 503
     assert live.stop() == 0
     records = json_records(live.log_text())
