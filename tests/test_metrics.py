@@ -24,12 +24,7 @@ def sample(text: str, name: str, labels: str = "") -> float:
 def test_metrics_count_requests_across_workers(backend_server_factory: ServerFactory) -> None:
     """Requests, purges, cache hits/misses and open requests add up over two workers."""
     live = backend_server_factory("--workers", "2", "--cache-time", "300s")
-    ping_label = 'endpoint="ping",status="200"'
-    time.sleep(1.5)  # let the start-up pings reach the shared files
-    pings_before = sample(
-        httpx.get(f"{live.root_url}/metrics").text, "purgecache_requests_total", ping_label
-    )
-    for _ in range(10):
+    for _ in range(10):  # start-up's readiness pings are counted too: at least these 10
         assert httpx.get(f"{live.api}/ping").status_code == 200
     auth = HawkAuth(*ADMIN)
     pool = f"{live.api}/purge-cache/metrics%2Fpool"
@@ -37,12 +32,29 @@ def test_metrics_count_requests_across_workers(backend_server_factory: ServerFac
     for _ in range(6):
         assert httpx.get(pool, auth=auth).status_code == 200
     assert httpx.get(f"{live.api}/purge-cache/oops/pool/x", auth=auth).status_code == 400
-    time.sleep(1.5)  # each worker hands its tallies to the shared files once a second
-    for _ in range(4):  # whichever worker answers, the totals are the same
+    fetched = 'endpoint="purgeRequests",status="200"'
+
+    def metrics() -> str:
         response = httpx.get(f"{live.root_url}/metrics")
         assert response.headers["content-type"].startswith("text/plain")
-        text = response.text
-        assert sample(text, "purgecache_requests_total", ping_label) - pings_before == 10
+        return response.text
+
+    def handed_over(text: str) -> bool:
+        return (
+            sample(text, "purgecache_requests_total", fetched) >= 6
+            and sample(text, "purgecache_purges_accepted_total") >= 1
+            and sample(text, "purgecache_requests_total", fetched.replace("200", "400")) >= 1
+        )
+
+    # Each worker hands its tallies to the shared files once a second: wait for both.
+    deadline = time.monotonic() + 15
+    while not handed_over(metrics()):
+        assert time.monotonic() < deadline, metrics()
+        time.sleep(0.1)
+    for _ in range(4):  # whichever worker answers, the totals are the same
+        text = metrics()
+        assert sample(text, "purgecache_requests_total", fetched) == 6
+        assert sample(text, "purgecache_requests_total", 'endpoint="ping",status="200"') >= 10
         assert sample(text, "purgecache_purges_accepted_total") == 1
         hits = sample(text, "purgecache_pool_cache_total", 'result="hit"')
         misses = sample(text, "purgecache_pool_cache_total", 'result="miss"')
