@@ -39,9 +39,10 @@ def test_metrics_count_requests_across_workers(backend_server_factory: ServerFac
         assert response.headers["content-type"].startswith("text/plain")
         return response.text
 
-    def handed_over(text: str) -> bool:
+    def handed_over(text: str) -> bool:  # every count below, from whichever worker it is on
         return (
             sample(text, "purgecache_requests_total", fetched) >= 6
+            and sample(text, "purgecache_requests_total", 'endpoint="ping",status="200"') >= 10
             and sample(text, "purgecache_purges_accepted_total") >= 1
             and sample(text, "purgecache_requests_total", fetched.replace("200", "400")) >= 1
         )
