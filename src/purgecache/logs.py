@@ -57,9 +57,8 @@ class LineBatcher:
 
     def add(self, fields: dict[str, object]) -> None:
         """Queue one line; it is written at the end of this turn of the running loop."""
-        if not self.logger.isEnabledFor(self.level):
-            return
-        self._queue(orjson.dumps(fields, default=str))
+        if self._lines or self.enabled:
+            self._queue(orjson.dumps(fields, default=str))
 
     def add_request(
         self,
@@ -77,15 +76,10 @@ class LineBatcher:
         Its fields and their order are the access log's; duration_ms has 3 decimals, taken
         from whole microseconds (`round(x, 3)` costs a correctly rounded decimal conversion,
         about a fifth of the line). A `hint` (why a request failed, for the operator) comes
-        last, only when there is one. Whether the logger takes lines is asked by a batch's
-        first line only (a tenth of the line's cost when asked every time): a change of its
-        level applies from the next batch.
+        last, only when there is one.
         """
-        lines = self._lines
-        if not lines:
-            if not self.logger.isEnabledFor(self.level):
-                return
-            self._schedule()
+        if not (self._lines or self.enabled):
+            return
         line: dict[str, object] = {
             "event": "request",
             "method": method,
@@ -98,13 +92,13 @@ class LineBatcher:
         }
         if hint is not None:
             line["hint"] = hint
-        lines.append(orjson.dumps(line))
-        if len(lines) >= self.max_lines:
-            self.flush()
+        self._queue(orjson.dumps(line))
 
     def _queue(self, line: bytes) -> None:
         """Keep a line for the next write, which is scheduled by the first line of a batch;
-        a full batch is written at once."""
+        a full batch is written at once. Whether the logger takes lines is asked before a
+        batch's first line only (the `add` methods: asked for every line, it cost a tenth of
+        an access line): a change of its level applies from the next batch."""
         lines = self._lines
         if not lines:
             self._schedule()
