@@ -4,8 +4,6 @@ holds the file, they are retried on the writer's thread, which waits for it."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -13,6 +11,8 @@ import pytest
 
 from purgecache.model import Provenance, PurgeRequest
 from purgecache.storage import SqliteStorage, sqlite
+
+from support.sqlite_locks import held, ticks_until
 
 NOW = 1_795_000_000_000
 
@@ -55,51 +55,31 @@ def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(
         await storage.close()
 
     asyncio.run(prepare())
-    locked, release = threading.Event(), threading.Event()
+    # another process holding the file exclusively
+    exclusive = (
+        "PRAGMA locking_mode=EXCLUSIVE",
+        "BEGIN EXCLUSIVE",
+        "UPDATE cache_purges SET expires = expires",
+    )
+    with held(path, *exclusive) as release:
 
-    def hold_exclusively() -> None:  # another process holding the file exclusively
-        other = sqlite3.connect(path, isolation_level=None)
-        other.execute("PRAGMA locking_mode=EXCLUSIVE")
-        other.execute("BEGIN EXCLUSIVE")
-        other.execute("UPDATE cache_purges SET expires = expires")
-        locked.set()
-        release.wait(5)
-        other.execute("COMMIT")
-        other.close()
+        async def scenario() -> tuple[float, int, int]:
+            storage = SqliteStorage(path)
+            ticker = asyncio.create_task(ticks_until(release))  # the loop keeps turning
+            asyncio.get_running_loop().call_later(0.3, release.set)
+            started = time.monotonic()
+            if read == "pool":
+                found = len(await storage.purge_requests("pool/x", NOW))
+            else:
+                page = await storage.list_entries(None, 1, NOW)
+                assert page.next_after == ("pool/x", "a")
+                found = len(page.entries) + 1
+            waited = time.monotonic() - started
+            ticks = await ticker
+            await storage.close()
+            return waited, found, ticks
 
-    holder = threading.Thread(target=hold_exclusively)
-    holder.start()
-    assert locked.wait(5)
-
-    async def scenario() -> tuple[float, int, int]:
-        storage = SqliteStorage(path)
-        ticks = 0
-
-        async def tick() -> None:  # the event loop keeps turning while the read waits
-            nonlocal ticks
-            while not release.is_set():
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        ticker = asyncio.create_task(tick())
-        asyncio.get_running_loop().call_later(0.3, release.set)
-        started = time.monotonic()
-        if read == "pool":
-            found = len(await storage.purge_requests("pool/x", NOW))
-        else:
-            page = await storage.list_entries(None, 1, NOW)
-            assert page.next_after == ("pool/x", "a")
-            found = len(page.entries) + 1
-        waited = time.monotonic() - started
-        await ticker
-        await storage.close()
-        return waited, found, ticks
-
-    try:
         waited, found, ticks = asyncio.run(scenario())
-    finally:
-        release.set()
-        holder.join()
     assert found == 2
     assert waited >= 0.25  # it waited for the lock instead of failing
     assert ticks > 10  # ...and not on the event loop's thread
