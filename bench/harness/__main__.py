@@ -62,6 +62,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--big-pools", type=int, default=1000, help="the big table: pools x 1000 rows")
     add("--no-paging", action="store_true", help="skip the 1M-row paging test")
     add(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the floor: granian replaying the service's answers with no app work, "
+        "measured beside nginx (harness/floor.py)",
+    )
+    add(
         "--access-log",
         choices=("both", "on", "off"),
         default="both",
@@ -102,6 +109,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.endpoints = args.endpoints or LOG_COST_ENDPOINTS
         args.rounds = args.rounds or LOG_COST_ROUNDS
     args.nginx = not args.log_cost
+    args.floor = args.floor and args.nginx
     args.backends = args.backends or "sqlite,postgres"
     args.endpoints = args.endpoints or ",".join(DEFAULT_ENDPOINTS)
     args.rounds = args.rounds or (1 if quick else 3)
@@ -151,6 +159,7 @@ def estimate_seconds(args: argparse.Namespace) -> float:
     """Rough wall-clock time of the whole run."""
     per_run = args.duration + args.warmup + 6
     sides = (2 if args.access_log == "both" else 1) * (2 if args.compare else 1) + args.nginx
+    sides += args.floor
     throughput = len(args.endpoints) * args.rounds * sides * per_run
     paging = 0.0
     if not args.no_paging:
@@ -158,7 +167,7 @@ def estimate_seconds(args: argparse.Namespace) -> float:
     profile = len(args.endpoints) * (args.duration + 10) if args.profile else 0
     callgrind = 0.0
     if args.log_cost and args.callgrind:
-        callgrind = (sides - args.nginx) * (
+        callgrind = (sides - args.nginx - args.floor) * (
             180 + len(args.endpoints) * args.cg_rounds * (args.cg_seconds + args.warmup + 10)
         )
     return float(len(args.backends) * (throughput + paging + profile + callgrind + 30))

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import report, seed
-from harness.client import ServiceClient
+from harness.client import Reply, ServiceClient
 from harness.databases import BackendUnavailable, PostgresDatabases, SqliteDatabases
 from harness.fake_auth import start_fake_auth, success_verdict
+from harness.floor import start_floor
 from harness.hawk import Credentials
 from harness.load import Endpoint, SignedFiles, Wrk
-from harness.measure import ENDPOINTS, REMOTE_AUTH, REPORT, Bench, Measured, Plan, Side
+from harness.measure import ENDPOINTS, FLOOR, REMOTE_AUTH, REPORT, Bench, Measured, Plan, Side
 from harness.nginx import start_nginx
 from harness.paging import list_target, walk_to_last_page
 from harness.procs import Registry, Started, command_line, rss_kib
@@ -50,12 +51,15 @@ class BackendRun:
         self.say = say
         self.registry = Registry()
         self.nginx: Started | None = None
+        self.floor: Started | None = None
+        self.answers: dict[tuple[str, str], Reply] = {}  # (method, decoded path) -> its answer
         self.service_sides: dict[str, Side] = {}  # endpoint -> the headline variant's side
         self.remote_sides: dict[str, Side] = {}  # variant label -> its remote-auth service
         self.clients_file = workdir / "clients.toml"
         self.result: dict[str, Any] = {
             "summaries": [],
             "log_costs": [],
+            "floors": [],
             "measured": [],
             "rss": [],
             "notes": [],
@@ -85,6 +89,13 @@ class BackendRun:
         if args.nginx:
             self.nginx, nginx_port = self._start_nginx(bodies)
             say(f"{name}: nginx pid {self.nginx.pid} on 127.0.0.1:{nginx_port}")
+        floor_port = 0
+        if args.floor:
+            self._record_post_answer(head.port, credentials)
+            self.floor, floor_port = start_floor(
+                self.registry, self.workdir / "floor", self.answers
+            )
+            say(f"{name}: floor (granian, no app work) pid {self.floor.pid} on :{floor_port}")
         wrk = Wrk(self.tools["wrk"], args.threads, args.connections, self.workdir)
         bench = Bench(wrk, SignedFiles(self.workdir, credentials), say)
         plan = Plan(args.rounds, args.duration, args.warmup)
@@ -101,17 +112,20 @@ class BackendRun:
             if self.nginx is not None:
                 # nginx ignores Authorization and Host: it gets the service's request strings
                 sides.append(Side("nginx", self.nginx, nginx_port, sides[0].signed_port, False))
+            if self.floor is not None:  # like nginx, it ignores what it is sent
+                sides.append(Side(FLOOR, self.floor, floor_port, sides[0].signed_port, False))
             say(f"{name}: {endpoint_name}")
             measured = bench.compare(ENDPOINTS[endpoint_name], sides, plan)
             self.result["summaries"] += report.summarize(measured, name, variants)
             self.result["log_costs"] += report.log_costs(measured, name, variants)
+            self.result["floors"] += report.floor_summary(measured, name, variants)
             self.result["measured"].append(measured)
             if endpoint_name == REPORT:
                 self._count_reporters(small.get("", ""))
         if "purgeCache" not in args.endpoints:
             self._paging(bench, databases, head, credentials)
         servers = [side.server for side in services.values()]
-        servers += [*filter(None, [self.nginx]), *self._remote_auth_servers()]
+        servers += [*filter(None, [self.nginx, self.floor]), *self._remote_auth_servers()]
         self._rss("end of run", servers)
         if args.profile:
             self._profile(bench)
@@ -229,6 +243,7 @@ class BackendRun:
                 if reply.status != endpoint.status:
                     raise RuntimeError(f"{endpoint.name}: {reply.status}: {reply.body[:300]!r}")
                 bodies[endpoint.nginx_path] = reply.body
+                self.answers["GET", endpoint.nginx_path] = reply
                 sizes[endpoint.name] = len(reply.body)
         finally:
             client.close()
@@ -240,6 +255,21 @@ class BackendRun:
             raise RuntimeError(f"purgeRequests: {len(pool['requests'])} requests, wanted 5")
         self.say(f"  response bodies (bytes): {sizes}")
         return bodies
+
+    def _record_post_answer(self, port: int, credentials: Credentials) -> None:
+        """The service's 204 to a purge, the floor's answer to every POST path (a purge of a
+        cache of its own: the listings the other answers came from are already recorded)."""
+        client = ServiceClient(port, credentials)
+        try:
+            target = ENDPOINTS["purgeCache"].target
+            reply = client.request("POST", target, b'{"cacheName":"bench-floor-answer"}')
+        finally:
+            client.close()
+        if reply.status != 204:
+            raise RuntimeError(f"purgeCache for the floor: {reply.status}: {reply.body[:300]!r}")
+        for endpoint in ENDPOINTS.values():
+            if endpoint.method == "POST":
+                self.answers["POST", endpoint.nginx_path] = reply
 
     def _start_nginx(self, bodies: dict[str, bytes]) -> tuple[Started, int]:
         """nginx with those bodies; checked to answer every endpoint as the service does."""
@@ -335,7 +365,9 @@ class BackendRun:
     def _rss(self, moment: str, servers: list[Started]) -> None:
         for server in servers:
             for index, pid in enumerate(server.tree()):
-                if server.name == "nginx":
+                if server.name == FLOOR:
+                    role = "floor (granian supervisor)" if index == 0 else "floor (worker)"
+                elif server.name == "nginx":
                     role = "nginx (single process)"
                 elif server.name == "auth-nginx":
                     role = "fake auth nginx (single process)"

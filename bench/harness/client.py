@@ -10,10 +10,11 @@ from harness.hawk import Credentials, Target, header_for
 
 @dataclass(frozen=True)
 class Reply:
-    """Status and body of one response."""
+    """Status, body and headers of one response."""
 
     status: int
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class ServiceClient:
@@ -44,7 +45,7 @@ class ServiceClient:
             headers["Content-Type"] = "application/json"
         self.connection.request(method, target, body=body, headers=headers)
         response = self.connection.getresponse()
-        return Reply(response.status, response.read())
+        return Reply(response.status, response.read(), tuple(response.getheaders()))
 
     def close(self) -> None:
         self.connection.close()

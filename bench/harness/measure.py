@@ -13,6 +13,7 @@ from harness.seed import POOL, WRITE_POOL
 
 API = "/api/purge-cache/v1"
 REMOTE_AUTH = "purgeRequestsRemoteAuth"  # measured on a service started with --auth-root-url
+FLOOR = "floor"  # granian replaying the service's answers (harness/floor.py)
 REPORT = "reportWorkerSync"  # opt-in (`--endpoints`): not in the default set
 FIRST_GUESS_RATE = 60_000.0  # req/s to size the very first warm-up file (about nginx's rate)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.load import NON_2XX_NOTE, Run
-from harness.measure import REPORT, Measured
+from harness.measure import FLOOR, REPORT, Measured
 from harness.profiling import markdown as profile_markdown
 from harness.reports import REPORT_WORKERS
 from harness.service import Variant
@@ -84,6 +84,51 @@ def summarize(measured: Measured, backend: str, variants: list[Variant]) -> list
             }
         )
     return out
+
+
+def floor_summary(
+    measured: Measured, backend: str, variants: list[Variant]
+) -> list[dict[str, Any]]:
+    """The floor against nginx for one endpoint, and the headline service's share of the
+    floor (its req/s ÷ the floor's, round by round); [] when the floor or nginx did not run."""
+    floor, nginx, service = measured.of(FLOOR), measured.of("nginx"), measured.of(variants[0].label)
+    if not floor or not nginx:
+        return []
+    medians = _medians(floor)
+    return [
+        {
+            "endpoint": measured.name,
+            "floor": medians,
+            "nginx": _medians(nginx),
+            "ratio": medians["rps"] / _medians(nginx)["rps"],
+            "round_ratios": [f.rps / n.rps for f, n in zip(floor, nginx, strict=False)],
+            "goal": goal(measured.name, backend),
+            "service": variants[0].label,
+            "share": _medians(service)["rps"] / medians["rps"],
+            "round_shares": [s.rps / f.rps for s, f in zip(service, floor, strict=False)],
+        }
+    ]
+
+
+def floor_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Per backend and endpoint: the floor's ratio to nginx against the goal (a goal above it
+    is out of reach of any app on granian here), and the headline service's share of it."""
+    lines = [
+        "| backend | endpoint | floor req/s | floor ÷ nginx (rounds) | goal (for the service) "
+        "| service ÷ floor (rounds) | floor p50 / p99 ms | floor CPU µs/req |",
+        "|---|---|---:|---|---:|---|---:|---:|",
+    ]
+    for backend, f in rows:
+        ratios = ", ".join(f"{r:.3f}" for r in f["round_ratios"])
+        shares = ", ".join(f"{r:.3f}" for r in f["round_shares"])
+        goal_text = f"≥ {f['goal']:.2f}{_mark(f['ratio'], f['goal'])}" if f["goal"] else ""
+        m = f["floor"]
+        lines.append(
+            f"| {backend} | {f['endpoint']} | {m['rps']:,.0f} | **{f['ratio']:.3f}** ({ratios}) "
+            f"| {goal_text} | **{f['share']:.3f}** ({shares}) "
+            f"| {m['p50_ms']:.2f} / {m['p99_ms']:.2f} | {m['server_cpu_us_per_req']:.0f} |"
+        )
+    return "\n".join(lines)
 
 
 def _medians(runs: list[Run]) -> dict[str, float]:
@@ -311,6 +356,20 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, meta: dict
         f"{NON_2XX_NOTE}. purgeCache: a new cache name per request (`bench-<n>`: an insert "
         "each time)." + (REPORT_NOTE if REPORT in args.endpoints else ""),
     ]
+    floors = [(r["backend"], f) for r in done for f in r.get("floors", [])]
+    if floors:
+        parts += [
+            "",
+            "## The floor: granian replaying the service's answers with no app work",
+            "",
+            "The same granian settings as `purgecache serve` (RSGI, uvloop, one worker), an app "
+            "that answers each path with the service's recorded status, headers and body "
+            "(`harness/floor.py`). No app on granian answers faster here: ✓/✗ says whether "
+            "the floor itself reaches the service's goal. service ÷ floor is what the "
+            f"service's own work leaves of it (`{args.variants[0].label}`).",
+            "",
+            floor_table(floors),
+        ]
     auth = auth_lines([(r["backend"], s) for r in done for s in r["summaries"]])
     if auth:
         parts += ["", *auth]
