@@ -1,6 +1,7 @@
-"""SQLite purge batches are committed on the event loop's thread when that cannot wait; when
-another writer holds the file, or a commit would fsync, the writer's thread does it, and the
-event loop keeps turning meanwhile. Either way a purge acknowledged is committed."""
+"""SQLite batches of purges and reports are committed on the event loop's thread when that
+cannot wait; when another writer holds the file, or a commit would fsync, the writer's thread
+does it, and the event loop keeps turning meanwhile. Either way what is acknowledged is
+committed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from purgecache.model import Provenance, PurgeRequest
+from purgecache.model import Provenance, PurgeRequest, WorkerReport
 from purgecache.storage import SqliteStorage, sqlite
 
 from support.sqlite_locks import held, ticks_until
@@ -57,15 +58,33 @@ def test_purges_are_committed_when_acknowledged(tmp_path: Path, synchronous: str
     assert cache_names(path, "purge_history") == second
 
 
-def test_a_purge_finding_the_file_locked_waits_off_the_event_loop(tmp_path: Path) -> None:
-    """Another process holds the write lock for 0.3 s: a purge made meanwhile waits for it and
-    is then committed (not lost, not refused), while the event loop keeps turning."""
+def worker_ids(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(worker for (worker,) in conn.execute("SELECT worker_id FROM worker_reports"))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("write", ["purge", "report"])
+def test_a_write_finding_the_file_locked_waits_off_the_event_loop(
+    tmp_path: Path, write: str
+) -> None:
+    """Another process holds the write lock for 0.3 s: a purge (or a worker's report) made
+    meanwhile waits for it and is then committed (not lost, not refused), while the event
+    loop keeps turning."""
     path = tmp_path / "db.sqlite"
+
+    async def store(storage: SqliteStorage, name: str) -> None:
+        if write == "purge":
+            await storage.purge(*purge_row(name))
+        else:
+            await storage.report_worker_sync(WorkerReport("pool/x", "local", name, ()), NOW)
 
     async def prepare() -> None:
         storage = SqliteStorage(path)
         await storage.upgrade()
-        await storage.purge(*purge_row("before"))  # the loop's own writer connection exists
+        await store(storage, "before")  # the loop's own writer connection exists
         await storage.close()
 
     asyncio.run(prepare())
@@ -76,15 +95,15 @@ def test_a_purge_finding_the_file_locked_waits_off_the_event_loop(tmp_path: Path
             ticker = asyncio.create_task(ticks_until(release))
             asyncio.get_running_loop().call_later(0.3, release.set)
             started = time.monotonic()
-            await storage.purge(*purge_row("during"))
+            await store(storage, "during")
             waited = time.monotonic() - started
             ticks = await ticker
             await storage.close()
             return waited, ticks
 
         waited, ticks = asyncio.run(scenario())
-    assert cache_names(path) == ["before", "during"]
-    assert waited >= 0.25  # it waited for the lock instead of failing or dropping the purge
+    assert (cache_names(path) if write == "purge" else worker_ids(path)) == ["before", "during"]
+    assert waited >= 0.25  # it waited for the lock instead of failing or dropping the write
     assert ticks > 10  # ...and not on the event loop's thread
 
 

@@ -1,15 +1,16 @@
 """SQLite storage: the zero-configuration default.
 
-Writes go through one connection used from one dedicated thread, so the event loop never
-waits for a lock, with one exception made for speed: a batch of purges (the write every
-`purgeCache` waits for) is first tried on the event loop's own thread with a connection that
-never waits (busy timeout 0). With `synchronous=NORMAL` a commit is a write(2) to the WAL, no
-fsync: a batch of 32 purges takes a few hundred µs there, where handing it to the thread cost
-more (the thread takes the GIL back after every row, waiting up to a switch interval each time
-the loop is busy: purgeCache's p99 went from 16 to 7 ms and its throughput up 15%, `bench/run`
-side by side). Should that connection find the file locked (another process or this one's
-writer thread is writing), the batch goes to the writer's thread, which waits for the lock;
-with `synchronous=FULL` (an fsync per commit) every batch goes there.
+Writes go through one connection used from one dedicated thread, so the event loop never waits
+for a lock, with one exception made for speed: a batch of purges or of worker reports (the
+writes a fleet's `purgeCache` and `reportWorkerSync` calls wait for) is first tried on the
+event loop's own thread with a connection that never waits (busy timeout 0). With
+`synchronous=NORMAL` a commit is a write(2) to the WAL, no fsync: a batch of 32 purges takes a
+few hundred µs there, where handing it to the thread cost more (the thread takes the GIL back
+after every row, waiting up to a switch interval each time the loop is busy: purgeCache's p99
+went from 18 to 8 ms and its throughput up 28%, `bench/run` side by side). Should that
+connection find the file locked (another process or this one's writer thread is writing), the
+batch goes to the writer's thread, which waits for the lock; with `synchronous=FULL` (an fsync
+per commit) every batch goes there.
 
 Reads (a pool's requests, a listing page) run on the event loop's own thread too, with a
 read-only connection that never waits: in WAL mode a reader does not wait for writers, a page
@@ -27,8 +28,9 @@ for that commit waited with it. The writer still checkpoints by itself should th
 far beyond that (`WRITER_CHECKPOINT_PAGES`). Under a steady stream of purges those passive
 checkpoints never catch up with the end of the WAL (frames keep coming while they copy), and
 SQLite starts the WAL over only once a checkpoint has copied all of it: when the checkpointer
-sees more than `RESTART_FRAMES` frames, the next purge batch goes to the writer's thread,
-which checkpoints after its commit, no other purge being written meanwhile.
+sees more than `RESTART_FRAMES` frames, batches go to the writer's thread, which checkpoints
+after each commit until one checkpoint has copied everything (no other write came meanwhile)
+and the WAL starts over.
 """
 
 from __future__ import annotations
@@ -332,7 +334,7 @@ class SqliteStorage:
         self._checkpoints: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # used by the event loop's thread only
-        self._loop_writer: sqlite3.Connection | None = None  # the same: purge batches
+        self._loop_writer: sqlite3.Connection | None = None  # the same: purge and report batches
         self._batcher: WriteBatcher[PurgeRow] = WriteBatcher(self._write_batch)
         self._reports: WriteBatcher[Reported] = WriteBatcher(self._write_reports)
         self._wal_frames = 0  # frames in the WAL at the last checkpoint (any thread's)
@@ -443,10 +445,17 @@ class SqliteStorage:
                 conn.execute("BEGIN IMMEDIATE")
                 _write_purges(conn, rows)
 
+        await self._commit(write)
+
+    async def _commit(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """A write transaction that requests wait for (a batch of purges or reports): on this
+        thread when that cannot wait (`_write_now`), else on the writer's thread, which then
+        also starts a grown WAL over (see the module's docstring)."""
+
         def write_and_restart(conn: sqlite3.Connection) -> None:
             write(conn)
-            if self._wal_frames > RESTART_FRAMES:  # see the module's docstring
-                with contextlib.suppress(sqlite3.Error):  # the purges are committed: a try
+            if self._wal_frames > RESTART_FRAMES:
+                with contextlib.suppress(sqlite3.Error):  # the batch is committed: a try
                     self._wal_frames = _checkpoint(conn)
 
         if not self._write_now(write):
@@ -620,7 +629,7 @@ class SqliteStorage:
                 if conn.execute(_HAS_TARGETS).fetchone() is not None:
                     conn.executemany(_EVENT, receipts.applied_events(batch))
 
-        await self._run(write)
+        await self._commit(write)
 
     async def worker_receipts(self, worker_pool_id: str) -> list[StoredReceipt]:
         rows = await self._read(lambda c: c.execute(_RECEIPTS, (worker_pool_id,)).fetchall())
