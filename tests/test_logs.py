@@ -158,23 +158,33 @@ def test_add_request_writes_the_access_line_shape(
     plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
 ) -> None:
     """add_request() writes the access line's fields in their order, duration_ms in ms with
-    at most 3 decimals, None as null."""
+    at most 3 decimals, None as null, a hint last and only on its own line."""
     logger, stream, _ = plain_logger
     batcher = LineBatcher(logger)
 
     async def scenario() -> None:
         batcher.add_request("GET", "ping", 200, 0.0123456, None, "10.0.0.1", "rid-1")
+        batcher.add_request("POST", "purgeCache", 401, 0.5, "c", "10.0.0.2", "rid-2", "bad MAC")
+        batcher.add_request("GET", "ping", 200, 0.001, "d", "10.0.0.3", "rid-3")
         await asyncio.sleep(0)
 
     asyncio.run(scenario())
-    line = json.loads(stream.getvalue())
-    assert list(line) == [
+    first, refused, last = (json.loads(text) for text in stream.getvalue().splitlines())
+    fields = [
         "event", "method", "route", "status", "duration_ms", "client_id", "client_ip",
         "request_id",
     ]  # fmt: skip
-    assert line["event"] == "request" and line["status"] == 200 and line["client_id"] is None
-    assert line["client_ip"] == "10.0.0.1" and line["request_id"] == "rid-1"
-    assert line["duration_ms"] == 12.346  # whole microseconds, rounded half up
+    assert list(first) == list(last) == fields
+    assert list(refused) == [*fields, "hint"]
+    assert first["event"] == "request" and first["status"] == 200 and first["client_id"] is None
+    assert first["client_ip"] == "10.0.0.1" and first["request_id"] == "rid-1"
+    assert first["duration_ms"] == 12.346  # whole microseconds, rounded half up
+    assert refused == {
+        "event": "request", "method": "POST", "route": "purgeCache", "status": 401,
+        "duration_ms": 500.0, "client_id": "c", "client_ip": "10.0.0.2", "request_id": "rid-2",
+        "hint": "bad MAC",
+    }  # fmt: skip
+    assert (last["client_id"], last["client_ip"], last["request_id"]) == ("d", "10.0.0.3", "rid-3")
 
 
 def test_with_a_delay_lines_wait_for_it_or_for_a_full_batch(
