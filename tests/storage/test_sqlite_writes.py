@@ -66,13 +66,24 @@ def worker_ids(path: Path) -> list[str]:
         conn.close()
 
 
+LOCKS = {  # another process writing, or holding the file exclusively (as WAL recovery does)
+    "write": ("BEGIN IMMEDIATE", "UPDATE cache_purges SET expires = expires"),
+    "exclusive": (
+        "PRAGMA locking_mode=EXCLUSIVE",
+        "BEGIN EXCLUSIVE",
+        "UPDATE cache_purges SET expires = expires",
+    ),
+}
+
+
+@pytest.mark.parametrize("lock", sorted(LOCKS))
 @pytest.mark.parametrize("write", ["purge", "report"])
 def test_a_write_finding_the_file_locked_waits_off_the_event_loop(
-    tmp_path: Path, write: str
+    tmp_path: Path, write: str, lock: str
 ) -> None:
-    """Another process holds the write lock for 0.3 s: a purge (or a worker's report) made
-    meanwhile waits for it and is then committed (not lost, not refused), while the event
-    loop keeps turning."""
+    """Another process holds the file for 0.3 s: a purge (or a worker's report) made
+    meanwhile, the first of its process, waits for it and is then committed (not lost, not
+    refused), while the event loop keeps turning."""
     path = tmp_path / "db.sqlite"
 
     async def store(storage: SqliteStorage, name: str) -> None:
@@ -88,7 +99,7 @@ def test_a_write_finding_the_file_locked_waits_off_the_event_loop(
         await storage.close()
 
     asyncio.run(prepare())
-    with held(path, "BEGIN IMMEDIATE", "UPDATE cache_purges SET expires = expires") as release:
+    with held(path, *LOCKS[lock]) as release:
 
         async def scenario() -> tuple[float, int]:
             storage = SqliteStorage(path)

@@ -461,6 +461,18 @@ class SqliteStorage:
         if not self._write_now(write):
             await self._run(write_and_restart)
 
+    def _open_loop_writer(self) -> sqlite3.Connection:
+        """The event loop's writing connection: it never waits, not even while being set up
+        (the file is in WAL mode since `upgrade`; the checkpoints are the checkpointer's)."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        try:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
     def _write_now(self, work: Callable[[sqlite3.Connection], None]) -> bool:
         """Run a write transaction on the calling (event loop) thread when that cannot wait:
         False, with nothing written, when it could (a commit that fsyncs, the file locked by
@@ -469,10 +481,7 @@ class SqliteStorage:
             return False
         try:
             if self._loop_writer is None:
-                conn = connect(self.path, self._synchronous)
-                conn.execute("PRAGMA busy_timeout=0")
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's work
-                self._loop_writer = conn
+                self._loop_writer = self._open_loop_writer()
             work(self._loop_writer)
         except sqlite3.Error as error:
             writer = self._loop_writer
