@@ -486,7 +486,8 @@ class SqliteStorage:
         except sqlite3.Error as error:
             writer = self._loop_writer
             if writer is not None and writer.in_transaction:  # a failed COMMIT leaves it open
-                writer.rollback()
+                with contextlib.suppress(sqlite3.Error):  # this error is the one to report
+                    writer.rollback()
             if _busy(error):
                 return False
             raise StorageError(f"SQLite: {error}") from error
