@@ -25,11 +25,11 @@ def purge_row(name: str) -> tuple[PurgeRequest, bytes, Provenance]:
     return request, request.to_entry(), Provenance("purgeCache")
 
 
-def cache_names(path: Path, table: str = "cache_purges") -> list[str]:
-    """The cache names of a table's rows, as another process reading the file finds them."""
+def stored(path: Path, column: str = "cache_name", table: str = "cache_purges") -> list[str]:
+    """A column of a table's rows, sorted, as another process reading the file finds them."""
     conn = sqlite3.connect(path)
     try:
-        return sorted(name for (name,) in conn.execute(f"SELECT cache_name FROM {table}"))
+        return sorted(value for (value,) in conn.execute(f"SELECT {column} FROM {table}"))
     finally:
         conn.close()
 
@@ -46,24 +46,16 @@ def test_purges_are_committed_when_acknowledged(tmp_path: Path, synchronous: str
         await storage.start()
         seen = []
         await storage.purge(*purge_row("one"))
-        seen.append(cache_names(path))
+        seen.append(stored(path))
         await asyncio.gather(*(storage.purge(*purge_row(f"many-{n:02}")) for n in range(40)))
-        seen.append(cache_names(path))
+        seen.append(stored(path))
         await storage.close()
         return seen
 
     first, second = asyncio.run(scenario())
     assert first == ["one"]
     assert second == ["many-00", *(f"many-{n:02}" for n in range(1, 40)), "one"]
-    assert cache_names(path, "purge_history") == second
-
-
-def worker_ids(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return sorted(worker for (worker,) in conn.execute("SELECT worker_id FROM worker_reports"))
-    finally:
-        conn.close()
+    assert stored(path, table="purge_history") == second
 
 
 LOCKS = {  # another process writing, or holding the file exclusively (as WAL recovery does)
@@ -113,7 +105,10 @@ def test_a_write_finding_the_file_locked_waits_off_the_event_loop(
             return waited, ticks
 
         waited, ticks = asyncio.run(scenario())
-    assert (cache_names(path) if write == "purge" else worker_ids(path)) == ["before", "during"]
+    assert (stored(path) if write == "purge" else stored(path, "worker_id", "worker_reports")) == [
+        "before",
+        "during",
+    ]
     assert waited >= 0.25  # it waited for the lock instead of failing or dropping the write
     assert ticks > 10  # ...and not on the event loop's thread
 

@@ -4,13 +4,13 @@ Writes go through one connection used from one dedicated thread, so the event lo
 for a lock, with one exception made for speed: a batch of purges or of worker reports (the
 writes a fleet's `purgeCache` and `reportWorkerSync` calls wait for) is first tried on the
 event loop's own thread with a connection that never waits (busy timeout 0). With
-`synchronous=NORMAL` a commit is a write(2) to the WAL, no fsync: a batch of 32 purges takes a
-few hundred µs there, where handing it to the thread cost more (the thread takes the GIL back
-after every row, waiting up to a switch interval each time the loop is busy: purgeCache's p99
-went from 18 to 8 ms and its throughput up 28%, `bench/run` side by side). Should that
-connection find the file locked (another process or this one's writer thread is writing), the
-batch goes to the writer's thread, which waits for the lock; with `synchronous=FULL` (an fsync
-per commit) every batch goes there.
+`synchronous=NORMAL` a commit is a write(2) to the WAL, no fsync: a batch costs its rows and
+one write, where handing it to the thread cost more (the thread takes the GIL back after every
+row, waiting up to a switch interval each time the loop is busy: purgeCache's p99 went from 18
+to 8 ms and its throughput up 28%, `bench/run` side by side). Should that connection find the
+file locked (another process or this one's writer thread is writing), the batch goes to the
+writer's thread, which waits for the lock; with `synchronous=FULL` (an fsync per commit) every
+batch goes there.
 
 Reads (a pool's requests, a listing page) run on the event loop's own thread too, with a
 read-only connection that never waits: in WAL mode a reader does not wait for writers, a page
@@ -316,6 +316,19 @@ def _checkpoint(conn: sqlite3.Connection) -> int:
     return max(int(frames), 0)
 
 
+def _never_waiting(path: Path, *pragmas: str) -> sqlite3.Connection:
+    """A connection that never waits for a lock, not even while being set up (busy timeout
+    0 from the start; the file's WAL mode was set by `connect`), with these PRAGMAs."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    try:
+        for pragma in pragmas:
+            conn.execute(f"PRAGMA {pragma}")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
 def _busy(error: sqlite3.Error) -> bool:
     """Whether `error` says the file is locked by another connection (worth waiting for)."""
     code = error.sqlite_errorcode & 0xFF if isinstance(error, sqlite3.OperationalError) else 0
@@ -378,9 +391,7 @@ class SqliteStorage:
     def _checkpoint(self) -> None:
         """On the checkpointer's thread: copy what the WAL holds into the database file."""
         if self._checkpoint_conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=0")
-            self._checkpoint_conn = conn
+            self._checkpoint_conn = _never_waiting(self.path)
         self._wal_frames = _checkpoint(self._checkpoint_conn)
 
     def changes(self) -> Changes:
@@ -400,10 +411,7 @@ class SqliteStorage:
         """Run a read on the calling (event loop) thread; None when the database is busy."""
         try:
             if self._reader is None:
-                reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                reader.execute("PRAGMA busy_timeout=0")
-                reader.execute("PRAGMA query_only=1")
-                self._reader = reader
+                self._reader = _never_waiting(self.path, "query_only=1")
             return work(self._reader)
         except sqlite3.Error as error:
             if _busy(error):
@@ -461,18 +469,6 @@ class SqliteStorage:
         if not self._write_now(write):
             await self._run(write_and_restart)
 
-    def _open_loop_writer(self) -> sqlite3.Connection:
-        """The event loop's writing connection: it never waits, not even while being set up
-        (the file is in WAL mode since `upgrade`; the checkpoints are the checkpointer's)."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
-        try:
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error:
-            conn.close()
-            raise
-        return conn
-
     def _write_now(self, work: Callable[[sqlite3.Connection], None]) -> bool:
         """Run a write transaction on the calling (event loop) thread when that cannot wait:
         False, with nothing written, when it could (a commit that fsyncs, the file locked by
@@ -480,8 +476,10 @@ class SqliteStorage:
         if self._synchronous != "NORMAL" or self._wal_frames > RESTART_FRAMES:
             return False
         try:
-            if self._loop_writer is None:
-                self._loop_writer = self._open_loop_writer()
+            if self._loop_writer is None:  # the checkpoints are the checkpointer's
+                self._loop_writer = _never_waiting(
+                    self.path, f"synchronous={self._synchronous}", "wal_autocheckpoint=0"
+                )
             work(self._loop_writer)
         except sqlite3.Error as error:
             writer = self._loop_writer
