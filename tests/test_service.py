@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
 import pytest
@@ -35,6 +35,7 @@ class FakeStorage:
         self.outage = False
         self.attempts = 0
         self.probes = 0
+        self.targets: set[str] = set()
 
     def _attempt(self) -> None:
         self.attempts += 1
@@ -70,6 +71,10 @@ class FakeStorage:
 
     async def start(self) -> None:
         self.calls.append("start")
+
+    async def set_event_targets(self, targets: Sequence[str]) -> None:
+        self._attempt()
+        self.targets = set(targets)
 
     async def check(self) -> None:
         self.calls.append("check")
@@ -285,6 +290,31 @@ def test_an_outage_opens_the_circuit_and_nothing_reaches_storage_until_a_probe_s
         assert requests_of(await service.purge_requests_json("p/w", None)) == ["c"]
         await asyncio.sleep(0.05)
         assert storage.probes == probes  # probing stopped with the circuit closed
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_writes_wait_for_the_event_targets_and_are_refused_while_they_cannot_be_registered() -> (
+    None
+):
+    """A service whose event targets are not registered yet (the database was away at
+    start-up) registers them before its first write; while that fails, the write is refused
+    (503) and nothing is stored: no purge is accepted without its events."""
+    storage, clock = FakeStorage(), Clock()
+    service = PurgeService(storage, retention_ms=1000, clock=clock, event_targets=["amqp"])  # type: ignore[arg-type]
+    service.circuit.interval = 0.01
+
+    async def scenario() -> None:
+        storage.outage = True
+        with pytest.raises(StorageUnavailable):
+            await service.purge("p/w", "c")
+        assert storage.rows == {} and storage.targets == set()
+        storage.outage = False
+        while service.circuit.is_open:
+            await asyncio.sleep(0.01)
+        await service.purge("p/w", "c")
+        assert storage.targets == {"amqp"} and list(storage.rows) == [("p/w", "c")]
         await service.close()
 
     asyncio.run(scenario())

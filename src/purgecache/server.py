@@ -155,6 +155,8 @@ def build_app(
     settings: Settings, authenticator: Authenticator, endpoints: tuple[Endpoint, ...] = ENDPOINTS
 ) -> PurgeCacheApp:
     """The ASGI/RSGI app for resolved settings, serving `endpoints`."""
+    metrics = Metrics()
+    sinks = event_sinks(settings)
     storage = open_storage(
         settings.db_url,
         sqlite_synchronous=settings.sqlite_synchronous,
@@ -172,18 +174,19 @@ def build_app(
         cache_time_ms=settings.cache_time_ms,
         cache_max_pools=settings.cache_max_pools,
         stale_if_error_ms=settings.stale_if_error_ms,
+        event_targets=[sink.target for sink in sinks],
     )
 
     async def close() -> None:
         await authenticator.close()
         await service.close()
 
-    metrics = Metrics()
-    sinks = event_sinks(settings)
     background = clients_follower(authenticator)
     if sinks:
         timing = Timing(lease_ms=settings.event_lease_ms, retry_cap_ms=settings.event_retry_max_ms)
-        dispatcher = Dispatcher(storage, sinks, service.clock, timing, metrics.event_delivery)
+        dispatcher = Dispatcher(
+            storage, sinks, service.clock, timing, metrics.event_delivery, service.targets
+        )
         background += (dispatcher.run,)
 
     return PurgeCacheApp(

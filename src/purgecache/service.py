@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import ParamSpec, TypeVar
 
@@ -29,6 +29,7 @@ import orjson
 from purgecache import convergence
 from purgecache.circuit import Circuit, CircuitOpen
 from purgecache.convergence import STRAGGLERS_SHOWN, CacheRow, caches_wire, pool_status
+from purgecache.events.targets import TargetRegistration
 from purgecache.expansion import MAX_CANDIDATES, Expansion, TooManyPairs, expand
 from purgecache.fetchlog import FetchLog
 from purgecache.model import (
@@ -187,8 +188,10 @@ class PurgeService:
         clock: Clock = wall_clock_ms,
         on_cache_hit: Callable[[], object] = lambda: None,
         on_cache_miss: Callable[[], object] = lambda: None,
+        event_targets: Sequence[str] = (),
     ) -> None:
         self.storage = storage
+        self.targets = TargetRegistration(storage, event_targets)
         self.retention_ms = retention_ms
         self.history_retention_ms = history_retention_ms
         self.worker_retention_ms = worker_retention_ms
@@ -224,7 +227,7 @@ class PurgeService:
         retention until every active worker applied it, up to the maximum age."""
         now = self.clock()
         request = self._request(worker_pool_id, cache_name, now, until_applied)
-        await self._stored(self.storage.purge, request, request.to_entry(), origin)
+        await self._write(self.storage.purge, request, request.to_entry(), origin)
         self._forget(worker_pool_id)  # our own write is visible at once
         return request
 
@@ -242,7 +245,7 @@ class PurgeService:
     async def cancel(self, worker_pool_id: str, cache_name: str, origin: Provenance) -> int | None:
         """Withdraw the open purge of a pool's cache (workers stop receiving it); its `before`,
         or None when there is none. Durable when this returns."""
-        before = await self._stored(
+        before = await self._write(
             self.storage.cancel, worker_pool_id, cache_name, self.clock(), origin
         )
         self._forget(worker_pool_id)  # our own write is visible at once
@@ -266,7 +269,7 @@ class PurgeService:
                 if settled is not None:
                     decided.append(settled)
         if decided:
-            await self._stored(self.storage.settle, decided, now)
+            await self._write(self.storage.settle, decided, now)
             for pool in {settled.request.worker_pool_id for settled in decided}:
                 self._forget(pool)
         return len(decided)
@@ -282,6 +285,16 @@ class PurgeService:
         except StorageUnavailable as error:
             self.circuit.trip(error)
             raise
+
+    async def _write(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """A storage write that may make events, through the circuit: this process's event
+        targets are registered first (waited for, or the write is refused), so that its
+        events are stored for them."""
+        if not self.targets.done:
+            await self._stored(self.targets.ensure)
+        return await self._stored(operation, *args, **kwargs)
 
     def _take_changes(self) -> None:
         """Forget what other processes changed: one pool's entry, or every entry's trust."""
@@ -454,7 +467,7 @@ class PurgeService:
         prefix = literal_prefix(selector.pool_pattern)
         stored = StoredSelector(selector.pool_pattern, selector.cache_pattern, prefix, now, expires)
         rows = [(request, request.to_entry(), origin) for request in requests]
-        await self._stored(self.storage.purge_selector, stored, rows)
+        await self._write(self.storage.purge_selector, stored, rows)
         for pool in expansion.pools:
             self._forget(pool)  # our own writes are visible at once
         return now, requests
@@ -503,7 +516,7 @@ class PurgeService:
     async def expire(self) -> int | None:
         """Delete every request past its retention; how many went (None: another process is
         expiring right now)."""
-        return await self._stored(self.storage.expire, self.clock())
+        return await self._write(self.storage.expire, self.clock())
 
     async def purge_history(
         self, query: HistoryFilter, token: str | None, limit: int
@@ -517,7 +530,7 @@ class PurgeService:
     async def report_worker_sync(self, report: WorkerReport, client_id: str | None = None) -> None:
         """Keep a worker's receipts, received now; durable when this returns. `client_id`
         (who sent it) then counts by its workers' receipts, not as a fetching worker."""
-        await self._stored(self.storage.report_worker_sync, report, self.clock())
+        await self._write(self.storage.report_worker_sync, report, self.clock())
         if client_id is not None:
             self.fetches.note_reporter(report.worker_pool_id, client_id)
 

@@ -51,6 +51,7 @@ ROBOTS = b"User-Agent: *\nDisallow: /\n"
 # nginx's `access_log ... flush=`): a write per event-loop turn cost more than the lines.
 ACCESS_LOG_DELAY = 0.1
 FETCH_FLUSH_INTERVAL = 1.0  # seconds between writes of the fetches noted in memory
+TARGETS_WAIT = 5.0  # seconds start-up waits for the registration of the event targets
 API_BASE = "/api/purge-cache/v1/"
 _BASE_LENGTH = len(API_BASE)
 
@@ -269,10 +270,21 @@ class PurgeCacheApp:
     # ---- lifespan ----------------------------------------------------------------------
 
     async def startup(self) -> None:
-        """Start background work: change notifications, periodic expiry, metrics flushes and
-        the `background` coroutines given."""
+        """Register this process's event targets (waiting up to TARGETS_WAIT), then start
+        background work: change notifications, periodic expiry, metrics flushes and the
+        `background` coroutines given."""
         await self.service.start()
+        await self._register_event_targets()
         self._tasks = [asyncio.create_task(work()) for work in self.background]
+
+    async def _register_event_targets(self) -> None:
+        """Before the first request, so that none waits for it; with the database away or
+        slow the service starts all the same, its writes waiting for the registration (or
+        refused) until the dispatcher or a write completes it (events/targets.py)."""
+        try:
+            await asyncio.wait_for(self.service.targets.ensure(), TARGETS_WAIT)
+        except (StorageError, TimeoutError) as error:
+            log_event(log, logging.WARNING, "event-targets-failed", error=str(error) or "slow")
 
     async def shutdown(self) -> None:
         """Stop background work and release storage."""

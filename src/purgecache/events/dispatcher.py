@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from purgecache.events.model import retry_delay_ms
 from purgecache.events.sinks import DeliveryFailed, Sink
+from purgecache.events.targets import TargetRegistration
 from purgecache.logs import log_event
 from purgecache.storage import Storage, StorageError
 from purgecache.storage.outbox import Claimed
@@ -46,15 +47,18 @@ class Dispatcher:
         clock: Callable[[], int],
         timing: Timing = Timing(),
         on_result: Callable[[str, bool], object] = lambda target, ok: None,
+        targets: TargetRegistration | None = None,
     ) -> None:
         self.storage = storage
         self.sinks = tuple(sinks)
+        self.targets = targets or TargetRegistration(storage, [sink.target for sink in sinks])
         self.clock = clock
         self.timing = timing
         self.on_result = on_result
 
     async def run(self) -> None:
-        """Register the targets, then deliver forever (one loop per target)."""
+        """Register the targets (if start-up could not), then deliver forever (one loop per
+        target)."""
         await self._register()
         loops = [asyncio.create_task(self._deliver_forever(sink)) for sink in self.sinks]
         try:
@@ -69,7 +73,7 @@ class Dispatcher:
     async def _register(self) -> None:
         while True:
             try:
-                await self.storage.set_event_targets([sink.target for sink in self.sinks])
+                await self.targets.ensure()
                 return
             except StorageError as error:
                 log_event(log, logging.WARNING, "event-targets-failed", error=str(error))
