@@ -58,7 +58,7 @@ def runner() -> Iterator[asyncio.Runner]:
 def storage(tmp_path: Path, runner: asyncio.Runner) -> Iterator[SqliteStorage]:
     store = SqliteStorage(tmp_path / "purgecache.db")
     runner.run(store.upgrade())
-    runner.run(store.set_event_targets([FakeSink.target]))
+    runner.run(store.add_event_targets([FakeSink.target]))
     yield store
     runner.run(store.close())
 

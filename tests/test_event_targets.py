@@ -1,5 +1,6 @@
 """Event targets end to end: a purge the service accepts while its targets are still being
-registered has its event all the same (the write waits for the registration)."""
+registered has its event all the same (the write waits for the registration), and replicas
+configured with different targets keep each other's (the later one warns)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from purgecache.storage.postgres import PostgresStorage
 from test_events import SECRET, purge, wait_for
 
 import pg
-from conftest import ADMIN, start_server
+from conftest import ADMIN, db_args, log_records, start_server
 from hawk_signing import HawkAuth
 from support.event_receivers import WebhookReceiver
 
@@ -68,6 +69,27 @@ def test_a_purge_accepted_while_the_targets_are_registered_has_its_event(
             assert caches(receiver) == ["early", "late"]
         finally:
             live.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_replicas_with_different_webhooks_keep_each_others_targets(
+    backend: str, tmp_path: Path, hooks: tuple[WebhookReceiver, WebhookReceiver]
+) -> None:
+    """Two replicas on one database, each with its own webhook: the second one's start-up
+    leaves the first one's target registered (and logs a warning naming it), so a purge sent
+    to either reaches both receivers."""
+    database = db_args(backend)
+    first = start_server(tmp_path / "data", *database, *webhook_args(tmp_path, hooks[0]))
+    second = start_server(tmp_path / "data", *database, *webhook_args(tmp_path, hooks[1]))
+    try:
+        purge(first, "via-first")
+        purge(second, "via-second")
+        wait_for(lambda: all(caches(hook) == ["via-first", "via-second"] for hook in hooks))
+        warnings = {str(r["targets"]) for r in log_records(second, "event-targets-not-ours")}
+        assert warnings == {str([f"webhook:{hooks[0].url}"])}
+    finally:
+        first.stop()
+        second.stop()
 
 
 async def _upgrade(url: str) -> None:

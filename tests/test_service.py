@@ -72,9 +72,12 @@ class FakeStorage:
     async def start(self) -> None:
         self.calls.append("start")
 
-    async def set_event_targets(self, targets: Sequence[str]) -> None:
+    async def add_event_targets(self, targets: Sequence[str]) -> None:
         self._attempt()
-        self.targets = set(targets)
+        self.targets.update(targets)
+
+    async def event_targets(self) -> list[str]:
+        return sorted(self.targets)
 
     async def check(self) -> None:
         self.calls.append("check")

@@ -1,6 +1,6 @@
-"""`purgecache events`: the event deliveries not yet made (pending and failed), and `events
-retry` / `events drop` to act on failed ones. They work on the database directly, like
-`purgecache expire`."""
+"""`purgecache events`: the event deliveries not yet made (pending and failed), `events
+retry` / `events drop` to act on failed ones, and `events targets` for where events go. They
+work on the database directly, like `purgecache expire`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 RunStorage = Callable[[Callable[["Storage"], Awaitable[Any]], str, str], Any]
 F = Callable[..., Any]
+
+
+def _deliveries(count: int, kind: str = "") -> str:
+    """`1 delivery`, `2 failed deliveries`..."""
+    return f"{count} {kind}deliver{'y' if count == 1 else 'ies'}"
 
 
 def _state(delivery: Delivery) -> str:
@@ -74,7 +79,7 @@ def register(main: click.Group, database_options: Callable[[F], F], run: RunStor
     def retry(obj: tuple[str, str], target: str | None, event_id: str | None) -> None:
         """Make failed deliveries due now (the running service delivers them)."""
         count = run(lambda storage: storage.retry_events(target, event_id), *obj)
-        click.echo(f"{count} failed deliver{'y' if count == 1 else 'ies'} to retry")
+        click.echo(f"{_deliveries(count, 'failed ')} to retry")
 
     @events.command()
     @target_option
@@ -84,4 +89,28 @@ def register(main: click.Group, database_options: Callable[[F], F], run: RunStor
     def drop(obj: tuple[str, str], target: str | None, event_id: str | None, pending: bool) -> None:
         """Forget failed deliveries (never delivered)."""
         count = run(lambda storage: storage.drop_events(target, event_id, pending), *obj)
-        click.echo(f"{count} deliver{'y' if count == 1 else 'ies'} dropped")
+        click.echo(f"{_deliveries(count)} dropped")
+
+    @events.command()
+    @click.option(
+        "--remove",
+        "removed",
+        multiple=True,
+        metavar="TARGET",
+        help="Unregister this target (repeatable) and drop its undelivered deliveries.",
+    )
+    @click.pass_obj
+    def targets(obj: tuple[str, str], removed: tuple[str, ...]) -> None:
+        """List the registered event targets, or remove some. Every new event gets a delivery
+        per registered target; the serving processes register theirs at start-up and never
+        remove one (a replica with other settings would take another's), so a target dropped
+        from the configuration keeps getting events until removed here."""
+        registered = run(lambda storage: storage.event_targets(), *obj)
+        if not removed:
+            click.echo("\n".join(registered) or "no event target registered")
+            return
+        unknown = sorted(set(removed) - set(registered))
+        if unknown:
+            raise click.UsageError(f"not registered: {', '.join(unknown)}")
+        count = run(lambda storage: storage.remove_event_targets(list(removed)), *obj)
+        click.echo(f"removed {', '.join(removed)}; {_deliveries(count)} not made dropped")

@@ -2,7 +2,8 @@
 with the purge, receipt or expiry they describe (a batch of purges included) while a target is
 registered and not otherwise, fanned out to every registered target, leased to one claimer at
 a time, and kept until delivered; replayed receipts store their event once; failed deliveries
-can be listed, retried and dropped."""
+can be listed, retried and dropped; targets are only added, until removed (the `purgecache
+events` commands too)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 
+from purgecache.cli import main
 from purgecache.model import CacheReceipt, HistoryFilter, Provenance, PurgeRequest, WorkerReport
 from purgecache.storage import SqliteStorage, Storage
 from purgecache.storage.postgres import PostgresStorage
@@ -35,7 +38,7 @@ def storage(
     """A migrated storage of each backend whose events go to two targets."""
     backend = new_storage(request.param, tmp_path / "outbox.db")
     runner.run(backend.upgrade())
-    runner.run(backend.set_event_targets(["amqp", "webhook:http://x/"]))
+    runner.run(backend.add_event_targets(["amqp", "webhook:http://x/"]))
     yield backend
     runner.run(backend.close())
 
@@ -160,7 +163,7 @@ def test_without_a_target_no_event_is_written(storage: Storage, runner: asyncio.
     """With no --amqp-url and no --webhook (no target registered) purges, batches of purges,
     receipts and expiry write no event rows that nothing would ever deliver; once a target is
     registered, the next purge is an event again."""
-    runner.run(storage.set_event_targets([]))
+    runner.run(storage.remove_event_targets(["amqp", "webhook:http://x/"]))
 
     async def purges() -> None:
         await asyncio.gather(
@@ -172,7 +175,7 @@ def test_without_a_target_no_event_is_written(storage: Storage, runner: asyncio.
     runner.run(storage.report_worker_sync(WorkerReport("p/w", "g", "w1", (receipt,)), NOW + 5))
     assert runner.run(storage.expire(NOW + 2000)) == 4
     assert outbox_rows(storage) == 0
-    runner.run(storage.set_event_targets(["amqp"]))
+    runner.run(storage.add_event_targets(["amqp"]))
     runner.run(storage.purge(purge("p/w", "again"), b"{}", Provenance("x")))
     assert outbox_rows(storage) == 1
     assert runner.run(storage.outbox_depth()) == (1, 0)
@@ -192,12 +195,12 @@ def test_a_target_registered_by_another_process_gets_this_ones_purges(
     """A process that has seen no event target writes its purges without events; once
     another process (a replica configured with --amqp-url) registers one, this process's
     very next purges (one alone, then a batch) come with their purge.created events."""
-    runner.run(storage.set_event_targets([]))
+    runner.run(storage.remove_event_targets(["amqp", "webhook:http://x/"]))
     runner.run(storage.purge(purge("p/w", "before"), b"{}", Provenance("x")))
     assert outbox_rows(storage) == 0
     other = second_process(storage)
     try:
-        runner.run(other.set_event_targets(["amqp"]))
+        runner.run(other.add_event_targets(["amqp"]))
     finally:
         runner.run(other.close())
 
@@ -211,3 +214,72 @@ def test_a_target_registered_by_another_process_gets_this_ones_purges(
     claimed = runner.run(storage.claim_events("amqp", NOW + 1, 60_000, 100))
     assert sorted(c.event.cache_name for c in claimed) == ["after", "c0", "c1", "c2", "c3"]
     assert runner.run(storage.purge_history(HistoryFilter(), None, 100)).total == 6
+
+
+def invoke(storage: Storage, *args: str) -> Result:
+    """`purgecache events --db <the storage's database> ARGS`."""
+    if isinstance(storage, SqliteStorage):
+        url = f"sqlite:///{storage.path}"
+    else:
+        assert isinstance(storage, PostgresStorage)
+        url = storage.url
+    return CliRunner().invoke(main, ["events", "--db", url, *args])
+
+
+def events(storage: Storage, *args: str) -> Result:
+    """`invoke`, asserted to succeed."""
+    result = invoke(storage, *args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_events_lists_and_drop_forgets_failed_then_pending_deliveries(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """`events` lists each delivery not made with its state; `events drop` forgets the failed
+    ones only, `--pending` (with `--target`) the pending ones too."""
+    runner.run(storage.purge(purge("p/w", "a"), b"{}", Provenance("x")))
+    runner.run(storage.purge(purge("p/w", "b"), b"{}", Provenance("x")))
+    claimed = runner.run(storage.claim_events("amqp", NOW + 1, 1000, 1))
+    runner.run(storage.event_failed("amqp", claimed[0].seq, 3, NOW + 2, NOW + 1, "refused"))
+    listed = events(storage).output.splitlines()
+    assert [line.split()[0] for line in listed] == [
+        "STATE",
+        "failed",
+        "pending",
+        "pending",
+        "pending",
+    ]
+    assert "refused" in listed[1] and "p/w:a" in listed[1]
+    assert events(storage, "drop").output == "1 delivery dropped\n"
+    assert runner.run(storage.outbox_depth()) == (3, 0)
+    assert events(storage, "drop", "--target", "amqp", "--pending").output == "1 delivery dropped\n"
+    assert events(storage, "drop", "--pending").output == "2 deliveries dropped\n"
+    assert events(storage).output == "no pending or failed event deliveries\n"
+
+
+def test_targets_stay_registered_until_the_operator_removes_them(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """Registering only adds (another process's targets stay); `events targets` lists them and
+    `--remove` unregisters one and drops its deliveries not made, so that the next event goes
+    to the others only; naming a target that is not registered changes nothing."""
+    runner.run(storage.add_event_targets(["webhook:http://y/"]))
+    assert events(storage, "targets").output.split() == [
+        "amqp",
+        "webhook:http://x/",
+        "webhook:http://y/",
+    ]
+    runner.run(storage.purge(purge("p/w", "a"), b"{}", Provenance("x")))
+    removed = events(storage, "targets", "--remove", "webhook:http://x/")
+    assert removed.output == "removed webhook:http://x/; 1 delivery not made dropped\n"
+    unknown = invoke(storage, "targets", "--remove", "z")
+    assert unknown.exit_code == 2 and "not registered: z" in unknown.output
+    runner.run(storage.purge(purge("p/w", "b"), b"{}", Provenance("x")))
+    deliveries = runner.run(storage.event_deliveries(10))
+    assert sorted((d.cache_name, d.target) for d in deliveries) == [
+        ("a", "amqp"),
+        ("a", "webhook:http://y/"),
+        ("b", "amqp"),
+        ("b", "webhook:http://y/"),
+    ]

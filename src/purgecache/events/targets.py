@@ -6,14 +6,23 @@ each event out to them), so a purge accepted before this process registered its 
 go without their events. Start-up waits a little for the registration; should the database be
 away or slow then, the service starts anyway (its heartbeat, metrics and cached answers work
 without the database), and every write first waits for the registration, which is attempted
-again, or is refused with the database's error (503), never accepted without its events."""
+again, or is refused with the database's error (503), never accepted without its events.
+
+Registration only adds: a target registered by another replica, or by an earlier
+configuration, keeps receiving events until `purgecache events targets --remove` removes it
+(a warning names such targets at start-up)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
-from purgecache.storage import Storage
+from purgecache.logs import log_event
+from purgecache.storage import Storage, StorageError
+
+log = logging.getLogger("purgecache")
 
 
 class TargetRegistration:
@@ -37,8 +46,12 @@ class TargetRegistration:
         await asyncio.shield(self._attempt)
 
     async def _register(self) -> None:
-        await self.storage.set_event_targets(self.targets)
+        await self.storage.add_event_targets(self.targets)
         self.done = True
+        with contextlib.suppress(StorageError):  # only a warning is lost
+            others = sorted(set(await self.storage.event_targets()) - set(self.targets))
+            if others:
+                log_event(log, logging.WARNING, "event-targets-not-ours", targets=others)
 
 
 def _retrieved(attempt: asyncio.Future[None]) -> None:

@@ -175,8 +175,15 @@ class Storage(Protocol):
         """Forget workers (receipts included) and fetching client ids not heard from since
         `before`; return how many went."""
 
-    async def set_event_targets(self, targets: Sequence[str]) -> None:
-        """Where new events go from now on (every new event gets a delivery per target)."""
+    async def add_event_targets(self, targets: Sequence[str]) -> None:
+        """Register targets (every new event gets a delivery per registered target); the
+        targets registered before stay."""
+
+    async def event_targets(self) -> list[str]:
+        """Every registered target, sorted."""
+
+    async def remove_event_targets(self, targets: Sequence[str]) -> int:
+        """Unregister targets and drop their undelivered deliveries; how many were dropped."""
 
     async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
         """Lease up to `limit` due deliveries of `target` until `now + lease_ms`: no other

@@ -62,7 +62,14 @@ PRUNE = (
     "DELETE FROM event_outbox WHERE created_at < {m} "
     "AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.seq = event_outbox.seq)"
 )
+# Registering only adds: a target leaves only when an operator removes it (`purgecache events
+# targets --remove`), with its undelivered deliveries; {m} says "is one of the targets given".
 ADD_TARGET = "INSERT INTO event_targets (target) VALUES ({m}) ON CONFLICT (target) DO NOTHING"
+TARGETS = "SELECT target FROM event_targets ORDER BY target"
+REMOVE_TARGET = (
+    "DELETE FROM event_targets WHERE target {m}",
+    "DELETE FROM event_deliveries WHERE target {m}",
+)
 
 
 def match_args(target: str | None, event_id: str | None) -> tuple[str | None, ...]:

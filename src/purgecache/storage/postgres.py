@@ -630,17 +630,33 @@ class PostgresStorage:
 
         return await self._run(delete)
 
-    async def set_event_targets(self, targets: Sequence[str]) -> None:
+    async def add_event_targets(self, targets: Sequence[str]) -> None:
         async def write(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cursor:
-                await cursor.execute(
-                    "DELETE FROM event_targets WHERE NOT target = ANY(%s)", (list(targets),)
-                )
                 add = outbox.sql(outbox.ADD_TARGET, "%s")
                 await cursor.executemany(add, [(target,) for target in targets])
 
         await self._run(write)
-        self._events_wanted = bool(targets)  # the table holds exactly these now
+        if targets:
+            self._events_wanted = True  # the table holds these now
+
+    async def event_targets(self) -> list[str]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+            rows = await (await conn.execute(outbox.TARGETS)).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return await self._run(read)
+
+    async def remove_event_targets(self, targets: Sequence[str]) -> int:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> int:
+            async with conn.transaction(), conn.cursor() as cursor:
+                for statement in outbox.REMOVE_TARGET:
+                    await cursor.execute(statement.format(m="= ANY(%s)"), (list(targets),))
+                return cursor.rowcount
+
+        removed = await self._run(write)
+        self._events_wanted = False  # the database refuses that if targets are left
+        return removed
 
     async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
         async def claim(conn: psycopg.AsyncConnection[Any]) -> list[Claimed]:

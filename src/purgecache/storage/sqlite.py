@@ -688,14 +688,32 @@ class SqliteStorage:
 
         return await self._run(delete)
 
-    async def set_event_targets(self, targets: Sequence[str]) -> None:
+    async def add_event_targets(self, targets: Sequence[str]) -> None:
         def write(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.execute("DELETE FROM event_targets")
                 conn.executemany(outbox.sql(outbox.ADD_TARGET, "?"), [(t,) for t in targets])
 
         await self._run(write)
+
+    async def event_targets(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [str(row[0]) for row in conn.execute(outbox.TARGETS)]
+
+        return await self._run(read)
+
+    async def remove_event_targets(self, targets: Sequence[str]) -> int:
+        marks = ", ".join("?" * len(targets))
+
+        def write(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                return [
+                    conn.execute(statement.format(m=f"IN ({marks})"), tuple(targets)).rowcount
+                    for statement in outbox.REMOVE_TARGET
+                ][-1]
+
+        return await self._run(write)
 
     async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
         due = outbox.sql(outbox.DUE, "?")
