@@ -1,7 +1,8 @@
 """Events end to end (issue 16, item 6): a real `purgecache serve` on SQLite and PostgreSQL
 publishes `purge.created` and `purge.applied` to a real RabbitMQ (through a TCP proxy that can
 cut it off) and POSTs them, signed, to a webhook receiver on loopback. None is lost while the
-broker or the receiver is away, nor when the service is killed with -9 before delivering."""
+broker or the receiver is away, nor when the service is killed with -9 before delivering or
+in the middle of a delivery (duplicates are counted)."""
 
 from __future__ import annotations
 
@@ -192,6 +193,40 @@ def test_events_survive_a_kill_9_before_delivery(
     wait_for(lambda: len(set(rabbit.ids())) == 5 and len(set(receiver.ids())) == 5)
     duplicates = len(rabbit.ids()) - 5 + len(receiver.ids()) - 5
     assert duplicates >= 0
+
+
+def test_an_event_in_flight_when_the_service_is_killed_is_delivered_after_its_lease(
+    serve: Callable[[], LiveServer],
+    rabbit: RabbitQueue,
+    receiver: WebhookReceiver,
+    proxy: TcpProxy,
+) -> None:
+    """kill -9 while an event is being delivered to both targets (the broker stalled after
+    the publish reached the proxy, the receiver holding the POST open): the next service on
+    the database delivers it again once the lease (2 s) has run out. At least once: the
+    broker and the receiver each get it, and each copy the dead process sent counts as a
+    duplicate."""
+    first = serve()
+    purge(first, "warm-up")  # the broker connection is open before it stalls
+    wait_for(lambda: len(rabbit.ids()) == 1 and len(receiver.ids()) == 1)
+    proxy.stall()
+    receiver.holding = True
+    purge(first, "in-flight")
+    wait_for(lambda: proxy.held_bytes > 0 and len(receiver.held) == 1)
+    leased_at = time.monotonic()
+    first.kill_all()
+    proxy.flow()  # the publish the dead process sent reaches the broker after all
+    receiver.release()
+    serve()
+    wait_for(lambda: len(receiver.ids()) == 2)
+    assert time.monotonic() - leased_at >= 2.0 - 0.3, "delivered again before the lease ran out"
+    wait_for(lambda: len(rabbit.ids()) >= 2)
+    time.sleep(0.5)  # a further copy would arrive by now
+    event_id = receiver.held[0]["eventId"]
+    assert receiver.ids()[1] == event_id and event_id in rabbit.ids()
+    duplicates = (rabbit.ids().count(event_id) - 1, len(receiver.held))
+    print(f"duplicates after kill -9 mid-delivery (amqp, webhook): {duplicates}")
+    assert rabbit.ids().count(event_id) >= 1 and receiver.ids().count(event_id) == 1
 
 
 def test_two_replicas_deliver_each_event_once(

@@ -27,13 +27,17 @@ def verify(secret: bytes, header: str, body: bytes) -> bool:
 
 
 class WebhookReceiver:
-    """Records each POSTed event (body, whether signed right); answers `status`."""
+    """Records each POSTed event (body, whether signed right); answers `status`. While
+    `holding`, it records each event in `held` instead and answers nothing until `release`."""
 
     def __init__(self, secret: bytes) -> None:
         self.secret = secret
         self.status = 204
         self.events: list[dict[str, Any]] = []
         self.bad_signatures = 0
+        self.holding = False
+        self.held: list[dict[str, Any]] = []
+        self.released = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +46,10 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.holding:
+                    receiver.held.append(orjson.loads(body))
+                    receiver.released.wait(30)
+                    return  # the connection closes unanswered
                 status = receiver.status
                 if status < 300:
                     if verify(receiver.secret, self.headers["X-Purgecache-Signature"], body):
@@ -64,7 +72,13 @@ class WebhookReceiver:
     def ids(self) -> list[str]:
         return [event["eventId"] for event in self.events]
 
+    def release(self) -> None:
+        """Stop holding: the held requests end unanswered, the next ones are answered."""
+        self.holding = False
+        self.released.set()
+
     def close(self) -> None:
+        self.release()
         self.httpd.shutdown()
         self.httpd.server_close()
 

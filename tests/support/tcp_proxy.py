@@ -1,5 +1,6 @@
 """A TCP proxy on a loopback port that can be cut off (every connection dropped, new ones
-refused) and restored: a broker outage without stopping the shared broker."""
+refused) and restored: a broker outage without stopping the shared broker; or stalled (bytes
+held, in both directions, until it flows again): a broker that stops answering mid-call."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ class TcpProxy:
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.up = True
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.held_bytes = 0  # received while stalled
         self.lock = threading.Lock()
         self.sockets: set[socket.socket] = set()
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -42,6 +46,9 @@ class TcpProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                if not self.flowing.is_set():
+                    self.held_bytes += len(data)
+                    self.flowing.wait()
                 sink.sendall(data)
         for end in (source, sink):
             with contextlib.suppress(OSError):
@@ -60,6 +67,15 @@ class TcpProxy:
     def restore(self) -> None:
         self.up = True
 
+    def stall(self) -> None:
+        """Hold every byte received from now on (connections stay open)."""
+        self.flowing.clear()
+
+    def flow(self) -> None:
+        """Forward what was held, and everything after."""
+        self.flowing.set()
+
     def close(self) -> None:
+        self.flow()
         self.cut()
         self.listener.close()
