@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,15 +35,20 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def rabbit() -> Iterator[RabbitQueue]:
-    """A queue bound to this test's own exchange on the shared broker."""
+def rabbit_queue(*exchange_and_binding: str) -> RabbitQueue:
+    """A queue on the shared broker (skipped when it does not answer, failed under CI)."""
     try:
-        queue = RabbitQueue()
+        return RabbitQueue(*exchange_and_binding)
     except OSError as error:  # pragma: no cover - the machine's broker is down
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"RabbitMQ at 127.0.0.1:5672 does not answer: {error}")
+
+
+@pytest.fixture
+def rabbit() -> Iterator[RabbitQueue]:
+    """A queue bound to this test's own exchange on the shared broker."""
+    queue = rabbit_queue()
     yield queue
     queue.close()
 
@@ -250,3 +256,44 @@ def test_the_events_table_of_the_docs_lists_every_kind() -> None:
     (table,) = [block for block in docs.split("\n\n") if block.startswith("| event |")]
     documented = re.findall(r"^\| `(purge\.[a-z]+)` \|", table, flags=re.MULTILINE)
     assert documented == list(KINDS)
+
+
+def test_each_pair_of_a_selector_purge_is_a_created_event_naming_the_selector(
+    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+) -> None:
+    """Applying a selector makes one `purge.created` per pair it expanded to, on the broker
+    and at the webhook, each naming the selector."""
+    live = serve()
+    purge(live, "sel-a")
+    purge(live, "sel-b")
+    wait_for(lambda: len(rabbit.ids()) == 2 and len(receiver.ids()) == 2)
+    selector = {"workerPoolPattern": "ev-p/*", "cacheNamePattern": "sel-*"}
+    answer = httpx.post(
+        f"{live.api}/ext/selector-purge", json=selector, auth=HawkAuth(*ADMIN), timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    wait_for(lambda: len(rabbit.ids()) == 4 and len(receiver.ids()) == 4)
+    for events in ([m.body for m in rabbit.messages], receiver.events):
+        made = [(e["cacheName"], e.get("selector")) for e in events[2:]]
+        assert sorted(made) == [("sel-a", selector), ("sel-b", selector)]
+
+
+def test_the_default_exchange_is_declared_and_published_to(tmp_path: Path) -> None:
+    """Without --amqp-exchange, events go to the durable topic exchange
+    `exchange/purgecache/v1/events` (the service's declaration agrees with a consumer's)."""
+    provisioner = f"ev-{uuid.uuid4().hex[:8]}"
+    queue = rabbit_queue("exchange/purgecache/v1/events", f"purge.created.{provisioner}.#")
+    live = start_server(tmp_path / "data", "--amqp-url=amqp://guest:guest@127.0.0.1:5672/")
+    try:
+        answer = httpx.post(
+            f"{live.api}/purge-cache/{provisioner}%2Flinux",
+            json={"cacheName": "c"},
+            auth=HawkAuth(*ADMIN),
+            timeout=10,
+        )
+        assert answer.status_code == 204
+        wait_for(lambda: len(queue.ids()) == 1)
+        assert queue.messages[0].routing_key == f"purge.created.{provisioner}.linux.c"
+    finally:
+        live.stop()
+        queue.close()

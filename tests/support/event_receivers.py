@@ -92,10 +92,13 @@ class Message:
 
 
 class RabbitQueue:
-    """An exclusive queue bound to a fresh exchange of this test (`exchange`) with `#`."""
+    """An exclusive queue bound to a fresh exchange of this test (`exchange`) with `#`, or to
+    a given exchange (shared: never deleted) with a given binding key."""
 
-    def __init__(self) -> None:
-        self.exchange = f"exchange/purgecache-test/{uuid.uuid4()}"
+    def __init__(self, exchange: str | None = None, binding: str = "#") -> None:
+        self.owned = exchange is None
+        self.exchange = exchange or f"exchange/purgecache-test/{uuid.uuid4()}"
+        self.binding = binding
         self.loop = asyncio.new_event_loop()
         self.messages: list[Message] = []
         self.loop.run_until_complete(self._open())
@@ -107,7 +110,7 @@ class RabbitQueue:
         declared = await self.channel.queue_declare(exclusive=True, auto_delete=True)
         assert declared.queue is not None
         self.queue: str = declared.queue
-        await self.channel.queue_bind(self.queue, self.exchange, routing_key="#")
+        await self.channel.queue_bind(self.queue, self.exchange, routing_key=self.binding)
 
     def drain(self) -> list[Message]:
         """Every message that arrived so far (acknowledged)."""
@@ -133,7 +136,8 @@ class RabbitQueue:
 
     def close(self) -> None:
         async def shut() -> None:
-            await self.channel.exchange_delete(self.exchange)
+            if self.owned:
+                await self.channel.exchange_delete(self.exchange)
             await self.connection.close()
 
         self.loop.run_until_complete(shut())
