@@ -61,6 +61,8 @@ def test_a_purge_accepted_while_the_targets_are_registered_has_its_event(
             early = threading.Thread(target=lambda: answers.append(_purge(live.api, "early")))
             early.start()
             early.join(1.0)
+            (slow,) = {str(r["error"]) for r in log_records(live, "event-targets-failed")}
+            assert slow == "not registered within 5 s"
             locker.commit()
             early.join(10)
             assert answers == [204]

@@ -284,7 +284,8 @@ class PurgeCacheApp:
         try:
             await asyncio.wait_for(self.service.targets.ensure(), TARGETS_WAIT)
         except (StorageError, TimeoutError) as error:
-            log_event(log, logging.WARNING, "event-targets-failed", error=str(error) or "slow")
+            why = str(error) or f"not registered within {TARGETS_WAIT:g} s"
+            log_event(log, logging.WARNING, "event-targets-failed", error=why)
 
     async def shutdown(self) -> None:
         """Stop background work and release storage."""

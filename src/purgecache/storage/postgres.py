@@ -655,7 +655,7 @@ class PostgresStorage:
                 return cursor.rowcount
 
         removed = await self._run(write)
-        self._events_wanted = False  # the database refuses that if targets are left
+        self._events_wanted = False  # until the database says a target is left (PCE01)
         return removed
 
     async def claim_events(self, target: str, now: int, lease_ms: int, limit: int) -> list[Claimed]:
