@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import ADMIN, LiveServer
 from hawk_signing import HawkAuth
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("PURGECACHE_SCREENSHOTS", REPO / ".ci-work" / "screenshots"))
+# The two screen sizes a behaviour is checked at: a desktop window and a phone (360 px wide).
+sizes = pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
 # The browser logs every non-2xx fetch; refused API calls are expected and shown on the page.
 EXPECTED_CONSOLE = re.compile(
     r"^Failed to load resource: the server responded with a status of 4\d\d"
@@ -99,6 +102,10 @@ class AdminPage:
         """Request purges through the form and its confirmation; the outcome heading."""
         self.review_purge(pool, *cache_names)
         return self.purge_confirmed(len(cache_names))
+
+    def posts(self) -> list[str]:
+        """The API requests the page sent that change something (purges), in order."""
+        return [request for request in self.api_requests if request.startswith("POST")]
 
     def purge_confirmed(self, count: int) -> str:
         """Confirm the purge of `count` caches under review; the outcome heading."""

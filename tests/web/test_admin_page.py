@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from web.admin_page import AdminPage, all_requests, seed
+import pytest
+
+from web.admin_page import AdminPage, all_requests, seed, sizes
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -246,6 +248,7 @@ def test_keyboard_alone_signs_in_and_purges(open_admin: OpenAdmin) -> None:
     assert admin.page.evaluate(focused) == "confirm-title"
     keyboard.press("Tab")
     assert admin.page.evaluate(focused) == "confirm-purge"
+    admin.page.locator("#confirm-purge:not([aria-disabled])").wait_for()
     keyboard.press("Enter")
     admin.page.locator("#purge-result h3:focus").wait_for()
     assert all_requests(admin.server)[0]["cacheName"] == "checkouts"
@@ -267,6 +270,26 @@ def test_enter_twice_in_the_pool_field_does_not_confirm(
     admin.page.wait_for_timeout(200)
     assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
     assert not [r for r in admin.api_requests if r.startswith("POST")]
+
+
+@sizes
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_double_click_on_review_does_not_confirm(
+    open_admin: OpenAdmin, page_server: LiveServer, width: int, count: int
+) -> None:
+    """The confirmation appears under the pointer: a double-click on "Review purge…" leaves it
+    waiting (nothing sent); a deliberate click afterwards purges."""
+    admin = open_admin(server=page_server, width=width)
+    admin.sign_in(*ADMIN)
+    create = admin.section("Request a purge")
+    create.get_by_label("Worker pool").fill("proj-d/linux")
+    create.get_by_label("Cache names").fill("\n".join(f"double-{i}" for i in range(count)))
+    create.get_by_role("button", name="Review purge…").dblclick()
+    admin.page.wait_for_timeout(300)
+    assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
+    assert admin.posts() == []
+    assert admin.purge_confirmed(count).startswith("Purge requested for")
+    assert len(admin.posts()) == count
 
 
 def test_every_control_has_a_name(open_admin: OpenAdmin, page_server: LiveServer) -> None:

@@ -7,9 +7,7 @@ import os
 import signal
 from collections.abc import Callable
 
-import pytest
-
-from web.admin_page import AdminPage, Gate, seed
+from web.admin_page import AdminPage, Gate, seed, sizes
 
 from conftest import ADMIN, CLIENTS_TOML, LIMITED, LiveServer
 
@@ -17,7 +15,7 @@ OpenAdmin = Callable[..., AdminPage]
 CONNECTION_REFUSED = "Failed to load resource: net::ERR_CONNECTION_REFUSED"
 
 
-@pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
+@sizes
 def test_a_bulk_purge_that_mostly_fails_is_one_summary_with_a_retry(
     open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
