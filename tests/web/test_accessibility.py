@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from web.admin_page import AdminPage, seed
+from web.admin_page import AdminPage, seed, sizes
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -65,10 +65,11 @@ TEXT_CONTRAST = (
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_text_contrast_in_light_and_dark(open_admin: OpenAdmin, scheme: str) -> None:
+@sizes
+def test_text_contrast_in_light_and_dark(open_admin: OpenAdmin, scheme: str, width: int) -> None:
     """Text, links, buttons, errors and outcomes are at least 4.5:1 in both colour schemes; the
     dark scheme really is dark."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     admin.page.emulate_media(color_scheme=scheme)
     seed(admin.server, [("proj-c/linux", "odd\u200bname")])
     admin.sign_in(*LIMITED)
@@ -83,11 +84,12 @@ def test_text_contrast_in_light_and_dark(open_admin: OpenAdmin, scheme: str) -> 
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
+@sizes
 def test_focus_ring_stands_out_three_to_one(
-    open_admin: OpenAdmin, page_server: LiveServer, scheme: str
+    open_admin: OpenAdmin, page_server: LiveServer, scheme: str, width: int
 ) -> None:
     """Every control's 3 px focus ring has at least 3:1 contrast with the colour around it."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(width=width, server=page_server)
     admin.page.emulate_media(color_scheme=scheme)
     admin.page.keyboard.press("Tab")  # keyboard modality: :focus-visible applies to all
     rings: list[dict[str, Any]] = admin.page.evaluate(FOCUS_CONTRAST)
@@ -96,9 +98,12 @@ def test_focus_ring_stands_out_three_to_one(
     assert weak == []
 
 
-def test_every_field_has_its_own_name(open_admin: OpenAdmin, page_server: LiveServer) -> None:
+@sizes
+def test_every_field_has_its_own_name(
+    open_admin: OpenAdmin, page_server: LiveServer, width: int
+) -> None:
     """No two fields share an accessible name (the purge form's pool and the pool view's)."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(width=width, server=page_server)
     admin.sign_in(*ADMIN)
     names = admin.page.evaluate(
         """() => [...document.querySelectorAll('input, select, textarea')]

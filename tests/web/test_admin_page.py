@@ -254,11 +254,12 @@ def test_keyboard_alone_signs_in_and_purges(open_admin: OpenAdmin) -> None:
     assert all_requests(admin.server)[0]["cacheName"] == "checkouts"
 
 
+@sizes
 def test_enter_twice_in_the_pool_field_does_not_confirm(
-    open_admin: OpenAdmin, page_server: LiveServer
+    open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
     """Enter reviews; a second Enter (or a key held down) leaves the confirmation waiting."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(width=width, server=page_server)
     admin.sign_in(*ADMIN)
     create = admin.section("Request a purge")
     create.get_by_label("Cache names").fill("checkouts")

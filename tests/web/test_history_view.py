@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from web.admin_page import AdminPage, admin_api
+from web.admin_page import AdminPage, admin_api, sizes
 
 from conftest import ADMIN, READER, LiveServer
 
@@ -48,12 +48,14 @@ def query(admin: AdminPage) -> dict[str, list[str]]:
     return parse_qs(urlsplit(admin.page.url).query)
 
 
+@sizes
 def test_the_default_view_is_the_history_newest_first_filtered_counted_and_paged(
     open_admin: OpenAdmin,
+    width: int,
 ) -> None:
     """Filters go to the service, which counts; the pager above and below pages with its tokens;
     filters, page and the selected purge are in the URL, survive a reload and Back."""
-    admin = open_admin(path="/")
+    admin = open_admin(width=width, path="/")
     create_purges(
         admin.server,
         [{"pool": f"proj-{i % 2}/linux", "cacheName": f"c-{i:02d}"} for i in range(25)],

@@ -159,9 +159,10 @@ def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin, width: i
     )
 
 
-def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin) -> None:
+@sizes
+def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin, width: int) -> None:
     """The pager above the table pages as the one below does, and both show the same state."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [(f"proj-t/linux-{i}", "c") for i in range(12)])
     expected = listed(all_requests(admin.server))
     admin.sign_in(*ADMIN)
