@@ -114,7 +114,8 @@ function hint(error, signedIn) {
 }
 
 /**
- * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message; an
+ * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message (with
+ * its invisible characters marked, as it may quote a cache name or a scope); an
  * alert unless it is part of a summary that is announced as a whole.
  */
 export function errorView(error, signedIn, { alert = true } = {}) {
@@ -123,8 +124,10 @@ export function errorView(error, signedIn, { alert = true } = {}) {
   return el("div", { class: "error", role: alert ? "alert" : null },
     el("p", { class: "error-title" }, el("strong", {}, summary(error, signedIn)), ` (${code})`),
     tip && el("p", {}, tip),
-    messageBlocks(error.message).map((block) =>
-      block.code ? el("pre", {}, el("code", {}, block.text)) : el("p", {}, block.text)));
+    messageBlocks(error.message).map((block) => {
+      const text = runsView(visibleRuns(block.text, { layout: true }));
+      return block.code ? el("pre", {}, el("code", {}, text)) : el("p", {}, text);
+    }));
 }
 
 /** Show `message` (or nothing) as the problem of a form field, linked for screen readers. */
