@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from web.admin_page import AdminPage, seed, sizes
+from web.admin_page import AdminPage, report, seed, sizes
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -94,6 +94,42 @@ def test_focus_ring_stands_out_three_to_one(
     admin.page.keyboard.press("Tab")  # keyboard modality: :focus-visible applies to all
     rings: list[dict[str, Any]] = admin.page.evaluate(FOCUS_CONTRAST)
     assert len(rings) > 10
+    weak = [ring for ring in rings if ring["ring"] < 3 or ring["width"] < 3]
+    assert weak == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_focus_ring_stands_out_on_the_controls_the_page_adds(
+    open_admin: OpenAdmin, page_server: LiveServer, scheme: str
+) -> None:
+    """The same 3 px, 3:1 ring on what is built later: the history rows' buttons, a long name's
+    "Show all" and "Copy", the caches' sort headers and the confirmation's buttons."""
+    long_name = "focus-" + "x" * 54
+    seed(page_server, [("focus-a/linux", long_name)])
+    report(
+        page_server,
+        "focus-a/linux",
+        "w1",
+        inventory=[{"cacheName": "c", "instances": 1, "bytes": 1}],
+    )
+    admin = open_admin(server=page_server, path="/?caches=focus-a%2Flinux")
+    admin.page.emulate_media(color_scheme=scheme)
+    admin.sign_in(*ADMIN)
+    admin.review_purge("focus-a/linux", "checkouts")
+    admin.page.locator("#confirm-purge:not([aria-disabled])").wait_for()
+    admin.page.keyboard.press("Tab")  # keyboard modality: :focus-visible applies to all
+    rings: list[dict[str, Any]] = admin.page.evaluate(FOCUS_CONTRAST)
+    checked = {ring["what"] for ring in rings}
+    added = {
+        "confirm-purge",
+        "confirm-back",
+        "Select",
+        "Convergence",
+        "Copy",
+        "Show all 60 characters",
+        "Total size",
+    }
+    assert added <= checked, added - checked
     weak = [ring for ring in rings if ring["ring"] < 3 or ring["width"] < 3]
     assert weak == []
 
