@@ -148,3 +148,31 @@ def test_every_field_has_its_own_name(
                       || field.labels[0].textContent.replace(/\\s+/g, ' ').trim())"""
     )
     assert len(names) == len(set(names)), names
+
+
+# The accessible name of each visible button outside the pagers (whose "Next page" above and
+# below the table are the same button twice, in navigation regions of their own).
+BUTTON_NAMES = """() => [...document.querySelectorAll('button')]
+  .filter((button) => button.offsetParent !== null && !button.closest('nav.pager'))
+  .map((button) => (button.getAttribute('aria-label') || button.textContent)
+    .replace(/\\s+/g, ' ').trim())"""
+
+
+@sizes
+def test_every_button_has_its_own_name(open_admin: OpenAdmin, width: int) -> None:
+    """Buttons repeated per row say which row: "Copy" and "Show all" of two long names that
+    share their start, "Select" and "Convergence" of two purges of one cache; in both views.
+    (Buttons that do the same thing may share a name: a pool's "show what its workers
+    receive" on each of its rows; so each row here has a pool of its own.)"""
+    admin = open_admin(width=width, path="/")
+    prefix = "unique-" + "y" * 50
+    seed(admin.server, [("uniq-a/linux", f"{prefix}-1"), ("uniq-b/linux", f"{prefix}-2")])
+    seed(admin.server, [("uniq-c/linux", "again"), ("uniq-c/linux", "again")])
+    admin.sign_in(*ADMIN)
+    for view in ("history", "requests"):
+        if view == "requests":
+            admin.page.get_by_role("button", name="Open purge requests", exact=True).click()
+            admin.wait_until_ready()
+        names: list[str] = admin.page.evaluate(BUTTON_NAMES)
+        assert len(names) > 10, view
+        assert sorted({name for name in names if names.count(name) > 1}) == [], view

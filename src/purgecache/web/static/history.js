@@ -101,7 +101,7 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
         class: "link select", "aria-pressed": String(chosen), onclick: () => select(event.eventId),
         "aria-label": `Select the purge of ${visibleName(event.cacheName)} on ${pool} at ` +
           event.time }, "Select"), el("button", { type: "button", class: "link convergence",
-        "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool}`,
+        "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool} at ${event.time}`,
         onclick: () => onConvergence(pool, event.cacheName, event.time) }, "Convergence")),
       el("td", { "data-label": "Worker pool" }, pool),
       el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName)),
