@@ -278,9 +278,9 @@ def test_caches_of_a_pool_sorted_in_the_browser_and_purged_exactly(
 
 
 # ---- purging by pattern ------------------------------------------------------------------------
-# STAND-IN: createSelectorPurge is being built on another branch; until it is on main these tests
-# serve its contract (POST /api/purge-cache/v1/ext/selector-purge) from this fake, through
-# Playwright's request interception. The integrator switches one of them to the real endpoint.
+# The 409 and grouped-scope tests serve createSelectorPurge's answers from a stand-in
+# (FakeSelectorPurge, through Playwright's request interception), where the timing of a changed
+# set can be controlled; test_selector_purge_against_the_service_… drives the real endpoint.
 
 
 def pair(pool: str, cache_name: str, workers: int, size: int) -> dict[str, Any]:
@@ -403,7 +403,8 @@ def test_selector_purge_against_the_service_purges_what_it_reviewed(
 ) -> None:
     """The real createSelectorPurge: the review lists what the inventory and the history know,
     the confirm purges exactly those pairs (workers read them through v1 purgeRequests), and a
-    pair appearing between review and confirm is a 409 that reviews again, purging nothing."""
+    pair appearing between review and confirm is a 409 that reviews again, purging nothing; the
+    history's rows of those purges show the patterns."""
     inventory = [{"cacheName": "level-3-x", "instances": 1, "bytes": GIB}]
     report(page_server, "selreal/linux", "w1", inventory=inventory)
     with admin_api(page_server) as api:
@@ -429,6 +430,9 @@ def test_selector_purge_against_the_service_purges_what_it_reviewed(
     )
     assert all_cache_names(page_server, "selreal/linux") == ["level-3-x", "level-3-z"]
     assert all_cache_names(page_server, "selreal/win") == ["level-3-y"]
+    admin.wait_until_ready()  # the history, read again after the purge, says where it came from
+    row = admin.page.locator("#history-rows tr", has_text="level-3-z")
+    assert "by pattern: pool selreal/*, cache level-3-*" in row.locator("td").nth(2).inner_text()
 
 
 def all_cache_names(server: LiveServer, pool: str) -> list[str]:

@@ -45,6 +45,12 @@ function originView(event) {
       el("span", { class: "user-agent" }, "User-Agent: ", escapedTextView(event.userAgent)));
 }
 
+/** The patterns of the selector purge an event came from (a plain purge has none). */
+function selectorView({ workerPoolPattern, cacheNamePattern }) {
+  return el("span", { class: "selector-line" }, "by pattern: pool ",
+    escapedTextView(workerPoolPattern), ", cache ", escapedTextView(cacheNamePattern));
+}
+
 function forbidden(error) {
   return el("div", {}, el("p", { class: "problem" }, "Reading the purge history needs the " +
     "scope ", el("code", {}, "purge-cache:history::*"), " (or ",
@@ -104,7 +110,8 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
         "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool} at ${event.time}`,
         onclick: () => onConvergence(pool, event.cacheName, event.time) }, "Convergence")),
       el("td", { "data-label": "Worker pool" }, pool),
-      el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName)),
+      el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName),
+        event.selector && selectorView(event.selector)),
       el("td", { "data-label": "Purged by" },
         event.clientId !== undefined ? escapedTextView(event.clientId) : el("em", {}, "anonymous"),
         originView(event)),
