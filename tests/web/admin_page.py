@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import time
@@ -11,14 +12,18 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import pytest
 
 from conftest import ADMIN, LiveServer
 from hawk_signing import HawkAuth
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("PURGECACHE_SCREENSHOTS", REPO / ".ci-work" / "screenshots"))
+# The two screen sizes a behaviour is checked at: a desktop window and a phone (360 px wide).
+sizes = pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
 # The browser logs every non-2xx fetch; refused API calls are expected and shown on the page.
 EXPECTED_CONSOLE = re.compile(
     r"^Failed to load resource: the server responded with a status of 4\d\d"
@@ -33,12 +38,15 @@ class AdminPage:
         self.server = server
         self.problems: list[str] = []
         self.api_requests: list[str] = []
+        self.expected_console: list[str] = []  # console lines a test provokes on purpose
         page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         page.on("console", self._console)
         page.on("request", self._request)
 
     def _console(self, message: Any) -> None:
-        if message.type in ("error", "warning") and not EXPECTED_CONSOLE.match(message.text):
+        if message.type not in ("error", "warning") or EXPECTED_CONSOLE.match(message.text):
+            return
+        if not any(text in message.text for text in self.expected_console):
             self.problems.append(f"console {message.type}: {message.text}")
 
     def _request(self, request: Any) -> None:
@@ -64,6 +72,18 @@ class AdminPage:
 
     def section(self, name: str) -> Any:
         return self.page.get_by_role("region", name=name)
+
+    def fail_reads(self, pattern: str) -> None:
+        """From now on the page's requests matching `pattern` fail with a 503 (a service
+        restarting), whose line in the browser's console is then expected."""
+        body = json.dumps(
+            {"code": "ServiceUnavailable", "message": "restarting", "requestInfo": {}}
+        )
+        self.expected_console.append("the server responded with a status of 503")
+        self.page.route(
+            pattern,
+            lambda route: route.fulfill(status=503, content_type="application/json", body=body),
+        )
 
     # ---- sign in and out -------------------------------------------------------------------
 
@@ -99,6 +119,10 @@ class AdminPage:
         """Request purges through the form and its confirmation; the outcome heading."""
         self.review_purge(pool, *cache_names)
         return self.purge_confirmed(len(cache_names))
+
+    def posts(self) -> list[str]:
+        """The API requests the page sent that change something (purges), in order."""
+        return [request for request in self.api_requests if request.startswith("POST")]
 
     def purge_confirmed(self, count: int) -> str:
         """Confirm the purge of `count` caches under review; the outcome heading."""
@@ -157,9 +181,9 @@ class AdminPage:
         return path
 
 
-def admin_api(server: LiveServer) -> httpx.Client:
-    """The API as the admin, for seeding and for checking what the page shows."""
-    return httpx.Client(base_url=server.api, auth=HawkAuth(*ADMIN), timeout=10)
+def admin_api(server: LiveServer, client: tuple[str, str] = ADMIN) -> httpx.Client:
+    """The API as the admin (or `client`), for seeding and for checking what the page shows."""
+    return httpx.Client(base_url=server.api, auth=HawkAuth(*client), timeout=10)
 
 
 def seed(server: LiveServer, pairs: list[tuple[str, str]]) -> None:
@@ -170,6 +194,14 @@ def seed(server: LiveServer, pairs: list[tuple[str, str]]) -> None:
                 f"/purge-cache/{pool.replace('/', '%2F')}", json={"cacheName": cache_name}
             )
             assert reply.status_code == 204, reply.text
+
+
+def report(server: LiveServer, pool: str, worker: str, **body: Any) -> None:
+    """A worker's reportWorkerSync (as the purgecache agent sends it), made as the admin."""
+    body = {"workerGroup": "local", "workerId": worker, **body}
+    with admin_api(server) as api:
+        answer = api.post(f"/ext/report/{quote(pool, safe='')}", json=body)
+        assert answer.status_code == 204, answer.text
 
 
 def all_requests(server: LiveServer) -> list[dict[str, str]]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from web.admin_page import AdminPage, admin_api, seed
+from web.admin_page import AdminPage, admin_api, report, seed
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -80,7 +80,6 @@ def test_operator_views_pictures(
         FakeSelectorPurge,
         converging_pool,
         matched,
-        report,
         review,
     )
 

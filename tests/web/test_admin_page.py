@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from web.admin_page import AdminPage, all_requests, seed
+import pytest
+
+from web.admin_page import AdminPage, all_requests, seed, sizes
 
 from conftest import ADMIN, LIMITED, LiveServer
 
@@ -246,16 +248,18 @@ def test_keyboard_alone_signs_in_and_purges(open_admin: OpenAdmin) -> None:
     assert admin.page.evaluate(focused) == "confirm-title"
     keyboard.press("Tab")
     assert admin.page.evaluate(focused) == "confirm-purge"
+    admin.page.locator("#confirm-purge:not([aria-disabled])").wait_for()
     keyboard.press("Enter")
     admin.page.locator("#purge-result h3:focus").wait_for()
     assert all_requests(admin.server)[0]["cacheName"] == "checkouts"
 
 
+@sizes
 def test_enter_twice_in_the_pool_field_does_not_confirm(
-    open_admin: OpenAdmin, page_server: LiveServer
+    open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
     """Enter reviews; a second Enter (or a key held down) leaves the confirmation waiting."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(width=width, server=page_server)
     admin.sign_in(*ADMIN)
     create = admin.section("Request a purge")
     create.get_by_label("Cache names").fill("checkouts")
@@ -267,6 +271,26 @@ def test_enter_twice_in_the_pool_field_does_not_confirm(
     admin.page.wait_for_timeout(200)
     assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
     assert not [r for r in admin.api_requests if r.startswith("POST")]
+
+
+@sizes
+@pytest.mark.parametrize("count", [1, 3])
+def test_a_double_click_on_review_does_not_confirm(
+    open_admin: OpenAdmin, page_server: LiveServer, width: int, count: int
+) -> None:
+    """The confirmation appears under the pointer: a double-click on "Review purge…" leaves it
+    waiting (nothing sent); a deliberate click afterwards purges."""
+    admin = open_admin(server=page_server, width=width)
+    admin.sign_in(*ADMIN)
+    create = admin.section("Request a purge")
+    create.get_by_label("Worker pool").fill("proj-d/linux")
+    create.get_by_label("Cache names").fill("\n".join(f"double-{i}" for i in range(count)))
+    create.get_by_role("button", name="Review purge…").dblclick()
+    admin.page.wait_for_timeout(300)
+    assert admin.page.get_by_role("group", name="Confirm the purge").is_visible()
+    assert admin.posts() == []
+    assert admin.purge_confirmed(count).startswith("Purge requested for")
+    assert len(admin.posts()) == count
 
 
 def test_every_control_has_a_name(open_admin: OpenAdmin, page_server: LiveServer) -> None:
@@ -336,10 +360,17 @@ def test_access_token_field_is_masked_but_not_offered_to_the_password_manager(
     assert masked == "disc"
 
 
-def test_a_tab_opened_from_the_page_is_signed_out(
+def test_a_tab_opened_from_the_page_is_signed_out_and_told_nothing(
     open_admin: OpenAdmin, page_server: LiveServer
 ) -> None:
-    """Links opening a new tab are noopener noreferrer: that tab starts without credentials."""
+    """Links opening a new tab are noopener noreferrer: that tab starts without credentials
+    and without the page's address.
+
+    What can fail in Chromium 156: the rel assertion (the links' markup), and the opened
+    tab's empty `document.referrer` once both rel=noreferrer and the page's Referrer-Policy
+    are gone. Chromium treats target=_blank as noopener by itself, so the opened tab's empty
+    sessionStorage and "Not signed in" hold even without rel: they pin what docs/web.md
+    promises, not the markup."""
     admin = open_admin(server=page_server)
     admin.sign_in(*ADMIN)
     new_tab_links = admin.page.evaluate(
@@ -352,9 +383,55 @@ def test_a_tab_opened_from_the_page_is_signed_out(
         admin.page.get_by_role("link", name="reference (api.json)").click()
     tab = opened.value
     tab.wait_for_load_state()
+    assert tab.evaluate("() => [document.referrer, window.opener]") == ["", None]
     assert tab.evaluate("() => sessionStorage.length") == 0
     tab.goto(page_server.root_url + "/")
     tab.wait_for_selector("body[data-ready]")
     assert tab.locator("#who").inner_text() == "Not signed in"
     tab.close()
     assert json.loads(admin.stored_credentials())["clientId"] == "admin"
+
+
+# Whether the browser lets the page (or a frame of it) use a feature, as Permissions-Policy says.
+ALLOWS = "(feature) => document.featurePolicy.allowsFeature(feature)"
+# A window opened on another origin (localhost, not 127.0.0.1), and whether the page still sees
+# it: with Cross-Origin-Opener-Policy same-origin the two are split and it looks closed.
+POPUP_SEEN = """async (url) => {
+  const popup = window.open(url);
+  await new Promise((done) => setTimeout(done, 1500));
+  const seen = !popup.closed;
+  popup.close();
+  return seen;
+}"""
+
+
+def test_the_browser_applies_the_page_headers(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """As Chromium applies them: the page's API requests go without a Referer (fails without
+    Referrer-Policy), the camera is denied to it (fails without Permissions-Policy) and a window
+    it opens on another origin is cut off from it (fails without Cross-Origin-Opener-Policy);
+    and as Chromium received them, each of the page's own files carries all three."""
+    admin = open_admin(server=page_server)
+    responses: list[Any] = []
+    admin.page.on("response", lambda response: responses.append(response))
+    admin.page.goto(page_server.root_url + "/?view=requests&fresh")
+    admin.wait_until_ready()
+    sent = [r.request.all_headers() for r in responses if "/api/" in r.url]
+    assert sent and [headers.get("referer") for headers in sent] == [None] * len(sent)
+    assert admin.page.evaluate(ALLOWS, "camera") is False
+    assert admin.page.evaluate(ALLOWS, "fullscreen") is True  # not denied: the check is real
+    other_origin = page_server.root_url.replace("127.0.0.1", "localhost")
+    assert admin.page.evaluate(POPUP_SEEN, other_origin + "/references/manifest.json") is False
+
+    own = {
+        r.url.split("?")[0].rsplit("/", 1)[-1] or "index.html": r
+        for r in responses
+        if "/api/" not in r.url
+    }
+    assert {"index.html", "app.js", "style.css"} <= set(own)
+    for name, response in own.items():
+        headers = response.all_headers()
+        assert headers["referrer-policy"] == "no-referrer", name
+        assert headers["cross-origin-opener-policy"] == "same-origin", name
+        assert "camera=()" in headers["permissions-policy"], name

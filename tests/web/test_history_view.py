@@ -11,16 +11,19 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from web.admin_page import AdminPage, admin_api
+from web.admin_page import AdminPage, admin_api, sizes
 
-from conftest import ADMIN, READER, LiveServer
+from conftest import ADMIN, LIMITED, READER, LiveServer
 
 OpenAdmin = Callable[..., AdminPage]
 
 
-def create_purges(server: LiveServer, purges: list[dict[str, str]]) -> None:
-    """Purges with reasons and links through `createPurge`, in order (so newest last)."""
-    with admin_api(server) as api:
+def create_purges(
+    server: LiveServer, purges: list[dict[str, str]], client: tuple[str, str] = ADMIN
+) -> None:
+    """Purges with reasons and links through `createPurge` by `client`, in order (so newest
+    last)."""
+    with admin_api(server, client) as api:
         for purge in purges:
             pool = purge.pop("pool")
             reply = api.post(f"/ext/purge/{pool.replace('/', '%2F')}", json=purge)
@@ -48,12 +51,14 @@ def query(admin: AdminPage) -> dict[str, list[str]]:
     return parse_qs(urlsplit(admin.page.url).query)
 
 
+@sizes
 def test_the_default_view_is_the_history_newest_first_filtered_counted_and_paged(
     open_admin: OpenAdmin,
+    width: int,
 ) -> None:
     """Filters go to the service, which counts; the pager above and below pages with its tokens;
     filters, page and the selected purge are in the URL, survive a reload and Back."""
-    admin = open_admin(path="/")
+    admin = open_admin(width=width, path="/")
     create_purges(
         admin.server,
         [{"pool": f"proj-{i % 2}/linux", "cacheName": f"c-{i:02d}"} for i in range(25)],
@@ -95,6 +100,69 @@ def test_the_default_view_is_the_history_newest_first_filtered_counted_and_paged
     admin.page.go_back()  # page 1
     admin.wait_until_ready()
     assert [name for _, name in history_rows(admin)] == newest[:10]
+
+
+def show_purges(admin: AdminPage, **fields: str) -> None:
+    """Fill in the history's filter fields (by label) and press "Show purges"."""
+    for label, text in fields.items():
+        admin.page.get_by_label(label.replace("_", " ").strip().capitalize(), exact=True).fill(text)
+    admin.page.get_by_role("button", name="Show purges").click()
+    admin.wait_until_ready()
+
+
+def test_the_history_filters_by_cache_client_and_time_and_explains_unclear_times(
+    open_admin: OpenAdmin,
+) -> None:
+    """ "Cache name is", "Purged by", From (inclusive) and Until (exclusive) go to the service,
+    into the URL, and narrow the rows; a From of "5" or an Until of 12/04/2026 is refused at
+    its field with the reason, and nothing is asked."""
+    admin = open_admin(path="/")
+    create_purges(
+        admin.server,
+        [
+            {"pool": pool, "cacheName": name}
+            for pool, name in [
+                ("proj-a/linux", "alpha"),
+                ("proj-b/linux", "alpha"),
+                ("proj-a/linux", "beta"),
+            ]
+        ],
+    )
+    create_purges(admin.server, [{"pool": "proj-a/linux", "cacheName": "cache-1"}], LIMITED)
+    with admin_api(admin.server) as api:
+        times = [event["time"] for event in reversed(api.get("/ext/history").json()["events"])]
+    admin.sign_in(*ADMIN)
+    show_purges(admin, cache_name_is="alpha")
+    assert history_rows(admin) == [("proj-b/linux", "alpha"), ("proj-a/linux", "alpha")]
+    assert history_status(admin) == "Purges 1–2 of 2 matching, newest first."
+    show_purges(admin, cache_name_is="", purged_by="limited")
+    assert history_rows(admin) == [("proj-a/linux", "cache-1")]
+    show_purges(admin, purged_by="", from_=times[1], until=times[3])
+    assert history_rows(admin) == [("proj-a/linux", "beta"), ("proj-b/linux", "alpha")]
+    assert query(admin) == {"from": [times[1]], "until": [times[3]]}
+
+    asked = len(admin.api_requests)
+    show_purges(admin, from_="5", until="12/04/2026")
+    assert "a number without a unit" in admin.page.locator("#history-since-problem").inner_text()
+    assert "could be read day first or month first" in (
+        admin.page.locator("#history-until-problem").inner_text()
+    )
+    assert admin.page.evaluate("() => document.activeElement.id") == "history-since"
+    assert len(admin.api_requests) == asked
+    assert history_rows(admin) == [("proj-a/linux", "beta"), ("proj-b/linux", "alpha")]
+
+
+def test_a_failed_refresh_keeps_the_history_shown(open_admin: OpenAdmin) -> None:
+    """The rows read before stay, under the error, and the status says they are from then."""
+    admin = open_admin(path="/")
+    create_purges(admin.server, [{"pool": "proj-a/linux", "cacheName": "kept-row"}])
+    admin.sign_in(*ADMIN)
+    admin.fail_reads("**/ext/history**")
+    admin.page.get_by_role("button", name="Refresh history").click()
+    admin.wait_until_ready()
+    assert history_rows(admin) == [("proj-a/linux", "kept-row")]
+    assert "rows below are from the last read" in history_status(admin)
+    assert "(503 ServiceUnavailable)" in admin.page.locator("#history-error").inner_text()
 
 
 def test_each_event_says_who_when_from_where_and_why_escaped(open_admin: OpenAdmin) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
-from web.admin_page import AdminPage, admin_api, all_requests
+from web.admin_page import AdminPage, admin_api, all_requests, report
 from web.test_accessibility import TEXT_CONTRAST
 
 from conftest import ADMIN, READER, LiveServer
@@ -22,14 +22,6 @@ from hawk_signing import HawkAuth
 OpenAdmin = Callable[..., AdminPage]
 LONG_AGO = "2026-01-01T00:00:00.000Z"
 GIB = 1024**3
-
-
-def report(server: LiveServer, pool: str, worker: str, **body: Any) -> None:
-    """A worker's reportWorkerSync (as the purgecache agent sends it), made as the admin."""
-    body = {"workerGroup": "local", "workerId": worker, **body}
-    with admin_api(server) as api:
-        answer = api.post(f"/ext/report/{quote(pool, safe='')}", json=body)
-        assert answer.status_code == 204, answer.text
 
 
 def receipt(cache_name: str, honoured: str, in_use: int = 0) -> dict[str, Any]:
@@ -168,6 +160,57 @@ def test_convergence_and_caches_explain_a_403_and_a_service_without_them(
     )
 
 
+def test_a_failed_refresh_keeps_the_convergence_and_the_caches_shown(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """Each panel keeps what it read before under the error, as the tables do."""
+    pool, name = "conv-r/linux", "kept"
+    converging_pool(page_server, pool, name)
+    report(page_server, pool, "w-new", inventory=[{"cacheName": name, "instances": 1, "bytes": 9}])
+    where = quote(pool, safe="")
+    admin = open_admin(
+        server=page_server,
+        path=f"/?view=requests&converge={where}&convergeCache={name}&caches={where}",
+    )
+    admin.sign_in(*ADMIN)
+    admin.fail_reads("**/ext/status/**")
+    admin.fail_reads("**/ext/caches/**")
+    admin.page.get_by_role("button", name="Refresh convergence").click()
+    admin.page.get_by_role("button", name="Refresh caches").click()
+    admin.wait_until_ready()
+    convergence = admin.section("Did the workers apply it?")
+    assert "(503 ServiceUnavailable)" in convergence.locator(".error").inner_text()
+    assert convergence.locator(".tally").all_inner_texts()[0].startswith("applied 1/3")
+    caches = admin.section("Caches held on a pool")
+    assert "(503 ServiceUnavailable)" in caches.locator(".error").inner_text()
+    assert inventory_rows(admin) == [["kept", "1", "1", "9 B"]]
+
+
+def test_stragglers_past_the_first_hundred_are_counted_in_a_note(
+    open_admin: OpenAdmin, page_server: LiveServer
+) -> None:
+    """The service lists 100 workers that have not applied a purge; the page says how many
+    more there are."""
+    pool, name = "conv-s/linux", "many"
+    for index in range(103):
+        report(page_server, pool, f"w-{index:03d}", caches=[receipt(name, LONG_AGO)])
+    with admin_api(page_server) as api:
+        assert (
+            api.post(f"/purge-cache/{quote(pool, safe='')}", json={"cacheName": name}).status_code
+            == 204
+        )
+    admin = open_admin(
+        server=page_server, path=f"/?converge={quote(pool, safe='')}&convergeCache={name}"
+    )
+    admin.sign_in(*ADMIN)
+    panel = admin.section("Did the workers apply it?")
+    assert panel.locator(".tally").inner_text().startswith("applied 0/103")
+    assert panel.locator("table.stragglers tbody tr").count() == 100
+    assert "…and 3 workers more not listed (the service lists the first 100)." in (
+        panel.inner_text()
+    )
+
+
 def inventory_rows(admin: AdminPage) -> list[list[str]]:
     rows = admin.page.locator("table.inventory tbody tr")
     return [
@@ -235,9 +278,9 @@ def test_caches_of_a_pool_sorted_in_the_browser_and_purged_exactly(
 
 
 # ---- purging by pattern ------------------------------------------------------------------------
-# STAND-IN: createSelectorPurge is being built on another branch; until it is on main these tests
-# serve its contract (POST /api/purge-cache/v1/ext/selector-purge) from this fake, through
-# Playwright's request interception. The integrator switches one of them to the real endpoint.
+# The 409 and grouped-scope tests serve createSelectorPurge's answers from a stand-in
+# (FakeSelectorPurge, through Playwright's request interception), where the timing of a changed
+# set can be controlled; test_selector_purge_against_the_service_… drives the real endpoint.
 
 
 def pair(pool: str, cache_name: str, workers: int, size: int) -> dict[str, Any]:
@@ -360,7 +403,8 @@ def test_selector_purge_against_the_service_purges_what_it_reviewed(
 ) -> None:
     """The real createSelectorPurge: the review lists what the inventory and the history know,
     the confirm purges exactly those pairs (workers read them through v1 purgeRequests), and a
-    pair appearing between review and confirm is a 409 that reviews again, purging nothing."""
+    pair appearing between review and confirm is a 409 that reviews again, purging nothing; the
+    history's rows of those purges show the patterns."""
     inventory = [{"cacheName": "level-3-x", "instances": 1, "bytes": GIB}]
     report(page_server, "selreal/linux", "w1", inventory=inventory)
     with admin_api(page_server) as api:
@@ -386,6 +430,9 @@ def test_selector_purge_against_the_service_purges_what_it_reviewed(
     )
     assert all_cache_names(page_server, "selreal/linux") == ["level-3-x", "level-3-z"]
     assert all_cache_names(page_server, "selreal/win") == ["level-3-y"]
+    admin.wait_until_ready()  # the history, read again after the purge, says where it came from
+    row = admin.page.locator("#history-rows tr", has_text="level-3-z")
+    assert "by pattern: pool selreal/*, cache level-3-*" in row.locator("td").nth(2).inner_text()
 
 
 def all_cache_names(server: LiveServer, pool: str) -> list[str]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from web.admin_page import AdminPage, all_requests, seed
+from web.admin_page import AdminPage, all_requests, seed, sizes
 
 from conftest import ADMIN
 
@@ -26,11 +26,13 @@ def listed(admin: AdminPage) -> list[tuple[str, str]]:
     ]
 
 
+@sizes
 def test_filters_and_pages_are_in_the_url_and_back_and_forward_step_through_them(
     open_admin: OpenAdmin,
+    width: int,
 ) -> None:
     """Rows per page, a filter, its page 2 and a server page each become a history entry."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [(f"proj-{i % 3}/linux", f"cache-{i:02d}") for i in range(30)])
     rows = listed(admin)
     matches = [row for row in rows if "2" in row[1]]
@@ -62,11 +64,13 @@ def test_filters_and_pages_are_in_the_url_and_back_and_forward_step_through_them
     assert admin.status() == "12 of 30 open purge requests match (page 1 of 2)."
 
 
+@sizes
 def test_a_shared_link_shows_the_same_pool_and_order_after_signing_in(
     open_admin: OpenAdmin,
+    width: int,
 ) -> None:
     """Another tab opened on the URL (signed in there) shows the same order and pool view."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-a/linux", "older")])
     time.sleep(0.005)
     seed(admin.server, [("proj-b/linux", "newer")])
@@ -79,7 +83,7 @@ def test_a_shared_link_shows_the_same_pool_and_order_after_signing_in(
     link = admin.page.url
     assert query(admin) == {"view": ["requests"], "order": ["newest"], "show": ["proj-a/linux"]}
 
-    other = open_admin(server=admin.server)
+    other = open_admin(width=width, server=admin.server)
     other.page.goto(link)
     other.wait_until_ready()
     steps = other.page.evaluate("() => history.length")

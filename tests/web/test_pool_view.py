@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from web.admin_page import AdminPage, admin_api, seed
+from web.admin_page import AdminPage, admin_api, seed, sizes
 
 from conftest import ADMIN, LiveServer
 
@@ -91,3 +92,37 @@ def test_since_without_offset_is_utc_and_an_age_is_that_long_ago(
     sent = admin.api_requests[-1].split("since=")[1].replace("%3A", ":")
     ago = started - datetime.fromisoformat(sent).timestamp()
     assert 7200 - 5 <= ago <= 7200 + 5
+
+
+# Characters a reader cannot see (format characters: zero-width, bidi override and isolate;
+# a line separator; a no-break space), none of which JSON.stringify escapes.
+HIDDEN_NAMES = [
+    "zero\u200bwidth",
+    "abc\u202edcba",
+    "iso\u2066late\u2069",
+    "line\u2028sep",
+    "no\u00a0break",
+]
+RAW_HIDDEN = re.compile("[\u200b\u202a-\u202e\u2066-\u2069\u2028\u2029\u00a0]")
+
+
+@sizes
+def test_invisible_characters_are_escaped_in_the_json_and_marked_in_messages(
+    open_admin: OpenAdmin, width: int
+) -> None:
+    """The exact reply writes them as \\uXXXX (still the worker's JSON); a refused purge's
+    Taskcluster message marks them in the scope it names instead of showing them raw."""
+    admin = open_admin(width=width)
+    seed(admin.server, [("public/linux", name) for name in HIDDEN_NAMES])
+    ask(admin, "public/linux").get_by_role("heading", name="receive 5 purge requests").wait_for()
+    assert shown_reply(admin) == worker_reply(admin, "public/linux")
+    text = admin.section(VIEW).locator("details pre").inner_text()
+    assert not RAW_HIDDEN.search(text)
+    assert '"abc\\u202edcba"' in text
+
+    heading = admin.purge("proj-a/linux", "abc\u202edcba")
+    assert heading == "Nothing was purged on proj-a/linux: the service refused."
+    scope = admin.page.locator("#purge-result pre").first
+    assert scope.inner_text() == "purge-cache:proj-a/linux:abc\\u{202E}dcba"
+    assert scope.locator(".escape").get_attribute("title") == "U+202E"
+    assert not RAW_HIDDEN.search(admin.page.locator("#purge-result").inner_text())

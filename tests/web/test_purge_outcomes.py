@@ -7,9 +7,7 @@ import os
 import signal
 from collections.abc import Callable
 
-import pytest
-
-from web.admin_page import AdminPage, Gate, seed
+from web.admin_page import AdminPage, Gate, seed, sizes
 
 from conftest import ADMIN, CLIENTS_TOML, LIMITED, LiveServer
 
@@ -17,7 +15,7 @@ OpenAdmin = Callable[..., AdminPage]
 CONNECTION_REFUSED = "Failed to load resource: net::ERR_CONNECTION_REFUSED"
 
 
-@pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
+@sizes
 def test_a_bulk_purge_that_mostly_fails_is_one_summary_with_a_retry(
     open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
@@ -41,11 +39,12 @@ def test_a_bulk_purge_that_mostly_fails_is_one_summary_with_a_retry(
     assert admin.page.get_by_role("button", name="Purge 59 caches").is_visible()
 
 
+@sizes
 def test_slow_operations_show_their_progress(
-    open_admin: OpenAdmin, page_server: LiveServer
+    open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
     """Sign-in, the pool view and a bulk purge each say what they are waiting for."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(width=width, server=page_server)
     gate = Gate(admin.page, lambda request: request.headers.get("authorization") is not None)
     admin.fill_credentials(*ADMIN)
     gate.wait_for(1)
@@ -76,12 +75,13 @@ def test_slow_operations_show_their_progress(
     admin.wait_until_ready()
 
 
+@sizes
 def test_a_purge_while_the_service_is_down_says_it_may_or_may_not_apply(
-    open_admin: OpenAdmin, server_factory: Callable[..., LiveServer]
+    open_admin: OpenAdmin, server_factory: Callable[..., LiveServer], width: int
 ) -> None:
     """No answer is not a refusal: the outcome is "not known", with a check; and the refresh
     that fails keeps the rows it had."""
-    admin = open_admin(server=server_factory())
+    admin = open_admin(width=width, server=server_factory())
     seed(admin.server, [("proj-d/linux", "kept-row")])
     admin.sign_in(*ADMIN)
     assert admin.table_rows() == [("proj-d/linux", "kept-row")]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from web.admin_page import AdminPage, all_requests, seed, seed_database
+from web.admin_page import AdminPage, all_requests, seed, seed_database, sizes
 
 from conftest import ADMIN, LiveServer
 
@@ -131,7 +131,7 @@ ODD_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("width", [1280, 360], ids=["desktop", "phone"])
+@sizes
 def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin, width: int) -> None:
     """Names with newlines, edge spaces, tabs, zero-width or bidi characters, or none at all,
     are shown with those characters marked and re-purged exactly as listed."""
@@ -159,9 +159,10 @@ def test_purge_again_sends_exactly_the_rows_name(open_admin: OpenAdmin, width: i
     )
 
 
-def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin) -> None:
+@sizes
+def test_the_pager_is_above_and_below_the_table(open_admin: OpenAdmin, width: int) -> None:
     """The pager above the table pages as the one below does, and both show the same state."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [(f"proj-t/linux-{i}", "c") for i in range(12)])
     expected = listed(all_requests(admin.server))
     admin.sign_in(*ADMIN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from web.admin_page import AdminPage, Gate, all_requests, seed
+from web.admin_page import AdminPage, Gate, all_requests, seed, sizes
 
 from conftest import ADMIN
 
@@ -15,9 +15,12 @@ POOL_VIEW = "What the workers of a pool receive"
 SETTLE_MS = 500
 
 
-def test_two_quick_next_page_clicks_show_page_two_with_its_number(open_admin: OpenAdmin) -> None:
+@sizes
+def test_two_quick_next_page_clicks_show_page_two_with_its_number(
+    open_admin: OpenAdmin, width: int
+) -> None:
     """Both clicks leave page 1 for page 2; the status and rows agree, whatever answers first."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [(f"proj-{i % 3}/linux", f"cache-{i:02d}") for i in range(30)])
     expected = [
         (f"{r['provisionerId']}/{r['workerType']}", r["cacheName"])
@@ -38,11 +41,13 @@ def test_two_quick_next_page_clicks_show_page_two_with_its_number(open_admin: Op
     assert admin.table_rows() == expected[10:20]
 
 
+@sizes
 def test_a_slow_pool_answer_never_replaces_the_pool_asked_for_since(
     open_admin: OpenAdmin,
+    width: int,
 ) -> None:
     """Pool A (slow), then pool B: B's answer stays, A's late answer is dropped."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-slow/linux", "slow-cache"), ("proj-fast/linux", "fast-cache")])
     admin.sign_in(*ADMIN)
     gate = Gate(admin.page, lambda request: "proj-slow" in request.url)
@@ -59,9 +64,12 @@ def test_a_slow_pool_answer_never_replaces_the_pool_asked_for_since(
     assert "slow-cache" not in view.inner_text()
 
 
-def test_an_answer_fetched_before_sign_out_is_never_shown(open_admin: OpenAdmin) -> None:
+@sizes
+def test_an_answer_fetched_before_sign_out_is_never_shown(
+    open_admin: OpenAdmin, width: int
+) -> None:
     """A pool answer still on its way with the admin's credentials is dropped at sign-out."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-secret/linux", "secret-cache")])
     admin.sign_in(*ADMIN)
     gate = Gate(admin.page, lambda request: "proj-secret" in request.url)

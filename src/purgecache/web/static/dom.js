@@ -1,8 +1,8 @@
 // Small DOM helpers shared by the views: building elements, times, error panels.
 
 import { loadCredentials } from "./credentials.js";
-import { localTime, messageBlocks, poolProblem, relativeTime, truncateRuns, visibleRuns }
-  from "./format.js";
+import { localTime, messageBlocks, poolProblem, relativeTime, truncateRuns, visibleName,
+  visibleRuns } from "./format.js";
 
 /** An element with attributes ("on…" become listeners, true an empty attribute) and children. */
 export function el(tag, attributes = {}, ...children) {
@@ -48,27 +48,41 @@ function runsView(runs) {
     : run.text);
 }
 
-/** A long name cut short, with "Show all" (and back) and "Copy" (the exact name). */
+/** Which long name a button acts on, for its accessible name: its start and its end (long
+ * names often share a prefix), invisible characters written out. */
+function nameHint(cacheName) {
+  const characters = [...visibleName(cacheName)];
+  return `${characters.slice(0, 24).join("")}…${characters.slice(-12).join("")}`;
+}
+
+/** A long name cut short, with "Show all" (and back) and "Copy" (the exact name); the buttons'
+ * accessible names say which name ("Copy: …"), as a table has one pair per row. */
 function longNameView(cacheName, runs) {
   const text = el("code", { class: "name" }, runsView(truncateRuns(runs, SHORT_NAME)), "…");
   const length = count.format([...cacheName].length);
-  const toggle = el("button", { type: "button", class: "link", "aria-expanded": "false",
+  const hint = nameHint(cacheName);
+  const say = (button, words) => {
+    button.textContent = words;
+    button.setAttribute("aria-label", `${words}: ${hint}`);
+    return button;
+  };
+  const toggle = say(el("button", { type: "button", class: "link", "aria-expanded": "false",
     onclick() {
       const expand = toggle.getAttribute("aria-expanded") === "false";
       text.replaceChildren(...runsView(expand ? runs : truncateRuns(runs, SHORT_NAME)),
         expand ? "" : "…");
       toggle.setAttribute("aria-expanded", String(expand));
-      toggle.textContent = expand ? "Show less" : `Show all ${length} characters`;
-    } }, `Show all ${length} characters`);
-  const copy = el("button", { type: "button", class: "link",
+      say(toggle, expand ? "Show less" : `Show all ${length} characters`);
+    } }), `Show all ${length} characters`);
+  const copy = say(el("button", { type: "button", class: "link",
     async onclick() {
       try {
         await navigator.clipboard.writeText(cacheName);
-        copy.textContent = "Copied";
+        say(copy, "Copied");
       } catch {
-        copy.textContent = "Could not copy";
+        say(copy, "Could not copy");
       }
-    } }, "Copy");
+    } }), "Copy");
   return el("span", { class: "long-name" }, text, " ", toggle, " ", copy);
 }
 
@@ -114,7 +128,8 @@ function hint(error, signedIn) {
 }
 
 /**
- * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message; an
+ * A readable panel for an ApiError: what happened, a hint, and Taskcluster's own message (with
+ * its invisible characters marked, as it may quote a cache name or a scope); an
  * alert unless it is part of a summary that is announced as a whole.
  */
 export function errorView(error, signedIn, { alert = true } = {}) {
@@ -123,8 +138,10 @@ export function errorView(error, signedIn, { alert = true } = {}) {
   return el("div", { class: "error", role: alert ? "alert" : null },
     el("p", { class: "error-title" }, el("strong", {}, summary(error, signedIn)), ` (${code})`),
     tip && el("p", {}, tip),
-    messageBlocks(error.message).map((block) =>
-      block.code ? el("pre", {}, el("code", {}, block.text)) : el("p", {}, block.text)));
+    messageBlocks(error.message).map((block) => {
+      const text = runsView(visibleRuns(block.text, { layout: true }));
+      return block.code ? el("pre", {}, el("code", {}, text)) : el("p", {}, text);
+    }));
 }
 
 /** Show `message` (or nothing) as the problem of a form field, linked for screen readers. */

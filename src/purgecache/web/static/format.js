@@ -164,16 +164,19 @@ const NAMED = { "\n": "\\n", "\t": "\\t", "\r": "\\r" };
 /**
  * A name as runs a reader can see: [{text}] for plain text and [{text, escape: true, code}] for
  * an invisible character (written as \n, \t or \u{200B}) or a space at either end (␣).
+ * `layout` (for messages of several lines) keeps newlines and every U+0020 space as they are.
  */
-export function visibleRuns(name) {
+export function visibleRuns(name, { layout = false } = {}) {
   const characters = [...name];
-  const lead = characters.findIndex((c) => c !== " ");
+  const lead = layout ? 0 : characters.findIndex((c) => c !== " ");
   const start = lead < 0 ? characters.length : lead;
-  const end = characters.length - [...characters].reverse().findIndex((c) => c !== " ");
+  const end = layout ? characters.length
+    : characters.length - [...characters].reverse().findIndex((c) => c !== " ");
+  const plain = layout ? [" ", "\n"] : [" "];
   const runs = [];
   characters.forEach((character, index) => {
     const edgeSpace = character === " " && (index < start || index >= end);
-    if (edgeSpace || (character !== " " && INVISIBLE.test(character))) {
+    if (edgeSpace || (!plain.includes(character) && INVISIBLE.test(character))) {
       const hex = character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
       const text = edgeSpace ? "␣" : NAMED[character] || `\\u{${hex}}`;
       runs.push({ text, escape: true, code: `U+${hex}` });
@@ -184,6 +187,18 @@ export function visibleRuns(name) {
     }
   });
   return runs;
+}
+
+// What JSON.stringify leaves raw although a reader cannot see it: format characters, C1
+// controls, line and paragraph separators and spaces other than U+0020 (it escapes C0 itself).
+const INVISIBLE_IN_JSON = /[\p{Cf}\p{Zl}\p{Zp}\u007F-\u009F]|(?! )\p{Zs}/gu;
+
+/** `value` as indented JSON with every invisible character escaped (\u202e), still valid JSON
+ * that parses to the same value. */
+export function visibleJson(value) {
+  return JSON.stringify(value, null, 2).replace(INVISIBLE_IN_JSON, (character) =>
+    [...Array(character.length).keys()].map((index) =>
+      `\\u${character.charCodeAt(index).toString(16).padStart(4, "0")}`).join(""));
 }
 
 /** The first `limit` characters of runs (from visibleRuns), whole escapes counting as one. */

@@ -45,6 +45,12 @@ function originView(event) {
       el("span", { class: "user-agent" }, "User-Agent: ", escapedTextView(event.userAgent)));
 }
 
+/** The patterns of the selector purge an event came from (a plain purge has none). */
+function selectorView({ workerPoolPattern, cacheNamePattern }) {
+  return el("span", { class: "selector-line" }, "by pattern: pool ",
+    escapedTextView(workerPoolPattern), ", cache ", escapedTextView(cacheNamePattern));
+}
+
 function forbidden(error) {
   return el("div", {}, el("p", { class: "problem" }, "Reading the purge history needs the " +
     "scope ", el("code", {}, "purge-cache:history::*"), " (or ",
@@ -101,10 +107,11 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
         class: "link select", "aria-pressed": String(chosen), onclick: () => select(event.eventId),
         "aria-label": `Select the purge of ${visibleName(event.cacheName)} on ${pool} at ` +
           event.time }, "Select"), el("button", { type: "button", class: "link convergence",
-        "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool}`,
+        "aria-label": `Convergence of ${visibleName(event.cacheName)} on ${pool} at ${event.time}`,
         onclick: () => onConvergence(pool, event.cacheName, event.time) }, "Convergence")),
       el("td", { "data-label": "Worker pool" }, pool),
-      el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName)),
+      el("td", { "data-label": "Cache name" }, cacheNameView(event.cacheName),
+        event.selector && selectorView(event.selector)),
       el("td", { "data-label": "Purged by" },
         event.clientId !== undefined ? escapedTextView(event.clientId) : el("em", {}, "anonymous"),
         originView(event)),

@@ -3,7 +3,7 @@
 import { purgeRequests } from "./api.js";
 import { loadCredentials } from "./credentials.js";
 import { cacheNameView, el, errorView, setFieldProblem, timeView } from "./dom.js";
-import { localTime, parseSince, poolProblem } from "./format.js";
+import { localTime, parseSince, poolProblem, visibleJson } from "./format.js";
 import { panelReader } from "./panel.js";
 
 const byId = (id) => document.getElementById(id);
@@ -28,7 +28,7 @@ function replyView(pool, since, reply) {
         el("th", { scope: "col" }, "Before"))),
       el("tbody", {}, rows)),
     el("details", {}, el("summary", {}, "Exact reply (JSON), as a worker receives it"),
-      el("pre", {}, el("code", {}, JSON.stringify(reply, null, 2)))),
+      el("pre", {}, el("code", {}, visibleJson(reply)))),
   ];
 }
 

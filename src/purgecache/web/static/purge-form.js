@@ -9,6 +9,9 @@ import { caches, outcomeView } from "./purge-outcome.js";
 const byId = (id) => document.getElementById(id);
 const MAX_CACHE_NAME = 4096;
 const PARALLEL = 4; // purges in flight at once: quick for 60 names, gentle on the service
+// How long the Purge button refuses clicks after the review appears: a double-click on "Review
+// purge…" would otherwise land its second click on it (it appears under the pointer).
+const SETTLE_MS = 500;
 
 /** The cache names, one per line (blank lines and surrounding spaces ignored, no repeats). */
 function cacheNames(text) {
@@ -41,6 +44,16 @@ async function purgeAll(pool, names, onProgress) {
   }
   await Promise.all(Array.from({ length: Math.min(PARALLEL, names.length) }, worker));
   return outcomes;
+}
+
+/**
+ * Keep `button` refusing clicks for a moment (aria-disabled: still focusable, so Tab reaches it
+ * at once; the keyboard needs that deliberate step anyway, as focus starts on the heading).
+ */
+function settle(button) {
+  button.setAttribute("aria-disabled", "true");
+  clearTimeout(button.settling);
+  button.settling = setTimeout(() => button.removeAttribute("aria-disabled"), SETTLE_MS);
 }
 
 export function setupPurgeForm({ onPurged, onCheck }) {
@@ -80,6 +93,7 @@ export function setupPurgeForm({ onPurged, onCheck }) {
     byId("confirm-purge").textContent = `Purge ${caches(names.length)}`;
     form.hidden = true;
     confirm.hidden = false;
+    settle(byId("confirm-purge"));
     // Not the Purge button: a second Enter (or a key held down) must not confirm.
     return byId("confirm-title").focus();
   }
@@ -142,7 +156,10 @@ export function setupPurgeForm({ onPurged, onCheck }) {
   confirm.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && !byId("confirm-back").disabled) back();
   });
-  byId("confirm-purge").addEventListener("click", purge);
+  byId("confirm-purge").addEventListener("click", (event) => {
+    if (event.detail > 1 || event.currentTarget.getAttribute("aria-disabled")) return;
+    purge();
+  });
   return {
     /** Fill in the form (from a table row) and move the reader there; nothing is sent yet. */
     prefill(pool, cacheName) {
