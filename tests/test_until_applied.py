@@ -276,3 +276,52 @@ def test_cancel_withdraws_the_purge_and_the_history_says_so(
         "admin",
         "wrong pool",
     )
+
+
+def apply_selector(live: LiveServer, pool_pattern: str, cache_pattern: str, **policy: bool) -> str:
+    """Apply a selector (an explicit policy, if given); the purges' `before`."""
+    body = {"workerPoolPattern": pool_pattern, "cacheNamePattern": cache_pattern, **policy}
+    answer = api(live, "POST", "ext/selector-purge", json=body)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["before"])
+
+
+def served_selectors(live: LiveServer, pool: str) -> list[str]:
+    """The cache-name patterns of the selectors `listPoolSelectors` serves the pool's agents."""
+    answer = api(live, "GET", f"ext/selectors/{pool.replace('/', '%2F')}")
+    assert answer.status_code == 200, answer.text
+    return sorted(selector["cacheNamePattern"] for selector in answer.json()["selectors"])
+
+
+def test_a_selector_purge_is_kept_until_applied_and_never_shortens_one(
+    live: LiveServer, receiver: WebhookReceiver
+) -> None:
+    """A selector applied under the service's default keeps its pairs' purges past the 1 s
+    retention, and is served to agents meanwhile, until the active worker reports them
+    (converged, the history naming the selector); one applied with `untilApplied: false`
+    expires its new pair at the retention but leaves a pair already kept until applied so."""
+    pool = "ua/sel"
+    report(live, pool, "w1", {"x": LONG_AGO})  # one active worker
+    start = time.monotonic()
+    create_purge(live, pool, "a-keep")  # kept until applied (the default)
+    create_purge(live, pool, "a-plain", untilApplied=False)
+    create_purge(live, pool, "b-default", untilApplied=False)
+    plain = apply_selector(live, pool, "a-*", untilApplied=False)
+    default = apply_selector(live, pool, "b-*")
+    assert status(live, pool, "a-keep")["untilApplied"] is True  # not shortened
+    assert "untilApplied" not in status(live, pool, "a-plain")
+    assert status(live, pool, "b-default")["untilApplied"] is True
+
+    time.sleep(max(0.0, start + RETENTION_S + 0.2 - time.monotonic()))
+    expire(live)
+    assert open_caches(live, pool) == ["a-keep", "b-default"]
+    assert ended(live, pool, "a-plain") == "expired"
+    assert served_selectors(live, pool) == ["b-*"]  # served as long as its purges may be
+
+    report(live, pool, "w1", {"a-keep": plain, "b-default": default})
+    expire(live)
+    assert open_caches(live, pool) == []
+    (event, *_) = history(live, pool, "b-default")
+    assert (event["time"], event["endReason"]) == (default, "converged")
+    assert event["selector"] == {"workerPoolPattern": pool, "cacheNamePattern": "b-*"}
+    wait_for(lambda: len(sent(receiver, "purge.converged", "b-default")) == 1)

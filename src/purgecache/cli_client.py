@@ -256,7 +256,9 @@ def purge(
     With --match, POOL and the one CACHE are a selector (* any run of characters, in POOL
     not crossing the /; ? one character; \\ escapes * ? and \\): every (pool, cache) pair
     the service knows it matches (inventory, history, open requests) is listed, then purged
-    unless --dry-run; more than the service's confirm threshold only with --yes. Without
+    unless --dry-run (--until-applied and --no-until-applied apply to every pair, and to how
+    long agents are served the selector); more than the service's confirm threshold only
+    with --yes. Without
     --match names are literal: `purge POOL 'a*'` purges the cache named a*.
 
     \b
@@ -290,6 +292,7 @@ def purge(
                     reason=reason,
                     link=link,
                     as_json=as_json,
+                    until_applied=until_applied,
                 )
             )
     if dry_run or yes or as_json:

@@ -54,9 +54,11 @@ def purge_by_selector(
     reason: str | None,
     link: str | None,
     as_json: bool,
+    until_applied: bool | None = None,
 ) -> int:
     """Dry-run the selector and show it; unless `dry_run`, apply it with the digest shown
-    (past the service's confirm threshold only with `yes`). The exit status."""
+    (past the service's confirm threshold only with `yes`; kept until applied by
+    `until_applied`, None: the service's default). The exit status."""
     try:
         Selector(pool_pattern, cache_pattern)
     except PatternError as error:
@@ -75,7 +77,12 @@ def purge_by_selector(
         return EXIT_REFUSED
     try:
         applied = client.create_selector_purge(
-            pool_pattern, cache_pattern, digest=preview.digest, reason=reason, link=link
+            pool_pattern,
+            cache_pattern,
+            digest=preview.digest,
+            reason=reason,
+            link=link,
+            until_applied=until_applied,
         )
     except RequestRejected as error:
         if error.code != "RequestConflict":

@@ -231,13 +231,17 @@ class PurgeService:
     def _request(
         self, worker_pool_id: str, cache_name: str, now: int, until_applied: bool | None
     ) -> PurgeRequest:
+        return PurgeRequest(worker_pool_id, cache_name, now, *self._policy(now, until_applied))
+
+    def _policy(self, now: int, until_applied: bool | None) -> tuple[int, int | None]:
+        """A purge made now: its `expires` and its `until_applied` (None: the normal policy),
+        by the policy asked for (None: the service's default)."""
         retention_end = now + self.retention_ms
         if until_applied is None:
             until_applied = self.until_applied_default
         if not until_applied:
-            return PurgeRequest(worker_pool_id, cache_name, now, retention_end)
-        max_age = now + self.until_applied_max_age_ms
-        return PurgeRequest(worker_pool_id, cache_name, now, max_age, retention_end)
+            return retention_end, None
+        return now + self.until_applied_max_age_ms, retention_end
 
     async def cancel(self, worker_pool_id: str, cache_name: str, origin: Provenance) -> int | None:
         """Withdraw the open purge of a pool's cache (workers stop receiving it); its `before`,
@@ -438,19 +442,25 @@ class PurgeService:
         return expand(selector, candidates)
 
     async def apply_selector(
-        self, expansion: Expansion, origin: Provenance
+        self, expansion: Expansion, origin: Provenance, until_applied: bool | None = None
     ) -> tuple[int, list[PurgeRequest]]:
         """Purge every pair of `expansion` and keep the selector for agents, in one
         transaction, each history event naming the selector; the purges' `before`, and the
-        purges."""
+        purges. `until_applied` (None: the service's default) keeps the purges until applied
+        and serves the selector as long as that may last (its maximum age); a pair whose open
+        purge is kept until applied keeps the policy, so that a selector never shortens it."""
         now = self.clock()
-        expires = now + self.retention_ms
+        expires, _ = self._policy(now, until_applied)
         selector = expansion.selector
         origin = origin._replace(
             selector_pool_pattern=selector.pool_pattern,
             selector_cache_pattern=selector.cache_pattern,
         )
-        requests = [PurgeRequest(pool, cache, now, expires) for pool, cache in expansion.keys]
+        kept = await self._kept_until_applied(expansion, now)
+        requests = [
+            self._request(pool, cache, now, True if (pool, cache) in kept else until_applied)
+            for pool, cache in expansion.keys
+        ]
         prefix = literal_prefix(selector.pool_pattern)
         stored = StoredSelector(selector.pool_pattern, selector.cache_pattern, prefix, now, expires)
         rows = [(request, request.to_entry(), origin) for request in requests]
@@ -458,6 +468,16 @@ class PurgeService:
         for pool in expansion.pools:
             self._forget(pool)  # our own writes are visible at once
         return now, requests
+
+    async def _kept_until_applied(self, expansion: Expansion, now: int) -> set[tuple[str, str]]:
+        """The pairs of `expansion` whose open purge is kept until applied (read from the pools
+        where the expansion found open requests)."""
+        pools = {pair.worker_pool_id for pair in expansion.pairs if "requests" in pair.known_from}
+        kept: set[tuple[str, str]] = set()
+        for pool in sorted(pools):
+            rows = await self._stored(self.storage.purge_requests, pool, now)
+            kept.update((pool, row.cache_name) for row in rows if row.until_applied is not None)
+        return kept
 
     async def pool_selectors(self, worker_pool_id: str, since: int | None) -> dict[str, object]:
         """The `listPoolSelectors` answer: the open selectors whose pool pattern matches the

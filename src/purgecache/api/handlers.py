@@ -169,7 +169,8 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     )
     _confirmed(expansion, payload.get("digest"), threshold)
     origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
-    before, purges = await service.apply_selector(expansion, origin)
+    until_applied = payload.get("untilApplied")
+    before, purges = await service.apply_selector(expansion, origin, until_applied)
     for purge in purges:
         deps.audit_purge(call.client_id, purge)
     return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))

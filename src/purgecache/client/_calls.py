@@ -232,6 +232,7 @@ def create_selector_purge(
     digest: str | None = None,
     reason: str | None = None,
     link: str | None = None,
+    until_applied: bool | None = None,
 ) -> Call[SelectorPurge]:
     """`POST /ext/selector-purge` with the selector and, when given, the rest."""
     payload: dict[str, object] = {
@@ -240,7 +241,7 @@ def create_selector_purge(
     }
     if dry_run:
         payload["dryRun"] = True
-    given = {"digest": digest, "reason": reason, "link": link}
+    given = {"digest": digest, "reason": reason, "link": link, "untilApplied": until_applied}
     payload.update((key, value) for key, value in given.items() if value is not None)
     route = "ext/selector-purge"
     return Call("createSelectorPurge", "POST", route, SelectorPurge.from_json, payload=payload)

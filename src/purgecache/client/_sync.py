@@ -135,10 +135,12 @@ class PurgeCache(BaseClient[httpx.Client]):
         digest: str | None = None,
         reason: str | None = None,
         link: str | None = None,
+        until_applied: bool | None = None,
     ) -> SelectorPurge:
         """Expand a selector into the (pool, cache name) pairs the service knows; show them
         (`dry_run`) or purge them all (`digest`: the dry run's, needed above the service's
-        confirm threshold; another set now is a 409) (extension)."""
+        confirm threshold; another set now is a 409), each kept until applied with
+        `until_applied` (None: the service's default) (extension)."""
         call = _calls.create_selector_purge(
             worker_pool_pattern,
             cache_name_pattern,
@@ -146,6 +148,7 @@ class PurgeCache(BaseClient[httpx.Client]):
             digest=digest,
             reason=reason,
             link=link,
+            until_applied=until_applied,
         )
         return self._run(call)
 
