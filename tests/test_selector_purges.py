@@ -23,6 +23,7 @@ READS_A = ("reads-a", "reads-a-token-0123456789")  # reads proj-a pools only
 NO_SELECTOR = ("no-selector", "no-selector-token-0123456789")  # every pair, not the selector
 ONE_PAIR_SHORT = ("one-short", "one-short-token-0123456789")  # all but proj-a/win's pair
 REPORTER = ("reporter", "reporter-token-0123456789")
+READS_LINUX = ("reads-linux", "reads-linux-token-0123456789")  # reads gsix-a/linux only
 CLIENTS = CLIENTS_TOML + "".join(
     f'\n[[clients]]\nclient_id = "{client_id}"\naccess_token = "{token}"\nscopes = {scopes}\n'
     for (client_id, token), scopes in (
@@ -37,6 +38,7 @@ CLIENTS = CLIENTS_TOML + "".join(
             '"purge-cache:proj-a/linux:*"]',
         ),
         (REPORTER, '["purge-cache:report::*"]'),
+        (READS_LINUX, '["purge-cache:history::gsix-a/linux"]'),
     )
 )
 
@@ -61,7 +63,10 @@ def live(
 @pytest.fixture
 def stem(request: pytest.FixtureRequest) -> str:
     """The provisioner stem of this test's pools (the scope test's clients name `proj`)."""
-    names = {"test_scope_refusals_list_exactly_the_missing_scopes": "proj"}
+    names = {
+        "test_scope_refusals_list_exactly_the_missing_scopes": "proj",
+        "test_the_first_refusal_names_every_scope_that_shows_no_unreadable_cache": "gsix",
+    }
     return names.get(request.node.originalname, request.node.originalname[5:12])
 
 
@@ -204,6 +209,32 @@ def test_scope_refusals_list_exactly_the_missing_scopes(live: LiveServer, stem: 
     one_short = post(live, {**selector(stem), "digest": digest}, ONE_PAIR_SHORT)
     body = assert_error(one_short, 403, "InsufficientScopes")
     assert missing(body) == ["purge-cache:proj-a/win:level-3-old"]
+    assert requests_of(live, f"{stem}-a/linux") == []
+
+
+def test_the_first_refusal_names_every_scope_that_shows_no_unreadable_cache(
+    live: LiveServer, stem: str
+) -> None:
+    """Applying with none of the scopes: one 403 names both matched pools' read scopes and
+    the literal selector scope, no pair's; reading gsix-a/linux only: also that pool's pairs'
+    scopes, never gsix-a/win's cache name. A dry run's 403 names the read scopes alone.
+    Nothing is purged."""
+    seed(live, stem)
+    digest = post(live, {**selector(stem), "dryRun": True}).json()["digest"]
+    apply = {**selector(stem), "digest": digest}
+    reads = ["purge-cache:history::gsix-a/linux", "purge-cache:history::gsix-a/win"]
+    body = assert_error(post(live, apply, REPORTER), 403, "InsufficientScopes")
+    assert missing(body) == [*reads, "purge-cache:gsix-a/*:level-3-*"]
+    body = assert_error(post(live, apply, READS_LINUX), 403, "InsufficientScopes")
+    assert missing(body) == [
+        "purge-cache:history::gsix-a/win",
+        "purge-cache:gsix-a/*:level-3-*",
+        "purge-cache:gsix-a/linux:level-3-a",
+        "purge-cache:gsix-a/linux:level-3-b",
+    ]
+    assert "level-3-old" not in body["message"]
+    dry = post(live, {**selector(stem), "dryRun": True}, REPORTER)
+    assert missing(assert_error(dry, 403, "InsufficientScopes")) == reads
     assert requests_of(live, f"{stem}-a/linux") == []
 
 

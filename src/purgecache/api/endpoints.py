@@ -501,13 +501,15 @@ def _declare() -> tuple[Endpoint, ...]:
             "for agents (`listPoolSelectors`). Applying more pairs than the confirm threshold "
             "needs the `digest` of a dry run: missing, 400; another set matched now, 409 "
             "`RequestConflict` and nothing is purged. Scopes: expanding needs "
-            "`purge-cache:history::<workerPoolId>` for every matched pool (checked first: a "
-            "403 then names matched pools, never cache names; a caller without credentials "
+            "`purge-cache:history::<workerPoolId>` for every matched pool (a 403 names "
+            "matched pools, and cache names only of the pools the caller may read; a caller "
+            "without credentials "
             "whose anonymous scopes hold neither the selector scope nor any scope that could "
             "read a matched pool is refused before the expansion, with a 403 naming "
             "`purge-cache:history::<workerPoolPattern>`); applying also needs the "
             "selector scope `purge-cache:<workerPoolPattern>:<cacheNamePattern>` taken "
-            "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair "
+            "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair; one 403 "
+            "lists every missing scope but those of pairs of pools the caller may not read "
             "(`matchedPools`, `pairs` and `apply` in the template are the expansion's).",
             scopes={
                 "AllOf": [

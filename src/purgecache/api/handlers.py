@@ -158,15 +158,15 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     except TooManyPairs as error:
         raise ApiError("InputError", str(error)) from error
     dry_run = payload.get("dryRun", False)
-    # First the read scope of every matched pool, so that a refusal discloses no cache name
-    # of a pool the caller may not read; then, to apply, the selector's and every pair's.
-    deps.check_scopes(call, _selector_scopes(call, payload, expansion.pools, expansion.keys))
+    # The read scope of every matched pool, and to apply the selector's and those of the pairs
+    # of the pools the caller may read: a refusal lists all of them at once, and never a cache
+    # name of a pool the caller may not read. Once it holds every read scope, that is all.
+    pairs = _readable_pairs(call, payload, expansion.keys)
+    required = _selector_scopes(call, payload, expansion.pools, pairs, apply=not dry_run)
+    deps.check_scopes(call, required)
     threshold = service.selector_confirm_threshold
     if dry_run:
         return json_response(200, orjson.dumps(expansion.to_wire(True, threshold, None)))
-    deps.check_scopes(
-        call, _selector_scopes(call, payload, expansion.pools, expansion.keys, apply=True)
-    )
     _confirmed(expansion, payload.get("digest"), threshold)
     origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
     until_applied = payload.get("untilApplied")
@@ -202,6 +202,21 @@ def _may_expand(call: Call, payload: dict[str, Any], selector: Selector) -> bool
         elif scope.startswith(prefix) and selector.matches_pool(scope[len(prefix) :]):
             return True
     return False
+
+
+def _readable_pairs(
+    call: Call, payload: dict[str, Any], pairs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The pairs whose pool the caller may read (by the endpoint's read scope)."""
+    held = call.verdict.scopes if call.verdict is not None else None
+    if held is None:
+        return []
+    readable: dict[str, bool] = {}
+    for pool, _ in pairs:
+        if pool not in readable:
+            read = _selector_scopes(call, payload, [pool], [])
+            readable[pool] = read is not None and held.satisfies(read)
+    return [pair for pair in pairs if readable[pair[0]]]
 
 
 def _selector_scopes(
