@@ -54,7 +54,7 @@ from purgecache.storage import (
     StorageError,
     StorageUnavailable,
 )
-from purgecache.storage.selectors import StoredSelector
+from purgecache.storage.selectors import AppliedSelector, StoredSelector
 
 Clock = Callable[[], int]
 P = ParamSpec("P")
@@ -468,6 +468,30 @@ class PurgeService:
         for pool in expansion.pools:
             self._forget(pool)  # our own writes are visible at once
         return now, requests
+
+    async def selector_purges(self, selector: Selector) -> tuple[int, list[tuple[str, str]]] | None:
+        """The open selector's `before` and the pairs whose open purge it wrote; None when
+        no selector with its patterns is open."""
+        return await self._stored(
+            self.storage.selector_purges,
+            selector.pool_pattern,
+            selector.cache_pattern,
+            self.clock(),
+        )
+
+    async def cancel_selector(
+        self, selector: Selector, before: int, pairs: list[tuple[str, str]], origin: Provenance
+    ) -> list[tuple[str, str]] | None:
+        """Withdraw the selector applied at `before` (agents stop applying it) and the open
+        purges it wrote among `pairs`, each recorded as cancelled; the pairs whose purge went,
+        or None when the selector is no longer open with that `before`. Durable on return."""
+        applied = AppliedSelector(selector.pool_pattern, selector.cache_pattern, before)
+        gone = await self._stored(
+            self.storage.cancel_selector, applied, pairs, self.clock(), origin
+        )
+        for pool in {pool for pool, _ in gone or ()}:
+            self._forget(pool)  # our own writes are visible at once
+        return gone
 
     async def _kept_until_applied(self, expansion: Expansion, now: int) -> set[tuple[str, str]]:
         """The pairs of `expansion` whose open purge is kept until applied (read from the pools

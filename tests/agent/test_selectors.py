@@ -6,7 +6,9 @@ syncs as before."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,23 @@ from purgecache.agent.errors import ServiceUnreachable
 from purgecache.agent.selectors import PoolSelectors, local_requests
 from purgecache.client import ConnectionFailed, Credentials, PurgeCache
 
-from conftest import ADMIN, LiveServer
+from conftest import ADMIN, LiveServer, db_args, start_server
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def any_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The agent tests' SQLite server, or a PostgreSQL one for this module: selectors reach
+    agents the same way on both backends (each test uses a worker pool of its own)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("server")
+        return
+    database = db_args("postgres")
+    live = start_server(tmp_path_factory.mktemp("agent-pg"), *database)
+    live.db_url = database[1]  # type: ignore[attr-defined]
+    yield live
+    live.stop()
 
 
 def apply_selector(root_url: str, pool_pattern: str, cache_pattern: str) -> int:
@@ -28,22 +46,47 @@ def apply_selector(root_url: str, pool_pattern: str, cache_pattern: str) -> int:
 
 
 def test_a_selector_deletes_caches_the_service_never_heard_of(
-    tmp_path: Path, server: LiveServer
+    tmp_path: Path, any_server: LiveServer
 ) -> None:
     """The worker's `tmp-build` was never reported, so the selector expands to no pair; the
     next sync deletes it all the same (not `keep`), and the receipt the agent then reports
     counts the deleted copy."""
     pool = f"s-{uuid.uuid4().hex[:12]}/linux"
-    worker = Worker(tmp_path / "w0", pool, server.root_url)
+    worker = Worker(tmp_path / "w0", pool, any_server.root_url)
     doomed = worker.free_instance("tmp-build")
     kept = worker.free_instance("keep")
-    assert apply_selector(server.root_url, f"{pool.split('/')[0]}/*", "tmp-*") == 0
+    assert apply_selector(any_server.root_url, f"{pool.split('/')[0]}/*", "tmp-*") == 0
     done = sync(worker, "--report-interval", "1ms")
     assert f"deleted {doomed.parent}" in done.stdout, done.stdout + done.stderr
     assert not doomed.exists() and kept.exists()
-    wait_for(lambda: any(r.receipt.cache_name == "tmp-build" for r in stored(server, pool)[0]))
-    (receipt,) = [r.receipt for r in stored(server, pool)[0] if r.receipt.cache_name == "tmp-build"]
+    wait_for(lambda: any(r.receipt.cache_name == "tmp-build" for r in stored(any_server, pool)[0]))
+    (receipt,) = [
+        r.receipt for r in stored(any_server, pool)[0] if r.receipt.cache_name == "tmp-build"
+    ]
     assert receipt.instances_deleted == 1
+
+
+def test_a_cancelled_selector_no_longer_reaches_the_agent(
+    tmp_path: Path, any_server: LiveServer
+) -> None:
+    """Applied, then cancelled before the next sync (with the purge it wrote of the known
+    `tmp-known`): the sync deletes neither `tmp-known` nor `tmp-unknown`, which only the
+    agent knows."""
+    root_url = any_server.root_url
+    pool = f"s-{uuid.uuid4().hex[:12]}/linux"
+    pattern = f"{pool.split('/')[0]}/*"
+    worker = Worker(tmp_path / "w0", pool, root_url)
+    purge(root_url, pool, "tmp-known")  # known from then on
+    time.sleep(0.01)  # the copies are newer than that purge
+    known = worker.free_instance("tmp-known")
+    unknown = worker.free_instance("tmp-unknown")
+    assert apply_selector(root_url, pattern, "tmp-*") == 1
+    with PurgeCache(root_url, Credentials(*ADMIN)) as client:
+        done = client.cancel_selector_purge(pattern, "tmp-*", reason="wrong selector")
+    assert done.pairs == ((pool, "tmp-known"),)
+    kept = sync(worker)
+    assert "0 instance(s) deleted" in kept.stdout, kept.stdout + kept.stderr
+    assert known.exists() and unknown.exists()
 
 
 def test_without_the_endpoint_an_agent_says_so_once_and_purges_as_before(

@@ -143,13 +143,18 @@ async def cancel_purge(deps: Deps, request: Request, call: Call) -> Response:
     return json_response(200, orjson.dumps(answer))
 
 
+def _selector(payload: dict[str, Any]) -> Selector:
+    """The request's selector; a 400 with the matcher's message when a pattern is invalid."""
+    try:
+        return Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
+    except PatternError as error:
+        raise ApiError("InputError", str(error)) from error
+
+
 async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
     """`createSelectorPurge`: expand a selector; show the pairs (dry run) or purge them all."""
     payload = request.payload
-    try:
-        selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
-    except PatternError as error:
-        raise ApiError("InputError", str(error)) from error
+    selector = _selector(payload)
     if call.client_id is None and not _may_expand(call, payload, selector):
         deps.check_scopes(call, _selector_scopes(call, payload, [selector.pool_pattern], []))
     service = deps.service
@@ -174,6 +179,43 @@ async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     for purge in purges:
         deps.audit_purge(call.client_id, purge)
     return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))
+
+
+async def cancel_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`cancelSelectorPurge`: withdraw an applied selector and the open purges it wrote; 404
+    when it is not open, 409 when it was applied again meanwhile."""
+    payload = request.payload
+    selector = _selector(payload)
+    found = await deps.service.selector_purges(selector)
+    before, pairs = found if found is not None else (0, [])
+    pools = sorted({pool for pool, _ in pairs})
+    readable = _readable_pairs(call, payload, pairs)
+    deps.check_scopes(call, _selector_scopes(call, payload, pools, readable, apply=True))
+    values = {
+        "workerPoolPattern": selector.pool_pattern,
+        "cacheNamePattern": selector.cache_pattern,
+    }
+    if found is None:
+        raise ApiError(
+            "ResourceNotFound",
+            "No open selector {{workerPoolPattern}} {{cacheNamePattern}} to cancel",
+            values,
+        )
+    origin = provenance(deps, request, call, payload.get("reason"))
+    gone = await deps.service.cancel_selector(selector, before, pairs, origin)
+    if gone is None:
+        raise ApiError(
+            "RequestConflict",
+            "The selector {{workerPoolPattern}} {{cacheNamePattern}} was applied again while "
+            "it was being cancelled; nothing was cancelled: try again.",
+            values,
+        )
+    answer = {
+        "selector": values,
+        "before": format_time(before),
+        "pairs": [{"workerPoolId": pool, "cacheName": cache} for pool, cache in gone],
+    }
+    return json_response(200, orjson.dumps(answer))
 
 
 def _may_expand(call: Call, payload: dict[str, Any], selector: Selector) -> bool:

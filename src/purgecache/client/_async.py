@@ -18,6 +18,7 @@ from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -149,6 +150,15 @@ class AsyncPurgeCache(BaseClient[httpx.AsyncClient]):
             link=link,
             until_applied=until_applied,
         )
+        return await self._run(call)
+
+    async def cancel_selector_purge(
+        self, worker_pool_pattern: str, cache_name_pattern: str, *, reason: str | None = None
+    ) -> CancelledSelector:
+        """Withdraw an applied selector (agents stop applying it) and the open purges it
+        wrote; needs the scopes applying it does; not open is an ApiError (404,
+        ResourceNotFound) (extension)."""
+        call = _calls.cancel_selector_purge(worker_pool_pattern, cache_name_pattern, reason)
         return await self._run(call)
 
     async def list_pool_selectors(

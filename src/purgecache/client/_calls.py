@@ -17,6 +17,7 @@ from urllib.parse import quote
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -70,6 +71,7 @@ EXTENSIONS = frozenset(
         "purgeStatus",
         "poolCaches",
         "createSelectorPurge",
+        "cancelSelectorPurge",
         "listPoolSelectors",
     }
 )
@@ -245,6 +247,16 @@ def create_selector_purge(
     payload.update((key, value) for key, value in given.items() if value is not None)
     route = "ext/selector-purge"
     return Call("createSelectorPurge", "POST", route, SelectorPurge.from_json, payload=payload)
+
+
+def cancel_selector_purge(
+    worker_pool_pattern: str, cache_name_pattern: str, reason: str | None = None
+) -> Call[CancelledSelector]:
+    """`POST /ext/selector-cancel` with the selector and, when given, the reason."""
+    payload = {"workerPoolPattern": worker_pool_pattern, "cacheNamePattern": cache_name_pattern}
+    payload |= {} if reason is None else {"reason": reason}
+    route = "ext/selector-cancel"
+    return Call("cancelSelectorPurge", "POST", route, CancelledSelector.from_json, payload=payload)
 
 
 def list_pool_selectors(

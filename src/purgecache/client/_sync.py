@@ -17,6 +17,7 @@ from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -150,6 +151,15 @@ class PurgeCache(BaseClient[httpx.Client]):
             link=link,
             until_applied=until_applied,
         )
+        return self._run(call)
+
+    def cancel_selector_purge(
+        self, worker_pool_pattern: str, cache_name_pattern: str, *, reason: str | None = None
+    ) -> CancelledSelector:
+        """Withdraw an applied selector (agents stop applying it) and the open purges it
+        wrote; needs the scopes applying it does; not open is an ApiError (404,
+        ResourceNotFound) (extension)."""
+        call = _calls.cancel_selector_purge(worker_pool_pattern, cache_name_pattern, reason)
         return self._run(call)
 
     def list_pool_selectors(

@@ -11,7 +11,7 @@ from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
-from purgecache.storage.selectors import Candidate, StoredSelector
+from purgecache.storage.selectors import AppliedSelector, Candidate, Pair, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 
@@ -98,6 +98,20 @@ class Storage(Protocol):
         """Up to `limit` selectors (pool pattern, cache pattern, before) open at `now`, with
         `before >= since`, whose pool pattern's literal prefix starts `worker_pool_id`,
         newest first (the caller matches the pool pattern itself)."""
+
+    async def selector_purges(
+        self, pool_pattern: str, cache_pattern: str, now: int
+    ) -> tuple[int, list[Pair]] | None:
+        """The `before` of the selector open at `now` with these patterns, and the (pool,
+        cache name) pairs whose open purge it wrote, sorted; None when it is not open."""
+
+    async def cancel_selector(
+        self, applied: AppliedSelector, pairs: Sequence[Pair], now: int, origin: Provenance
+    ) -> list[Pair] | None:
+        """Withdraw the `applied` selector and the open purges at its `before` of `pairs`,
+        each ended as cancelled with a `purge.cancelled` event (`origin`), in one
+        transaction; the pairs whose purge went, or None (nothing done) when the selector is
+        no longer open with that `before`."""
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps

@@ -44,7 +44,7 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
-from purgecache.storage.selectors import Candidate, StoredSelector
+from purgecache.storage.selectors import AppliedSelector, Candidate, Pair, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
@@ -103,6 +103,10 @@ _CANDIDATES = selectors.sql(selectors.CANDIDATES, "%s")
 _SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "%s")
 _POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "%s")
 _EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "%s")
+_OPEN_SELECTOR = selectors.sql(selectors.OPEN_SELECTOR, "%s")
+_SELECTOR_PAIRS = selectors.sql(selectors.SELECTOR_PAIRS, "%s")
+_WITHDRAW = selectors.sql(selectors.WITHDRAW, "%s")
+_CANCEL_PAIR = selectors.sql(selectors.CANCEL_PAIR, "%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
@@ -403,6 +407,48 @@ class PostgresStorage:
             return [(str(p), str(c), int(b)) for p, c, b in await cursor.fetchall()]
 
         return await self._run(read)
+
+    async def selector_purges(
+        self, pool_pattern: str, cache_pattern: str, now: int
+    ) -> tuple[int, list[Pair]] | None:
+        async def read(
+            conn: psycopg.AsyncConnection[Any],
+        ) -> tuple[int, list[tuple[str, str]]] | None:
+            cursor = await conn.execute(_OPEN_SELECTOR, (pool_pattern, cache_pattern, now))
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            before = int(row[0])
+            cursor = await conn.execute(_SELECTOR_PAIRS, (before, pool_pattern, cache_pattern, now))
+            return before, [(str(p), str(c)) for p, c in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def cancel_selector(
+        self, applied: AppliedSelector, pairs: Sequence[Pair], now: int, origin: Provenance
+    ) -> list[Pair] | None:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> list[Pair] | None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(_WITHDRAW, (*applied, now))
+                if cursor.rowcount == 0:
+                    return None
+                before = applied.before
+                gone = []
+                for pool, cache in pairs:
+                    await cursor.execute(_CANCEL_PAIR, (pool, cache, before, now))
+                    if cursor.rowcount:
+                        gone.append((pool, cache))
+                        await cursor.execute(
+                            _END, history.end_row(pool, cache, before, now, CANCELLED)
+                        )
+                        await cursor.execute(
+                            _EVENT, events.cancelled(pool, cache, before, now, origin)
+                        )
+                for pool in sorted({pool for pool, _ in gone}):
+                    await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, pool))
+            return gone
+
+        return await self._run(delete)
 
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [(*_text_row(request, entry), request.until_applied) for request, entry in rows]

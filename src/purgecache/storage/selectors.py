@@ -37,6 +37,27 @@ POOL_SELECTORS = (
     "ORDER BY before DESC, worker_pool_pattern, cache_name_pattern LIMIT {m}"
 )
 EXPIRE = "DELETE FROM purge_selectors WHERE expires <= {m}"
+# Cancelling an applied selector: its `before` while it is open, the pairs whose open purge it
+# wrote (their history event names it, at its `before`), then it goes (guarded by that
+# `before`: one applied again meanwhile is a new selector) with each of those purges.
+OPEN_SELECTOR = (
+    "SELECT before FROM purge_selectors WHERE worker_pool_pattern = {m} "
+    "AND cache_name_pattern = {m} AND expires > {m}"
+)
+SELECTOR_PAIRS = (
+    "SELECT h.worker_pool_id, h.cache_name FROM purge_history AS h JOIN cache_purges AS c "
+    "ON c.worker_pool_id = h.worker_pool_id AND c.cache_name = h.cache_name "
+    "AND c.before = h.purged_at WHERE h.purged_at = {m} AND h.selector_pool_pattern = {m} "
+    "AND h.selector_cache_pattern = {m} AND c.expires > {m} ORDER BY 1, 2"
+)
+WITHDRAW = (
+    "DELETE FROM purge_selectors WHERE worker_pool_pattern = {m} AND cache_name_pattern = {m} "
+    "AND before = {m} AND expires > {m}"
+)
+CANCEL_PAIR = (
+    "DELETE FROM cache_purges WHERE worker_pool_id = {m} AND cache_name = {m} AND before = {m} "
+    "AND expires > {m}"
+)
 
 
 class Candidate(NamedTuple):
@@ -57,6 +78,17 @@ class StoredSelector(NamedTuple):
     pool_prefix: str
     before: int
     expires: int
+
+
+Pair = tuple[str, str]  # a worker pool id and a cache name
+
+
+class AppliedSelector(NamedTuple):
+    """An applied selector as cancelling names it: its patterns and when it was applied."""
+
+    pool_pattern: str
+    cache_pattern: str
+    before: int
 
 
 def candidates_args(prefix: str, active_since: int, now: int, limit: int) -> tuple[object, ...]:
