@@ -549,6 +549,10 @@ def cancel(match: bool, pool: str, cache: str, reason: str | None) -> None:
       purgecache cancel proj-a/linux checkouts --reason "purged the wrong pool"
       purgecache cancel --match 'proj-a/*' 'level-3-*' --reason "wrong selector"
     """
+    if match:
+        from purgecache.cli_selectors import checked
+
+        checked(pool, cache)
     with reporting(), connect() as client:
         if match:
             done = client.cancel_selector_purge(pool, cache, reason=reason)

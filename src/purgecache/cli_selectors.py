@@ -44,6 +44,14 @@ def show(answer: SelectorPurge, as_json: bool) -> None:
     )
 
 
+def checked(pool_pattern: str, cache_pattern: str) -> None:
+    """A usage error (exit 2, nothing sent) when a pattern is not one the syntax allows."""
+    try:
+        Selector(pool_pattern, cache_pattern)
+    except PatternError as error:
+        raise click.UsageError(str(error)) from None
+
+
 def purge_by_selector(
     client: PurgeCache,
     pool_pattern: str,
@@ -59,10 +67,7 @@ def purge_by_selector(
     """Dry-run the selector and show it; unless `dry_run`, apply it with the digest shown
     (past the service's confirm threshold only with `yes`; kept until applied by
     `until_applied`, None: the service's default). The exit status."""
-    try:
-        Selector(pool_pattern, cache_pattern)
-    except PatternError as error:
-        raise click.UsageError(str(error)) from None
+    checked(pool_pattern, cache_pattern)
     preview = client.create_selector_purge(pool_pattern, cache_pattern, dry_run=True)
     show(preview, as_json)
     if dry_run:

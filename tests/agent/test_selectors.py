@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,9 @@ from purgecache.agent.selectors import PoolSelectors, local_requests
 from purgecache.client import ConnectionFailed, Credentials, PurgeCache
 
 from conftest import ADMIN, LiveServer, db_args, start_server
+from support.selector_cases import CASES, case_id
+
+CACHE_ROWS = [case for case in CASES if case["kind"] == "cache"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -116,6 +120,21 @@ def test_local_requests_use_the_one_matcher() -> None:
     names = ["a*", "ab", "level-3-x", "x"]
     found = local_requests([("a\\*", 5), ("level-?-*", 7)], names)
     assert found == [("a*", 5), ("level-3-x", 7)]
+
+
+@pytest.mark.parametrize("case", CACHE_ROWS, ids=[case_id(c) for c in CACHE_ROWS])
+def test_local_requests_follow_the_one_table(
+    case: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each cache row of the matcher's table: the agent asks to purge exactly the local names
+    the row matches, with the selector's `before`; a pattern the table refuses is skipped,
+    its reason logged."""
+    names = case.get("match", []) + case.get("miss", [])
+    found = local_requests([(case["pattern"], 7)], names)
+    if "error" in case:
+        assert found == [] and case["error"] in caplog.text
+        return
+    assert found == [(name, 7) for name in case["match"]]
 
 
 def test_selectors_are_asked_when_due_and_a_failure_fails_the_sync(tmp_path: Path) -> None:
