@@ -241,16 +241,21 @@ def test_the_first_refusal_names_every_scope_that_shows_no_unreadable_cache(
 def test_callers_without_credentials_are_refused_before_the_expansion(
     live: LiveServer, stem: str
 ) -> None:
-    """Without credentials (and anonymous scopes reading nothing), a dry run is a 403 naming
-    the read scope of the pool pattern, also when the selector matches nothing: no caller
-    without credentials makes the service read the whole history. A client with credentials
+    """Without credentials (and anonymous scopes reading nothing), a dry run (and a cancel) is a
+    403 naming the read scope of the pool pattern, also when the selector matches nothing: no
+    caller without credentials makes the service read the whole history. A client with credentials
     but no read scope is answered by the published scopes: an empty dry run for a selector
     matching nothing, a 403 naming each matched pool's read scope otherwise."""
     seed(live, stem)
     nothing = {"workerPoolPattern": f"{stem}-none/*", "cacheNamePattern": "*", "dryRun": True}
     url = f"{live.api}/ext/selector-purge"
-    for body in (nothing, {**selector(stem), "dryRun": True}):
-        refused = assert_error(httpx.post(url, json=body, timeout=10), 403, "InsufficientScopes")
+    cancel = f"{live.api}/ext/selector-cancel"
+    for target, body in (
+        (url, nothing),
+        (url, {**selector(stem), "dryRun": True}),
+        (cancel, selector(stem)),
+    ):
+        refused = assert_error(httpx.post(target, json=body, timeout=10), 403, "InsufficientScopes")
         assert "requires Taskcluster credentials" in refused["message"]
         assert f"purge-cache:history::{body['workerPoolPattern']}" in refused["message"]
     empty = post(live, nothing, REPORTER)

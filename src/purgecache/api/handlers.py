@@ -143,20 +143,23 @@ async def cancel_purge(deps: Deps, request: Request, call: Call) -> Response:
     return json_response(200, orjson.dumps(answer))
 
 
-def _selector(payload: dict[str, Any]) -> Selector:
-    """The request's selector; a 400 with the matcher's message when a pattern is invalid."""
+def _selector(deps: Deps, call: Call, payload: dict[str, Any]) -> Selector:
+    """The request's selector; a 400 with the matcher's message when a pattern is invalid, a
+    403 for a caller without credentials that may not read anything it reaches (see
+    `_may_expand`)."""
     try:
-        return Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
+        selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
     except PatternError as error:
         raise ApiError("InputError", str(error)) from error
+    if call.client_id is None and not _may_expand(call, payload, selector):
+        deps.check_scopes(call, _selector_scopes(call, payload, [selector.pool_pattern], []))
+    return selector
 
 
 async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
     """`createSelectorPurge`: expand a selector; show the pairs (dry run) or purge them all."""
     payload = request.payload
-    selector = _selector(payload)
-    if call.client_id is None and not _may_expand(call, payload, selector):
-        deps.check_scopes(call, _selector_scopes(call, payload, [selector.pool_pattern], []))
+    selector = _selector(deps, call, payload)
     service = deps.service
     try:
         expansion = await service.expand_selector(selector)
@@ -185,7 +188,7 @@ async def cancel_selector_purge(deps: Deps, request: Request, call: Call) -> Res
     """`cancelSelectorPurge`: withdraw an applied selector and the open purges it wrote; 404
     when it is not open, 409 when it was applied again meanwhile."""
     payload = request.payload
-    selector = _selector(payload)
+    selector = _selector(deps, call, payload)
     found = await deps.service.selector_purges(selector)
     before, pairs = found if found is not None else (0, [])
     pools = sorted({pool for pool, _ in pairs})
