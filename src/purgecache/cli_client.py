@@ -542,7 +542,8 @@ def cancel(match: bool, pool: str, cache: str, reason: str | None) -> None:
     With --match, POOL and CACHE are the patterns of an applied selector (purge --match):
     agents are no longer served it, and the open purges it wrote (not those purged again
     since) are withdrawn, each recorded as cancelled. Needs the scopes applying it needs.
-    A purge of one pair cancelled without --match leaves the selector served to agents.
+    Without --match, the cache is also withdrawn from every open selector covering it, so
+    agents leave it alone.
 
     \b
     Examples:

@@ -244,10 +244,21 @@ class PurgeService:
         return now + self.until_applied_max_age_ms, retention_end
 
     async def cancel(self, worker_pool_id: str, cache_name: str, origin: Provenance) -> int | None:
-        """Withdraw the open purge of a pool's cache (workers stop receiving it); its `before`,
-        or None when there is none. Durable when this returns."""
+        """Withdraw the open purge of a pool's cache (workers stop receiving it), and the pair
+        from every open selector that covers it (agents leave its caches alone); its
+        `before`, or None (nothing done) when there is no open purge. Durable when this
+        returns."""
+        now = self.clock()
+        rows = await self._stored(
+            self.storage.pool_selectors, worker_pool_id, 0, now, MAX_POOL_SELECTORS
+        )
+        covering = [
+            AppliedSelector(pool, cache, before)
+            for pool, cache, before in rows
+            if Selector(pool, cache).matches(worker_pool_id, cache_name)
+        ]
         before = await self._stored(
-            self.storage.cancel, worker_pool_id, cache_name, self.clock(), origin
+            self.storage.cancel, (worker_pool_id, cache_name), now, origin, covering
         )
         self._forget(worker_pool_id)  # our own write is visible at once
         return before
@@ -505,18 +516,26 @@ class PurgeService:
 
     async def pool_selectors(self, worker_pool_id: str, since: int | None) -> dict[str, object]:
         """The `listPoolSelectors` answer: the open selectors whose pool pattern matches the
-        pool, with `before` at or after `since`, newest first."""
+        pool, with `before` at or after `since`, newest first, each with the pool's cache
+        names withdrawn from it (`exceptCacheNames`, when there are any)."""
+        now = self.clock()
         rows = await self._stored(
-            self.storage.pool_selectors,
-            worker_pool_id,
-            since or 0,
-            self.clock(),
-            MAX_POOL_SELECTORS,
+            self.storage.pool_selectors, worker_pool_id, since or 0, now, MAX_POOL_SELECTORS
         )
+        rows = [row for row in rows if Selector(row[0], row[1]).matches_pool(worker_pool_id)]
+        withdrawn: dict[tuple[str, str, int], list[str]] = {}
+        if rows:  # (a pool without selectors, the common case, costs no second read)
+            found = await self._stored(self.storage.selector_exceptions, worker_pool_id, now)
+            for pool, cache, before, name in found:
+                withdrawn.setdefault((pool, cache, before), []).append(name)
         selectors = [
             {"workerPoolPattern": pool, "cacheNamePattern": cache, "before": format_time(before)}
+            | (
+                {"exceptCacheNames": names}
+                if (names := withdrawn.get((pool, cache, before)))
+                else {}
+            )
             for pool, cache, before in rows
-            if Selector(pool, cache).matches_pool(worker_pool_id)
         ]
         return {"workerPoolId": worker_pool_id, "selectors": selectors}
 

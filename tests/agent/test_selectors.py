@@ -18,7 +18,7 @@ from agent.proxy import RecordingProxy
 from agent.test_reports import purge, stored, sync, wait_for
 from agent.worker import Worker
 from purgecache.agent.errors import ServiceUnreachable
-from purgecache.agent.selectors import PoolSelectors, local_requests
+from purgecache.agent.selectors import LocalSelector, PoolSelectors, local_requests
 from purgecache.client import ConnectionFailed, Credentials, PurgeCache
 
 from conftest import ADMIN, LiveServer, db_args, start_server
@@ -70,13 +70,10 @@ def test_a_selector_deletes_caches_the_service_never_heard_of(
     assert receipt.instances_deleted == 1
 
 
-def test_a_cancelled_selector_no_longer_reaches_the_agent(
-    tmp_path: Path, any_server: LiveServer
-) -> None:
-    """Applied, then cancelled before the next sync (with the purge it wrote of the known
-    `tmp-known`): the sync deletes neither `tmp-known` nor `tmp-unknown`, which only the
-    agent knows."""
-    root_url = any_server.root_url
+def selector_on_a_worker(tmp_path: Path, root_url: str) -> tuple[str, str, Worker, Path, Path]:
+    """A worker of a pool of its own holding `tmp-known` (purged by name before, so known to
+    the service) and `tmp-unknown`, and the selector `<provisioner>/*` `tmp-*` applied (to
+    the one known pair): the pool, the pool pattern, the worker and the two copies."""
     pool = f"s-{uuid.uuid4().hex[:12]}/linux"
     pattern = f"{pool.split('/')[0]}/*"
     worker = Worker(tmp_path / "w0", pool, root_url)
@@ -85,12 +82,40 @@ def test_a_cancelled_selector_no_longer_reaches_the_agent(
     known = worker.free_instance("tmp-known")
     unknown = worker.free_instance("tmp-unknown")
     assert apply_selector(root_url, pattern, "tmp-*") == 1
+    return pool, pattern, worker, known, unknown
+
+
+def test_a_cancelled_selector_no_longer_reaches_the_agent(
+    tmp_path: Path, any_server: LiveServer
+) -> None:
+    """Applied, then cancelled before the next sync (with the purge it wrote of the known
+    `tmp-known`): the sync deletes neither `tmp-known` nor `tmp-unknown`, which only the
+    agent knows."""
+    root_url = any_server.root_url
+    pool, pattern, worker, known, unknown = selector_on_a_worker(tmp_path, root_url)
     with PurgeCache(root_url, Credentials(*ADMIN)) as client:
         done = client.cancel_selector_purge(pattern, "tmp-*", reason="wrong selector")
     assert done.pairs == ((pool, "tmp-known"),)
     kept = sync(worker)
     assert "0 instance(s) deleted" in kept.stdout, kept.stdout + kept.stderr
     assert known.exists() and unknown.exists()
+
+
+def test_cancelling_one_pair_withdraws_it_from_the_selector_on_the_agent(
+    tmp_path: Path, any_server: LiveServer
+) -> None:
+    """`cancel_purge` of the pair a selector purged by name (`tmp-known`) also withdraws it
+    from the selector (`exceptCacheNames`): the sync keeps that cache and still deletes
+    `tmp-unknown`, which the selector reaches on the agent only."""
+    root_url = any_server.root_url
+    pool, _, worker, known, doomed = selector_on_a_worker(tmp_path, root_url)
+    with PurgeCache(root_url, Credentials(*ADMIN)) as client:
+        client.cancel_purge(pool, "tmp-known", reason="keep this one")
+        (served,) = client.list_pool_selectors(pool).selectors
+    assert served.except_cache_names == ("tmp-known",)
+    done = sync(worker)
+    assert f"deleted {doomed.parent}" in done.stdout, done.stdout + done.stderr
+    assert known.exists() and not doomed.exists()
 
 
 def test_without_the_endpoint_an_agent_says_so_once_and_purges_as_before(
@@ -116,9 +141,11 @@ def test_without_the_endpoint_an_agent_says_so_once_and_purges_as_before(
 
 
 def test_local_requests_use_the_one_matcher() -> None:
-    """Each local name a selector's cache pattern matches, with its `before`; escapes hold."""
-    names = ["a*", "ab", "level-3-x", "x"]
-    found = local_requests([("a\\*", 5), ("level-?-*", 7)], names)
+    """Each local name a selector's cache pattern matches, with its `before`, but the names
+    withdrawn from it; escapes hold."""
+    names = ["a*", "ab", "level-3-x", "level-3-y", "x"]
+    withdrawn = LocalSelector("level-?-*", 7, frozenset({"level-3-y"}))
+    found = local_requests([("a\\*", 5), withdrawn], names)
     assert found == [("a*", 5), ("level-3-x", 7)]
 
 

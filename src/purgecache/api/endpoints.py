@@ -428,8 +428,9 @@ def _declare() -> tuple[Endpoint, ...]:
             "Withdraw the open purge request of `cacheName` on the pool: workers no longer "
             "receive it, and the history records it as cancelled (with the caller and the "
             "optional `reason`). 404 when the cache has no open purge request. Answers the "
-            "purge withdrawn. A purge a selector wrote goes, but the selector stays served to "
-            "agents: `cancelSelectorPurge` withdraws it.",
+            "purge withdrawn. The pair is also withdrawn from every open selector that covers "
+            "it (`listPoolSelectors` lists it in `exceptCacheNames`, so agents leave its "
+            "caches alone); `cancelSelectorPurge` withdraws a whole selector.",
             scopes="purge-cache:<workerPoolId>:<cacheName>",
             input="cancel-purge-request.json",
             output="cancelled-purge.json",
@@ -573,7 +574,8 @@ def _declare() -> tuple[Endpoint, ...]:
             "The applied selectors, still open, whose pool pattern matches `workerPoolId`, with "
             "`before` at or after `since` (default: all), newest first. A worker deletes its "
             "caches whose names match `cacheNamePattern` and were created before `before`, "
-            "including caches the service never heard of.",
+            "including caches the service never heard of, but the cache names of the pool in "
+            "`exceptCacheNames` (their purge was cancelled by `cancelPurge`).",
             scopes="purge-cache:purge-requests::<workerPoolId>",
             query=(SINCE,),
             output="pool-selectors.json",

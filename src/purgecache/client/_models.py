@@ -549,15 +549,20 @@ class PoolSelector:
     worker_pool_pattern: str
     cache_name_pattern: str
     before: datetime
+    except_cache_names: tuple[str, ...] = ()  # the pool's caches withdrawn from it
 
     @classmethod
     def from_json(cls, data: object) -> PoolSelector:
         """Read one entry of `selectors`."""
         fields = _object(data)
+        withdrawn = fields.get("exceptCacheNames", [])
+        if not isinstance(withdrawn, list) or not all(isinstance(n, str) for n in withdrawn):
+            raise ValueError(f"expected exceptCacheNames, got {data!r}")
         return cls(
             _field(fields, "workerPoolPattern"),
             _field(fields, "cacheNamePattern"),
             parse_datetime(_field(fields, "before")),
+            tuple(withdrawn),
         )
 
 

@@ -113,6 +113,12 @@ class Storage(Protocol):
         transaction; the pairs whose purge went, or None (nothing done) when the selector is
         no longer open with that `before`."""
 
+    async def selector_exceptions(
+        self, worker_pool_id: str, now: int
+    ) -> list[tuple[str, str, int, str]]:
+        """The cache names of `worker_pool_id` withdrawn from the selectors open at `now`:
+        (pool pattern, cache pattern, before, cache name), sorted."""
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
         the later `before` (with its entry) and the later `expires` of the two."""
@@ -149,11 +155,12 @@ class Storage(Protocol):
         `purge.expired` event when it expired)."""
 
     async def cancel(
-        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+        self, pair: Pair, now: int, origin: Provenance, covering: Sequence[AppliedSelector] = ()
     ) -> int | None:
-        """Remove the open request of a pool's cache, its history event ended as cancelled
-        and a `purge.cancelled` event (who, why: `origin`) in the same transaction; return
-        its `before`, or None when there was no open request."""
+        """Remove the open request of a pool's cache (`pair`), its history event ended as cancelled
+        and a `purge.cancelled` event (who, why: `origin`) in the same transaction, and
+        withdraw the pair from the `covering` selectors (`selector_exceptions`); return its
+        `before`, or None (nothing done) when there was no open request."""
 
     async def purge_history(
         self, query: HistoryFilter, after: tuple[int, int] | None, limit: int

@@ -54,6 +54,25 @@ WITHDRAW = (
     "DELETE FROM purge_selectors WHERE worker_pool_pattern = {m} AND cache_name_pattern = {m} "
     "AND before = {m} AND expires > {m}"
 )
+# A pair withdrawn from an open selector (its purge was cancelled by name), and the open
+# selectors' withdrawn pairs of one pool; the rows of selectors no longer open go at expiry.
+EXCEPT = (
+    "INSERT INTO purge_selector_exceptions (worker_pool_pattern, cache_name_pattern, before, "
+    "worker_pool_id, cache_name) VALUES ({m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
+)
+POOL_EXCEPTIONS = (
+    "SELECT e.worker_pool_pattern, e.cache_name_pattern, e.before, e.cache_name "
+    "FROM purge_selector_exceptions AS e JOIN purge_selectors AS s "
+    "ON s.worker_pool_pattern = e.worker_pool_pattern "
+    "AND s.cache_name_pattern = e.cache_name_pattern AND s.before = e.before "
+    "WHERE e.worker_pool_id = {m} AND s.expires > {m} ORDER BY 1, 2, 3, 4"
+)
+EXPIRE_EXCEPTIONS = (
+    "DELETE FROM purge_selector_exceptions WHERE NOT EXISTS (SELECT 1 FROM purge_selectors "
+    "AS s WHERE s.worker_pool_pattern = purge_selector_exceptions.worker_pool_pattern "
+    "AND s.cache_name_pattern = purge_selector_exceptions.cache_name_pattern "
+    "AND s.before = purge_selector_exceptions.before)"
+)
 CANCEL_PAIR = (
     "DELETE FROM cache_purges WHERE worker_pool_id = {m} AND cache_name = {m} AND before = {m} "
     "AND expires > {m}"

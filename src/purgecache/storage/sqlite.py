@@ -131,6 +131,9 @@ _OPEN_SELECTOR = selectors.sql(selectors.OPEN_SELECTOR, "?")
 _SELECTOR_PAIRS = selectors.sql(selectors.SELECTOR_PAIRS, "?")
 _WITHDRAW = selectors.sql(selectors.WITHDRAW, "?")
 _CANCEL_PAIR = selectors.sql(selectors.CANCEL_PAIR, "?")
+_EXCEPT = selectors.sql(selectors.EXCEPT, "?")
+_POOL_EXCEPTIONS = selectors.sql(selectors.POOL_EXCEPTIONS, "?")
+_EXPIRE_EXCEPTIONS = selectors.sql(selectors.EXPIRE_EXCEPTIONS, "?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -566,6 +569,14 @@ class SqliteStorage:
 
         return await self._run(delete)
 
+    async def selector_exceptions(
+        self, worker_pool_id: str, now: int
+    ) -> list[tuple[str, str, int, str]]:
+        rows = await self._read(
+            lambda c: c.execute(_POOL_EXCEPTIONS, (worker_pool_id, now)).fetchall()
+        )
+        return [(str(p), str(c), int(b), str(n)) for p, c, b, n in rows]
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [_upsert_row(request, entry) for request, entry in rows]
 
@@ -604,6 +615,7 @@ class SqliteStorage:
                 conn.executemany(_END, ends)
                 conn.executemany(_EVENT, expired)
                 conn.execute(_EXPIRE_SELECTORS, (now,))
+                conn.execute(_EXPIRE_EXCEPTIONS)
             return len(gone)
 
         return await self._run(delete)
@@ -622,9 +634,11 @@ class SqliteStorage:
         await self._run(write)
 
     async def cancel(
-        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+        self, pair: Pair, now: int, origin: Provenance, covering: Sequence[AppliedSelector] = ()
     ) -> int | None:
+        worker_pool_id, cache_name = pair
         cancel = settling.CANCEL.format(mark="?")
+        exceptions = [(*selector, worker_pool_id, cache_name) for selector in covering]
 
         def delete(conn: sqlite3.Connection) -> int | None:
             with conn:
@@ -635,6 +649,7 @@ class SqliteStorage:
                 key = (worker_pool_id, cache_name, int(row[0]))
                 conn.execute(_END, history.end_row(*key, now, CANCELLED))
                 conn.execute(_EVENT, events.cancelled(*key, now, origin))
+                conn.executemany(_EXCEPT, exceptions)
             return key[2]
 
         return await self._run(delete)
