@@ -23,9 +23,11 @@ REQUIRED_RE = re.compile(r"satisfy the following scope expression:\n\n```\n(.*?)
 # Values a template reads that the service works out itself, as they are for the probe's
 # request: its selector (the schema's examples, proj-a/* and level-3-*) matches nothing on the
 # probe server, so its expansion has no pools and no pairs, and it applies (no `dryRun`),
-# which needs the selector scope alone.
+# which needs the selector scope alone; cancelling it finds no open selector (no purges),
+# which needs the same.
 DERIVED: dict[str, dict[str, Any]] = {
     "createSelectorPurge": {"matchedPools": [], "pairs": [], "apply": True},
+    "cancelSelectorPurge": {"matchedPools": [], "pairs": [], "apply": True},
 }
 
 

@@ -47,6 +47,7 @@ def client_calls() -> list[_calls.Call[object]]:
         ),
         _calls.report_worker_sync("proj-a/linux", "local", "host-1", []),
         _calls.create_selector_purge("proj-a/*", "level-3-*", dry_run=True, digest="sha256:0"),
+        _calls.cancel_selector_purge("proj-a/*", "level-3-*", "wrong selector"),
         _calls.list_pool_selectors("proj-a/linux", "2026-01-01T00:00:00.000Z"),
         _calls.purge_status("proj-a/linux", "c"),
         _calls.pool_caches("proj-a/linux"),

@@ -58,6 +58,12 @@ EXAMPLES: dict[str, dict[str, object]] = {
         "digest": "sha256:" + "0" * 64,
         "reason": "toolchain bump",
         "link": "https://bugs.example/2",
+        "untilApplied": True,
+    },
+    "cancel-selector-purge-request.json": {
+        "workerPoolPattern": "proj-a/*",
+        "cacheNamePattern": "level-3-*",
+        "reason": "wrong selector",
     },
     "worker-sync-report.json": {
         "workerGroup": "local",

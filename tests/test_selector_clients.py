@@ -15,7 +15,8 @@ import pytest
 from test_history_clients import cli, json_lines
 from test_official_clients import run_client
 
-from conftest import LiveServer, db_args, start_server
+from conftest import ADMIN, LiveServer, db_args, start_server
+from hawk_signing import HawkAuth
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -96,3 +97,29 @@ def test_match_json_and_usage_errors(live: LiveServer) -> None:
     assert bad.returncode == 2 and "** is not supported" in bad.stderr
     assert run("purge", "a/b", "x", "--dry-run").returncode == 2
     assert httpx.get(f"{live.api}/ping", timeout=5).status_code == 200
+
+
+def test_until_applied_flags_reach_the_service(live: LiveServer) -> None:
+    """`purge POOL CACHE --until-applied` keeps that purge until applied (the service's
+    default is off); `--match ... --until-applied` does so for each pair; `--match ...
+    --no-until-applied` purges its pairs again but shortens neither."""
+    run = cli(live.root_url)
+    pool = "ua-cli/pool"
+
+    def kept_until_applied(cache: str) -> bool:
+        url = f"{live.api}/ext/status/{pool.replace('/', '%2F')}"
+        query = {"cacheName": cache}
+        answer = httpx.get(url, params=query, auth=HawkAuth(*ADMIN), timeout=10).json()
+        return bool(answer["purges"][0].get("untilApplied"))
+
+    done = run("purge", pool, "kept", "--until-applied")
+    assert done.returncode == 0, done.stderr
+    assert run("purge", pool, "plain").returncode == 0
+    assert (kept_until_applied("kept"), kept_until_applied("plain")) == (True, False)
+    upgraded = run("purge", "--match", "ua-cli/*", "p*", "--until-applied")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert kept_until_applied("plain")
+    normal = run("purge", "--match", "ua-cli/*", "*", "--no-until-applied")
+    assert normal.returncode == 0, normal.stderr
+    assert "purged 2 caches" in normal.stdout
+    assert (kept_until_applied("kept"), kept_until_applied("plain")) == (True, True)

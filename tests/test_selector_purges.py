@@ -23,6 +23,7 @@ READS_A = ("reads-a", "reads-a-token-0123456789")  # reads proj-a pools only
 NO_SELECTOR = ("no-selector", "no-selector-token-0123456789")  # every pair, not the selector
 ONE_PAIR_SHORT = ("one-short", "one-short-token-0123456789")  # all but proj-a/win's pair
 REPORTER = ("reporter", "reporter-token-0123456789")
+READS_LINUX = ("reads-linux", "reads-linux-token-0123456789")  # reads gsix-a/linux only
 CLIENTS = CLIENTS_TOML + "".join(
     f'\n[[clients]]\nclient_id = "{client_id}"\naccess_token = "{token}"\nscopes = {scopes}\n'
     for (client_id, token), scopes in (
@@ -37,6 +38,7 @@ CLIENTS = CLIENTS_TOML + "".join(
             '"purge-cache:proj-a/linux:*"]',
         ),
         (REPORTER, '["purge-cache:report::*"]'),
+        (READS_LINUX, '["purge-cache:history::gsix-a/linux"]'),
     )
 )
 
@@ -61,7 +63,10 @@ def live(
 @pytest.fixture
 def stem(request: pytest.FixtureRequest) -> str:
     """The provisioner stem of this test's pools (the scope test's clients name `proj`)."""
-    names = {"test_scope_refusals_list_exactly_the_missing_scopes": "proj"}
+    names = {
+        "test_scope_refusals_list_exactly_the_missing_scopes": "proj",
+        "test_the_first_refusal_names_every_scope_that_shows_no_unreadable_cache": "gsix",
+    }
     return names.get(request.node.originalname, request.node.originalname[5:12])
 
 
@@ -207,19 +212,50 @@ def test_scope_refusals_list_exactly_the_missing_scopes(live: LiveServer, stem: 
     assert requests_of(live, f"{stem}-a/linux") == []
 
 
+def test_the_first_refusal_names_every_scope_that_shows_no_unreadable_cache(
+    live: LiveServer, stem: str
+) -> None:
+    """Applying with none of the scopes: one 403 names both matched pools' read scopes and
+    the literal selector scope, no pair's; reading gsix-a/linux only: also that pool's pairs'
+    scopes, never gsix-a/win's cache name. A dry run's 403 names the read scopes alone.
+    Nothing is purged."""
+    seed(live, stem)
+    digest = post(live, {**selector(stem), "dryRun": True}).json()["digest"]
+    apply = {**selector(stem), "digest": digest}
+    reads = ["purge-cache:history::gsix-a/linux", "purge-cache:history::gsix-a/win"]
+    body = assert_error(post(live, apply, REPORTER), 403, "InsufficientScopes")
+    assert missing(body) == [*reads, "purge-cache:gsix-a/*:level-3-*"]
+    body = assert_error(post(live, apply, READS_LINUX), 403, "InsufficientScopes")
+    assert missing(body) == [
+        "purge-cache:history::gsix-a/win",
+        "purge-cache:gsix-a/*:level-3-*",
+        "purge-cache:gsix-a/linux:level-3-a",
+        "purge-cache:gsix-a/linux:level-3-b",
+    ]
+    assert "level-3-old" not in body["message"]
+    dry = post(live, {**selector(stem), "dryRun": True}, REPORTER)
+    assert missing(assert_error(dry, 403, "InsufficientScopes")) == reads
+    assert requests_of(live, f"{stem}-a/linux") == []
+
+
 def test_callers_without_credentials_are_refused_before_the_expansion(
     live: LiveServer, stem: str
 ) -> None:
-    """Without credentials (and anonymous scopes reading nothing), a dry run is a 403 naming
-    the read scope of the pool pattern, also when the selector matches nothing: no caller
-    without credentials makes the service read the whole history. A client with credentials
+    """Without credentials (and anonymous scopes reading nothing), a dry run (and a cancel) is a
+    403 naming the read scope of the pool pattern, also when the selector matches nothing: no
+    caller without credentials makes the service read the whole history. A client with credentials
     but no read scope is answered by the published scopes: an empty dry run for a selector
     matching nothing, a 403 naming each matched pool's read scope otherwise."""
     seed(live, stem)
     nothing = {"workerPoolPattern": f"{stem}-none/*", "cacheNamePattern": "*", "dryRun": True}
     url = f"{live.api}/ext/selector-purge"
-    for body in (nothing, {**selector(stem), "dryRun": True}):
-        refused = assert_error(httpx.post(url, json=body, timeout=10), 403, "InsufficientScopes")
+    cancel = f"{live.api}/ext/selector-cancel"
+    for target, body in (
+        (url, nothing),
+        (url, {**selector(stem), "dryRun": True}),
+        (cancel, selector(stem)),
+    ):
+        refused = assert_error(httpx.post(target, json=body, timeout=10), 403, "InsufficientScopes")
         assert "requires Taskcluster credentials" in refused["message"]
         assert f"purge-cache:history::{body['workerPoolPattern']}" in refused["message"]
     empty = post(live, nothing, REPORTER)

@@ -19,6 +19,7 @@ import pytest
 
 from purgecache.service import PurgeService
 from purgecache.storage import open_storage
+from test_selector_purges import missing
 
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, db_args, start_server
 from hawk_signing import HawkAuth
@@ -189,6 +190,13 @@ def sent(receiver: WebhookReceiver, kind: str, cache: str) -> list[dict[str, Any
     return [e for e in receiver.events if e["event"] == kind and e["cacheName"] == cache]
 
 
+def cancelled_event(receiver: WebhookReceiver, cache: str) -> tuple[str, str, str]:
+    """The `before`, client id and reason of the cache's one `purge.cancelled` event."""
+    wait_for(lambda: len(sent(receiver, "purge.cancelled", cache)) == 1)
+    (event,) = sent(receiver, "purge.cancelled", cache)
+    return event["before"], event["clientId"], event["reason"]
+
+
 def test_a_purge_kept_until_applied_outlives_the_retention_until_the_last_worker_reports(
     live: LiveServer, receiver: WebhookReceiver
 ) -> None:
@@ -269,10 +277,86 @@ def test_cancel_withdraws_the_purge_and_the_history_says_so(
     again = as_admin(live, "cancel", pool, "oops")
     assert again.returncode == 1
     assert "404 ResourceNotFound: No open purge request of cache oops" in again.stderr, again.stderr
-    wait_for(lambda: len(sent(receiver, "purge.cancelled", "oops")) == 1)
-    cancelled = sent(receiver, "purge.cancelled", "oops")[0]
-    assert (cancelled["before"], cancelled["clientId"], cancelled["reason"]) == (
-        second,
-        "admin",
-        "wrong pool",
+    assert cancelled_event(receiver, "oops") == (second, "admin", "wrong pool")
+
+
+def apply_selector(live: LiveServer, pool_pattern: str, cache_pattern: str, **policy: bool) -> str:
+    """Apply a selector (an explicit policy, if given); the purges' `before`."""
+    body = {"workerPoolPattern": pool_pattern, "cacheNamePattern": cache_pattern, **policy}
+    answer = api(live, "POST", "ext/selector-purge", json=body)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["before"])
+
+
+def served_selectors(live: LiveServer, pool: str) -> list[str]:
+    """The cache-name patterns of the selectors `listPoolSelectors` serves the pool's agents."""
+    answer = api(live, "GET", f"ext/selectors/{pool.replace('/', '%2F')}")
+    assert answer.status_code == 200, answer.text
+    return sorted(selector["cacheNamePattern"] for selector in answer.json()["selectors"])
+
+
+def test_a_selector_purge_is_kept_until_applied_and_never_shortens_one(
+    live: LiveServer, receiver: WebhookReceiver
+) -> None:
+    """A selector applied under the service's default keeps its pairs' purges past the 1 s
+    retention, and is served to agents meanwhile, until the active worker reports them
+    (converged, the history naming the selector); one applied with `untilApplied: false`
+    expires its new pair at the retention but leaves a pair already kept until applied so."""
+    pool = "ua/sel"
+    report(live, pool, "w1", {"x": LONG_AGO})  # one active worker
+    start = time.monotonic()
+    create_purge(live, pool, "a-keep")  # kept until applied (the default)
+    create_purge(live, pool, "a-plain", untilApplied=False)
+    create_purge(live, pool, "b-default", untilApplied=False)
+    plain = apply_selector(live, pool, "a-*", untilApplied=False)
+    default = apply_selector(live, pool, "b-*")
+    assert status(live, pool, "a-keep")["untilApplied"] is True  # not shortened
+    assert "untilApplied" not in status(live, pool, "a-plain")
+    assert status(live, pool, "b-default")["untilApplied"] is True
+
+    time.sleep(max(0.0, start + RETENTION_S + 0.2 - time.monotonic()))
+    expire(live)
+    assert open_caches(live, pool) == ["a-keep", "b-default"]
+    assert ended(live, pool, "a-plain") == "expired"
+    assert served_selectors(live, pool) == ["b-*"]  # served as long as its purges may be
+
+    report(live, pool, "w1", {"a-keep": plain, "b-default": default})
+    expire(live)
+    assert open_caches(live, pool) == []
+    (event, *_) = history(live, pool, "b-default")
+    assert (event["time"], event["endReason"]) == (default, "converged")
+    assert event["selector"] == {"workerPoolPattern": pool, "cacheNamePattern": "b-*"}
+    wait_for(lambda: len(sent(receiver, "purge.converged", "b-default")) == 1)
+
+
+def test_cancelling_a_selector_withdraws_it_and_the_purges_it_wrote(
+    live: LiveServer, receiver: WebhookReceiver
+) -> None:
+    """`purgecache cancel --match` (cancelSelectorPurge): agents are no longer served the
+    selector, the open purge it wrote goes (not the pair purged by name since), recorded
+    `cancelled` with a `purge.cancelled` carrying who and why; a caller without the scopes
+    gets a 403 naming the read and selector scopes and no cache; again, a 404 (exit 1)."""
+    pool = "ua/csel"
+    create_purge(live, pool, "c-1")
+    create_purge(live, pool, "c-2")
+    before = apply_selector(live, pool, "c-*")
+    create_purge(live, pool, "c-2")  # purged again by name: not the selector's to withdraw
+    assert served_selectors(live, pool) == ["c-*"]
+    body = {"workerPoolPattern": pool, "cacheNamePattern": "c-*"}
+    refused = api(live, "POST", "ext/selector-cancel", AGENT, json=body)
+    assert refused.status_code == 403, refused.text
+    assert missing(refused.json()) == ["purge-cache:history::ua/csel", "purge-cache:ua/csel:c-*"]
+
+    done = as_admin(live, "cancel", "--match", pool, "c-*", "--reason", "wrong selector")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        f"cancelled the selector {pool} c-* applied {before}; withdrew 1 purges\n  {pool}  c-1\n"
     )
+    assert served_selectors(live, pool) == []
+    assert open_caches(live, pool) == ["c-2"]
+    (event, _) = history(live, pool, "c-1")
+    assert (event["time"], event["endReason"]) == (before, "cancelled")
+    assert cancelled_event(receiver, "c-1") == (before, "admin", "wrong selector")
+    again = as_admin(live, "cancel", "--match", pool, "c-*")
+    assert again.returncode == 1
+    assert "404 ResourceNotFound: No open selector ua/csel c-*" in again.stderr, again.stderr

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -190,14 +190,21 @@ def _pool_or_pattern(ctx: click.Context, param: click.Parameter, value: str | No
     return value if ctx.params.get("match") else _pool(ctx, param, value)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _match_option(help_text: str) -> Callable[[F], F]:
+    """`--match` and the POOL argument it decides the reading of (a pool or a pattern)."""
+
+    def decorate(command: F) -> F:
+        command = click.argument("pool", callback=_pool_or_pattern)(command)
+        return click.option("--match", is_flag=True, is_eager=True, help=help_text)(command)
+
+    return decorate
+
+
 @click.command(epilog=EPILOG)
-@click.option(
-    "--match",
-    is_flag=True,
-    is_eager=True,  # decides how POOL is read
-    help="POOL and CACHE are patterns (* ? and \\ escapes): purge every known pair matched.",
-)
-@click.argument("pool", callback=_pool_or_pattern)
+@_match_option("POOL and CACHE are patterns (* ? and \\ escapes): purge every known pair matched.")
 @click.argument("caches", metavar="CACHE...", nargs=-1, required=True)
 @click.option("--dry-run", is_flag=True, help="--match: list what it matches; change nothing.")
 @click.option("--yes", is_flag=True, help="--match: purge more than the confirm threshold.")
@@ -256,7 +263,9 @@ def purge(
     With --match, POOL and the one CACHE are a selector (* any run of characters, in POOL
     not crossing the /; ? one character; \\ escapes * ? and \\): every (pool, cache) pair
     the service knows it matches (inventory, history, open requests) is listed, then purged
-    unless --dry-run; more than the service's confirm threshold only with --yes. Without
+    unless --dry-run (--until-applied and --no-until-applied apply to every pair, and to how
+    long agents are served the selector); more than the service's confirm threshold only
+    with --yes. Without
     --match names are literal: `purge POOL 'a*'` purges the cache named a*.
 
     \b
@@ -290,6 +299,7 @@ def purge(
                     reason=reason,
                     link=link,
                     as_json=as_json,
+                    until_applied=until_applied,
                 )
             )
     if dry_run or yes or as_json:
@@ -519,21 +529,42 @@ def signed_url(
 
 
 @click.command(epilog=EPILOG)
-@click.argument("pool", callback=_pool)
+@_match_option("POOL and CACHE are the patterns of an applied selector: withdraw it.")
 @click.argument("cache")
 @click.option("--reason", help="Why (at most 1,000 characters), sent with purge.cancelled.")
-def cancel(pool: str, cache: str, reason: str | None) -> None:
+def cancel(match: bool, pool: str, cache: str, reason: str | None) -> None:
     """Withdraw the open purge request of CACHE on worker pool POOL: workers no longer
     receive it, and the history records it as cancelled.
 
     Needs the scope purge-cache:POOL:CACHE. No open purge of CACHE is an error (404, exit
     1), as is a service without cancelPurge (upstream Taskcluster).
 
+    With --match, POOL and CACHE are the patterns of an applied selector (purge --match):
+    agents are no longer served it, and the open purges it wrote (not those purged again
+    since) are withdrawn, each recorded as cancelled. Needs the scopes applying it needs.
+    Without --match, the cache is also withdrawn from every open selector covering it, so
+    agents leave it alone.
+
     \b
     Examples:
       purgecache cancel proj-a/linux checkouts --reason "purged the wrong pool"
+      purgecache cancel --match 'proj-a/*' 'level-3-*' --reason "wrong selector"
     """
+    if match:
+        from purgecache.cli_selectors import checked
+
+        checked(pool, cache)
     with reporting(), connect() as client:
+        if match:
+            done = client.cancel_selector_purge(pool, cache, reason=reason)
+            made = format_time(to_ms(done.before))
+            click.echo(
+                f"cancelled the selector {pool} {_printable(cache)} applied {made}; "
+                f"withdrew {len(done.pairs)} purges"
+            )
+            for worker_pool_id, cache_name in done.pairs:
+                click.echo(f"  {worker_pool_id}  {_printable(cache_name)}")
+            return
         before = client.cancel_purge(pool, cache, reason=reason)
     click.echo(
         f"cancelled the purge of {_printable(cache)} on {pool} made {format_time(to_ms(before))}"

@@ -44,6 +44,14 @@ def show(answer: SelectorPurge, as_json: bool) -> None:
     )
 
 
+def checked(pool_pattern: str, cache_pattern: str) -> None:
+    """A usage error (exit 2, nothing sent) when a pattern is not one the syntax allows."""
+    try:
+        Selector(pool_pattern, cache_pattern)
+    except PatternError as error:
+        raise click.UsageError(str(error)) from None
+
+
 def purge_by_selector(
     client: PurgeCache,
     pool_pattern: str,
@@ -54,13 +62,12 @@ def purge_by_selector(
     reason: str | None,
     link: str | None,
     as_json: bool,
+    until_applied: bool | None = None,
 ) -> int:
     """Dry-run the selector and show it; unless `dry_run`, apply it with the digest shown
-    (past the service's confirm threshold only with `yes`). The exit status."""
-    try:
-        Selector(pool_pattern, cache_pattern)
-    except PatternError as error:
-        raise click.UsageError(str(error)) from None
+    (past the service's confirm threshold only with `yes`; kept until applied by
+    `until_applied`, None: the service's default). The exit status."""
+    checked(pool_pattern, cache_pattern)
     preview = client.create_selector_purge(pool_pattern, cache_pattern, dry_run=True)
     show(preview, as_json)
     if dry_run:
@@ -75,7 +82,12 @@ def purge_by_selector(
         return EXIT_REFUSED
     try:
         applied = client.create_selector_purge(
-            pool_pattern, cache_pattern, digest=preview.digest, reason=reason, link=link
+            pool_pattern,
+            cache_pattern,
+            digest=preview.digest,
+            reason=reason,
+            link=link,
+            until_applied=until_applied,
         )
     except RequestRejected as error:
         if error.code != "RequestConflict":

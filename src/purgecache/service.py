@@ -55,7 +55,7 @@ from purgecache.storage import (
     StorageError,
     StorageUnavailable,
 )
-from purgecache.storage.selectors import StoredSelector
+from purgecache.storage.selectors import AppliedSelector, StoredSelector
 
 Clock = Callable[[], int]
 P = ParamSpec("P")
@@ -234,19 +234,34 @@ class PurgeService:
     def _request(
         self, worker_pool_id: str, cache_name: str, now: int, until_applied: bool | None
     ) -> PurgeRequest:
+        return PurgeRequest(worker_pool_id, cache_name, now, *self._policy(now, until_applied))
+
+    def _policy(self, now: int, until_applied: bool | None) -> tuple[int, int | None]:
+        """A purge made now: its `expires` and its `until_applied` (None: the normal policy),
+        by the policy asked for (None: the service's default)."""
         retention_end = now + self.retention_ms
         if until_applied is None:
             until_applied = self.until_applied_default
         if not until_applied:
-            return PurgeRequest(worker_pool_id, cache_name, now, retention_end)
-        max_age = now + self.until_applied_max_age_ms
-        return PurgeRequest(worker_pool_id, cache_name, now, max_age, retention_end)
+            return retention_end, None
+        return now + self.until_applied_max_age_ms, retention_end
 
     async def cancel(self, worker_pool_id: str, cache_name: str, origin: Provenance) -> int | None:
-        """Withdraw the open purge of a pool's cache (workers stop receiving it); its `before`,
-        or None when there is none. Durable when this returns."""
+        """Withdraw the open purge of a pool's cache (workers stop receiving it), and the pair
+        from every open selector that covers it (agents leave its caches alone); its
+        `before`, or None (nothing done) when there is no open purge. Durable when this
+        returns."""
+        now = self.clock()
+        rows = await self._stored(
+            self.storage.pool_selectors, worker_pool_id, 0, now, MAX_POOL_SELECTORS
+        )
+        covering = [
+            AppliedSelector(pool, cache, before)
+            for pool, cache, before in rows
+            if Selector(pool, cache).matches(worker_pool_id, cache_name)
+        ]
         before = await self._write(
-            self.storage.cancel, worker_pool_id, cache_name, self.clock(), origin
+            self.storage.cancel, (worker_pool_id, cache_name), now, origin, covering
         )
         self._forget(worker_pool_id)  # our own write is visible at once
         return before
@@ -451,19 +466,25 @@ class PurgeService:
         return expand(selector, candidates)
 
     async def apply_selector(
-        self, expansion: Expansion, origin: Provenance
+        self, expansion: Expansion, origin: Provenance, until_applied: bool | None = None
     ) -> tuple[int, list[PurgeRequest]]:
         """Purge every pair of `expansion` and keep the selector for agents, in one
         transaction, each history event naming the selector; the purges' `before`, and the
-        purges."""
+        purges. `until_applied` (None: the service's default) keeps the purges until applied
+        and serves the selector as long as that may last (its maximum age); a pair whose open
+        purge is kept until applied keeps the policy, so that a selector never shortens it."""
         now = self.clock()
-        expires = now + self.retention_ms
+        expires, _ = self._policy(now, until_applied)
         selector = expansion.selector
         origin = origin._replace(
             selector_pool_pattern=selector.pool_pattern,
             selector_cache_pattern=selector.cache_pattern,
         )
-        requests = [PurgeRequest(pool, cache, now, expires) for pool, cache in expansion.keys]
+        kept = await self._kept_until_applied(expansion, now)
+        requests = [
+            self._request(pool, cache, now, True if (pool, cache) in kept else until_applied)
+            for pool, cache in expansion.keys
+        ]
         prefix = literal_prefix(selector.pool_pattern)
         stored = StoredSelector(selector.pool_pattern, selector.cache_pattern, prefix, now, expires)
         rows = [(request, request.to_entry(), origin) for request in requests]
@@ -472,20 +493,60 @@ class PurgeService:
             self._forget(pool)  # our own writes are visible at once
         return now, requests
 
+    async def selector_purges(self, selector: Selector) -> tuple[int, list[tuple[str, str]]] | None:
+        """The open selector's `before` and the pairs whose open purge it wrote; None when
+        no selector with its patterns is open."""
+        return await self._stored(
+            self.storage.selector_purges,
+            selector.pool_pattern,
+            selector.cache_pattern,
+            self.clock(),
+        )
+
+    async def cancel_selector(
+        self, selector: Selector, before: int, pairs: list[tuple[str, str]], origin: Provenance
+    ) -> list[tuple[str, str]] | None:
+        """Withdraw the selector applied at `before` (agents stop applying it) and the open
+        purges it wrote among `pairs`, each recorded as cancelled; the pairs whose purge went,
+        or None when the selector is no longer open with that `before`. Durable on return."""
+        applied = AppliedSelector(selector.pool_pattern, selector.cache_pattern, before)
+        gone = await self._write(self.storage.cancel_selector, applied, pairs, self.clock(), origin)
+        for pool in {pool for pool, _ in gone or ()}:
+            self._forget(pool)  # our own writes are visible at once
+        return gone
+
+    async def _kept_until_applied(self, expansion: Expansion, now: int) -> set[tuple[str, str]]:
+        """The pairs of `expansion` whose open purge is kept until applied (read from the pools
+        where the expansion found open requests)."""
+        pools = {pair.worker_pool_id for pair in expansion.pairs if "requests" in pair.known_from}
+        kept: set[tuple[str, str]] = set()
+        for pool in sorted(pools):
+            rows = await self._stored(self.storage.purge_requests, pool, now)
+            kept.update((pool, row.cache_name) for row in rows if row.until_applied is not None)
+        return kept
+
     async def pool_selectors(self, worker_pool_id: str, since: int | None) -> dict[str, object]:
         """The `listPoolSelectors` answer: the open selectors whose pool pattern matches the
-        pool, with `before` at or after `since`, newest first."""
+        pool, with `before` at or after `since`, newest first, each with the pool's cache
+        names withdrawn from it (`exceptCacheNames`, when there are any)."""
+        now = self.clock()
         rows = await self._stored(
-            self.storage.pool_selectors,
-            worker_pool_id,
-            since or 0,
-            self.clock(),
-            MAX_POOL_SELECTORS,
+            self.storage.pool_selectors, worker_pool_id, since or 0, now, MAX_POOL_SELECTORS
         )
+        rows = [row for row in rows if Selector(row[0], row[1]).matches_pool(worker_pool_id)]
+        withdrawn: dict[tuple[str, str, int], list[str]] = {}
+        if rows:  # (a pool without selectors, the common case, costs no second read)
+            found = await self._stored(self.storage.selector_exceptions, worker_pool_id, now)
+            for pool, cache, before, name in found:
+                withdrawn.setdefault((pool, cache, before), []).append(name)
         selectors = [
             {"workerPoolPattern": pool, "cacheNamePattern": cache, "before": format_time(before)}
+            | (
+                {"exceptCacheNames": names}
+                if (names := withdrawn.get((pool, cache, before)))
+                else {}
+            )
             for pool, cache, before in rows
-            if Selector(pool, cache).matches_pool(worker_pool_id)
         ]
         return {"workerPoolId": worker_pool_id, "selectors": selectors}
 

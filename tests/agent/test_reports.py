@@ -41,7 +41,7 @@ def stored(server: LiveServer, pool: str) -> tuple[list[StoredReceipt], list[Sto
     """The pool's receipts and inventories as the server's database holds them."""
 
     async def read() -> tuple[list[StoredReceipt], list[StoredInventory]]:
-        storage = open_storage(f"sqlite:///{server.db_path}")
+        storage = open_storage(getattr(server, "db_url", f"sqlite:///{server.db_path}"))
         try:
             return await storage.worker_receipts(pool), await storage.worker_inventory(pool)
         finally:

@@ -16,6 +16,7 @@ PUBLIC_API = [
     "AuthenticationFailed",
     "CacheInventory",
     "CacheReceipt",
+    "CancelledSelector",
     "ConfigurationError",
     "ConnectionFailed",
     "Credentials",

@@ -114,9 +114,9 @@ def test_cancel_removes_the_open_purge_and_ends_it(
     async def scenario() -> None:
         await put(storage, PurgeRequest("k/w", "c", NOW, NOW + 100))
         await put(storage, PurgeRequest("k/w", "old", NOW - 200, NOW - 100))
-        assert await storage.cancel("k/w", "c", NOW + 1, ORIGIN) == NOW
-        assert await storage.cancel("k/w", "c", NOW + 2, ORIGIN) is None
-        assert await storage.cancel("k/w", "old", NOW + 2, ORIGIN) is None
+        assert await storage.cancel(("k/w", "c"), NOW + 1, ORIGIN) == NOW
+        assert await storage.cancel(("k/w", "c"), NOW + 2, ORIGIN) is None
+        assert await storage.cancel(("k/w", "old"), NOW + 2, ORIGIN) is None
         assert await storage.purge_requests("k/w", NOW - 300) == [
             PurgeRequest("k/w", "old", NOW - 200, NOW - 100)
         ]
@@ -177,3 +177,69 @@ def test_migration_10_ends_the_purges_that_ended_before_it(tmp_path: Path) -> No
         ("c", -10, None, None),
         ("gone", -30, None, "expired"),
     ]
+
+
+def test_cancelling_a_selector_withdraws_it_and_the_open_purges_it_wrote(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """`selector_purges` answers the open selector's `before` and the pairs whose open purge
+    it wrote (not one purged by name since); `cancel_selector` withdraws the selector and
+    those purges, each ended as cancelled, and answers the pairs that went; a stale
+    `before` or a selector no longer open changes nothing (None)."""
+    from purgecache.storage.selectors import AppliedSelector, StoredSelector
+
+    async def scenario() -> None:
+        origin = ORIGIN._replace(
+            endpoint="createSelectorPurge",
+            selector_pool_pattern="x-*/w",
+            selector_cache_pattern="c*",
+        )
+        pairs = [("x-1/w", "ca"), ("x-1/w", "cb"), ("x-2/w", "ca")]
+        requests = [PurgeRequest(pool, cache, NOW, NOW + 100) for pool, cache in pairs]
+        rows = [(request, request.to_entry(), origin) for request in requests]
+        await storage.purge_selector(StoredSelector("x-*/w", "c*", "x-", NOW, NOW + 100), rows)
+        await put(storage, PurgeRequest("x-1/w", "cb", NOW + 1, NOW + 100))  # by name
+        wrote = [("x-1/w", "ca"), ("x-2/w", "ca")]
+        assert await storage.selector_purges("x-*/w", "c*", NOW + 2) == (NOW, wrote)
+        assert await storage.selector_purges("x-*/w", "d*", NOW + 2) is None
+        stale = AppliedSelector("x-*/w", "c*", NOW - 1)
+        assert await storage.cancel_selector(stale, pairs, NOW + 2, ORIGIN) is None
+        applied = AppliedSelector("x-*/w", "c*", NOW)
+        assert await storage.cancel_selector(applied, pairs, NOW + 3, ORIGIN) == wrote
+        assert await storage.pool_selectors("x-1/w", 0, NOW + 3, 10) == []
+        assert [r.cache_name for r in await storage.purge_requests("x-1/w", NOW + 3)] == ["cb"]
+        assert await ends(storage, "x-2/w") == [("ca", 0, NOW + 3, "cancelled")]
+        assert await storage.selector_purges("x-*/w", "c*", NOW + 3) is None
+        assert await storage.cancel_selector(applied, [], NOW + 4, ORIGIN) is None
+
+    runner.run(scenario())
+
+
+def test_cancelling_a_pair_withdraws_it_from_the_selectors_covering_it(
+    storage: Storage, runner: asyncio.Runner
+) -> None:
+    """`cancel` with covering selectors records the pair withdrawn from each (only when a
+    purge was cancelled), `selector_exceptions` lists the pool's withdrawn pairs of open
+    selectors, and the expiry job forgets those of selectors no longer open."""
+    from purgecache.storage.selectors import AppliedSelector, StoredSelector
+
+    async def scenario() -> None:
+        await storage.purge_selector(StoredSelector("y-*/w", "c*", "y-", NOW, NOW + 50), [])
+        await storage.purge_selector(StoredSelector("y-1/w", "*", "y-1/w", NOW, NOW + 100), [])
+        covering = [AppliedSelector("y-*/w", "c*", NOW), AppliedSelector("y-1/w", "*", NOW)]
+        assert await storage.cancel(("y-1/w", "ca"), NOW + 1, ORIGIN, covering) is None
+        assert await storage.selector_exceptions("y-1/w", NOW + 1) == []  # nothing cancelled
+        await put(storage, PurgeRequest("y-1/w", "ca", NOW + 2, NOW + 200))
+        assert await storage.cancel(("y-1/w", "ca"), NOW + 3, ORIGIN, covering) == NOW + 2
+        assert await storage.selector_exceptions("y-1/w", NOW + 3) == [
+            ("y-*/w", "c*", NOW, "ca"),
+            ("y-1/w", "*", NOW, "ca"),
+        ]
+        assert await storage.selector_exceptions("y-2/w", NOW + 3) == []
+        await storage.expire(NOW + 50)
+        assert await storage.selector_exceptions("y-1/w", NOW + 50) == [("y-1/w", "*", NOW, "ca")]
+        # forgotten, not merely hidden: the same selector stored again does not bring it back
+        await storage.purge_selector(StoredSelector("y-*/w", "c*", "y-", NOW, NOW + 99), [])
+        assert await storage.selector_exceptions("y-1/w", NOW + 50) == [("y-1/w", "*", NOW, "ca")]
+
+    runner.run(scenario())

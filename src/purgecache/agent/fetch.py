@@ -15,6 +15,7 @@ import httpx
 from purgecache.agent.clock import ClockAnchor, SystemClock, WorkerClock, measure, parse_http_date
 from purgecache.agent.deadline import within
 from purgecache.agent.errors import FetchFailed, ServiceRefused, ServiceUnreachable
+from purgecache.agent.selectors import LocalSelector
 from purgecache.agent.settings import DEFAULT_TIMEOUT_MS
 from purgecache.client import (
     ApiError,
@@ -130,12 +131,15 @@ class ServiceFetcher:
             )
         return Fetched(requests, date, anchor)
 
-    def selectors(self, pool: str) -> tuple[tuple[str, int], ...]:
+    def selectors(self, pool: str) -> tuple[LocalSelector, ...]:
         """The open selectors matching `pool` (`listPoolSelectors`), as (cache-name pattern,
-        before) pairs, newest first; the client's errors as it raises them."""
+        before, cache names withdrawn), newest first; the client's errors as it raises them."""
         with within(self._deadline_s, f"listPoolSelectors of {pool}"):
             answer = self._client.list_pool_selectors(pool)
-        return tuple((s.cache_name_pattern, to_ms(s.before)) for s in answer.selectors)
+        return tuple(
+            LocalSelector(s.cache_name_pattern, to_ms(s.before), frozenset(s.except_cache_names))
+            for s in answer.selectors
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from purgecache.agent.errors import ServiceUnreachable
 from purgecache.selectors import PatternError, compile_pattern
@@ -35,7 +35,18 @@ log = logging.getLogger(__name__)
 
 SELECTORS_FILE = "selectors.json"
 SELECTOR_INTERVAL_MS = 60_000
-Source = Callable[[str], Sequence[tuple[str, int]]]
+
+
+class LocalSelector(NamedTuple):
+    """An applied selector as the agent applies it: to the local caches whose names match
+    `cache_pattern`, but those withdrawn from it (their purge was cancelled by name)."""
+
+    cache_pattern: str
+    before: int
+    withdrawn: frozenset[str] = frozenset()
+
+
+Source = Callable[[str], Sequence[tuple[str, int] | LocalSelector]]
 
 
 class PoolSelectors:
@@ -53,9 +64,9 @@ class PoolSelectors:
         self.now_ms = now_ms
         self.interval_ms = interval_ms
 
-    def __call__(self, pool: str) -> Sequence[tuple[str, int]]:
-        """The open selectors' (cache-name pattern, before) pairs; none while refused or not
-        due."""
+    def __call__(self, pool: str) -> Sequence[tuple[str, int] | LocalSelector]:
+        """The open selectors (cache-name pattern, before, names withdrawn); none while
+        refused or not due."""
         from purgecache.agent.report import REFUSED_STATUSES, load_ledger, save_ledger
         from purgecache.client import ApiError, PurgeCacheError
 
@@ -89,17 +100,20 @@ class PoolSelectors:
 
 
 def local_requests(
-    selectors: Iterable[tuple[str, int]], cache_names: Iterable[str]
+    selectors: Iterable[tuple[str, int] | LocalSelector], cache_names: Iterable[str]
 ) -> list[tuple[str, int]]:
     """A `(cache_name, before)` request for each local cache name a selector's cache-name
-    pattern matches (a pattern this agent cannot read is skipped, with a warning)."""
+    pattern matches, but the names withdrawn from it (a pattern this agent cannot read is
+    skipped, with a warning)."""
     names = list(cache_names)
     requests: list[tuple[str, int]] = []
-    for pattern, before in selectors:
+    for pattern, before, withdrawn in (LocalSelector(*selector) for selector in selectors):
         try:
             matcher = compile_pattern(pattern)
         except PatternError as error:
             log.warning("selector skipped: %s", error)
             continue
-        requests += [(name, before) for name in names if matcher.fullmatch(name)]
+        requests += [
+            (name, before) for name in names if matcher.fullmatch(name) and name not in withdrawn
+        ]
     return requests

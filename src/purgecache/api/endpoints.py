@@ -287,6 +287,28 @@ def _route(methods: Methods, raw: str | None, decoded: bool) -> Route:
     return Route(methods, {name: value}, problem)
 
 
+# Applying (or cancelling) a selector: the read scope of every pool it reaches, and to apply
+# the literal selector scope and every pair's purge scope (see createSelectorPurge).
+SELECTOR_SCOPES: dict[str, Any] = {
+    "AllOf": [
+        {
+            "for": "workerPoolId",
+            "in": "matchedPools",
+            "each": "purge-cache:history::<workerPoolId>",
+        },
+        {
+            "if": "apply",
+            "then": {
+                "AllOf": [
+                    "purge-cache:<workerPoolPattern>:<cacheNamePattern>",
+                    {"for": "pair", "in": "pairs", "each": "purge-cache:<pair>"},
+                ]
+            },
+        },
+    ]
+}
+
+
 def _declare() -> tuple[Endpoint, ...]:
     from purgecache.api import handlers
 
@@ -406,7 +428,9 @@ def _declare() -> tuple[Endpoint, ...]:
             "Withdraw the open purge request of `cacheName` on the pool: workers no longer "
             "receive it, and the history records it as cancelled (with the caller and the "
             "optional `reason`). 404 when the cache has no open purge request. Answers the "
-            "purge withdrawn.",
+            "purge withdrawn. The pair is also withdrawn from every open selector that covers "
+            "it (`listPoolSelectors` lists it in `exceptCacheNames`, so agents leave its "
+            "caches alone); `cancelSelectorPurge` withdraws a whole selector.",
             scopes="purge-cache:<workerPoolId>:<cacheName>",
             input="cancel-purge-request.json",
             output="cancelled-purge.json",
@@ -501,35 +525,43 @@ def _declare() -> tuple[Endpoint, ...]:
             "for agents (`listPoolSelectors`). Applying more pairs than the confirm threshold "
             "needs the `digest` of a dry run: missing, 400; another set matched now, 409 "
             "`RequestConflict` and nothing is purged. Scopes: expanding needs "
-            "`purge-cache:history::<workerPoolId>` for every matched pool (checked first: a "
-            "403 then names matched pools, never cache names; a caller without credentials "
+            "`purge-cache:history::<workerPoolId>` for every matched pool (a 403 names "
+            "matched pools, and cache names only of the pools the caller may read; a caller "
+            "without credentials "
             "whose anonymous scopes hold neither the selector scope nor any scope that could "
             "read a matched pool is refused before the expansion, with a 403 naming "
             "`purge-cache:history::<workerPoolPattern>`); applying also needs the "
             "selector scope `purge-cache:<workerPoolPattern>:<cacheNamePattern>` taken "
-            "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair "
+            "literally and `purge-cache:<workerPoolId>:<cacheName>` for every pair; one 403 "
+            "lists every missing scope but those of pairs of pools the caller may not read "
             "(`matchedPools`, `pairs` and `apply` in the template are the expansion's).",
-            scopes={
-                "AllOf": [
-                    {
-                        "for": "workerPoolId",
-                        "in": "matchedPools",
-                        "each": "purge-cache:history::<workerPoolId>",
-                    },
-                    {
-                        "if": "apply",
-                        "then": {
-                            "AllOf": [
-                                "purge-cache:<workerPoolPattern>:<cacheNamePattern>",
-                                {"for": "pair", "in": "pairs", "each": "purge-cache:<pair>"},
-                            ]
-                        },
-                    },
-                ]
-            },
+            scopes=SELECTOR_SCOPES,
             staged_scopes=True,
             input="create-selector-purge-request.json",
             output="selector-purge.json",
+            stability="experimental",
+        ),
+        Endpoint(
+            "cancelSelectorPurge",
+            "POST",
+            "/ext/selector-cancel",
+            handlers.cancel_selector_purge,
+            selectors,
+            "Cancel a Selector Purge",
+            "Withdraw the applied selector with these patterns: agents no longer receive it "
+            "(`listPoolSelectors`), and the open purge requests it wrote (those not purged "
+            "again since) are withdrawn as `cancelPurge` does, each recorded as cancelled in "
+            "the history with a `purge.cancelled` event (with the caller and the optional "
+            "`reason`). Answers the selector, its `before` and the pairs withdrawn. 404 when "
+            "no selector with these patterns is open; 409 `RequestConflict`, nothing done, "
+            "when it was applied again meanwhile. Scopes as to apply it: the read scope of "
+            "every pool of a purge it withdraws, the selector scope taken literally and "
+            "`purge-cache:<workerPoolId>:<cacheName>` of every such purge (`matchedPools`, "
+            "`pairs` and `apply` in the template are those purges').",
+            scopes=SELECTOR_SCOPES,
+            staged_scopes=True,
+            input="cancel-selector-purge-request.json",
+            output="cancelled-selector-purge.json",
             stability="experimental",
         ),
         Endpoint(
@@ -542,7 +574,8 @@ def _declare() -> tuple[Endpoint, ...]:
             "The applied selectors, still open, whose pool pattern matches `workerPoolId`, with "
             "`before` at or after `since` (default: all), newest first. A worker deletes its "
             "caches whose names match `cacheNamePattern` and were created before `before`, "
-            "including caches the service never heard of.",
+            "including caches the service never heard of, but the cache names of the pool in "
+            "`exceptCacheNames` (their purge was cancelled by `cancelPurge`).",
             scopes="purge-cache:purge-requests::<workerPoolId>",
             query=(SINCE,),
             output="pool-selectors.json",

@@ -143,36 +143,82 @@ async def cancel_purge(deps: Deps, request: Request, call: Call) -> Response:
     return json_response(200, orjson.dumps(answer))
 
 
-async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
-    """`createSelectorPurge`: expand a selector; show the pairs (dry run) or purge them all."""
-    payload = request.payload
+def _selector(deps: Deps, call: Call, payload: dict[str, Any]) -> Selector:
+    """The request's selector; a 400 with the matcher's message when a pattern is invalid, a
+    403 for a caller without credentials that may not read anything it reaches (see
+    `_may_expand`)."""
     try:
         selector = Selector(payload["workerPoolPattern"], payload["cacheNamePattern"])
     except PatternError as error:
         raise ApiError("InputError", str(error)) from error
     if call.client_id is None and not _may_expand(call, payload, selector):
         deps.check_scopes(call, _selector_scopes(call, payload, [selector.pool_pattern], []))
+    return selector
+
+
+async def create_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`createSelectorPurge`: expand a selector; show the pairs (dry run) or purge them all."""
+    payload = request.payload
+    selector = _selector(deps, call, payload)
     service = deps.service
     try:
         expansion = await service.expand_selector(selector)
     except TooManyPairs as error:
         raise ApiError("InputError", str(error)) from error
     dry_run = payload.get("dryRun", False)
-    # First the read scope of every matched pool, so that a refusal discloses no cache name
-    # of a pool the caller may not read; then, to apply, the selector's and every pair's.
-    deps.check_scopes(call, _selector_scopes(call, payload, expansion.pools, expansion.keys))
+    # The read scope of every matched pool, and to apply the selector's and those of the pairs
+    # of the pools the caller may read: a refusal lists all of them at once, and never a cache
+    # name of a pool the caller may not read. Once it holds every read scope, that is all.
+    pairs = _readable_pairs(call, payload, expansion.keys)
+    required = _selector_scopes(call, payload, expansion.pools, pairs, apply=not dry_run)
+    deps.check_scopes(call, required)
     threshold = service.selector_confirm_threshold
     if dry_run:
         return json_response(200, orjson.dumps(expansion.to_wire(True, threshold, None)))
-    deps.check_scopes(
-        call, _selector_scopes(call, payload, expansion.pools, expansion.keys, apply=True)
-    )
     _confirmed(expansion, payload.get("digest"), threshold)
     origin = provenance(deps, request, call, payload.get("reason"), payload.get("link"))
-    before, purges = await service.apply_selector(expansion, origin)
+    until_applied = payload.get("untilApplied")
+    before, purges = await service.apply_selector(expansion, origin, until_applied)
     for purge in purges:
         deps.audit_purge(call.client_id, purge)
     return json_response(200, orjson.dumps(expansion.to_wire(False, threshold, before)))
+
+
+async def cancel_selector_purge(deps: Deps, request: Request, call: Call) -> Response:
+    """`cancelSelectorPurge`: withdraw an applied selector and the open purges it wrote; 404
+    when it is not open, 409 when it was applied again meanwhile."""
+    payload = request.payload
+    selector = _selector(deps, call, payload)
+    found = await deps.service.selector_purges(selector)
+    before, pairs = found if found is not None else (0, [])
+    pools = sorted({pool for pool, _ in pairs})
+    readable = _readable_pairs(call, payload, pairs)
+    deps.check_scopes(call, _selector_scopes(call, payload, pools, readable, apply=True))
+    values = {
+        "workerPoolPattern": selector.pool_pattern,
+        "cacheNamePattern": selector.cache_pattern,
+    }
+    if found is None:
+        raise ApiError(
+            "ResourceNotFound",
+            "No open selector {{workerPoolPattern}} {{cacheNamePattern}} to cancel",
+            values,
+        )
+    origin = provenance(deps, request, call, payload.get("reason"))
+    gone = await deps.service.cancel_selector(selector, before, pairs, origin)
+    if gone is None:
+        raise ApiError(
+            "RequestConflict",
+            "The selector {{workerPoolPattern}} {{cacheNamePattern}} was applied again while "
+            "it was being cancelled; nothing was cancelled: try again.",
+            values,
+        )
+    answer = {
+        "selector": values,
+        "before": format_time(before),
+        "pairs": [{"workerPoolId": pool, "cacheName": cache} for pool, cache in gone],
+    }
+    return json_response(200, orjson.dumps(answer))
 
 
 def _may_expand(call: Call, payload: dict[str, Any], selector: Selector) -> bool:
@@ -201,6 +247,21 @@ def _may_expand(call: Call, payload: dict[str, Any], selector: Selector) -> bool
         elif scope.startswith(prefix) and selector.matches_pool(scope[len(prefix) :]):
             return True
     return False
+
+
+def _readable_pairs(
+    call: Call, payload: dict[str, Any], pairs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The pairs whose pool the caller may read (by the endpoint's read scope)."""
+    held = call.verdict.scopes if call.verdict is not None else None
+    if held is None:
+        return []
+    readable: dict[str, bool] = {}
+    for pool, _ in pairs:
+        if pool not in readable:
+            read = _selector_scopes(call, payload, [pool], [])
+            readable[pool] = read is not None and held.satisfies(read)
+    return [pair for pair in pairs if readable[pair[0]]]
 
 
 def _selector_scopes(

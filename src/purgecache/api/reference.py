@@ -33,6 +33,8 @@ SCHEMA_NAMES = (
     "create-selector-purge-request.json",
     "selector-purge.json",
     "pool-selectors.json",
+    "cancel-selector-purge-request.json",
+    "cancelled-selector-purge.json",
 )
 
 

@@ -30,6 +30,7 @@ from purgecache.client._errors import (
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -59,6 +60,7 @@ __all__ = [
     "AuthenticationFailed",
     "CacheInventory",
     "CacheReceipt",
+    "CancelledSelector",
     "ConfigurationError",
     "ConnectionFailed",
     "Credentials",

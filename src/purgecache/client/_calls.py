@@ -17,6 +17,7 @@ from urllib.parse import quote
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -70,6 +71,7 @@ EXTENSIONS = frozenset(
         "purgeStatus",
         "poolCaches",
         "createSelectorPurge",
+        "cancelSelectorPurge",
         "listPoolSelectors",
     }
 )
@@ -232,6 +234,7 @@ def create_selector_purge(
     digest: str | None = None,
     reason: str | None = None,
     link: str | None = None,
+    until_applied: bool | None = None,
 ) -> Call[SelectorPurge]:
     """`POST /ext/selector-purge` with the selector and, when given, the rest."""
     payload: dict[str, object] = {
@@ -240,10 +243,20 @@ def create_selector_purge(
     }
     if dry_run:
         payload["dryRun"] = True
-    given = {"digest": digest, "reason": reason, "link": link}
+    given = {"digest": digest, "reason": reason, "link": link, "untilApplied": until_applied}
     payload.update((key, value) for key, value in given.items() if value is not None)
     route = "ext/selector-purge"
     return Call("createSelectorPurge", "POST", route, SelectorPurge.from_json, payload=payload)
+
+
+def cancel_selector_purge(
+    worker_pool_pattern: str, cache_name_pattern: str, reason: str | None = None
+) -> Call[CancelledSelector]:
+    """`POST /ext/selector-cancel` with the selector and, when given, the reason."""
+    payload = {"workerPoolPattern": worker_pool_pattern, "cacheNamePattern": cache_name_pattern}
+    payload |= {} if reason is None else {"reason": reason}
+    route = "ext/selector-cancel"
+    return Call("cancelSelectorPurge", "POST", route, CancelledSelector.from_json, payload=payload)
 
 
 def list_pool_selectors(

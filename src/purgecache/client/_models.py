@@ -549,15 +549,20 @@ class PoolSelector:
     worker_pool_pattern: str
     cache_name_pattern: str
     before: datetime
+    except_cache_names: tuple[str, ...] = ()  # the pool's caches withdrawn from it
 
     @classmethod
     def from_json(cls, data: object) -> PoolSelector:
         """Read one entry of `selectors`."""
         fields = _object(data)
+        withdrawn = fields.get("exceptCacheNames", [])
+        if not isinstance(withdrawn, list) or not all(isinstance(n, str) for n in withdrawn):
+            raise ValueError(f"expected exceptCacheNames, got {data!r}")
         return cls(
             _field(fields, "workerPoolPattern"),
             _field(fields, "cacheNamePattern"),
             parse_datetime(_field(fields, "before")),
+            tuple(withdrawn),
         )
 
 
@@ -577,3 +582,30 @@ class PoolSelectors:
             raise ValueError(f"expected selectors, got {data!r}")
         found = tuple(PoolSelector.from_json(selector) for selector in selectors)
         return cls(_field(fields, "workerPoolId"), found)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelledSelector:
+    """`cancelSelectorPurge`: the selector withdrawn, when it was applied, and the (pool,
+    cache name) pairs whose open purge went with it, sorted."""
+
+    worker_pool_pattern: str
+    cache_name_pattern: str
+    before: datetime
+    pairs: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_json(cls, data: object) -> CancelledSelector:
+        """Read a `cancelSelectorPurge` answer."""
+        fields = _object(data)
+        selector = _object(fields.get("selector"))
+        pairs = fields.get("pairs")
+        if not isinstance(pairs, list):
+            raise ValueError(f"expected pairs, got {data!r}")
+        found = [_object(pair) for pair in pairs]
+        return cls(
+            _field(selector, "workerPoolPattern"),
+            _field(selector, "cacheNamePattern"),
+            parse_datetime(_field(fields, "before")),
+            tuple((_field(pair, "workerPoolId"), _field(pair, "cacheName")) for pair in found),
+        )

@@ -17,6 +17,7 @@ from purgecache.client._core import Reply, Sleep
 from purgecache.client._models import (
     CacheInventory,
     CacheReceipt,
+    CancelledSelector,
     OpenAllPurgeRequestsList,
     OpenPurgeRequestList,
     Ping,
@@ -135,10 +136,12 @@ class PurgeCache(BaseClient[httpx.Client]):
         digest: str | None = None,
         reason: str | None = None,
         link: str | None = None,
+        until_applied: bool | None = None,
     ) -> SelectorPurge:
         """Expand a selector into the (pool, cache name) pairs the service knows; show them
         (`dry_run`) or purge them all (`digest`: the dry run's, needed above the service's
-        confirm threshold; another set now is a 409) (extension)."""
+        confirm threshold; another set now is a 409), each kept until applied with
+        `until_applied` (None: the service's default) (extension)."""
         call = _calls.create_selector_purge(
             worker_pool_pattern,
             cache_name_pattern,
@@ -146,7 +149,17 @@ class PurgeCache(BaseClient[httpx.Client]):
             digest=digest,
             reason=reason,
             link=link,
+            until_applied=until_applied,
         )
+        return self._run(call)
+
+    def cancel_selector_purge(
+        self, worker_pool_pattern: str, cache_name_pattern: str, *, reason: str | None = None
+    ) -> CancelledSelector:
+        """Withdraw an applied selector (agents stop applying it) and the open purges it
+        wrote; needs the scopes applying it does; not open is an ApiError (404,
+        ResourceNotFound) (extension)."""
+        call = _calls.cancel_selector_purge(worker_pool_pattern, cache_name_pattern, reason)
         return self._run(call)
 
     def list_pool_selectors(

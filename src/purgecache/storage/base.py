@@ -11,7 +11,7 @@ from purgecache.storage.fetches import FetchRow, PurgeTally
 from purgecache.storage.history import HistoryPage
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import StoredInventory, StoredReceipt
-from purgecache.storage.selectors import Candidate, StoredSelector
+from purgecache.storage.selectors import AppliedSelector, Candidate, Pair, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 
@@ -99,6 +99,26 @@ class Storage(Protocol):
         `before >= since`, whose pool pattern's literal prefix starts `worker_pool_id`,
         newest first (the caller matches the pool pattern itself)."""
 
+    async def selector_purges(
+        self, pool_pattern: str, cache_pattern: str, now: int
+    ) -> tuple[int, list[Pair]] | None:
+        """The `before` of the selector open at `now` with these patterns, and the (pool,
+        cache name) pairs whose open purge it wrote, sorted; None when it is not open."""
+
+    async def cancel_selector(
+        self, applied: AppliedSelector, pairs: Sequence[Pair], now: int, origin: Provenance
+    ) -> list[Pair] | None:
+        """Withdraw the `applied` selector and the open purges at its `before` of `pairs`,
+        each ended as cancelled with a `purge.cancelled` event (`origin`), in one
+        transaction; the pairs whose purge went, or None (nothing done) when the selector is
+        no longer open with that `before`."""
+
+    async def selector_exceptions(
+        self, worker_pool_id: str, now: int
+    ) -> list[tuple[str, str, int, str]]:
+        """The cache names of `worker_pool_id` withdrawn from the selectors open at `now`:
+        (pool pattern, cache pattern, before, cache name), sorted."""
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         """Store (request, entry) pairs in one transaction (bulk import); an existing row keeps
         the later `before` (with its entry) and the later `expires` of the two."""
@@ -135,11 +155,12 @@ class Storage(Protocol):
         `purge.expired` event when it expired)."""
 
     async def cancel(
-        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+        self, pair: Pair, now: int, origin: Provenance, covering: Sequence[AppliedSelector] = ()
     ) -> int | None:
-        """Remove the open request of a pool's cache, its history event ended as cancelled
-        and a `purge.cancelled` event (who, why: `origin`) in the same transaction; return
-        its `before`, or None when there was no open request."""
+        """Remove the open request of a pool's cache (`pair`), its history event ended as cancelled
+        and a `purge.cancelled` event (who, why: `origin`) in the same transaction, and
+        withdraw the pair from the `covering` selectors (`selector_exceptions`); return its
+        `before`, or None (nothing done) when there was no open request."""
 
     async def purge_history(
         self, query: HistoryFilter, after: tuple[int, int] | None, limit: int

@@ -44,7 +44,7 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import Migration, migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
-from purgecache.storage.selectors import Candidate, StoredSelector
+from purgecache.storage.selectors import AppliedSelector, Candidate, Pair, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
@@ -103,6 +103,13 @@ _CANDIDATES = selectors.sql(selectors.CANDIDATES, "%s")
 _SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "%s")
 _POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "%s")
 _EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "%s")
+_OPEN_SELECTOR = selectors.sql(selectors.OPEN_SELECTOR, "%s")
+_SELECTOR_PAIRS = selectors.sql(selectors.SELECTOR_PAIRS, "%s")
+_WITHDRAW = selectors.sql(selectors.WITHDRAW, "%s")
+_CANCEL_PAIR = selectors.sql(selectors.CANCEL_PAIR, "%s")
+_EXCEPT = selectors.sql(selectors.EXCEPT, "%s")
+_POOL_EXCEPTIONS = selectors.sql(selectors.POOL_EXCEPTIONS, "%s")
+_EXPIRE_EXCEPTIONS = selectors.sql(selectors.EXPIRE_EXCEPTIONS, "%s")
 _DUE = outbox.sql(outbox.DUE, "%s") + " FOR UPDATE SKIP LOCKED"
 _LEASE = outbox.sql(outbox.LEASE, "%s", due=_DUE)
 _MERGE = (
@@ -404,6 +411,57 @@ class PostgresStorage:
 
         return await self._run(read)
 
+    async def selector_purges(
+        self, pool_pattern: str, cache_pattern: str, now: int
+    ) -> tuple[int, list[Pair]] | None:
+        async def read(
+            conn: psycopg.AsyncConnection[Any],
+        ) -> tuple[int, list[tuple[str, str]]] | None:
+            cursor = await conn.execute(_OPEN_SELECTOR, (pool_pattern, cache_pattern, now))
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            before = int(row[0])
+            cursor = await conn.execute(_SELECTOR_PAIRS, (before, pool_pattern, cache_pattern, now))
+            return before, [(str(p), str(c)) for p, c in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def cancel_selector(
+        self, applied: AppliedSelector, pairs: Sequence[Pair], now: int, origin: Provenance
+    ) -> list[Pair] | None:
+        async def delete(conn: psycopg.AsyncConnection[Any]) -> list[Pair] | None:
+            async with conn.transaction(), conn.cursor() as cursor:
+                await cursor.execute(_WITHDRAW, (*applied, now))
+                if cursor.rowcount == 0:
+                    return None
+                before = applied.before
+                gone = []
+                for pool, cache in pairs:
+                    await cursor.execute(_CANCEL_PAIR, (pool, cache, before, now))
+                    if cursor.rowcount:
+                        gone.append((pool, cache))
+                        await cursor.execute(
+                            _END, history.end_row(pool, cache, before, now, CANCELLED)
+                        )
+                        await cursor.execute(
+                            _EVENT, events.cancelled(pool, cache, before, now, origin)
+                        )
+                for pool in sorted({pool for pool, _ in gone}):
+                    await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, pool))
+            return gone
+
+        return await self._run(delete)
+
+    async def selector_exceptions(
+        self, worker_pool_id: str, now: int
+    ) -> list[tuple[str, str, int, str]]:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> list[tuple[str, str, int, str]]:
+            cursor = await conn.execute(_POOL_EXCEPTIONS, (worker_pool_id, now))
+            return [(str(p), str(c), int(b), str(n)) for p, c, b, n in await cursor.fetchall()]
+
+        return await self._run(read)
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [(*_text_row(request, entry), request.until_applied) for request, entry in rows]
 
@@ -468,6 +526,7 @@ class PostgresStorage:
                     return None
                 gone = await (await conn.execute(_EXPIRE, (now,))).fetchall()
                 await conn.execute(_EXPIRE_SELECTORS, (now,))
+                await conn.execute(_EXPIRE_EXCEPTIONS)
                 if gone:
                     ends, expired = settling.expired(gone, now)
                     async with conn.cursor() as cursor:
@@ -512,9 +571,11 @@ class PostgresStorage:
         await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, end[3]))
 
     async def cancel(
-        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+        self, pair: Pair, now: int, origin: Provenance, covering: Sequence[AppliedSelector] = ()
     ) -> int | None:
+        worker_pool_id, cache_name = pair
         cancel = settling.CANCEL.format(mark="%s")
+        exceptions = [(*selector, worker_pool_id, cache_name) for selector in covering]
 
         async def delete(conn: psycopg.AsyncConnection[Any]) -> int | None:
             async with conn.transaction(), conn.cursor() as cursor:
@@ -525,6 +586,8 @@ class PostgresStorage:
                 key = (worker_pool_id, cache_name, int(row[0]))
                 await cursor.execute(_END, history.end_row(*key, now, CANCELLED))
                 await cursor.execute(_EVENT, events.cancelled(*key, now, origin))
+                if exceptions:
+                    await cursor.executemany(_EXCEPT, exceptions)
                 await cursor.execute("SELECT pg_notify(%s, %s)", (CHANNEL, worker_pool_id))
             return key[2]
 

@@ -37,6 +37,46 @@ POOL_SELECTORS = (
     "ORDER BY before DESC, worker_pool_pattern, cache_name_pattern LIMIT {m}"
 )
 EXPIRE = "DELETE FROM purge_selectors WHERE expires <= {m}"
+# Cancelling an applied selector: its `before` while it is open, the pairs whose open purge it
+# wrote (their history event names it, at its `before`), then it goes (guarded by that
+# `before`: one applied again meanwhile is a new selector) with each of those purges.
+OPEN_SELECTOR = (
+    "SELECT before FROM purge_selectors WHERE worker_pool_pattern = {m} "
+    "AND cache_name_pattern = {m} AND expires > {m}"
+)
+SELECTOR_PAIRS = (
+    "SELECT h.worker_pool_id, h.cache_name FROM purge_history AS h JOIN cache_purges AS c "
+    "ON c.worker_pool_id = h.worker_pool_id AND c.cache_name = h.cache_name "
+    "AND c.before = h.purged_at WHERE h.purged_at = {m} AND h.selector_pool_pattern = {m} "
+    "AND h.selector_cache_pattern = {m} AND c.expires > {m} ORDER BY 1, 2"
+)
+WITHDRAW = (
+    "DELETE FROM purge_selectors WHERE worker_pool_pattern = {m} AND cache_name_pattern = {m} "
+    "AND before = {m} AND expires > {m}"
+)
+# A pair withdrawn from an open selector (its purge was cancelled by name), and the open
+# selectors' withdrawn pairs of one pool; the rows of selectors no longer open go at expiry.
+EXCEPT = (
+    "INSERT INTO purge_selector_exceptions (worker_pool_pattern, cache_name_pattern, before, "
+    "worker_pool_id, cache_name) VALUES ({m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
+)
+POOL_EXCEPTIONS = (
+    "SELECT e.worker_pool_pattern, e.cache_name_pattern, e.before, e.cache_name "
+    "FROM purge_selector_exceptions AS e JOIN purge_selectors AS s "
+    "ON s.worker_pool_pattern = e.worker_pool_pattern "
+    "AND s.cache_name_pattern = e.cache_name_pattern AND s.before = e.before "
+    "WHERE e.worker_pool_id = {m} AND s.expires > {m} ORDER BY 1, 2, 3, 4"
+)
+EXPIRE_EXCEPTIONS = (
+    "DELETE FROM purge_selector_exceptions WHERE NOT EXISTS (SELECT 1 FROM purge_selectors "
+    "AS s WHERE s.worker_pool_pattern = purge_selector_exceptions.worker_pool_pattern "
+    "AND s.cache_name_pattern = purge_selector_exceptions.cache_name_pattern "
+    "AND s.before = purge_selector_exceptions.before)"
+)
+CANCEL_PAIR = (
+    "DELETE FROM cache_purges WHERE worker_pool_id = {m} AND cache_name = {m} AND before = {m} "
+    "AND expires > {m}"
+)
 
 
 class Candidate(NamedTuple):
@@ -57,6 +97,17 @@ class StoredSelector(NamedTuple):
     pool_prefix: str
     before: int
     expires: int
+
+
+Pair = tuple[str, str]  # a worker pool id and a cache name
+
+
+class AppliedSelector(NamedTuple):
+    """An applied selector as cancelling names it: its patterns and when it was applied."""
+
+    pool_pattern: str
+    cache_pattern: str
+    before: int
 
 
 def candidates_args(prefix: str, active_since: int, now: int, limit: int) -> tuple[object, ...]:

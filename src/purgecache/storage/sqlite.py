@@ -63,7 +63,7 @@ from purgecache.storage.history import HistoryPage
 from purgecache.storage.migrations import migrations, python_step, statements
 from purgecache.storage.outbox import Claimed, Delivery
 from purgecache.storage.receipts import Reported, StoredInventory, StoredReceipt
-from purgecache.storage.selectors import Candidate, StoredSelector
+from purgecache.storage.selectors import AppliedSelector, Candidate, Pair, StoredSelector
 from purgecache.storage.settling import Settled, Unsettled
 
 T = TypeVar("T")
@@ -127,6 +127,13 @@ _CANDIDATES = selectors.sql(selectors.CANDIDATES, "?")
 _SELECTOR = selectors.sql(selectors.UPSERT_SELECTOR, "?")
 _POOL_SELECTORS = selectors.sql(selectors.POOL_SELECTORS, "?")
 _EXPIRE_SELECTORS = selectors.sql(selectors.EXPIRE, "?")
+_OPEN_SELECTOR = selectors.sql(selectors.OPEN_SELECTOR, "?")
+_SELECTOR_PAIRS = selectors.sql(selectors.SELECTOR_PAIRS, "?")
+_WITHDRAW = selectors.sql(selectors.WITHDRAW, "?")
+_CANCEL_PAIR = selectors.sql(selectors.CANCEL_PAIR, "?")
+_EXCEPT = selectors.sql(selectors.EXCEPT, "?")
+_POOL_EXCEPTIONS = selectors.sql(selectors.POOL_EXCEPTIONS, "?")
+_EXPIRE_EXCEPTIONS = selectors.sql(selectors.EXPIRE_EXCEPTIONS, "?")
 _MERGE = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (worker_pool_id, cache_name) "
@@ -533,6 +540,43 @@ class SqliteStorage:
         rows = await self._read(lambda c: c.execute(_POOL_SELECTORS, args).fetchall())
         return [(str(pool), str(cache), int(before)) for pool, cache, before in rows]
 
+    async def selector_purges(
+        self, pool_pattern: str, cache_pattern: str, now: int
+    ) -> tuple[int, list[Pair]] | None:
+        def read(conn: sqlite3.Connection) -> tuple[int, list[Pair]] | None:
+            row = conn.execute(_OPEN_SELECTOR, (pool_pattern, cache_pattern, now)).fetchone()
+            if row is None:
+                return None
+            args = (int(row[0]), pool_pattern, cache_pattern, now)
+            return args[0], [(str(p), str(c)) for p, c in conn.execute(_SELECTOR_PAIRS, args)]
+
+        return await self._read(read)
+
+    async def cancel_selector(
+        self, applied: AppliedSelector, pairs: Sequence[Pair], now: int, origin: Provenance
+    ) -> list[Pair] | None:
+        def delete(conn: sqlite3.Connection) -> list[Pair] | None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute(_WITHDRAW, (*applied, now)).rowcount == 0:
+                    return None
+                before = applied.before
+                gone = [p for p in pairs if conn.execute(_CANCEL_PAIR, (*p, before, now)).rowcount]
+                for pool, cache in gone:
+                    conn.execute(_END, history.end_row(pool, cache, before, now, CANCELLED))
+                    conn.execute(_EVENT, events.cancelled(pool, cache, before, now, origin))
+            return gone
+
+        return await self._run(delete)
+
+    async def selector_exceptions(
+        self, worker_pool_id: str, now: int
+    ) -> list[tuple[str, str, int, str]]:
+        rows = await self._read(
+            lambda c: c.execute(_POOL_EXCEPTIONS, (worker_pool_id, now)).fetchall()
+        )
+        return [(str(p), str(c), int(b), str(n)) for p, c, b, n in rows]
+
     async def put_many(self, rows: Sequence[tuple[PurgeRequest, bytes]]) -> None:
         values = [_upsert_row(request, entry) for request, entry in rows]
 
@@ -571,6 +615,7 @@ class SqliteStorage:
                 conn.executemany(_END, ends)
                 conn.executemany(_EVENT, expired)
                 conn.execute(_EXPIRE_SELECTORS, (now,))
+                conn.execute(_EXPIRE_EXCEPTIONS)
             return len(gone)
 
         return await self._run(delete)
@@ -589,9 +634,11 @@ class SqliteStorage:
         await self._run(write)
 
     async def cancel(
-        self, worker_pool_id: str, cache_name: str, now: int, origin: Provenance
+        self, pair: Pair, now: int, origin: Provenance, covering: Sequence[AppliedSelector] = ()
     ) -> int | None:
+        worker_pool_id, cache_name = pair
         cancel = settling.CANCEL.format(mark="?")
+        exceptions = [(*selector, worker_pool_id, cache_name) for selector in covering]
 
         def delete(conn: sqlite3.Connection) -> int | None:
             with conn:
@@ -602,6 +649,7 @@ class SqliteStorage:
                 key = (worker_pool_id, cache_name, int(row[0]))
                 conn.execute(_END, history.end_row(*key, now, CANCELLED))
                 conn.execute(_EVENT, events.cancelled(*key, now, origin))
+                conn.executemany(_EXCEPT, exceptions)
             return key[2]
 
         return await self._run(delete)
