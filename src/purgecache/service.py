@@ -301,14 +301,21 @@ class PurgeService:
             self.circuit.trip(error)
             raise
 
-    async def _write(
+    def _write(
         self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    ) -> Awaitable[T]:
         """A storage write that may make events, through the circuit: this process's event
         targets are registered first (waited for, or the write is refused), so that its
-        events are stored for them."""
-        if not self.targets.done:
-            await self._stored(self.targets.ensure)
+        events are stored for them. Once they are, the write itself (no coroutine of its own:
+        every purge comes this way)."""
+        if self.targets.done:
+            return self._stored(operation, *args, **kwargs)
+        return self._write_registered(operation, *args, **kwargs)
+
+    async def _write_registered(
+        self, operation: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        await self._stored(self.targets.ensure)
         return await self._stored(operation, *args, **kwargs)
 
     def _take_changes(self) -> None:
