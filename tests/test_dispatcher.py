@@ -1,7 +1,8 @@
 """The dispatcher's bookkeeping on a real SQLite outbox with a fake sink and clock: delivered
 events leave the outbox; a failure is retried after a jittered, growing backoff (the rest of
 the batch waits with it, no attempt counted); a delivery still failing 24 h after its event is
-marked failed, listed by `purgecache events` and brought back by `events retry`."""
+marked failed, listed by `purgecache events` and brought back by `events retry`. With the real
+AMQP sink and RabbitMQ: a publish the broker never confirms, or nacks, is not a delivery."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ import pytest
 from click.testing import CliRunner
 
 from purgecache.cli import main
+from purgecache.events import sinks
 from purgecache.events.dispatcher import GIVE_UP_MS, Dispatcher, Timing
 from purgecache.events.model import OutboxEvent, retry_delay_ms
-from purgecache.events.sinks import DeliveryFailed
+from purgecache.events.sinks import AMQP_TARGET, AmqpSink, DeliveryFailed
 from purgecache.model import Provenance, PurgeRequest
 from purgecache.storage import SqliteStorage
+
+from support.event_receivers import rabbit_queue
+from support.tcp_proxy import TcpProxy
 
 NOW = 1_900_000_000_000
 
@@ -110,3 +115,75 @@ def test_failures_back_off_then_give_up_after_a_day(
     assert runner.run(storage.outbox_depth()) == (0, 0)
     empty = CliRunner().invoke(main, ["events", *database])
     assert "no pending or failed event deliveries" in empty.output
+
+
+def amqp_dispatcher(
+    storage: SqliteStorage, runner: asyncio.Runner, exchange: str, port: int = 5672
+) -> tuple[Dispatcher, AmqpSink, Clock]:
+    """The real AMQP sink (publisher confirms) on `exchange` of the broker at `port`, its
+    target registered before any purge."""
+    runner.run(storage.add_event_targets([AMQP_TARGET]))
+    sink, clock = AmqpSink(f"amqp://guest:guest@127.0.0.1:{port}/", exchange), Clock()
+    return Dispatcher(storage, [sink], clock), sink, clock
+
+
+def amqp_pending(storage: SqliteStorage, runner: asyncio.Runner) -> list[tuple[int, str]]:
+    """(attempts, last error) of each AMQP delivery still in the outbox."""
+    listed = runner.run(storage.event_deliveries(10))
+    return [(d.attempts, d.last_error or "") for d in listed if d.target == AMQP_TARGET]
+
+
+def test_a_publish_the_broker_never_confirms_is_retried_until_confirmed(
+    storage: SqliteStorage, runner: asyncio.Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker (behind a proxy) stops answering after the publish: no Basic.Ack within the
+    sink's time-out, so the delivery stays in the outbox with its attempt counted; once the
+    broker answers again, the retry after the backoff is confirmed and the event arrives."""
+    monkeypatch.setattr(sinks, "TIMEOUT", 0.5)
+    queue, proxy = rabbit_queue(), TcpProxy(("127.0.0.1", 5672))
+    dispatcher, sink, clock = amqp_dispatcher(storage, runner, queue.exchange, proxy.port)
+    try:
+        purges(storage, runner, 1)  # the connection is open before the broker stalls
+        assert runner.run(dispatcher.deliver_due(sink)) is True
+        proxy.stall()
+        request = PurgeRequest("p/w", "unconfirmed", NOW, NOW + 1000)
+        runner.run(storage.purge(request, b"{}", Provenance("purgeCache")))
+        assert runner.run(dispatcher.deliver_due(sink)) is False
+        assert proxy.held_bytes > 0, "the publish never left"
+        assert amqp_pending(storage, runner) == [(1, "AMQP: TimeoutError: ")]
+        proxy.flow()
+        clock.now += 60_000  # past the backoff
+        assert runner.run(dispatcher.deliver_due(sink)) is True
+        assert amqp_pending(storage, runner) == []
+        created = [m.body["cacheName"] for m in queue.drain()]
+        assert created[0] == "c0" and "unconfirmed" in created[1:]
+    finally:
+        runner.run(sink.close())
+        proxy.close()
+        queue.close()
+
+
+def test_a_publish_the_broker_nacks_is_retried_until_acked(
+    storage: SqliteStorage, runner: asyncio.Runner
+) -> None:
+    """RabbitMQ nacks the publish (the only bound queue is full: `x-max-length` 0 with
+    `reject-publish`): the delivery stays, its attempt counted; once that queue is unbound and
+    another bound, the retry is acked and the event arrives there exactly once."""
+    full = {"x-max-length": 0, "x-overflow": "reject-publish"}
+    rejecting = rabbit_queue(arguments=full)
+    dispatcher, sink, clock = amqp_dispatcher(storage, runner, rejecting.exchange)
+    try:
+        purges(storage, runner, 1)
+        assert runner.run(dispatcher.deliver_due(sink)) is False
+        ((attempts, error),) = amqp_pending(storage, runner)
+        assert attempts == 1 and "Basic.Nack" in error
+        rejecting.unbind()
+        arriving = rabbit_queue(rejecting.exchange)
+        clock.now += 60_000  # past the backoff
+        assert runner.run(dispatcher.deliver_due(sink)) is True
+        assert amqp_pending(storage, runner) == []
+        assert [m.body["cacheName"] for m in arriving.drain()] == ["c0"]
+        arriving.close()
+    finally:
+        runner.run(sink.close())
+        rejecting.close()

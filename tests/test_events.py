@@ -6,7 +6,6 @@ in the middle of a delivery (duplicates are counted)."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -20,7 +19,7 @@ from purgecache.events.model import KINDS
 
 from conftest import ADMIN, LiveServer, db_args, start_server
 from hawk_signing import HawkAuth
-from support.event_receivers import RabbitQueue, WebhookReceiver
+from support.event_receivers import RabbitQueue, WebhookReceiver, rabbit_queue
 from support.tcp_proxy import TcpProxy
 
 SECRET = b"webhook-secret-0123456789"
@@ -33,16 +32,6 @@ def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
-
-
-def rabbit_queue(*exchange_and_binding: str) -> RabbitQueue:
-    """A queue on the shared broker (skipped when it does not answer, failed under CI)."""
-    try:
-        return RabbitQueue(*exchange_and_binding)
-    except OSError as error:  # pragma: no cover - the machine's broker is down
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"RabbitMQ at 127.0.0.1:5672 does not answer: {error}")
 
 
 @pytest.fixture

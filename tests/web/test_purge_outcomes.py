@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from typing import Any
 
-from web.admin_page import AdminPage, Gate, seed, sizes
+from web.admin_page import AdminPage, Gate, admin_api, seed, sizes
 
 from conftest import ADMIN, CLIENTS_TOML, LIMITED, LiveServer
 
@@ -102,6 +103,40 @@ def test_a_purge_while_the_service_is_down_says_it_may_or_may_not_apply(
     assert admin.table_rows() == [("proj-d/linux", "kept-row")]
     assert "rows below are from the last read" in admin.status()
     admin.problems[:] = [p for p in admin.problems if CONNECTION_REFUSED not in p]
+
+
+def test_the_check_after_a_lost_answer_shows_the_purge_the_workers_receive(
+    open_admin: OpenAdmin,
+) -> None:
+    """The purge reached the service but its answer was lost (the connection reset): the
+    outcome is "not known", and its check shows the pool as its workers see it, the cache
+    listed with the time the purge gave it, and moves the reader there."""
+    admin = open_admin()
+    seed(admin.server, [("proj-l/linux", "kept")])
+    admin.sign_in(*ADMIN)
+
+    def lose_the_answer(route: Any) -> None:
+        if route.request.method != "POST":
+            return route.continue_()
+        route.fetch()  # the service applies the purge...
+        return route.abort("connectionreset")  # ...and the page never hears of it
+
+    admin.expected_console.append("net::ERR_CONNECTION_RESET")
+    admin.page.route("**/api/purge-cache/v1/purge-cache/*", lose_the_answer)
+    heading = admin.purge("proj-l/linux", "checkouts")
+    assert heading.startswith("Not known whether the purge of 1 cache on proj-l/linux")
+    admin.page.get_by_role("button", name="Check what the workers of proj-l/linux receive").click()
+    view = admin.section("What the workers of a pool receive")
+    shown = view.get_by_role("heading", name="Workers of proj-l/linux receive 2 purge requests")
+    shown.wait_for()
+    assert admin.page.evaluate("() => document.activeElement.tagName") == "H3"
+    with admin_api(admin.server) as api:
+        reply = api.get("/purge-cache/proj-l%2Flinux").json()
+    shown_rows = view.locator("tbody tr").evaluate_all(
+        "rows => rows.map((row) => [row.cells[0].innerText, row.querySelector('time').dateTime])"
+    )
+    assert sorted(shown_rows) == sorted([r["cacheName"], r["before"]] for r in reply["requests"])
+    assert "checkouts" in dict(shown_rows)
 
 
 def test_a_token_revoked_meanwhile_leads_back_to_sign_in(
