@@ -79,6 +79,8 @@ class AmqpSink:
         answer = await channel.basic_publish(
             event.body, exchange=self.exchange, routing_key=key, properties=properties
         )
+        # A Nack arrives as aiormq's DeliveryError (deliver() makes it a failure); this
+        # catches any other answer but an Ack, should the channel ever lose its confirms.
         if not isinstance(answer, Basic.Ack):
             raise DeliveryFailed(f"AMQP: the broker did not confirm ({type(answer).__name__})")
 
