@@ -10,6 +10,7 @@ Only the CLI is asserted on (output and exit codes), as a user at a shell would 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -99,19 +100,19 @@ def until(
         time.sleep(0.1)
 
 
-@pytest.fixture
-def live(backend_server_factory: Callable[..., LiveServer], tmp_path: Path) -> LiveServer:
-    """A server (each backend) knowing the purger, the agents' and the fetcher's clients."""
+def serve(factory: Callable[..., LiveServer], tmp_path: Path, *extra: str) -> LiveServer:
+    """A server started by `factory` with `extra` arguments, knowing the purger, the agents'
+    and the fetcher's clients."""
     data_dir = tmp_path / "service"
     data_dir.mkdir()
     (data_dir / "test-clients.toml").write_text(CLIENTS)
-    return backend_server_factory(data_dir=data_dir)
+    return factory(*extra, data_dir=data_dir)
 
 
-@pytest.fixture
-def agents(live: LiveServer, tmp_path: Path) -> Iterator[list[Agent]]:
-    """Three agents of POOL, their daemons running (each stopped and checked at the end)."""
-    workers = [Agent(tmp_path / f"w{i}", live.root_url) for i in range(3)]
+@contextlib.contextmanager
+def running(live: LiveServer, tmp_path: Path, count: int) -> Iterator[list[Agent]]:
+    """`count` agents of POOL, their daemons running (each stopped and checked at the end)."""
+    workers = [Agent(tmp_path / f"w{i}", live.root_url) for i in range(count)]
     try:
         for worker in workers:
             worker.start()
@@ -120,6 +121,19 @@ def agents(live: LiveServer, tmp_path: Path) -> Iterator[list[Agent]]:
         for worker in workers:
             if worker.process is not None:
                 worker.stop()
+
+
+@pytest.fixture
+def live(backend_server_factory: Callable[..., LiveServer], tmp_path: Path) -> LiveServer:
+    """A server (each backend) knowing the purger, the agents' and the fetcher's clients."""
+    return serve(backend_server_factory, tmp_path)
+
+
+@pytest.fixture
+def agents(live: LiveServer, tmp_path: Path) -> Iterator[list[Agent]]:
+    """Three agents of POOL, their daemons running (each stopped and checked at the end)."""
+    with running(live, tmp_path, 3) as workers:
+        yield workers
 
 
 def official_client(
