@@ -360,8 +360,9 @@ def test_access_token_field_is_masked_but_not_offered_to_the_password_manager(
     assert masked == "disc"
 
 
+@sizes
 def test_a_tab_opened_from_the_page_is_signed_out_and_told_nothing(
-    open_admin: OpenAdmin, page_server: LiveServer
+    open_admin: OpenAdmin, page_server: LiveServer, width: int
 ) -> None:
     """Links opening a new tab are noopener noreferrer: that tab starts without credentials
     and without the page's address.
@@ -371,7 +372,7 @@ def test_a_tab_opened_from_the_page_is_signed_out_and_told_nothing(
     are gone. Chromium treats target=_blank as noopener by itself, so the opened tab's empty
     sessionStorage and "Not signed in" hold even without rel: they pin what docs/web.md
     promises, not the markup."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(server=page_server, width=width)
     admin.sign_in(*ADMIN)
     new_tab_links = admin.page.evaluate(
         """() => [...document.querySelectorAll('a[target=_blank]')]

@@ -110,13 +110,14 @@ def show_purges(admin: AdminPage, **fields: str) -> None:
     admin.wait_until_ready()
 
 
+@sizes
 def test_the_history_filters_by_cache_client_and_time_and_explains_unclear_times(
-    open_admin: OpenAdmin,
+    open_admin: OpenAdmin, width: int
 ) -> None:
     """ "Cache name is", "Purged by", From (inclusive) and Until (exclusive) go to the service,
     into the URL, and narrow the rows; a From of "5" or an Until of 12/04/2026 is refused at
     its field with the reason, and nothing is asked."""
-    admin = open_admin(path="/")
+    admin = open_admin(path="/", width=width)
     create_purges(
         admin.server,
         [
@@ -152,9 +153,10 @@ def test_the_history_filters_by_cache_client_and_time_and_explains_unclear_times
     assert history_rows(admin) == [("proj-a/linux", "beta"), ("proj-b/linux", "alpha")]
 
 
-def test_a_failed_refresh_keeps_the_history_shown(open_admin: OpenAdmin) -> None:
+@sizes
+def test_a_failed_refresh_keeps_the_history_shown(open_admin: OpenAdmin, width: int) -> None:
     """The rows read before stay, under the error, and the status says they are from then."""
-    admin = open_admin(path="/")
+    admin = open_admin(path="/", width=width)
     create_purges(admin.server, [{"pool": "proj-a/linux", "cacheName": "kept-row"}])
     admin.sign_in(*ADMIN)
     admin.fail_reads("**/ext/history**")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from web.admin_page import AdminPage, seed
+from web.admin_page import AdminPage, seed, sizes
 
 from conftest import ADMIN
 
@@ -14,10 +14,13 @@ LONG_NAME = "x" * 4096
 LONG_POOL = "p" * 38 + "/" + "w" * 38
 
 
-def test_a_long_cache_name_is_cut_short_with_show_all_and_copy(open_admin: OpenAdmin) -> None:
+@sizes
+def test_a_long_cache_name_is_cut_short_with_show_all_and_copy(
+    open_admin: OpenAdmin, width: int
+) -> None:
     """The pool column keeps its width; "Show all" shows every character; "Copy" copies the
     exact name (pasted back here to check)."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-a/linux", LONG_NAME), ("proj-b/windows", "short")])
     admin.page.context.grant_permissions(["clipboard-write"])
     admin.sign_in(*ADMIN)

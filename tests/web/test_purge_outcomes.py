@@ -105,13 +105,14 @@ def test_a_purge_while_the_service_is_down_says_it_may_or_may_not_apply(
     admin.problems[:] = [p for p in admin.problems if CONNECTION_REFUSED not in p]
 
 
+@sizes
 def test_the_check_after_a_lost_answer_shows_the_purge_the_workers_receive(
-    open_admin: OpenAdmin,
+    open_admin: OpenAdmin, width: int
 ) -> None:
     """The purge reached the service but its answer was lost (the connection reset): the
     outcome is "not known", and its check shows the pool as its workers see it, the cache
     listed with the time the purge gave it, and moves the reader there."""
-    admin = open_admin()
+    admin = open_admin(width=width)
     seed(admin.server, [("proj-l/linux", "kept")])
     admin.sign_in(*ADMIN)
 
@@ -151,11 +152,13 @@ def test_a_token_revoked_meanwhile_leads_back_to_sign_in(
     clients = server.data_dir / "test-clients.toml"
     clients.write_text(CLIENTS_TOML.replace(ADMIN[1], "rotated-token-0123456789"))
     os.kill(server.process.pid, signal.SIGHUP)
-    # The reload respawns the worker; the tab's kept-alive connection ends with the old one.
-    for _ in range(200):
-        if "Stopped old worker" in server.log_text():
-            break
-        admin.page.wait_for_timeout(50)
+    # The worker takes the new file in place (within its 1 s follow interval): wait until the
+    # old token is refused, at most 10 s.
+    with admin_api(server) as api:
+        for _ in range(200):
+            if api.get("/purge-cache/list").status_code == 401:
+                break
+            admin.page.wait_for_timeout(50)
     admin.page.get_by_role("button", name="Refresh").click()
     admin.page.get_by_role("button", name="Sign in").wait_for()
     assert admin.stored_credentials() is None

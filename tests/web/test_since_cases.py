@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from web.admin_page import AdminPage
+from web.admin_page import AdminPage, sizes
 
 from conftest import ADMIN, LiveServer
 from support.since_cases import SINCE_CASES
@@ -40,11 +40,12 @@ def test_since_reads_the_shared_table(
     assert all(r["problem"] for r in read if "problem" in r)
 
 
+@sizes
 def test_ambiguous_or_unitless_since_is_explained_and_not_sent(
-    open_admin: Callable[..., AdminPage], page_server: LiveServer
+    open_admin: Callable[..., AdminPage], page_server: LiveServer, width: int
 ) -> None:
     """ "5" and "12/04/2026" are refused at the field with the reason; no request is made."""
-    admin = open_admin(server=page_server)
+    admin = open_admin(server=page_server, width=width)
     admin.sign_in(*ADMIN)
     view = admin.section("What the workers of a pool receive")
     before = len(admin.api_requests)
