@@ -101,8 +101,10 @@ def probe(
     rendered scope and `others-<name>` holding every other endpoint's."""
     data = tmp_path_factory.mktemp("scopes")
     first = start_server(data / "discover")
-    entries = published(first.root_url)
-    first.stop()
+    try:
+        entries = published(first.root_url)
+    finally:  # a failed read must not leave the server running after the test
+        first.stop()
     scoped = [entry for entry in entries if entry["required"] is not None]
     clients = ["anonymous_scopes = []"]
     for entry in scoped:
