@@ -66,10 +66,8 @@ PRUNE = (
 # targets --remove`), with its undelivered deliveries; {m} says "is one of the targets given".
 ADD_TARGET = "INSERT INTO event_targets (target) VALUES ({m}) ON CONFLICT (target) DO NOTHING"
 TARGETS = "SELECT target FROM event_targets ORDER BY target"
-REMOVE_TARGET = (
-    "DELETE FROM event_targets WHERE target {m}",
-    "DELETE FROM event_deliveries WHERE target {m}",
-)
+REMOVE_TARGETS = "DELETE FROM event_targets WHERE target {m}"
+DROP_DELIVERIES = "DELETE FROM event_deliveries WHERE target {m}"
 
 
 def match_args(target: str | None, event_id: str | None) -> tuple[str | None, ...]:

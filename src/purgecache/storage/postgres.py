@@ -713,9 +713,10 @@ class PostgresStorage:
     async def remove_event_targets(self, targets: Sequence[str]) -> int:
         async def write(conn: psycopg.AsyncConnection[Any]) -> int:
             async with conn.transaction(), conn.cursor() as cursor:
-                for statement in outbox.REMOVE_TARGET:
-                    await cursor.execute(statement.format(m="= ANY(%s)"), (list(targets),))
-                return cursor.rowcount
+                among = (list(targets),)
+                await cursor.execute(outbox.REMOVE_TARGETS.format(m="= ANY(%s)"), among)
+                await cursor.execute(outbox.DROP_DELIVERIES.format(m="= ANY(%s)"), among)
+                return cursor.rowcount  # the deliveries dropped
 
         removed = await self._run(write)
         self._events_wanted = False  # until the database says a target is left (PCE01)

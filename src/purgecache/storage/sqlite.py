@@ -751,15 +751,13 @@ class SqliteStorage:
         return await self._run(read)
 
     async def remove_event_targets(self, targets: Sequence[str]) -> int:
-        marks = ", ".join("?" * len(targets))
+        among = f"IN ({', '.join('?' * len(targets))})"
 
         def write(conn: sqlite3.Connection) -> int:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                return [
-                    conn.execute(statement.format(m=f"IN ({marks})"), tuple(targets)).rowcount
-                    for statement in outbox.REMOVE_TARGET
-                ][-1]
+                conn.execute(outbox.REMOVE_TARGETS.format(m=among), tuple(targets))
+                return conn.execute(outbox.DROP_DELIVERIES.format(m=among), tuple(targets)).rowcount
 
         return await self._run(write)
 
