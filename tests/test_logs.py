@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from purgecache.logs import LineBatcher
+from purgecache.logs import AccessLine, LineBatcher, round_ms
 
 
 def test_lines_added_in_one_turn_are_written_together_in_order(
@@ -48,25 +48,27 @@ def test_nothing_is_queued_when_the_logger_is_off(caplog: pytest.LogCaptureFixtu
     assert caplog.records == []
 
 
+def ping_line(request_id: str) -> AccessLine:
+    return AccessLine("GET", "ping", 200, 1.0, None, None, request_id)
+
+
 def test_access_lines_follow_the_logger_level_from_the_next_batch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """add_request() asks the logger once per batch: off, nothing is queued or scheduled; a
+    """add() asks the logger once per batch: off, nothing is queued or scheduled; a
     level raised while a batch waits drops lines from the next batch on."""
     logger = logging.getLogger("purgecache.test-access-level")
     batcher = LineBatcher(logger)
     with caplog.at_level(logging.WARNING, logger=logger.name):
-        batcher.add_request(
-            "GET", "ping", 200, 0.001, None, None, "rid-0"
-        )  # no loop: not scheduled
+        batcher.add(ping_line("rid-0"))  # no loop: not scheduled
 
     async def scenario() -> None:
         with caplog.at_level(logging.INFO, logger=logger.name):
-            batcher.add_request("GET", "ping", 200, 0.001, None, None, "rid-1")
-        batcher.add_request("GET", "ping", 200, 0.001, None, None, "rid-2")  # same batch
+            batcher.add(ping_line("rid-1"))
+        batcher.add(ping_line("rid-2"))  # same batch
         with caplog.at_level(logging.INFO, logger=logger.name):
             await asyncio.sleep(0)
-        batcher.add_request("GET", "ping", 200, 0.001, None, None, "rid-3")  # next batch: off
+        batcher.add(ping_line("rid-3"))  # next batch: off
         await asyncio.sleep(0)
 
     caplog.set_level(logging.WARNING, logger=logger.name)
@@ -154,37 +156,100 @@ def test_a_failing_stream_is_reported_by_the_handler_and_serving_goes_on(
     assert [record.getMessage() for record in reported] == ['{"event":"lost"}']
 
 
-def test_add_request_writes_the_access_line_shape(
+def test_access_lines_have_their_fields_in_order(
     plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
 ) -> None:
-    """add_request() writes the access line's fields in their order, duration_ms in ms with
-    at most 3 decimals, None as null, a hint last and only on its own line."""
+    """An access line has its fields in their order, None as null, a hint last and only on
+    its own line; lines with and without a hint share a batch."""
     logger, stream, _ = plain_logger
     batcher = LineBatcher(logger)
 
     async def scenario() -> None:
-        batcher.add_request("GET", "ping", 200, 0.0123456, None, "10.0.0.1", "rid-1")
-        batcher.add_request("POST", "purgeCache", 401, 0.5, "c", "10.0.0.2", "rid-2", "bad MAC")
-        batcher.add_request("GET", "ping", 200, 0.001, "d", "10.0.0.3", "rid-3")
+        batcher.add(AccessLine("GET", "ping", 200, 12.346, None, "10.0.0.1", "rid-1"))
+        batcher.add(
+            AccessLine("POST", "purgeCache", 401, 500.0, "c", "10.0.0.2", "rid-2", "bad MAC")
+        )
+        batcher.add(AccessLine("GET", "ping", 200, 1.0, "d", "10.0.0.3", "rid-3"))
         await asyncio.sleep(0)
 
     asyncio.run(scenario())
-    first, refused, last = (json.loads(text) for text in stream.getvalue().splitlines())
+    text = stream.getvalue()
+    assert text.count("\n") == 3 and text.endswith("}\n")
+    first, refused, last = (json.loads(line) for line in text.splitlines())
     fields = [
         "event", "method", "route", "status", "duration_ms", "client_id", "client_ip",
         "request_id",
     ]  # fmt: skip
     assert list(first) == list(last) == fields
     assert list(refused) == [*fields, "hint"]
-    assert first["event"] == "request" and first["status"] == 200 and first["client_id"] is None
-    assert first["client_ip"] == "10.0.0.1" and first["request_id"] == "rid-1"
-    assert first["duration_ms"] == 12.346  # whole microseconds, rounded half up
+    assert first == {
+        "event": "request", "method": "GET", "route": "ping", "status": 200,
+        "duration_ms": 12.346, "client_id": None, "client_ip": "10.0.0.1", "request_id": "rid-1",
+    }  # fmt: skip
     assert refused == {
         "event": "request", "method": "POST", "route": "purgeCache", "status": 401,
         "duration_ms": 500.0, "client_id": "c", "client_ip": "10.0.0.2", "request_id": "rid-2",
         "hint": "bad MAC",
     }  # fmt: skip
     assert (last["client_id"], last["client_ip"], last["request_id"]) == ("d", "10.0.0.3", "rid-3")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "ms"),
+    [
+        (0.0123456, 12.346),
+        (0.0123454, 12.345),
+        (0.5, 500.0),
+        (0.0000004, 0.0),
+        (0.0000006, 0.001),
+        (1.0, 1000.0),
+        (123.4567894, 123456.789),
+        (0.0025, 2.5),
+    ],
+)
+def test_durations_are_whole_microseconds_in_ms(seconds: float, ms: float) -> None:
+    """duration_ms: milliseconds with 3 decimals (whole microseconds, rounded to nearest),
+    written as the shortest decimal: 12.346, not 12.346000000000002."""
+    assert round_ms(seconds) == ms
+    assert repr(round_ms(seconds)) == repr(ms)
+
+
+def test_the_app_rounds_durations_as_round_ms_does() -> None:
+    """`finish` writes round_ms's expression inline (a call per request costs); this fails
+    when the two drift apart."""
+    import inspect
+
+    from purgecache.api.app import PurgeCacheApp
+
+    body = inspect.getsource(round_ms).rsplit("return ", 1)[1].strip()
+    assert body.startswith("(seconds * 1e6")
+    inline = body.replace("seconds", "elapsed")
+    assert f"{inline},  # round_ms" in inspect.getsource(PurgeCacheApp.finish)
+
+
+def test_a_value_that_cannot_be_encoded_loses_only_its_own_line(
+    plain_logger: tuple[logging.Logger, io.StringIO, logging.StreamHandler[io.StringIO]],
+) -> None:
+    """A line whose value is not JSON even as text (its str() raises) is written as an
+    `unloggable` line; the rest of its batch is written as usual."""
+    logger, stream, _ = plain_logger
+    batcher = LineBatcher(logger)
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise RuntimeError("no text for this one")
+
+    async def scenario() -> None:
+        batcher.add({"event": "before"})
+        batcher.add({"event": "odd", "value": Unprintable()})
+        batcher.add({"event": "after", "odd": object()})
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["before", "unloggable", "after"]
+    assert lines[1]["error"] == "no text for this one"
+    assert lines[2]["odd"].startswith("<object object at")
 
 
 def test_with_a_delay_lines_wait_for_it_or_for_a_full_batch(

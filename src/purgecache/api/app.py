@@ -33,7 +33,7 @@ from purgecache.api.responses import (
 )
 from purgecache.auth.authenticators import Authenticator
 from purgecache.auth.scopes import ScopeExpression
-from purgecache.logs import LineBatcher, log_event
+from purgecache.logs import AccessLine, LineBatcher, log_event
 from purgecache.metrics import CONTENT_TYPE, Metrics
 from purgecache.model import PurgeRequest, format_time
 from purgecache.service import PurgeService
@@ -174,22 +174,20 @@ class PurgeCacheApp:
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(call.name, status, elapsed, call.fast and status < 300)
         if self.access_log_enabled:
-            client_ip = self.authorizer.client_ip(request)
             verdict = call.verdict
-            hint = (
-                bad_mac_hint(request)
-                if status == 401 and verdict is not None and verdict.message == BAD_MAC
-                else None
-            )
-            self._access_lines.add_request(
-                request.method,
-                call.name,
-                status,
-                elapsed,
-                call.client_id,
-                client_ip,
-                request_id,
-                hint,
+            self._access_lines.add(
+                AccessLine(
+                    request.method,
+                    call.name,
+                    status,
+                    (elapsed * 1e6 + 6755399441055744.0 - 6755399441055744.0) / 1000,  # round_ms
+                    call.client_id,
+                    self.authorizer.client_ip(request),
+                    request_id,
+                    bad_mac_hint(request)
+                    if status == 401 and verdict is not None and verdict.message == BAD_MAC
+                    else None,
+                )
             )
         return status, headers, b"" if request.method == "HEAD" else body
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import operator
 from collections.abc import Callable
 
 from purgecache.api.errors import ApiError
@@ -112,16 +113,22 @@ class Authorizer:
         self.local = authenticator if isinstance(authenticator, LocalAuthenticator) else None
         self.now = now
         self.trust_proxy = trust_proxy
+        # The caller's address (`Request.client_ip`, the peer's); X-Forwarded-For's first
+        # entry only with --trust-proxy. An attrgetter without: every access line asks, and a
+        # C call costs a fraction of a method's frame.
+        self.client_ip: Callable[[Request], str | None] = (
+            self._forwarded_ip if trust_proxy else operator.attrgetter("client_ip")
+        )
         # Hawk id -> which spelling of a pool URL it signed last (remote verdicts only: a
         # seed-era client is then asked about once, not twice, per request).
         self._spelling: dict[str, int] = {}
 
-    def client_ip(self, request: Request) -> str | None:
-        """The caller's address; X-Forwarded-For is believed only with --trust-proxy."""
-        if self.trust_proxy:
-            forwarded_for = request.headers.get("x-forwarded-for")
-            if forwarded_for:
-                return str(forwarded_for).split(",")[0].strip()
+    @staticmethod
+    def _forwarded_ip(request: Request) -> str | None:
+        """The first address in X-Forwarded-For, else the peer's (--trust-proxy)."""
+        forwarded_for = request.headers.get("x-forwarded-for")
+        if forwarded_for:
+            return str(forwarded_for).split(",")[0].strip()
         return request.client_ip
 
     def verdict_now(self, request: Request, call: Call) -> credentials.Verdict | None:
