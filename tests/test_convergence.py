@@ -50,10 +50,14 @@ def pair(
         (data / "test-clients.toml").write_text(CLIENTS)
     args = db_args(request.param) or ["--db", f"sqlite:///{Path(first_dir, 'purgecache.db')}"]
     first = start_server(first_dir, *args)
-    second = start_server(second_dir, *args)
-    yield first, second
-    second.stop()
-    first.stop()
+    try:
+        second = start_server(second_dir, *args)
+        try:
+            yield first, second
+        finally:
+            second.stop()
+    finally:  # also when the second fails to start: the first must not outlive the test
+        first.stop()
 
 
 def api(live: LiveServer, method: str, path: str, creds: Any, **kw: Any) -> httpx.Response:

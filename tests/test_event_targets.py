@@ -82,16 +82,18 @@ def test_replicas_with_different_webhooks_keep_each_others_targets(
     to either reaches both receivers."""
     database = db_args(backend)
     first = start_server(tmp_path / "data", *database, *webhook_args(tmp_path, hooks[0]))
-    second = start_server(tmp_path / "data", *database, *webhook_args(tmp_path, hooks[1]))
     try:
-        purge(first, "via-first")
-        purge(second, "via-second")
-        wait_for(lambda: all(caches(hook) == ["via-first", "via-second"] for hook in hooks))
-        warnings = {str(r["targets"]) for r in log_records(second, "event-targets-not-ours")}
-        assert warnings == {str([f"webhook:{hooks[0].url}"])}
-    finally:
+        second = start_server(tmp_path / "data", *database, *webhook_args(tmp_path, hooks[1]))
+        try:
+            purge(first, "via-first")
+            purge(second, "via-second")
+            wait_for(lambda: all(caches(hook) == ["via-first", "via-second"] for hook in hooks))
+            warnings = {str(r["targets"]) for r in log_records(second, "event-targets-not-ours")}
+            assert warnings == {str([f"webhook:{hooks[0].url}"])}
+        finally:
+            second.stop()
+    finally:  # also when the second fails to start
         first.stop()
-        second.stop()
 
 
 async def _upgrade(url: str) -> None:
