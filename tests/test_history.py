@@ -86,8 +86,9 @@ def test_a_v1_purge_records_who_from_where_and_which_spelling_was_signed(
             "sourceIp",
             "signedSpelling",
             "userAgent",
+            "untilApplied",
         }
-        assert event["endpoint"] == "purgeCache"
+        assert (event["endpoint"], event["untilApplied"]) == ("purgeCache", False)
         assert (event["clientId"], event["sourceIp"]) == ("admin", "127.0.0.1")
         assert event["userAgent"] == AGENT
     assert "ended" not in events[0]  # still open; the second purge ended the first:
@@ -112,6 +113,18 @@ def test_create_purge_keeps_the_reason_and_link(live: LiveServer) -> None:
     assert [(e["cacheName"], e["before"]) for e in listed] == [("ck", answer["time"])]
     (event,) = history(live, workerPoolId="ext-a/linux")["events"]
     assert event == {**answer, "eventId": event["eventId"]}
+
+
+def test_create_purge_records_whether_it_is_kept_until_applied(live: LiveServer) -> None:
+    """`createPurge` answers and records the policy it was made with: `untilApplied: true`
+    as asked, the service's default (here the normal policy) without one, and false."""
+    with client(live) as admin:
+        for policy in ({"untilApplied": True}, {}, {"untilApplied": False}):
+            made = admin.post("/ext/purge/ua-a%2Flinux", json={"cacheName": "c", **policy})
+            assert made.status_code == 200, made.text
+            assert made.json()["untilApplied"] is policy.get("untilApplied", False)
+    events = history(live, workerPoolId="ua-a/linux")["events"]
+    assert [e["untilApplied"] for e in events] == [False, False, True]  # newest first
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,7 @@ class PurgeEvent:
     event_id: int = 0  # given by the database; 0 until stored
     ended: int | None = None  # when it stopped being served (None: still open, or unknown)
     end_reason: str | None = None  # one of END_REASONS
+    until_applied: bool = False  # made with the until-applied policy (see PurgeRequest)
 
     def to_wire(self) -> dict[str, object]:
         """The event as the API sends it (absent facts are left out, the id too until the
@@ -126,6 +127,7 @@ class PurgeEvent:
             "cacheName": self.cache_name,
             "time": format_time(self.time),
             "endpoint": origin.endpoint,
+            "untilApplied": self.until_applied,
         }
         optional = {
             "clientId": origin.client_id,

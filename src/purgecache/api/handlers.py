@@ -123,7 +123,10 @@ async def create_purge(deps: Deps, request: Request, call: Call) -> Response:
     pool, until_applied = call.params["workerPoolId"], payload.get("untilApplied")
     purge = await deps.service.purge(pool, payload["cacheName"], origin, until_applied)
     deps.audit_purge(call.client_id, purge)
-    event = PurgeEvent(purge.worker_pool_id, purge.cache_name, purge.before, origin)
+    kept = purge.until_applied is not None
+    event = PurgeEvent(
+        purge.worker_pool_id, purge.cache_name, purge.before, origin, until_applied=kept
+    )
     return json_response(200, orjson.dumps(event.to_wire()))
 
 

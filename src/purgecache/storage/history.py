@@ -8,12 +8,14 @@ from typing import Any
 
 from purgecache.model import SUPERSEDED, HistoryFilter, Provenance, PurgeEvent, PurgeRequest
 
+# The purge (its key, time and until-applied policy: 1 kept until applied, 0 the normal one,
+# see migration 0013), then its provenance.
 COLUMNS = (
-    "worker_pool_id, cache_name, purged_at, endpoint, client_id, source_ip, signed_spelling, "
-    "user_agent, reason, link, selector_pool_pattern, selector_cache_pattern"
+    "worker_pool_id, cache_name, purged_at, until_applied, endpoint, client_id, source_ip, "
+    "signed_spelling, user_agent, reason, link, selector_pool_pattern, selector_cache_pattern"
 )
 _Fact = str | None
-EventRow = tuple[str, str, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
+EventRow = tuple[str, str, int, int, str, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact, _Fact]
 PRUNE = "DELETE FROM purge_history WHERE purged_at < {mark}"
 # How each purge ended (NULL while open): written when it stops being served, never on the
 # purge's own row insert but for a purge superseded within its own write batch.
@@ -24,6 +26,7 @@ END = (
     "AND worker_pool_id = {mark} AND cache_name = {mark} AND ended_at IS NULL"
 )
 EndRow = tuple[int, str, int, str, str]  # ended at, reason, purged at, pool, cache name
+WRITTEN = f"{COLUMNS}, {END_COLUMNS}".split(", ")  # the columns of an event row as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,11 @@ class HistoryPage:
 
 
 def event_row(request: PurgeRequest, origin: Provenance) -> EventRow:
-    """The event of a purge as stored: its key and time, then its provenance (`COLUMNS`)."""
-    return (request.worker_pool_id, request.cache_name, request.before, *origin)
+    """The event of a purge as stored: its key, time and policy, then its provenance
+    (`COLUMNS`). The policy as an int: sqlite3 binds an int as it is, a bool only after an
+    adapter look-up (see `storage/sqlite.py`)."""
+    policy = 0 if request.until_applied is None else 1
+    return (request.worker_pool_id, request.cache_name, request.before, policy, *origin)
 
 
 def end_row(worker_pool_id: str, cache_name: str, before: int, ended: int, reason: str) -> EndRow:
@@ -68,9 +74,11 @@ def ended_columns(ended: int | None) -> tuple[int | None, str | None]:
 
 def read_event(row: tuple[Any, ...]) -> PurgeEvent:
     """An event from `event_id, COLUMNS, END_COLUMNS`."""
-    origin = Provenance(*row[4:13])
-    ended = None if row[13] is None else int(row[13])
-    return PurgeEvent(row[1], row[2], int(row[3]), origin, int(row[0]), ended, row[14])
+    origin = Provenance(*row[5:14])
+    ended = None if row[14] is None else int(row[14])
+    return PurgeEvent(
+        row[1], row[2], int(row[3]), origin, int(row[0]), ended, row[15], bool(row[4])
+    )
 
 
 def _where(query: HistoryFilter, mark: str) -> tuple[list[str], list[object]]:

@@ -66,9 +66,10 @@ _READ = f"{_COLUMNS}, until_applied"  # a pool's requests, with their until-appl
 # `cache_purges_supersede` trigger ends the history event of each stored purge they replace),
 # every purge's event added to the history (and to the event outbox if a target is
 # registered), and a notification per pool they touched, sent at commit.
+_HISTORY_CASTS = {"purged_at": "bigint", "ended_at": "bigint", "until_applied": "boolean"}
 _HISTORY_VALUES = ", ".join(
-    f"(r->>{n})::bigint" if column in ("purged_at", "ended_at") else f"r->>{n}"
-    for n, column in enumerate(f"{history.COLUMNS}, {history.END_COLUMNS}".split(", "))
+    f"(r->>{n})::{_HISTORY_CASTS[column]}" if column in _HISTORY_CASTS else f"r->>{n}"
+    for n, column in enumerate(history.WRITTEN)
 )
 _UPSERT_BATCH = (
     "WITH written AS ("

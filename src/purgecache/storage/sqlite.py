@@ -95,11 +95,12 @@ _UPSERT = (
 )
 _LOG = (
     f"INSERT INTO purge_history ({history.COLUMNS}, {history.END_COLUMNS}) "
-    f"VALUES ({', '.join('?' * 14)})"
+    f"VALUES ({', '.join('?' * len(history.WRITTEN))})"
 )
 # The same for the common purge (normal policy; a history event with no reason, link or
-# selector, open): its NULLs written in the SQL, not bound. Binding None costs sqlite3 an
-# adapter look-up (about 1k instructions, see `register_adapter` above) per value: 7 per purge.
+# selector, open; its policy is bound: an int, see `history.event_row`): its NULLs written in
+# the SQL, not bound. Binding None costs sqlite3 an adapter look-up (about 1k instructions,
+# see `register_adapter` above) per value: 7 per purge.
 _UPSERT_PLAIN = (
     f"INSERT INTO cache_purges ({_COLUMNS}, wire, until_applied) VALUES (?, ?, ?, ?, ?, NULL)"
     + _UPSERT_SET
