@@ -95,9 +95,14 @@ def test_purge_with_a_reason_is_in_the_history_table_and_filters(live: LiveServe
     table = run("history", pool, "--cache", "ck", "--since", "1h")
     assert table.returncode == 0, table.stderr
     header, *rows = table.stdout.splitlines()
-    assert header.split() == ["TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "ENDED", "REASON"]
+    assert header.split() == [
+        *("TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "POLICY", "ENDED", "REASON")
+    ]
     assert len(rows) == 2
-    assert [row.split()[5] for row in rows] == ["-", "superseded"]  # the re-purge ended the first
+    assert [row.split()[5:7] for row in rows] == [
+        ["-", "-"],
+        ["-", "superseded"],
+    ]  # the re-purge ended the first
     assert all(row.split()[1:5] == [pool, "ck", "admin", "createPurge"] for row in rows)
     assert all(row.endswith("corrupt after upgrade https://bugs.example/7") for row in rows)
     limited = run("history", pool, "--limit", "1", "--json")

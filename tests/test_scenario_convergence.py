@@ -162,13 +162,16 @@ def test_purge_history_convergence_and_stragglers(live: LiveServer, agents: list
     history = run("history", POOL)
     assert history.returncode == 0, history.stderr
     header, *events = history.stdout.splitlines()
-    assert header.split() == ["TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "ENDED", "REASON"]
+    assert header.split() == [
+        *("TIME", "WORKER", "POOL", "CACHE", "CLIENT", "VIA", "POLICY", "ENDED", "REASON")
+    ]
     assert [e.split()[1:5] for e in events] == [
         [POOL, "sccache", "admin", "createPurge"],
         [POOL, "checkouts", "purger", "purgeCache"],
     ]
     assert events[0].endswith(reason)
-    assert events[1].split()[-2:] == ["purgeCache", "-"]  # open (ENDED -), no reason given
+    # the normal policy (POLICY -), open (ENDED -), no reason given
+    assert events[1].split()[-3:] == ["purgeCache", "-", "-"]
     assert not events[1].endswith(" ")
 
     converged = until(

@@ -8,6 +8,7 @@ each ended."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -360,3 +361,34 @@ def test_cancelling_a_selector_withdraws_it_and_the_purges_it_wrote(
     again = as_admin(live, "cancel", "--match", pool, "c-*")
     assert again.returncode == 1
     assert "404 ResourceNotFound: No open selector ua/csel c-*" in again.stderr, again.stderr
+
+
+def policies(live: LiveServer, pool: str, cache: str) -> list[bool]:
+    """The until-applied policy of each purge of the cache in the history, newest first."""
+    return [event["untilApplied"] for event in history(live, pool, cache)]
+
+
+def test_the_history_records_the_policy_each_purge_was_made_with(live: LiveServer) -> None:
+    """Under the service's default, a v1 purge, a `createPurge` without a policy and a
+    selector's new pairs are recorded kept until applied; `untilApplied: false` is recorded
+    as it was asked, but for a selector's pair already kept until applied, which stays so;
+    `purgecache history` says so too (its table and its JSON lines)."""
+    pool = "ua/hist"
+    v1_purge(live, pool, "v1")
+    create_purge(live, pool, "asked")
+    create_purge(live, pool, "asked", untilApplied=False)
+    create_purge(live, pool, "p-new", untilApplied=False)
+    apply_selector(live, pool, "p-*")
+    create_purge(live, pool, "q-kept")
+    apply_selector(live, pool, "q-*", untilApplied=False)
+    assert policies(live, pool, "v1") == [True]
+    assert policies(live, pool, "asked") == [False, True]
+    assert policies(live, pool, "p-new") == [True, False]
+    assert policies(live, pool, "q-kept") == [True, True]  # kept already: never shortened
+
+    shown = as_admin(live, "history", pool, "--cache", "asked")
+    assert shown.returncode == 0, shown.stderr
+    newest, older = shown.stdout.splitlines()[1:]
+    assert "until-applied" in older and "until-applied" not in newest, shown.stdout
+    lines = as_admin(live, "history", pool, "--cache", "asked", "--json").stdout.splitlines()
+    assert [json.loads(line)["untilApplied"] for line in lines] == [False, True]

@@ -327,6 +327,7 @@ def _event_row(event: PurgeEvent) -> tuple[str, ...]:
         _printable(event.cache_name),
         _printable(event.client_id) if event.client_id else "(anonymous)",
         event.endpoint,
+        "until-applied" if event.until_applied else "-",
         _ended(event),
         _printable(why) if why else "",
     )
@@ -341,7 +342,7 @@ def show_events(events: list[PurgeEvent], as_json: bool) -> None:
     if not events:
         click.echo("no purges recorded")
         return
-    header = ("TIME", "WORKER POOL", "CACHE", "CLIENT", "VIA", "ENDED", "REASON")
+    header = ("TIME", "WORKER POOL", "CACHE", "CLIENT", "VIA", "POLICY", "ENDED", "REASON")
     rows: list[tuple[str, ...]] = [header]
     rows += [_event_row(event) for event in events]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -377,8 +378,9 @@ def history(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Show who purged what, when, from where and why, newest first, and how each purge
-    ended (converged, expired, superseded or cancelled, and when; `-` while it is open).
+    """Show who purged what, when, from where and why, newest first, whether each purge was
+    kept until applied (POLICY `until-applied`, else `-`) and how it ended (converged,
+    expired, superseded or cancelled, and when; `-` while it is open).
 
     Needs the scope purge-cache:history::POOL, or purge-cache:history::* without POOL. A
     service without the history (upstream Taskcluster) is an error (exit 1).

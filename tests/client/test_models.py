@@ -118,6 +118,7 @@ EVENT = {
     "cacheName": "checkouts",
     "time": "2026-05-01T10:00:07.250Z",
     "endpoint": "createPurge",
+    "untilApplied": True,
     "clientId": "alice",
     "sourceIp": "192.0.2.1",
     "signedSpelling": "%2F",
@@ -133,10 +134,19 @@ def test_history_pages_round_trip_and_absent_facts_stay_absent() -> None:
     page = {"events": [EVENT], "total": 9, "continuationToken": "abc"}
     assert PurgeHistory.from_json(page).to_json() == page
     bare = {k: EVENT[k] for k in ("workerPoolId", "cacheName", "time", "endpoint")}
-    event = PurgeEvent.from_json(bare)
+    event = PurgeEvent.from_json({**bare, "untilApplied": False})
     assert (event.event_id, event.client_id, event.reason) == (None, None, None)
-    assert event.to_json() == bare
+    assert event.to_json() == {**bare, "untilApplied": False}
     with pytest.raises(ValueError):
         PurgeHistory.from_json({"events": [EVENT], "total": "9"})
     with pytest.raises(ValueError):
         PurgeEvent.from_json({**EVENT, "reason": 5})
+
+
+def test_history_events_say_whether_the_purge_is_kept_until_applied() -> None:
+    """`until_applied` reads the event's `untilApplied`; an event of a service that does
+    not record the policy reads as the normal one."""
+    assert PurgeEvent.from_json(EVENT).until_applied is True
+    assert PurgeEvent.from_json({**EVENT, "untilApplied": False}).until_applied is False
+    without = {k: v for k, v in EVENT.items() if k != "untilApplied"}
+    assert PurgeEvent.from_json(without).until_applied is False

@@ -244,6 +244,9 @@ class PurgeEvent:
     end_reason: str | None = None  # converged, expired, superseded or cancelled
     # createSelectorPurge: the selector that produced it (workerPoolPattern, cacheNamePattern)
     selector: Mapping[str, str] | None = None
+    # made with the until-applied policy: kept past its retention until every active worker
+    # applied it (False from a service that does not say)
+    until_applied: bool = False
 
     @classmethod
     def from_json(cls, data: object) -> PurgeEvent:
@@ -264,6 +267,7 @@ class PurgeEvent:
             selector=None
             if selector is None
             else {key: _field(_object(selector), key) for key in _SELECTOR_KEYS},
+            until_applied=fields.get("untilApplied") is True,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -274,6 +278,7 @@ class PurgeEvent:
             "cacheName": self.cache_name,
             "time": format_datetime(self.time),
             "endpoint": self.endpoint,
+            "untilApplied": self.until_applied,
         }
         facts = [(key, getattr(self, name)) for name, key in _EVENT_FACTS]
         if self.ended is not None:
