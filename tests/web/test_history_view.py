@@ -242,6 +242,24 @@ def test_each_event_says_whether_it_is_still_served_or_why_it_ended(
     assert served[2].startswith("ended: superseded") and events[0]["time"] in served[2]
 
 
+def test_a_purge_kept_until_applied_is_marked_so(open_admin: OpenAdmin) -> None:
+    """The Served cell of a purge made with the until-applied policy says so, under open or
+    how it ended; a purge of the normal policy has no such mark."""
+    admin = open_admin(path="/")
+    with admin_api(admin.server) as api:
+        for cache, kept in (("normal", False), ("kept", True), ("kept", True)):
+            body = {"cacheName": cache, "untilApplied": kept}
+            reply = api.post("/ext/purge/proj-u%2Flinux", json=body)
+            assert reply.status_code == 200, reply.text
+            time.sleep(0.002)  # distinct times, so newest first is one order
+    admin.sign_in(*ADMIN)
+    rows = admin.page.locator("#history-rows tr")
+    served = [rows.nth(i).locator("td").nth(5).inner_text().split("\n") for i in range(3)]
+    assert served[0] == ["open", "until applied"]
+    assert served[1][0].startswith("ended: superseded") and served[1][-1] == "until applied"
+    assert served[2] == ["open"]
+
+
 def test_without_the_history_scope_the_page_explains_the_403(open_admin: OpenAdmin) -> None:
     """A caller without purge-cache:history::* is told which scope is needed; the rest works."""
     admin = open_admin(path="/")

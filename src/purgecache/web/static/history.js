@@ -69,6 +69,12 @@ function servedView(event) {
       : "");
 }
 
+/** Marks a purge kept past its retention until every active worker applied it: why it may be
+ * served long after the others. */
+function policyView() {
+  return el("span", { class: "policy-line" }, "until applied");
+}
+
 const END_REASONS = {
   converged: "ended: applied everywhere",
   expired: "ended: expired",
@@ -118,7 +124,7 @@ export function setupHistory({ onShown, onUnavailable, onConvergence }) {
       el("td", { "data-label": "Reason" },
         event.reason !== undefined ? escapedTextView(event.reason) : "",
         event.link !== undefined && el("span", { class: "link-line" }, linkView(event.link))),
-      el("td", { "data-label": "Served" }, servedView(event)));
+      el("td", { "data-label": "Served" }, servedView(event), event.untilApplied && policyView()));
   }
 
   function show(page, replace) {
