@@ -112,7 +112,6 @@ class Authorizer:
         self.authenticator = authenticator
         self.local = authenticator if isinstance(authenticator, LocalAuthenticator) else None
         self.now = now
-        self.trust_proxy = trust_proxy
         # The caller's address (`Request.client_ip`, the peer's); X-Forwarded-For's first
         # entry only with --trust-proxy. An attrgetter without: every access line asks, and a
         # C call costs a fraction of a method's frame.
