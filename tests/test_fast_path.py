@@ -13,7 +13,7 @@ from typing import Any
 import mohawk
 import pytest
 
-from purgecache.api.app import PurgeCacheApp
+from purgecache.api.app import MAX_ACCESS_LINES, PurgeCacheApp
 from purgecache.server import authenticator_for, build_app
 from purgecache.settings import Settings
 from purgecache.storage import StorageError, open_storage
@@ -57,11 +57,13 @@ class Protocol:
         self.status, self.headers = status, headers
 
 
-def make_app(tmp_path: Path) -> PurgeCacheApp:
+def make_app(tmp_path: Path, access_log: bool = False) -> PurgeCacheApp:
     clients = tmp_path / "clients.toml"
     clients.write_text(CLIENTS_TOML)
     settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}", clients_file=str(clients), access_log=False
+        db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        clients_file=str(clients),
+        access_log=access_log,
     )
 
     async def migrate() -> None:
@@ -181,3 +183,39 @@ def test_a_storage_failure_after_a_cache_miss_is_a_503(
     assert requests[1].status == 503
     assert json.loads(requests[1].content)["code"] == "ServiceUnavailable"
     assert ("retry-after", "5") in requests[1].headers
+
+
+def test_access_lines_are_written_by_the_full_batch_and_follow_the_logger_level(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app queues its access lines as `LineBatcher.add` does (inline, for speed): a full
+    batch is written at once, in order, without waiting for the delay; the rest at shutdown;
+    with the access logger off nothing is queued at all."""
+    pings = [(Scope("GET", f"{API}ping", {"host": HOST}), Protocol()) for _ in range(257)]
+
+    async def scenario(app: PurgeCacheApp) -> list[list[str]]:
+        await app.startup()
+        for scope, protocol in pings:  # ping answers without awaiting: one turn of the loop
+            await app.__rsgi__(scope, protocol)
+        written = [r.getMessage().split("\n") for r in caplog.records if r.name == access.name]
+        queued.append(len(app._access_lines.lines))
+        await app.shutdown()
+        return written
+
+    access = logging.getLogger("purgecache.access")
+    queued: list[int] = []  # lines waiting after the requests
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    caplog.set_level(logging.INFO, logger=access.name)
+    (batch,) = asyncio.run(scenario(make_app(tmp_path / "on", access_log=True)))
+    sent = [dict(p.headers)["x-for-request-id"] for _, p in pings]
+    assert len(batch) == MAX_ACCESS_LINES and len(pings) > MAX_ACCESS_LINES
+    assert [json.loads(line)["request_id"] for line in batch] == sent[:MAX_ACCESS_LINES]
+    last = [r.getMessage() for r in caplog.records if r.name == access.name][-1]
+    assert json.loads(last)["request_id"] == sent[-1]  # the rest: at shutdown
+
+    caplog.clear()
+    caplog.set_level(logging.WARNING, logger=access.name)
+    assert asyncio.run(scenario(make_app(tmp_path / "off", access_log=True))) == []
+    assert [r for r in caplog.records if r.name == access.name] == []
+    assert queued == [len(pings) - MAX_ACCESS_LINES, 0]

@@ -97,7 +97,8 @@ class LineBatcher:
         self.level = level
         self.delay = delay  # seconds a line may wait for the next write (0: end of the turn)
         self.max_lines = max_lines  # a batch this long is written at once
-        self._lines: list[Any] = []
+        # The queued lines. `flush` swaps in a new list, so read it anew for every line.
+        self.lines: list[Any] = []
         # handler -> (its formatter when checked, whether lines pass through it unchanged)
         self._verdicts: dict[logging.Handler, tuple[logging.Formatter | None, bool]] = {}
 
@@ -108,19 +109,25 @@ class LineBatcher:
 
     def add(self, line: dict[str, object] | AccessLine) -> None:
         """Queue one line (its fields: a dict, or an `AccessLine`); it is written at the end of
-        this turn of the running loop, or after the delay.
+        this turn of the running loop, or after the delay. A full batch is written at once.
 
-        A batch's first line schedules the write, and whether the logger takes lines is asked
-        then only (asked for every line, it cost a tenth of an access line): a change of its
-        level applies from the next batch. A full batch is written at once."""
-        lines = self._lines
-        if not lines:
-            if not self.enabled:
-                return
-            self._schedule()
-        lines.append(line)
-        if len(lines) >= self.max_lines:
-            self.flush()
+        A caller that adds a line per request may do what this does inline (the call cost a
+        tenth of an access line): read `lines`; if it is empty, append only if `begin()`
+        says so; flush when it is full."""
+        lines = self.lines
+        if lines or self.begin():
+            lines.append(line)
+            if len(lines) >= self.max_lines:
+                self.flush()
+
+    def begin(self) -> bool:
+        """For a batch's first line: schedule its write and say whether the logger takes lines
+        at all (False: drop the line). Asked only here (asked for every line, it cost a tenth
+        of an access line), so a change of the logger's level applies from the next batch."""
+        if not self.enabled:
+            return False
+        self._schedule()
+        return True
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
@@ -131,7 +138,7 @@ class LineBatcher:
 
     def flush(self) -> None:
         """Write what is queued now."""
-        lines, self._lines = self._lines, []
+        lines, self.lines = self.lines, []
         if lines:
             self._write(encode_lines(lines)[:-1].decode())
 

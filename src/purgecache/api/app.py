@@ -50,6 +50,7 @@ ROBOTS = b"User-Agent: *\nDisallow: /\n"
 # Access lines are written at most this long after their request, in one write per batch (as
 # nginx's `access_log ... flush=`): a write per event-loop turn cost more than the lines.
 ACCESS_LOG_DELAY = 0.1
+MAX_ACCESS_LINES = 256  # or as soon as this many wait (a batch's encoding pauses the loop)
 FETCH_FLUSH_INTERVAL = 1.0  # seconds between writes of the fetches noted in memory
 TARGETS_WAIT = 5.0  # seconds start-up waits for the registration of the event targets
 API_BASE = "/api/purge-cache/v1/"
@@ -80,8 +81,11 @@ class PurgeCacheApp:
         self.authorizer = Authorizer(authenticator, lambda: self.service.clock(), trust_proxy)
         self.expire_interval_ms = expire_interval_ms
         self.access_log_enabled = access_log_enabled
-        self._access_lines = LineBatcher(access_log, delay=ACCESS_LOG_DELAY)
+        self._access_lines = LineBatcher(
+            access_log, delay=ACCESS_LOG_DELAY, max_lines=MAX_ACCESS_LINES
+        )
         self._audit_lines = LineBatcher(audit_log)
+        self._client_ip = self.authorizer.client_ip
         self.on_shutdown = on_shutdown
         self.metrics = metrics or Metrics()
         self.events_enabled = events_enabled
@@ -173,22 +177,25 @@ class PurgeCacheApp:
         status = response.status
         elapsed = time.perf_counter() - started
         self.metrics.observe_request(call.name, status, elapsed, call.fast and status < 300)
-        if self.access_log_enabled:
+        lines = self._access_lines.lines  # LineBatcher.add, inline: paid on every request
+        if self.access_log_enabled and (lines or self._access_lines.begin()):
             verdict = call.verdict
-            self._access_lines.add(
+            lines.append(
                 AccessLine(
                     request.method,
                     call.name,
                     status,
                     (elapsed * 1e6 + 6755399441055744.0 - 6755399441055744.0) / 1000,  # round_ms
                     call.client_id,
-                    self.authorizer.client_ip(request),
+                    self._client_ip(request),
                     request_id,
                     bad_mac_hint(request)
                     if status == 401 and verdict is not None and verdict.message == BAD_MAC
                     else None,
                 )
             )
+            if len(lines) >= MAX_ACCESS_LINES:  # a full batch: written now
+                self._access_lines.flush()
         return status, headers, b"" if request.method == "HEAD" else body
 
     # ---- outside the API base ----------------------------------------------------------
