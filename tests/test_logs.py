@@ -112,7 +112,7 @@ def test_a_batch_reaches_a_plain_stream_handler_as_json_lines(
 
     batcher = LineBatcher(logger)
     batcher.flush()  # the first flush probes the formatter (one record); none after that
-    batcher._write('{"event":"warm"}')
+    batcher._write(b'{"event":"warm"}\n')
     monkeypatch.setattr(logger, "makeRecord", counting)
 
     async def scenario() -> None:
@@ -136,9 +136,9 @@ def test_a_formatter_that_changes_lines_still_gets_records(
     also when its formatter is swapped after the first batch."""
     logger, stream, handler = plain_logger
     batcher = LineBatcher(logger)
-    batcher._write('{"event":"first"}')
+    batcher._write(b'{"event":"first"}\n')
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    batcher._write('{"event":"second"}')
+    batcher._write(b'{"event":"second"}\n')
     assert stream.getvalue().splitlines() == ['{"event":"first"}', 'INFO {"event":"second"}']
 
 
@@ -152,8 +152,44 @@ def test_a_failing_stream_is_reported_by_the_handler_and_serving_goes_on(
     stream.close()
     reported: list[logging.LogRecord] = []
     monkeypatch.setattr(handler, "handleError", reported.append)
-    LineBatcher(logger)._write('{"event":"lost"}')
+    LineBatcher(logger)._write(b'{"event":"lost"}\n')
     assert [record.getMessage() for record in reported] == ['{"event":"lost"}']
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_a_batch_to_a_text_file_keeps_the_order_and_the_characters(encoding: str) -> None:
+    """To a UTF-8 file a batch goes to the binary buffer as it is, after what was written
+    through the text layer before it; to a file in another encoding it is written as text.
+    Either way the file reads back as the same lines, in order."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding=encoding)
+    logger = logging.getLogger(f"purgecache.test-file-{encoding}")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        stream.write("before\n")  # still in the text layer's buffer
+        batcher = LineBatcher(logger)
+
+        async def scenario() -> None:
+            batcher.add({"event": "request", "client_id": "rené"})
+            batcher.add({"event": "request", "n": 2})
+            await asyncio.sleep(0)  # the batch is written
+
+        asyncio.run(scenario())
+        stream.write("after\n")
+        stream.flush()
+        assert raw.getvalue().decode(encoding).splitlines() == [
+            "before",
+            '{"event":"request","client_id":"rené"}',
+            '{"event":"request","n":2}',
+            "after",
+        ]
+    finally:
+        logger.handlers[:] = []
+        logger.propagate = True
 
 
 def test_access_lines_have_their_fields_in_order(

@@ -140,12 +140,14 @@ class LineBatcher:
         """Write what is queued now."""
         lines, self.lines = self.lines, []
         if lines:
-            self._write(encode_lines(lines)[:-1].decode())
+            self._write(encode_lines(lines))
 
-    def _write(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
+        """Write `data` (JSON lines, each ending in a newline) to the logger's handlers: as it
+        is to the streams of those that pass lines through, else as one record's message."""
         logger = self.logger
         if logger.disabled or logger.filters:
-            logger.log(self.level, text)
+            logger.log(self.level, _message(data))
             return
         record: logging.LogRecord | None = None
         found = False
@@ -156,13 +158,13 @@ class LineBatcher:
                 if self.level < handler.level:
                     continue
                 if self._passes_through(handler):
-                    record = self._write_to_stream(handler, text, record)
+                    record = self._write_to_stream(handler, data, record)
                 else:
-                    record = record or self._record(text)
+                    record = record or self._record(_message(data))
                     handler.handle(record)
             node = node.parent if node.propagate else None
         if not found:  # what logging does without handlers: the last resort (stderr)
-            logger.log(self.level, text)
+            logger.log(self.level, _message(data))
 
     def _record(self, text: str) -> logging.LogRecord:
         return self.logger.makeRecord(self.logger.name, self.level, "", 0, text, (), None)
@@ -187,15 +189,32 @@ class LineBatcher:
             return False
 
     def _write_to_stream(
-        self, handler: logging.Handler, text: str, record: logging.LogRecord | None
+        self, handler: logging.Handler, data: bytes, record: logging.LogRecord | None
     ) -> logging.LogRecord | None:
+        """Write the batch to the handler's stream: its bytes straight to the stream's binary
+        buffer when the stream is UTF-8 text (a file, stderr), which saves decoding the batch,
+        copying it twice and encoding it back; else as text."""
         assert isinstance(handler, logging.StreamHandler) and handler.lock is not None
         with handler.lock:
             try:
                 stream = handler.stream
-                stream.write(text + handler.terminator)
-                stream.flush()
+                raw = getattr(stream, "buffer", None)
+                if raw is not None and handler.terminator == "\n" and stream.encoding in _UTF8:
+                    stream.flush()  # what others wrote through the text layer goes first
+                    raw.write(data)
+                    raw.flush()
+                else:
+                    stream.write(_message(data) + handler.terminator)
+                    stream.flush()
             except Exception:  # as StreamHandler.emit does: report it, keep serving
-                record = record or self._record(text)
+                record = record or self._record(_message(data))
                 handler.handleError(record)
         return record
+
+
+_UTF8 = frozenset({"utf-8", "UTF-8", "utf8", "UTF8"})  # how streams name it
+
+
+def _message(data: bytes) -> str:
+    """The batch as one log message: its lines without the last newline."""
+    return data[:-1].decode()
