@@ -199,7 +199,8 @@ class LineBatcher:
             try:
                 stream = handler.stream
                 raw = getattr(stream, "buffer", None)
-                if raw is not None and handler.terminator == "\n" and stream.encoding in _UTF8:
+                encoding = getattr(stream, "encoding", None)
+                if raw is not None and handler.terminator == "\n" and encoding in _UTF8:
                     stream.flush()  # what others wrote through the text layer goes first
                     raw.write(data)
                     raw.flush()
