@@ -50,14 +50,17 @@ def token_of(result: subprocess.CompletedProcess[str] | Result) -> str:
 
 
 def answer_within(
-    url: str, auth: HawkAuth, expected: int, seconds: float = 5
+    url: str, auth: HawkAuth, expected: int, seconds: float = 5, message: str = ""
 ) -> tuple[float, httpx.Response]:
-    """Seconds until a signed GET of `url` answers `expected`, and that answer (failing after
-    `seconds`). With several workers each reloads on its own: the first such answer says
-    that one has; what a single request gets next may still come from another."""
+    """Seconds until a signed GET of `url` answers `expected` with `message` in its body, and
+    that answer (failing after `seconds`). With several workers each reloads on its own: the
+    first such answer says that one has; what a single request gets next may still come from
+    another, one that has not even loaded the previous change yet."""
     started = time.monotonic()
-    while (answer := httpx.get(url, auth=auth, timeout=5)).status_code != expected:
-        assert time.monotonic() - started < seconds, f"still {answer.status_code}"
+    while (
+        answer := httpx.get(url, auth=auth, timeout=5)
+    ).status_code != expected or message not in answer.text:
+        assert time.monotonic() - started < seconds, f"still {answer.status_code} {answer.text}"
         time.sleep(0.05)
     return time.monotonic() - started, answer
 
@@ -85,8 +88,9 @@ def test_a_running_server_follows_the_commands(server_factory: ServerFactory) ->
         return CliRunner().invoke(main, ["clients", *args], env={"PURGECACHE_CLIENTS": str(path)})
 
     assert run("disable", "newcomer").exit_code == 0
-    _, refused = answer_within(url, HawkAuth("newcomer", token), 401)
-    assert "Client with clientId 'newcomer' is disabled" in refused.json()["message"]
+    disabled = "Client with clientId 'newcomer' is disabled"
+    _, refused = answer_within(url, HawkAuth("newcomer", token), 401, message=disabled)
+    assert refused.json()["message"].startswith(disabled)
     assert run("enable", "newcomer").exit_code == 0
     rotated = token_of(run("rotate", "newcomer"))
     status_within(url, HawkAuth("newcomer", rotated), 200)
