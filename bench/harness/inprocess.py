@@ -13,6 +13,12 @@ between runs (random nonces).
 
     PYTHONPATH=bench python -m harness.inprocess --endpoint purgeRequests --requests 2000
     PYTHONPATH=bench python -m harness.inprocess --src /path/to/other/src   # another revision
+    PYTHONPATH=bench python -m harness.inprocess --endpoint purgeRequests --wall --requests 20000
+
+`--wall` times the requests instead (microseconds, best of 5 passes; ping and a cached
+purgeRequests, which finish without awaiting); `--memo-authenticate` with it answers each
+verdict from a dict after the first pass, so the difference is what checking the signature
+costs in place.
 """
 
 from __future__ import annotations
@@ -122,14 +128,10 @@ def requests(endpoint: str, count: int) -> list[Scope]:
     ]
 
 
-def serve(
-    endpoint: str, count: int, serving: bool, access_log: bool, concurrency: int, db_url: str
-) -> None:
-    """Build the app on a fresh SQLite file (or `db_url`), warm the pool's cache, serve the
-    requests."""
-    from purgecache.server import authenticator_for, build_app
+def _build(access_log: bool, db_url: str) -> tuple[Path, Any]:
+    """A fresh clients file (and SQLite file, unless `db_url`), the access log to a file as
+    `serve` writes it, and the settings."""
     from purgecache.settings import Settings
-    from purgecache.storage import open_storage
 
     folder = Path(tempfile.mkdtemp(prefix="pc-inprocess-"))
     (folder / "clients.toml").write_text(CLIENTS)
@@ -143,14 +145,32 @@ def serve(
         clients_file=str(folder / "clients.toml"),
         access_log=access_log,
     )
+    return folder, settings
+
+
+async def _started_app(folder: Path, settings: Any) -> Any:
+    """The app on an upgraded database, started, with one purge of the pool `a/b`."""
+    from purgecache.server import authenticator_for, build_app
+    from purgecache.storage import open_storage
+
+    storage = open_storage(settings.db_url)
+    await storage.upgrade()
+    await storage.close()
+    app = build_app(settings, authenticator_for(settings, folder / "clients.toml"))
+    await app.startup()
+    await app.service.purge("a/b", "cache-1")
+    return app
+
+
+def serve(
+    endpoint: str, count: int, serving: bool, access_log: bool, concurrency: int, db_url: str
+) -> None:
+    """Build the app on a fresh SQLite file (or `db_url`), warm the pool's cache, serve the
+    requests."""
+    folder, settings = _build(access_log, db_url)
 
     async def run() -> None:
-        storage = open_storage(settings.db_url)
-        await storage.upgrade()
-        await storage.close()
-        app = build_app(settings, authenticator_for(settings, folder / "clients.toml"))
-        await app.startup()
-        await app.service.purge("a/b", "cache-1")
+        app = await _started_app(folder, settings)
         batch = requests(endpoint, count + 1)
         ok = 204 if endpoint in POSTS else 200
         first = Protocol(batch[0].body)
@@ -168,6 +188,50 @@ def serve(
         await app.shutdown()
 
     asyncio.run(run())
+
+
+def wall(endpoint: str, count: int, access_log: bool, memo_authenticate: bool) -> float:
+    """Microseconds per request, best of 5 passes over `count` prebuilt requests, each
+    coroutine driven straight to its end (no event loop turn: only requests answered without
+    awaiting, ping and a cached purgeRequests, can be timed so). `memo_authenticate`: the
+    verdicts come from a dict filled in the first pass, so the passes after it show what a
+    request costs when checking its signature is free."""
+    from purgecache.auth import credentials
+
+    folder, settings = _build(access_log, "")
+    if memo_authenticate:
+        verdicts: dict[Any, Any] = {}
+        authenticate = credentials.authenticate
+
+        def remembered(*args: Any) -> Any:
+            key = args[5]  # the Authorization header: distinct per request
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = verdicts[key] = authenticate(*args)
+            return verdict
+
+        credentials.authenticate = remembered  # type: ignore[assignment]
+
+    async def run() -> float:
+        app = await _started_app(folder, settings)
+        batch = requests(endpoint, count + 1)
+        await app.__rsgi__(batch[0], Protocol())  # the pool's answer is cached from here on
+        protocols = [Protocol() for _ in range(count)]
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for scope, protocol in zip(batch[1:], protocols, strict=True):
+                try:
+                    app.__rsgi__(scope, protocol).send(None)
+                except StopIteration:
+                    continue
+                raise SystemExit(f"--wall: a {endpoint} request awaited something")
+            best = min(best, time.perf_counter() - started)
+        assert all(p.status == 200 for p in protocols), {p.status for p in protocols}
+        await app.shutdown()
+        return best / count * 1e6
+
+    return asyncio.run(run())
 
 
 def callgrind_total(args: argparse.Namespace, serving: bool) -> int:
@@ -209,6 +273,17 @@ def main() -> None:
         help="an empty PostgreSQL database to serve from instead of a fresh SQLite file (only "
         "this process is counted, not the database server's work)",
     )
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="wall-clock microseconds per request instead of instructions (ping, purgeRequests)",
+    )
+    parser.add_argument(
+        "--memo-authenticate",
+        action="store_true",
+        help="--wall: verdicts answered from a dict after the first pass (what the signature "
+        "check costs is the difference)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serving", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--idle", action="store_true", help=argparse.SUPPRESS)
@@ -222,6 +297,16 @@ def main() -> None:
             args.concurrency,
             args.db_url,
         )
+        return
+    if args.wall:
+        if args.endpoint not in ("ping", "purgeRequests"):
+            parser.error("--wall times ping and purgeRequests only")
+        if args.src:  # timed in this process, which has imported purgecache already
+            parser.error("--wall: put the other src first on PYTHONPATH instead of --src")
+        micros = wall(args.endpoint, args.requests, not args.no_access_log, args.memo_authenticate)
+        memo = ", authenticate from a dict" if args.memo_authenticate else ""
+        log = "off" if args.no_access_log else "on"
+        print(f"{args.endpoint} (access log {log}{memo}): {micros:.2f} µs/request")
         return
     idle, serving = callgrind_total(args, False), callgrind_total(args, True)
     per_request = (serving - idle) // args.requests
