@@ -298,6 +298,8 @@ def main() -> None:
             args.db_url,
         )
         return
+    if args.memo_authenticate and not args.wall:
+        parser.error("--memo-authenticate goes with --wall")
     if args.wall:
         if args.endpoint not in ("ping", "purgeRequests"):
             parser.error("--wall times ping and purgeRequests only")
