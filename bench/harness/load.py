@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.fake_auth import FakeAuth
 from harness.hawk import Bodies, BodyMaker, Credentials, Target, write_signed_file
-from harness.procs import Started, cpu_seconds
+from harness.procs import Started, cpu_seconds, main_thread_cpu_seconds
 from harness.reports import ReportBodies
 
 LUA = Path(__file__).parent / "lua"
@@ -64,6 +64,10 @@ class Run:
     log_bytes: int = 0  # what the service wrote to its log file (stderr) during the run
     log_lines: int = 0
     instructions: int = 0  # callgrind's count for the run (`--log-cost`), 0 if not counted
+    # The busiest main thread of the server's processes (granian's worker: the event loop's,
+    # which runs all the Python): its share of the run's time, and its CPU per request.
+    main_busy: float = 0.0
+    main_us_per_req: float = 0.0
     raw: dict[str, object] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -109,12 +113,19 @@ class Wrk:
         calls_before = auth.calls() if auth else 0
         auth_before = cpu_seconds(auth_tree)
         cpu_before = cpu_seconds(tree)
+        mains_before = {pid: main_thread_cpu_seconds(pid) for pid in tree}
         client_before = _children_cpu()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 300)
         server_cpu = cpu_seconds(tree) - cpu_before
+        main_cpu = max(
+            (main_thread_cpu_seconds(pid) - before for pid, before in mains_before.items()),
+            default=0.0,
+        )
         client_cpu = _children_cpu() - client_before
         auth_cpu = cpu_seconds(auth_tree) - auth_before
         run = _parse(label, done, server_cpu, client_cpu)
+        run.main_busy = main_cpu / run.seconds if run.seconds else 0.0
+        run.main_us_per_req = main_cpu * 1e6 / max(run.requests, 1)
         if auth:
             run.auth_calls = auth.calls() - calls_before
             run.auth_cpu_us_per_req = auth_cpu * 1e6 / max(run.requests, 1)

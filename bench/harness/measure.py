@@ -159,7 +159,8 @@ class Bench:
         self.say(
             f"    {endpoint.name:<16} {side.label:<16} {run.rps:>9.0f} req/s  "
             f"p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  non-2xx {run.non_2xx}  "
-            f"socket errors {run.socket_errors}  cpu {run.server_cpu_us_per_req:5.0f} us/req"
+            f"socket errors {run.socket_errors}  cpu {run.server_cpu_us_per_req:5.0f} us/req  "
+            f"main thread {run.main_busy:4.0%} {run.main_us_per_req:5.1f} us/req"
             + (f"  headers {run.loaded} (used {run.handed})" if endpoint.signed else "")
             + (f"  log lines/req {run.log_lines / max(run.requests, 1):.2f}" if side.strict else "")
             + (

@@ -78,6 +78,17 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total / CLOCK_TICKS
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process's main thread alone (in a granian worker, the
+    thread that runs the event loop and every line of Python); 0 if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def rss_kib(pid: int) -> int | None:
     """VmRSS of one process in KiB (None if it is gone)."""
     try:

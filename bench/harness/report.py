@@ -132,7 +132,7 @@ def floor_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def _medians(runs: list[Run]) -> dict[str, float]:
-    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_req")
+    keys = ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_req", "main_busy", "main_us_per_req")
     return {key: median([getattr(run, key) for run in runs]) for key in keys}
 
 
@@ -251,8 +251,8 @@ def throughput_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     lines = [
         "| backend | endpoint | config | service req/s | nginx req/s | **ratio** (rounds) | goal "
         "| upstream | svc p50 / p99 ms | nginx p50 / p99 ms | **p99 ratio** | svc CPU µs/req "
-        "| log lines/req | svc non-2xx |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| main thread busy, µs/req | log lines/req | svc non-2xx |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, s in rows:
         svc, ngx = s["median"]["service"], s["median"]["nginx"]
@@ -271,7 +271,9 @@ def throughput_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
             f"| {backend} | {s['endpoint']} | {config} | {svc['rps']:,.0f} | {nginx} "
             f"| {ratio} | {goal_text} | {s['upstream'] or ''} "
             f"| {svc['p50_ms']:.2f} / {svc['p99_ms']:.2f} | {nginx_latency} | {p99} "
-            f"| {svc['server_cpu_us_per_req']:.0f} | {s.get('log_lines_per_request', 0):.2f} "
+            f"| {svc['server_cpu_us_per_req']:.0f} "
+            f"| {svc.get('main_busy', 0):.0%}, {svc.get('main_us_per_req', 0):.1f} "
+            f"| {s.get('log_lines_per_request', 0):.2f} "
             f"| {s['service_non_2xx']} |"
         )
     return "\n".join(lines)
