@@ -45,6 +45,7 @@ SERVE_NAMES = [
     ("--migrate/--no-migrate", "PURGECACHE_MIGRATE"),
     ("--auth-root-url", "PURGECACHE_AUTH_ROOT_URL"),
     ("--auth-timeout", "PURGECACHE_AUTH_TIMEOUT"),
+    ("--body-timeout", "PURGECACHE_BODY_TIMEOUT"),
     ("--trust-proxy/--no-trust-proxy", "PURGECACHE_TRUST_PROXY"),
     ("--amqp-url", "PURGECACHE_AMQP_URL"),
     ("--amqp-exchange", "PURGECACHE_AMQP_EXCHANGE"),

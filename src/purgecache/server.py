@@ -195,6 +195,7 @@ def build_app(
         root_url=settings.root_url,
         version=version_info(),
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_ms=settings.body_timeout_ms,
         expire_interval_ms=settings.expire_interval_ms,
         access_log_enabled=settings.access_log,
         trust_proxy=settings.trust_proxy,

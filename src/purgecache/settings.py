@@ -261,6 +261,15 @@ class Settings:
         help="How long a request waits for the auth service of --auth-root-url (its first "
         "failure then fails requests at once until it answers again).",
     )
+    body_timeout_ms: int = setting(
+        30_000,
+        flag="--body-timeout",
+        envvar="PURGECACHE_BODY_TIMEOUT",
+        shown="30s",
+        duration=True,
+        help="How long a request's body may take to arrive after its headers (a slower one "
+        "is refused with 408 RequestTimeout; the headers themselves must arrive within 30s).",
+    )
     trust_proxy: bool = setting(
         False,
         flag="--trust-proxy/--no-trust-proxy",

@@ -22,7 +22,7 @@ from purgecache.api.authorization import BAD_MAC, Authorizer, bad_mac_hint
 from purgecache.api.endpoints import ENDPOINTS, Endpoint, EndpointTable
 from purgecache.api.handlers import Answer
 from purgecache.api.pipeline import NOT_FOUND, Pipeline, as_api_error
-from purgecache.api.request import Call, Receive, Request, asgi_chunks
+from purgecache.api.request import BodyDeadlines, Call, Receive, Request, asgi_chunks
 from purgecache.api.responses import (
     PAGE_CSP,
     PAGE_HEADERS,
@@ -68,6 +68,7 @@ class PurgeCacheApp:
         root_url: str,
         version: Mapping[str, str],
         max_body_bytes: int,
+        body_timeout_ms: int = 30_000,
         expire_interval_ms: int = 3_600_000,
         access_log_enabled: bool = True,
         trust_proxy: bool = False,
@@ -102,8 +103,10 @@ class PurgeCacheApp:
             root_url=root_url,
             max_body_bytes=max_body_bytes,
             clock=lambda: self.service.clock(),
+            body_deadlines=BodyDeadlines(body_timeout_ms / 1000),
         )
         self.background = (
+            self._expire_slow_bodies_periodically,
             self._expire_periodically,
             self._flush_metrics_periodically,
             self._flush_fetches_periodically,
@@ -303,6 +306,14 @@ class PurgeCacheApp:
         self._audit_lines.flush()
         if self.on_shutdown is not None:
             await self.on_shutdown()
+
+    async def _expire_slow_bodies_periodically(self) -> None:
+        """Refuse the bodies that are late (408), checking a few times per timeout."""
+        deadlines = self.pipeline.body_deadlines
+        interval = min(1.0, deadlines.seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            deadlines.expire(time.monotonic())
 
     async def _flush_metrics_periodically(self) -> None:
         while True:

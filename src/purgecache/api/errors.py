@@ -31,6 +31,7 @@ ERRORS: Mapping[str, tuple[int, Headers]] = {
     "AuthenticationFailed": (401, (("www-authenticate", "hawk"),)),
     "InsufficientScopes": (403, ()),
     "ResourceNotFound": (404, ()),
+    "RequestTimeout": (408, ()),
     "RequestConflict": (409, ()),
     "InputTooLarge": (413, ()),
     "InternalServerError": (500, ()),

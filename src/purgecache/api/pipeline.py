@@ -30,6 +30,7 @@ from purgecache.api.endpoints import Endpoint, EndpointTable
 from purgecache.api.errors import NOT_FOUND_BODY, ApiError, error_body
 from purgecache.api.handlers import Answer, Deps
 from purgecache.api.request import (
+    BodyDeadlines,
     Call,
     Request,
     parse_payload,
@@ -158,11 +159,13 @@ class Pipeline:
         root_url: str,
         max_body_bytes: int,
         clock: Callable[[], int],
+        body_deadlines: BodyDeadlines,
     ) -> None:
         self.table = table
         self.authorizer = authorizer
         self.deps = deps
         self.max_body_bytes = max_body_bytes
+        self.body_deadlines = body_deadlines
         self.clock = clock
         self.bodies: Mapping[str, BodyCheck] = {
             e.input: BodyCheck(reference.load_schema(e.input, root_url))
@@ -293,7 +296,7 @@ class Pipeline:
 
     async def read(self, request: Request, chunks: AsyncIterable[bytes]) -> None:
         """The body (size limit, inflation) and its JSON (spec api.md §2 step 2)."""
-        request.body = await read_body(request, chunks, self.max_body_bytes)
+        request.body = await read_body(request, chunks, self.max_body_bytes, self.body_deadlines)
         parse_payload(request)
 
     def validate(self, request: Request, call: Call, endpoint: Endpoint) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
+import time
 import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
@@ -272,13 +274,49 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
-async def read_body(request: Request, chunks: AsyncIterable[bytes], limit: int) -> bytes:
-    """Read the whole body, refusing more than `limit` bytes (413) and inflating gzip/deflate."""
+class BodyDeadlines:
+    """How long a request's body may take to arrive once its headers have: `reading` holds
+    the tasks reading a body, each with its deadline (`time.monotonic()`). `expire`, called
+    every fraction of a second off the request path, cancels the late ones, which `read_body`
+    turns into a 408. A timer per request (`asyncio.timeout`) would cost about 7 µs on every
+    purge; this costs a dict entry."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.reading: dict[asyncio.Task[Any] | None, float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def expire(self, now: float) -> None:
+        """Cancel every task whose body is still missing at `now`."""
+        late = [task for task, deadline in self.reading.items() if deadline <= now]
+        for task in late:
+            del self.reading[task]
+            if task is not None:
+                self._expired.add(task)
+                task.cancel()
+
+    def expired(self, task: asyncio.Task[Any] | None) -> bool:
+        """Whether `expire` cancelled `task` (then no longer cancelled: it gets a 408)."""
+        if task not in self._expired:
+            return False
+        assert task is not None
+        self._expired.discard(task)
+        task.uncancel()
+        return True
+
+
+async def read_body(
+    request: Request, chunks: AsyncIterable[bytes], limit: int, deadlines: BodyDeadlines
+) -> bytes:
+    """Read the whole body, refusing more than `limit` bytes (413) and inflating gzip/deflate;
+    408 when it has not all arrived `deadlines.seconds` after the headers."""
     declared = request.headers.get("content-length")
     if declared is None and "transfer-encoding" not in request.headers:
         return b""  # no body: the common GET
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError("InputTooLarge", f"Request body is larger than {limit} bytes")
+    reading, task = deadlines.reading, asyncio.current_task()
+    reading[task] = time.monotonic() + deadlines.seconds
     try:
         if request.read_whole is not None and declared is not None and declared.isdigit():
             body = await request.read_whole()  # the server stops at Content-Length
@@ -286,6 +324,15 @@ async def read_body(request: Request, chunks: AsyncIterable[bytes], limit: int) 
             body = await _read_chunks(chunks, limit)
     except (BodyIncomplete, RsgiProtocolClosed) as error:
         raise _incomplete_body() from error
+    except asyncio.CancelledError:
+        if deadlines.expired(task):
+            raise ApiError(
+                "RequestTimeout",
+                f"The request body did not arrive within {deadlines.seconds:g} s of its headers",
+            ) from None
+        raise
+    finally:
+        reading.pop(task, None)
     if declared is not None and declared.isdigit() and len(body) < int(declared):
         raise _incomplete_body()
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
