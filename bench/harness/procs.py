@@ -41,9 +41,15 @@ def wait_for_port(port: int, timeout: float, alive: subprocess.Popen[bytes]) -> 
     raise RuntimeError(f"not listening on port {port} after {timeout:.0f} s")
 
 
-def _stat_fields(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on
+def _stat_fields(pid: int, thread: int | None = None) -> list[str]:
+    """/proc's stat fields of a process (or of one of its threads), from the 3rd (state) on."""
+    where = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
+    text = Path(where).read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu_ticks(fields: list[str]) -> int:
+    return int(fields[11]) + int(fields[12])  # utime, stime
 
 
 def process_tree(root: int) -> list[int]:
@@ -74,7 +80,7 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             fields = _stat_fields(pid)
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += _cpu_ticks(fields)
     return total / CLOCK_TICKS
 
 
@@ -82,11 +88,9 @@ def main_thread_cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process's main thread alone (in a granian worker, the
     thread that runs the event loop and every line of Python); 0 if it is gone."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+        return _cpu_ticks(_stat_fields(pid, thread=pid)) / CLOCK_TICKS
     except OSError:
         return 0.0
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def rss_kib(pid: int) -> int | None:
