@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -30,3 +32,41 @@ def test_the_installed_version_is_the_one_pyproject_declares() -> None:
         check=True,
     ).stdout
     assert shown.split()[-1] == declared
+
+
+USER_CODE = """\
+from purgecache.client import AsyncPurgeCache, PurgeCache
+
+
+def nightly(client: PurgeCache) -> int:
+    client.purge_cache("proj-a/linux", "checkouts", reason="bad object dir")
+    return len(client.purge_requests("proj-a/linux").requests)
+
+
+async def wrong(client: AsyncPurgeCache) -> str:
+    await client.purge_cache("proj-a/linux", cache_name=7)
+    return await client.purge_requests("proj-a/linux")
+"""
+
+
+def test_the_installed_client_carries_its_types_to_the_users_type_checker(
+    tmp_path: Path,
+) -> None:
+    """The package ships `py.typed`, so mypy checks a user's calls against the client's
+    signatures: the right ones pass, a wrong argument and a wrong return type are errors
+    (without the marker mypy skips the package and reports nothing but its absence)."""
+    pytest.importorskip("mypy")
+    (tmp_path / "user.py").write_text(USER_CODE, "utf-8")
+    options = ["--config-file", "", "--no-incremental", "--strict", "--no-error-summary"]
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", *options, "--hide-error-context", "user.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    errors = [line for line in checked.stdout.splitlines() if ": error: " in line]
+    assert [error.split(": error: ")[0] for error in errors] == ["user.py:10", "user.py:11"], (
+        checked.stdout + checked.stderr
+    )
+    assert errors[0].endswith("[arg-type]") and '"cache_name"' in errors[0] and '"int"' in errors[0]
+    assert errors[1].endswith("[return-value]") and '"str"' in errors[1]
