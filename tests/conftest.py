@@ -165,10 +165,14 @@ def db_args(backend: str) -> list[str]:
     return ["--db", pg.create_database()]
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _drop_test_databases() -> Iterator[None]:
-    yield
-    pg.drop_databases()
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the run's first process: no pytest-xdist worker
+        pg.start_run()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # after every worker finished
+        pg.drop_databases()
 
 
 @pytest.fixture
