@@ -24,6 +24,7 @@ from support.tcp_proxy import TcpProxy
 
 SECRET = b"webhook-secret-0123456789"
 BACKENDS = ["sqlite", "postgres"]
+PENDING = 'purgecache_event_outbox_depth{state="pending"}'
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -64,22 +65,23 @@ def serve(
     rabbit: RabbitQueue,
     proxy: TcpProxy,
     receiver: WebhookReceiver,
-) -> Iterator[Callable[[], LiveServer]]:
+) -> Iterator[Callable[..., LiveServer]]:
     """Start (and restart) a server on one database, delivering to the proxied broker and
-    the receiver; every one still running is stopped afterwards."""
+    the receiver, with an event lease of `lease` (2 s: a crash's events go again soon);
+    every one still running is stopped afterwards."""
     secret = tmp_path / "webhook.secret"
     secret.write_bytes(SECRET + b"\n")
     database = db_args(request.param)
     servers: list[LiveServer] = []
 
-    def start() -> LiveServer:
+    def start(lease: str = "2s") -> LiveServer:
         events = [
             f"--amqp-url=amqp://guest:guest@127.0.0.1:{proxy.port}/",
             f"--amqp-exchange={rabbit.exchange}",
             f"--webhook={receiver.url}",
             f"--webhook-secret-file={secret}",
             "--event-retry-max=300ms",
-            "--event-lease=2s",
+            f"--event-lease={lease}",
         ]
         servers.append(start_server(tmp_path / "data", *database, *events))
         return servers[-1]
@@ -121,7 +123,7 @@ def report(live: LiveServer, cache: str) -> None:
 
 
 def test_events_reach_a_rabbitmq_queue_and_a_webhook(
-    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+    serve: Callable[..., LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
 ) -> None:
     """A purge is `purge.created` and a receipt `purge.applied`, on the topic exchange (routing
     key by pool halves and cache, `_` for a cache name that is not a word; persistent;
@@ -143,7 +145,7 @@ def test_events_reach_a_rabbitmq_queue_and_a_webhook(
 
 
 def test_no_event_is_lost_while_the_broker_and_receiver_are_away(
-    serve: Callable[[], LiveServer],
+    serve: Callable[..., LiveServer],
     rabbit: RabbitQueue,
     receiver: WebhookReceiver,
     proxy: TcpProxy,
@@ -154,13 +156,15 @@ def test_no_event_is_lost_while_the_broker_and_receiver_are_away(
     live = serve()
     purge(live, "warm-up")
     wait_for(lambda: len(rabbit.ids()) == 1 and len(receiver.ids()) == 1)
+    # The broker's confirm comes back through the proxy after the queue has the message.
+    wait_for(lambda: f"{PENDING} 0.0" in httpx.get(f"{live.root_url}/metrics", timeout=10).text)
     proxy.cut()
     receiver.status = 503
     for index in range(10):
         purge(live, f"c{index}")
     time.sleep(1.0)
     metrics = httpx.get(f"{live.root_url}/metrics", timeout=10).text
-    assert 'purgecache_event_outbox_depth{state="pending"} 20.0' in metrics
+    assert f"{PENDING} 20.0" in metrics
     assert 'purgecache_event_deliveries_total{result="failed",target="webhook"}' in metrics
     proxy.restore()
     receiver.status = 204
@@ -168,7 +172,7 @@ def test_no_event_is_lost_while_the_broker_and_receiver_are_away(
 
 
 def test_events_survive_a_kill_9_before_delivery(
-    serve: Callable[[], LiveServer],
+    serve: Callable[..., LiveServer],
     rabbit: RabbitQueue,
     receiver: WebhookReceiver,
     proxy: TcpProxy,
@@ -191,7 +195,7 @@ def test_events_survive_a_kill_9_before_delivery(
 
 
 def test_an_event_in_flight_when_the_service_is_killed_is_delivered_after_its_lease(
-    serve: Callable[[], LiveServer],
+    serve: Callable[..., LiveServer],
     rabbit: RabbitQueue,
     receiver: WebhookReceiver,
     proxy: TcpProxy,
@@ -225,11 +229,12 @@ def test_an_event_in_flight_when_the_service_is_killed_is_delivered_after_its_le
 
 
 def test_two_replicas_deliver_each_event_once(
-    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+    serve: Callable[..., LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
 ) -> None:
     """Two services on one database, both delivering: every event arrives, and the leases
-    give each to one replica (duplicates counted: none without a crash or a slow delivery)."""
-    replicas = [serve(), serve()]
+    give each to one replica (duplicates counted: none without a crash or a delivery slower
+    than the lease, which is long here so that a stalled disk cannot make one)."""
+    replicas = [serve(lease="60s"), serve(lease="60s")]
     for index in range(20):
         purge(replicas[index % 2], f"r{index}")
     wait_for(lambda: len(set(rabbit.ids())) == 20 and len(set(receiver.ids())) == 20)
@@ -248,7 +253,7 @@ def test_the_events_table_of_the_docs_lists_every_kind() -> None:
 
 
 def test_each_pair_of_a_selector_purge_is_a_created_event_naming_the_selector(
-    serve: Callable[[], LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
+    serve: Callable[..., LiveServer], rabbit: RabbitQueue, receiver: WebhookReceiver
 ) -> None:
     """Applying a selector makes one `purge.created` per pair it expanded to, on the broker
     and at the webhook, each naming the selector."""
