@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,3 +104,11 @@ class Worker:
 
     def watermark(self) -> int | None:
         return load_state(self.root / "state.json").watermarks.get(self.pool)
+
+    def outlast_clock_error(self) -> None:
+        """Wait until an instance mounted now is dated after whatever the service stamped
+        before the call: twice the error of the agent's service clock (measured from a
+        whole-second Date: half a second plus half the round trip, more on a slow sync)."""
+        anchor = load_state(self.root / "state.json").anchor
+        assert anchor is not None, "no sync has measured the service's clock yet"
+        time.sleep(2 * anchor.error_ms / 1000 + 0.1)
