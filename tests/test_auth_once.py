@@ -139,13 +139,13 @@ def test_a_hung_auth_service_costs_one_timeout_then_nothing(
         response = admin.get("/purge-cache/hung/pool")
         waited = time.monotonic() - started
         assert response.status_code == 503
-        assert 2.9 < waited < 4.5, waited
+        assert 2.9 < waited < 5.5, waited  # one timeout, not two
         print(f"first 503 after {waited:.3f} s (one auth timeout)")
         for path in ("/purge-cache/hung/pool", "/purge-cache/hung%2Fpool", "/purge-cache/list"):
             started = time.monotonic()
             response = admin.get(path)
             waited = time.monotonic() - started
-            assert response.status_code == 503 and waited < 0.3, (path, waited)
+            assert response.status_code == 503 and waited < 1.0, (path, waited)
             print(f"503 with the circuit open: {waited * 1000:.1f} ms")
         assert auth_service.request_calls() == 1
         auth_service.delay = 0.0

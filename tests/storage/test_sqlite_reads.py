@@ -82,7 +82,7 @@ def test_a_read_blocked_by_another_process_waits_on_the_writer_thread(
         waited, found, ticks = asyncio.run(scenario())
     assert found == 2
     assert waited >= 0.25  # it waited for the lock instead of failing
-    assert ticks > 10  # ...and not on the event loop's thread
+    assert ticks > 4  # ...and not on the event loop's thread (blocked: 1 or 2)
 
 
 def test_listing_queries_walk_the_primary_key_without_sorting(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_a_write_finding_the_file_locked_waits_off_the_event_loop(
     where = ("cache_name", "cache_purges") if write == "purge" else ("worker_id", "worker_reports")
     assert stored(path, *where) == ["before", "during"]
     assert waited >= 0.25  # it waited for the lock instead of failing or dropping the write
-    assert ticks > 10  # ...and not on the event loop's thread
+    assert ticks > 4  # ...and not on the event loop's thread (blocked: 1 or 2)
 
 
 def test_a_steady_stream_of_purges_keeps_the_wal_bounded(

@@ -38,7 +38,8 @@ def held(path: Path, *statements: str) -> Iterator[threading.Event]:
 
 async def ticks_until(event: threading.Event) -> int:
     """How many times a task got to run every 10 ms until `event` was set: near 30 over
-    0.3 s while the event loop turns, 1 or 2 when something blocks it."""
+    0.3 s while the event loop turns (fewer on a loaded machine), 1 or 2 when something
+    blocks it."""
     ticks = 0
     while not event.is_set():
         ticks += 1
