@@ -131,7 +131,7 @@ def test_connections_wait_for_the_replacement_of_a_lone_worker(
 
     def ping() -> None:
         try:
-            outcome.append(httpx.get(f"{live.api}/ping", timeout=10).status_code)
+            outcome.append(httpx.get(f"{live.api}/ping", timeout=30).status_code)
         except httpx.TransportError as error:
             outcome.append(error)
 
@@ -145,7 +145,7 @@ def test_connections_wait_for_the_replacement_of_a_lone_worker(
         assert not outcome, outcome  # neither refused nor answered: waiting in the backlog
     finally:
         live.process.send_signal(signal.SIGCONT)
-    caller.join(10)
+    caller.join(30)
     assert outcome == [200]
     assert victim not in worker_pids(live)
     assert len(log_records(live, "worker-crashed")) == 1
