@@ -122,25 +122,27 @@ def wait_until_serving(server: LiveServer, timeout: float = 20) -> None:
 def start_server(
     data_dir: Path, *extra: str, port: int | None = None, env: dict[str, str] | None = None
 ) -> LiveServer:
-    """Start `purgecache serve` with the test clients file in `data_dir`."""
+    """Start `purgecache serve` with the test clients file in `data_dir`, on `port` or a free
+    one. A free port can be taken by another test process before the server binds it: then
+    the server exits saying so, and another port is tried (its `serving` line, logged once
+    it listens, tells that the port is its own and not another server's)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     clients = data_dir / "test-clients.toml"
     if not clients.exists():
         clients.write_text(CLIENTS_TOML)
-    port = port or free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "purgecache",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--clients",
-        str(clients),
-        *extra,
-    ]
+    for attempt in range(3):
+        server = _spawn_server(data_dir, clients, port or free_port(), extra, env)
+        if _listens(server) or port is not None or attempt == 2:
+            break
+    wait_until_serving(server)
+    return server
+
+
+def _spawn_server(
+    data_dir: Path, clients: Path, port: int, extra: tuple[str, ...], env: dict[str, str] | None
+) -> LiveServer:
+    args = [sys.executable, "-m", "purgecache", "serve", "--port", str(port)]
+    args += ["--data-dir", str(data_dir), "--clients", str(clients), *extra]
     log_path = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -150,9 +152,21 @@ def start_server(
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
-    server = LiveServer(port, data_dir, process, log_path, args)
-    wait_until_serving(server)
-    return server
+    return LiveServer(port, data_dir, process, log_path, args)
+
+
+def _listens(server: LiveServer, timeout: float = 20) -> bool:
+    """Wait until the server logs that it listens (True) or exits unable to (False); any
+    other outcome is left to `wait_until_serving` to report."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = server.log_text()
+        if '"event":"serving"' in text:
+            return True
+        if server.process.poll() is not None:
+            return "cannot listen on" not in text
+        time.sleep(0.02)
+    return True
 
 
 BACKENDS = ["sqlite", "postgres"]
