@@ -7,7 +7,6 @@ import re
 import shlex
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pg
 from conftest import ADMIN, LiveServer, free_port
 from hawk_signing import HawkAuth
 from support.commands import run_cli, startup_failure
+from support.sqlite_files import sqlite_file
 
 ServerFactory = Callable[..., LiveServer]
 ADMIN_ENV = {"TASKCLUSTER_CLIENT_ID": ADMIN[0], "TASKCLUSTER_ACCESS_TOKEN": ADMIN[1]}
@@ -35,7 +35,7 @@ def serve(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def schema_version(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
+    with sqlite_file(db) as conn:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 

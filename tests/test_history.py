@@ -4,7 +4,6 @@ from where, how they signed and why; both backends, both server interfaces."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from test_serve import run_cli
 
 from conftest import ADMIN, CLIENTS_TOML, LIMITED, READER, LiveServer, db_args, start_server
 from hawk_signing import HawkAuth
+from support.sqlite_files import sqlite_file
 
 HISTORIAN = ("historian", "historian-token-0123456789")
 CLIENTS = (
@@ -266,7 +266,7 @@ def test_expire_prunes_history_past_its_retention_and_keeps_requests(
     pruned = run_cli("expire", "--data-dir", str(data), "--history-retention", "5ms")
     assert pruned.returncode == 0, pruned.stderr
     assert "expired 0 purge request(s), 1 history event(s)" in pruned.stdout
-    with sqlite3.connect(data / "purgecache.db") as db:
+    with sqlite_file(data / "purgecache.db") as db:
         assert db.execute("SELECT count(*) FROM purge_history").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM cache_purges").fetchone() == (1,)
     db.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pg
 from conftest import ADMIN, CLIENTS_TOML, LiveServer, free_port, wait_until_serving
 from hawk_signing import HawkAuth
 from support.commands import json_records, run_cli, startup_failure
+from support.sqlite_files import sqlite_file
 
 ServerFactory = Callable[..., LiveServer]
 
@@ -41,7 +41,7 @@ def listed(server: LiveServer, pool: str) -> list[str]:
 
 
 def stored_names(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
+    with sqlite_file(db) as conn:
         return {row[0] for row in conn.execute("SELECT cache_name FROM cache_purges")}
 
 
@@ -202,7 +202,7 @@ def test_expire_deletes_only_expired_rows(server_factory: ServerFactory, tmp_pat
     assert purge(live, "exp/pool", "new").status_code == 204
     live.stop()
     past = int(time.time() * 1000) - 1000
-    with sqlite3.connect(data / "purgecache.db") as conn:
+    with sqlite_file(data / "purgecache.db") as conn:
         old = PurgeRequest("exp/pool", "old", past, past)
         conn.execute(
             "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires, wire) "
@@ -279,7 +279,7 @@ def _worker_rss_kb(live: LiveServer) -> int:
 def test_listing_does_not_leak_memory(server_factory: ServerFactory, tmp_path: Path) -> None:
     """Hundreds of 1000-row pages leave the worker's memory where it was (no leaked bodies)."""
     live = server_factory(data_dir=tmp_path / "d")
-    with sqlite3.connect(live.db_path) as conn:
+    with sqlite_file(live.db_path) as conn:
         far = 2**50
         conn.executemany(
             "INSERT INTO cache_purges (worker_pool_id, cache_name, before, expires, wire) "

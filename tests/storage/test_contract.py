@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from purgecache.storage.sqlite import LATEST_VERSION, connect, upgrade
 from storage.conftest import BACKENDS, new_storage
 
 import pg
+from support.sqlite_files import sqlite_file
 
 NOW = 1_900_000_000_000
 
@@ -147,7 +149,7 @@ def test_check_fails_without_the_purge_table(storage: Storage, runner: asyncio.R
     """check() raises StorageError when the database answers but lost its purge table."""
     drop = "DROP TABLE cache_purges"
     if isinstance(storage, SqliteStorage):
-        with sqlite3.connect(storage.path) as db:
+        with sqlite_file(storage.path) as db:
             db.execute(drop)
         db.close()
     else:
@@ -186,17 +188,17 @@ def test_postgres_unreachable_is_unavailable(runner: asyncio.Runner) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A database from a newer purgecache is not downgraded."""
-    conn = connect(tmp_path / "new.db")
-    conn.execute(f"PRAGMA user_version={LATEST_VERSION + 1}")
-    with pytest.raises(SchemaTooNewError, match="refusing to downgrade"):
-        upgrade(conn)
+    with closing(connect(tmp_path / "new.db")) as conn:
+        conn.execute(f"PRAGMA user_version={LATEST_VERSION + 1}")
+        with pytest.raises(SchemaTooNewError, match="refusing to downgrade"):
+            upgrade(conn)
 
 
 def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     """Running the migrations twice leaves the schema at the latest version."""
-    conn = connect(tmp_path / "x.db")
-    assert upgrade(conn) == LATEST_VERSION
-    assert upgrade(conn) == LATEST_VERSION
+    with closing(connect(tmp_path / "x.db")) as conn:
+        assert upgrade(conn) == LATEST_VERSION
+        assert upgrade(conn) == LATEST_VERSION
 
 
 def _second(storage: Storage, tmp_path: Path) -> Storage:
@@ -306,7 +308,7 @@ def test_sqlite_writers_in_several_processes_lose_nothing(tmp_path: Path) -> Non
         subprocess.Popen([sys.executable, "-c", script, str(path), f"w{n}"]) for n in range(4)
     ]
     assert [writer.wait(120) for writer in writers] == [0, 0, 0, 0]
-    with sqlite3.connect(path) as conn:
+    with sqlite_file(path) as conn:
         count = conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0]
     assert count == 4 * 300
 
@@ -441,7 +443,7 @@ def _replay(
 
 
 def _sqlite_at_schema_2(path: Path) -> None:
-    with sqlite3.connect(path, isolation_level=None) as db:
+    with sqlite_file(path, isolation_level=None) as db:
         _replay(db, _schema_2_steps("sqlite", "?"))
         db.execute("PRAGMA user_version=2")
     db.close()
@@ -461,7 +463,7 @@ def _columns(request: PurgeRequest) -> tuple[str, str, int, int]:
 def _stored_entries(backend: str, where: Path | str) -> list[bytes | None]:
     query = "SELECT wire FROM cache_purges ORDER BY worker_pool_id, cache_name"
     if backend == "sqlite":
-        with sqlite3.connect(where) as db:
+        with sqlite_file(where) as db:
             found = db.execute(query).fetchall()
         db.close()
     else:
@@ -527,10 +529,11 @@ def test_after_migration_3_every_row_must_have_an_entry(
         "VALUES ('old/writer', 'c', 1, 2)"
     )
     if isinstance(storage, SqliteStorage):
-        db = sqlite3.connect(storage.path)
-        with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        with (
+            closing(sqlite3.connect(storage.path)) as db,
+            pytest.raises(sqlite3.IntegrityError, match="NOT NULL"),
+        ):
             db.execute(insert)
-        db.close()
     else:
         assert isinstance(storage, PostgresStorage)
         with (

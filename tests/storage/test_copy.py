@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from purgecache.model import Provenance, PurgeRequest
 from purgecache.storage import SqliteStorage
 
 import pg
+from support.sqlite_files import sqlite_file
 
 
 def run_copy(source: str, target: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ def run_copy(source: str, target: str) -> subprocess.CompletedProcess[str]:
 
 
 def sqlite_rows(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as conn:
+    with sqlite_file(path) as conn:
         return list(
             conn.execute("SELECT worker_pool_id, cache_name FROM cache_purges ORDER BY 1, 2")
         )
@@ -64,7 +64,7 @@ def test_copy_from_an_upstream_database(tmp_path: Path, shape: str) -> None:
 def test_copy_between_our_backends_keeps_the_later_before(tmp_path: Path) -> None:
     """SQLite -> PostgreSQL -> SQLite round trip; an existing later `before` is kept."""
     first = tmp_path / "first.db"
-    with sqlite3.connect(first) as conn:
+    with sqlite_file(first) as conn:
         conn.execute("PRAGMA user_version=1")
         conn.execute(
             "CREATE TABLE cache_purges (worker_pool_id TEXT, cache_name TEXT, before INTEGER, "
@@ -84,7 +84,7 @@ def test_copy_between_our_backends_keeps_the_later_before(tmp_path: Path) -> Non
     second = tmp_path / "second.db"
     assert run_copy(url, f"sqlite:///{second}").returncode == 0
     assert run_copy(f"sqlite:///{first}", f"sqlite:///{second}").returncode == 0
-    with sqlite3.connect(second) as conn:
+    with sqlite_file(second) as conn:
         assert conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0] == 12_000
         before = conn.execute("SELECT before FROM cache_purges WHERE cache_name='c0'").fetchone()
     assert before[0] == 5_000_000
@@ -145,6 +145,6 @@ def test_copy_keeps_the_until_applied_policy(tmp_path: Path) -> None:
         assert policies.fetchall() == [("kept", far - 10), ("normal", None)]
     second = tmp_path / "second.db"
     assert run_copy(url, f"sqlite:///{second}").returncode == 0
-    with sqlite3.connect(second) as db:
+    with sqlite_file(second) as db:
         rows = db.execute("SELECT cache_name, until_applied FROM cache_purges ORDER BY 1")
         assert rows.fetchall() == [("kept", far - 10), ("normal", None)]

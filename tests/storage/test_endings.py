@@ -6,7 +6,6 @@ about, and cancelled."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from purgecache.events import model as events
@@ -15,6 +14,8 @@ from purgecache.storage import SqliteStorage, Storage
 from purgecache.storage.migrations import statements
 from purgecache.storage.settling import Settled
 from purgecache.storage.sqlite import MIGRATIONS
+
+from support.sqlite_files import sqlite_file
 
 NOW = 1_900_000_000_000
 ORIGIN = Provenance("createPurge", "alice", reason="wrong pool")
@@ -149,7 +150,7 @@ def test_migration_10_ends_the_purges_that_ended_before_it(tmp_path: Path) -> No
     `superseded`, one whose request is gone `expired`, the open one stays open; when they
     ended is not known."""
     path = tmp_path / "schema8.db"
-    with sqlite3.connect(path, isolation_level=None) as db:
+    with sqlite_file(path, isolation_level=None) as db:
         for migration in MIGRATIONS:
             if migration.number <= 8:
                 for statement in statements(migration.sql):

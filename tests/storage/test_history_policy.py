@@ -6,7 +6,6 @@ it (only those still open with the policy)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import psycopg
@@ -17,6 +16,8 @@ from purgecache.storage import SqliteStorage, Storage, postgres, sqlite
 from purgecache.storage.postgres import PostgresStorage
 from purgecache.storage.selectors import StoredSelector
 from storage.conftest import BACKENDS, new_storage
+
+from support.sqlite_files import sqlite_file
 
 NOW = 1_900_000_000_000
 ORIGIN = Provenance("purgeCache", "alice")
@@ -115,7 +116,7 @@ def _write_schema_12_rows(storage: Storage) -> None:
         "until_applied) VALUES ({m}, {m}, {m}, {m}, '{{}}', {m})"
     )
     if isinstance(storage, SqliteStorage):
-        with sqlite3.connect(storage.path, isolation_level=None) as db:
+        with sqlite_file(storage.path, isolation_level=None) as db:
             db.executemany(insert_event.format(m="?"), events)
             db.executemany(insert_request.format(m="?"), requests)
         db.close()

@@ -8,7 +8,6 @@ events` commands too)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from purgecache.model import CacheReceipt, HistoryFilter, Provenance, PurgeReque
 from purgecache.storage import SqliteStorage, Storage
 from purgecache.storage.postgres import PostgresStorage
 from storage.test_contract import BACKENDS, NOW, new_storage
+
+from support.sqlite_files import sqlite_file
 
 
 @pytest.fixture
@@ -148,7 +149,7 @@ def outbox_rows(storage: Storage) -> int:
     """The event rows stored, counted with the test's own connection."""
     count = "SELECT count(*) FROM event_outbox"
     if isinstance(storage, SqliteStorage):
-        with sqlite3.connect(storage.path) as db:
+        with sqlite_file(storage.path) as db:
             (rows,) = db.execute(count).fetchone()
         db.close()
         return int(rows)
