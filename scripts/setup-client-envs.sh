@@ -13,7 +13,8 @@
 # Idempotent: each environment gets a marker file `.ready` holding the exact
 # specification it was built from; an environment whose marker matches is left
 # alone (a warm run takes well under a second), anything else is rebuilt from
-# scratch. Needs python3 (>= 3.11, override with $PYTHON), node >= 20 and npm.
+# scratch. Needs python3.11 (override with $PYTHON): taskcluster 19.0.0's urllib3
+# 1.25 no longer imports on 3.12 (its bundled six), node >= 20 and npm.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
