@@ -194,6 +194,30 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
             upgrade(conn)
 
 
+def test_a_file_that_is_not_a_database_is_a_storage_error_and_leaves_nothing_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a file that is not SQLite's says which file and why, as a StorageError (serve
+    prints it and exits 1), and closes the connection it had opened."""
+    path = tmp_path / "notes.db"
+    path.write_text("not a database, but 512 bytes of text\n" * 16)
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def tracked(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        opened.append(real_connect(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", tracked)
+    with pytest.raises(
+        StorageError, match=r"cannot open SQLite database .*notes\.db: file is not a database"
+    ):
+        connect(path)
+    (conn,) = opened
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        conn.execute("SELECT 1")
+
+
 def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     """Running the migrations twice leaves the schema at the latest version."""
     with closing(connect(tmp_path / "x.db")) as conn:

@@ -273,16 +273,15 @@ PurgeRow = tuple[PurgeRequest, bytes, Provenance]  # a purge, its wire entry, wh
 
 def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open (creating if needed) the database file with the settings every process uses."""
+    conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-    except sqlite3.Error as error:
-        raise StorageError(f"cannot open SQLite database {path}: {error}") from error
-    try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
     except sqlite3.Error as error:
-        conn.close()
+        if conn is not None:
+            conn.close()
         raise StorageError(f"cannot open SQLite database {path}: {error}") from error
     return conn
 
