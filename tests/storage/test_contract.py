@@ -554,7 +554,7 @@ def test_after_migration_3_every_row_must_have_an_entry(
     )
     if isinstance(storage, SqliteStorage):
         with (
-            closing(sqlite3.connect(storage.path)) as db,
+            sqlite_file(storage.path) as db,
             pytest.raises(sqlite3.IntegrityError, match="NOT NULL"),
         ):
             db.execute(insert)

@@ -12,6 +12,8 @@ from pathlib import Path
 from purgecache.model import Provenance, PurgeRequest
 from purgecache.storage import SqliteStorage, sqlite
 
+from support.sqlite_files import sqlite_file
+
 NOW = 1_795_000_000_000
 
 
@@ -20,13 +22,11 @@ def rows_in_the_file_alone(db: Path, copy: Path) -> int:
     0 when not even the schema is in it yet, or when the copy caught a checkpoint halfway
     through writing the file (SQLite finds it malformed: a torn copy, not a torn file)."""
     shutil.copyfile(db, copy)
-    conn = sqlite3.connect(copy)
     try:
-        return int(conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0])
+        with sqlite_file(copy) as conn:
+            return int(conn.execute("SELECT count(*) FROM cache_purges").fetchone()[0])
     except sqlite3.DatabaseError:
         return 0
-    finally:
-        conn.close()
 
 
 def test_commits_reach_the_database_file_in_the_background(tmp_path: Path) -> None:

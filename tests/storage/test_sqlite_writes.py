@@ -6,7 +6,6 @@ committed."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from purgecache.model import Provenance, PurgeRequest, WorkerReport
 from purgecache.storage import SqliteStorage, sqlite
 
+from support.sqlite_files import sqlite_file
 from support.sqlite_locks import held, ticks_until
 
 NOW = 1_795_000_000_000
@@ -27,11 +27,8 @@ def purge_row(name: str) -> tuple[PurgeRequest, bytes, Provenance]:
 
 def stored(path: Path, column: str = "cache_name", table: str = "cache_purges") -> list[str]:
     """A column of a table's rows, sorted, as another process reading the file finds them."""
-    conn = sqlite3.connect(path)
-    try:
+    with sqlite_file(path) as conn:
         return sorted(value for (value,) in conn.execute(f"SELECT {column} FROM {table}"))
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
